@@ -1,0 +1,11 @@
+"""cnnlab: convolutional neural networks in NumPy, every step visible.
+
+``import cnnlab`` loads NumPy and nothing heavier; data loading, plotting and
+the command line import their libraries only when used.
+"""
+from .tensor import Tensor, no_grad, enable_grad, is_grad_enabled
+from . import functional, nn, optim, filters
+
+__version__ = "0.1.0"
+__all__ = ["Tensor", "no_grad", "enable_grad", "is_grad_enabled", "functional", "nn", "optim",
+           "filters", "__version__"]

@@ -4,8 +4,9 @@
 the command line import their libraries only when used.
 """
 from .tensor import Tensor, no_grad, enable_grad, is_grad_enabled
+from .random import manual_seed
 from . import functional, nn, optim, filters
 
 __version__ = "0.1.0"
 __all__ = ["Tensor", "no_grad", "enable_grad", "is_grad_enabled", "functional", "nn", "optim",
-           "filters", "__version__"]
+           "filters", "__version__", "manual_seed"]

@@ -1,0 +1,158 @@
+"""Flatten, dense (linear) layers, dropout and batch normalisation."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..tensor import Tensor, as_tensor
+from ._layout import to_chwn, to_nchw
+
+
+def flatten(input, start_dim: int = 1, end_dim: int = -1) -> Tensor:
+    """Line the feature maps up into one long vector per image (no value changes).
+
+    Shape: ``(N, C, H, W) -> (N, C*H*W)`` with the defaults; generally dims
+    ``start_dim..end_dim`` are merged into one.
+    """
+    x = as_tensor(input)
+    nd = x.ndim
+    s, e = start_dim % nd if nd else 0, end_dim % nd if nd else 0
+    if s > e:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for a {nd}-D input")
+    shape = x.shape[:s] + (int(np.prod(x.shape[s:e + 1])),) + x.shape[e + 1:]
+    return x.reshape(shape)
+
+
+def linear(input, weight, bias=None) -> Tensor:
+    """Dense layer ``y = x W^T + b``: every input feature connects to every output.
+
+    Shape: input ``(*, in_features)``, weight ``(out_features, in_features)``,
+    bias ``(out_features,)``, output ``(*, out_features)``.
+    """
+    x, w = as_tensor(input), as_tensor(weight)
+    b = None if bias is None else as_tensor(bias)
+    if w.ndim != 2:
+        raise ValueError(f"linear: expected weight of shape (out_features, in_features), got {tuple(w.shape)}")
+    if x.ndim < 1 or x.shape[-1] != w.shape[1]:
+        raise ValueError(f"linear: input of shape {tuple(x.shape)} has {x.shape[-1] if x.ndim else 0} "
+                         f"features, but weight of shape {tuple(w.shape)} expects {w.shape[1]}")
+    if x.dtype != w.dtype:
+        raise TypeError(f"linear: input and weight must have the same dtype, got input {x.dtype} "
+                        f"and weight {w.dtype}")
+    if b is not None and b.shape != (w.shape[0],):
+        raise ValueError(f"linear: expected bias of shape ({w.shape[0]},), got {tuple(b.shape)}")
+    lead = x.shape[:-1]
+    x2 = x.data.reshape(-1, w.shape[1])
+    out = x2 @ w.data.T
+    if b is not None:
+        out += b.data
+
+    def backward(g):
+        g2 = g.reshape(-1, w.shape[0])
+        gx = (g2 @ w.data).reshape(x.shape) if x.requires_grad else None
+        gw = g2.T @ x2 if w.requires_grad else None
+        if b is None:
+            return gx, gw
+        return gx, gw, (g2.sum(axis=0) if b.requires_grad else None)
+
+    parents = (x, w) if b is None else (x, w, b)
+    return Tensor.from_op(out.reshape(lead + (w.shape[0],)), parents, backward, "linear")
+
+
+def dropout(input, p: float = 0.5, training: bool = True, rng=None) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by ``1/(1-p)`` (training only).
+
+    Args:
+        rng: a ``numpy.random.Generator`` (default: a fresh unseeded one).
+    Shape: any; the output has the input's shape.
+    """
+    x = as_tensor(input)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * np.zeros((), dtype=x.dtype)
+    rng = np.random.default_rng() if rng is None else rng
+    mask = (rng.random(x.shape, dtype=np.float64 if x.dtype == np.float64 else np.float32) >= p)
+    scale = mask * x.dtype.type(1.0 / (1.0 - p))
+    return Tensor.from_op(x.data * scale, (x,), lambda g: (g * scale,), "dropout")
+
+
+def batch_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
+               training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalise each channel to zero mean and unit variance, then scale and shift.
+
+    In training, statistics come from the batch (biased variance) and the
+    running estimates (ndarrays, updated in place) move by ``momentum`` towards
+    them (unbiased variance), as in PyTorch.  In evaluation the running
+    estimates are used.
+
+    Shape: ``(N, C)`` or ``(N, C, H, W)``; the output has the input's shape.
+    """
+    x = as_tensor(input)
+    if x.ndim not in (2, 4):
+        raise ValueError(f"batch_norm: expected a 2-D (N, C) or 4-D (N, C, H, W) input, got {tuple(x.shape)}")
+    C = x.shape[1]
+    for name, arr in (("running_mean", running_mean), ("running_var", running_var),
+                      ("weight", weight), ("bias", bias)):
+        if arr is not None and tuple(np.shape(arr.data if isinstance(arr, Tensor) else arr)) != (C,):
+            raise ValueError(f"batch_norm: expected {name} of shape ({C},) for input of shape "
+                             f"{tuple(x.shape)}, got {tuple(np.shape(arr.data if isinstance(arr, Tensor) else arr))}")
+    # (C, M) view: channel first, every other axis flattened into one contiguous row
+    if x.ndim == 4:
+        m = to_chwn(x.data).reshape(C, -1)
+    else:
+        m = x.data.T
+    count = m.shape[1]
+    if training:
+        if count <= 1:
+            raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
+                             f"got input of shape {tuple(x.shape)}")
+        mu = m.mean(axis=1)
+        centered = m - mu[:, None]
+        var = np.einsum("cm,cm->c", centered, centered) / count
+        if running_mean is not None:
+            running_mean *= 1 - momentum
+            running_mean += momentum * mu
+        if running_var is not None:
+            running_var *= 1 - momentum
+            running_var += momentum * var * count / (count - 1)
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: running_mean and running_var are required when training=False")
+        mu = np.asarray(running_mean, dtype=x.dtype)
+        var = np.asarray(running_var, dtype=x.dtype)
+        centered = m - mu[:, None]
+    inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
+    xhat = centered * inv_std[:, None]
+    w = None if weight is None else as_tensor(weight)
+    b = None if bias is None else as_tensor(bias)
+    out = xhat * w.data[:, None] if w is not None else xhat.copy()
+    if b is not None:
+        out += b.data[:, None]
+
+    def to_input_layout(a):
+        return to_nchw(a.reshape(C, *x.shape[2:], x.shape[0])) if x.ndim == 4 else a.T
+
+    def backward(g):
+        gm = to_chwn(g).reshape(C, -1) if x.ndim == 4 else g.T
+        gw = np.einsum("cm,cm->c", gm, xhat) if w is not None and w.requires_grad else None
+        gb = gm.sum(axis=1) if b is not None and b.requires_grad else None
+        gx = None
+        if x.requires_grad:
+            gxhat = gm * w.data[:, None] if w is not None else gm
+            if training:
+                gx = inv_std[:, None] * (gxhat - gxhat.mean(axis=1, keepdims=True)
+                                         - xhat * np.einsum("cm,cm->c", gxhat, xhat)[:, None] / count)
+            else:
+                gx = gxhat * inv_std[:, None]
+            gx = to_input_layout(gx)
+        grads = [gx]
+        if w is not None:
+            grads.append(gw)
+        if b is not None:
+            grads.append(gb)
+        return tuple(grads)
+
+    parents = tuple(t for t in (x, w, b) if t is not None)
+    return Tensor.from_op(to_input_layout(out), parents, backward, "batch_norm")

@@ -1,0 +1,441 @@
+"""Layers: each one holds its settings (and parameters) and calls one functional op.
+
+Every layer knows its ``output_shape(input_shape)`` before it runs (computed
+with the same :func:`~cnnlab.functional.conv_output_size` rule the op uses),
+and prints like its PyTorch counterpart.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import functional as F
+from ..functional.shape import (conv_output_size, conv_padding, pair, pool_output_size,
+                                positive_pair)
+from ..random import get_rng
+from .module import Module, Parameter
+
+
+def _uniform(shape, bound: float, dtype) -> Parameter:
+    return Parameter(get_rng().uniform(-bound, bound, size=shape).astype(dtype))
+
+
+def _check_shape(layer: Module, input_shape, ndim: int, what: str) -> tuple:
+    shape = tuple(input_shape)
+    if len(shape) != ndim:
+        raise ValueError(f"{type(layer).__name__} expects a {ndim}-D input {what}, got shape {shape}")
+    return shape
+
+
+# --- convolution and dense -------------------------------------------------------------
+class Conv2d(Module):
+    """2-D convolution layer: ``out_channels`` kernels slide over the input.
+
+    Weights start as PyTorch's (uniform in +-1/sqrt(fan_in), fan_in = in_channels/groups * kH * kW).
+
+    Shape:
+        - input ``(N, C_in, H, W)``, output ``(N, C_out, H_out, W_out)`` with
+          ``H_out = floor((H + P_top + P_bottom - dilation*(kH-1) - 1) / stride) + 1``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 dtype=np.float32):
+        super().__init__()
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"`{name}` must be a positive int, got {value!r}")
+        if in_channels % groups:
+            raise ValueError(f"`in_channels` (={in_channels}) must be divisible by `groups` (={groups})")
+        if out_channels % groups:
+            raise ValueError(f"`out_channels` (={out_channels}) must be divisible by `groups` (={groups})")
+        if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
+            raise ValueError(f"padding_mode must be one of ('zeros', 'reflect', 'replicate', 'circular'), "
+                             f"got {padding_mode!r}")
+        if isinstance(padding, str) and padding not in ("same", "valid"):
+            raise ValueError(f"padding string must be 'valid' or 'same', got {padding!r}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = positive_pair(kernel_size, "kernel_size")
+        self.stride = positive_pair(stride, "stride")
+        self.padding = padding if isinstance(padding, str) else (
+            padding if isinstance(padding, tuple) and isinstance(padding[0], tuple) else pair(padding, "padding"))
+        self.dilation = positive_pair(dilation, "dilation")
+        self.groups, self.padding_mode = int(groups), padding_mode
+        fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
+        bound = 1 / math.sqrt(fan_in)
+        self.weight = _uniform((out_channels, in_channels // groups) + self.kernel_size, bound, dtype)
+        self.bias = _uniform((out_channels,), bound, dtype) if bias else None
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                        self.groups, self.padding_mode)
+
+    def resolved_padding(self, height: int, width: int):
+        """``((top, bottom), (left, right))`` for an input of this size."""
+        return conv_padding(self.padding, (height, width), self.kernel_size, self.stride, self.dilation)
+
+    def output_shape(self, input_shape):
+        n, c, h, w = _check_shape(self, input_shape, 4, "(N, C, H, W)")
+        if c != self.in_channels:
+            raise ValueError(f"{self!r} expects {self.in_channels} input channels, got input shape {tuple(input_shape)}")
+        ph, pw = self.resolved_padding(h, w)
+        return (n, self.out_channels,
+                conv_output_size(h, self.kernel_size[0], self.stride[0], ph, self.dilation[0]),
+                conv_output_size(w, self.kernel_size[1], self.stride[1], pw, self.dilation[1]))
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding not in ((0, 0), "valid"):
+            s += f", padding={self.padding!r}" if isinstance(self.padding, str) else f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
+        return s
+
+
+class Linear(Module):
+    """Dense (fully connected) layer ``y = x W^T + b``; also reachable as ``Dense``.
+
+    Shape: input ``(*, in_features)``, output ``(*, out_features)``.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32):
+        super().__init__()
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"`{name}` must be a positive int, got {value!r}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        bound = 1 / math.sqrt(in_features)
+        self.weight = _uniform((out_features, in_features), bound, dtype)
+        self.bias = _uniform((out_features,), bound, dtype) if bias else None
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+    def output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        if not shape or shape[-1] != self.in_features:
+            raise ValueError(f"{self!r} expects inputs with {self.in_features} features in the last "
+                             f"dimension, got shape {shape}")
+        return shape[:-1] + (self.out_features,)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+Dense = Linear
+
+
+class Flatten(Module):
+    """Lines feature maps up into one vector per image. Shape: ``(N, C, H, W) -> (N, C*H*W)``."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        return F.flatten(x, self.start_dim, self.end_dim)
+
+    def output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        s, e = self.start_dim % len(shape), self.end_dim % len(shape)
+        return shape[:s] + (int(np.prod(shape[s:e + 1])),) + shape[e + 1:]
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+# --- pooling -----------------------------------------------------------------------------
+class _Pool2d(Module):
+    """Shared settings of the sliding-window pools. Shape: ``(N, C, H, W) -> (N, C, H_out, W_out)``."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+        super().__init__()
+        self.kernel_size = positive_pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else positive_pair(stride, "stride")
+        self.padding = pair(padding, "padding")
+        self.dilation = positive_pair(dilation, "dilation")
+        self.ceil_mode = bool(ceil_mode)
+
+    def output_shape(self, input_shape):
+        n, c, h, w = _check_shape(self, input_shape, 4, "(N, C, H, W)")
+        sizes = [pool_output_size(size, k, s, p, d, self.ceil_mode) for size, k, s, p, d in
+                 zip((h, w), self.kernel_size, self.stride, self.padding, self.dilation)]
+        return (n, c, *sizes)
+
+    def extra_repr(self):
+        s = f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        return s + (", ceil_mode=True" if self.ceil_mode else "")
+
+
+class MaxPool2d(_Pool2d):
+    """Keeps the largest value of each window, channel by channel (channels never reduced)."""
+
+    def forward(self, x):
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+
+
+class MinPool2d(_Pool2d):
+    """Keeps the smallest value of each window (dark strokes on a light background)."""
+
+    def forward(self, x):
+        return F.min_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+
+
+class AvgPool2d(_Pool2d):
+    """Averages each window, channel by channel."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+        super().__init__(kernel_size, stride, padding, 1, ceil_mode)
+        self.count_include_pad = bool(count_include_pad)
+
+    def forward(self, x):
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad)
+
+    def extra_repr(self):
+        return super().extra_repr() + ("" if self.count_include_pad else ", count_include_pad=False")
+
+
+class _AdaptivePool2d(Module):
+    """Pools to a fixed output size whatever the input size. Shape: ``(N, C, H, W) -> (N, C, oH, oW)``."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size if isinstance(output_size, tuple) else (output_size, output_size)
+
+    def output_shape(self, input_shape):
+        n, c, h, w = _check_shape(self, input_shape, 4, "(N, C, H, W)")
+        oh, ow = self.output_size
+        return (n, c, h if oh is None else oh, w if ow is None else ow)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveAvgPool2d(_AdaptivePool2d):
+    def forward(self, x):
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+
+class AdaptiveMaxPool2d(_AdaptivePool2d):
+    def forward(self, x):
+        return F.adaptive_max_pool2d(x, self.output_size)
+
+
+class GlobalAvgPool2d(Module):
+    """Average of each whole feature map. Shape: ``(N, C, H, W) -> (N, C)``."""
+
+    def forward(self, x):
+        return F.global_avg_pool2d(x)
+
+    def output_shape(self, input_shape):
+        n, c, _, _ = _check_shape(self, input_shape, 4, "(N, C, H, W)")
+        return (n, c)
+
+
+class GlobalMaxPool2d(GlobalAvgPool2d):
+    """Maximum of each whole feature map. Shape: ``(N, C, H, W) -> (N, C)``."""
+
+    def forward(self, x):
+        return F.global_max_pool2d(x)
+
+
+class FractionalMaxPool2d(Module):
+    """Graham's fractional max pooling: pseudo-random window starts, non-integer shrink ratio.
+
+    Shape: ``(N, C, H, W) -> (N, C, oH, oW)``; ``oH = output_size`` or ``floor(H * output_ratio)``.
+    """
+
+    def __init__(self, kernel_size, output_size=None, output_ratio=None, rng=None):
+        super().__init__()
+        if (output_size is None) == (output_ratio is None):
+            raise ValueError("FractionalMaxPool2d requires specifying exactly one of output_size or "
+                             f"output_ratio, got output_size={output_size!r}, output_ratio={output_ratio!r}")
+        self.kernel_size = positive_pair(kernel_size, "kernel_size")
+        self.output_size = None if output_size is None else positive_pair(output_size, "output_size")
+        self.output_ratio = None if output_ratio is None else (
+            output_ratio if isinstance(output_ratio, tuple) else (output_ratio, output_ratio))
+        self.rng = rng
+
+    def forward(self, x):
+        return F.fractional_max_pool2d(x, self.kernel_size, self.output_size, self.output_ratio,
+                                       rng=self.rng if self.rng is not None else get_rng())
+
+    def output_shape(self, input_shape):
+        n, c, h, w = _check_shape(self, input_shape, 4, "(N, C, H, W)")
+        if self.output_size is not None:
+            return (n, c) + self.output_size
+        return (n, c, int(h * self.output_ratio[0]), int(w * self.output_ratio[1]))
+
+    def extra_repr(self):
+        target = (f"output_size={self.output_size}" if self.output_size is not None
+                  else f"output_ratio={self.output_ratio}")
+        return f"kernel_size={self.kernel_size}, {target}"
+
+
+# --- activations ----------------------------------------------------------------------
+class ReLU(Module):
+    """``max(0, x)``. Shape: unchanged."""
+
+    def forward(self, x):
+        return F.relu(x)
+
+
+class LeakyReLU(Module):
+    """``x if x > 0 else negative_slope * x``. Shape: unchanged."""
+
+    def __init__(self, negative_slope: float = 0.01):
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x):
+        return F.leaky_relu(x, self.negative_slope)
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}"
+
+
+class Sigmoid(Module):
+    """``1 / (1 + e^-x)``. Shape: unchanged."""
+
+    def forward(self, x):
+        return F.sigmoid(x)
+
+
+class Tanh(Module):
+    """Hyperbolic tangent. Shape: unchanged."""
+
+    def forward(self, x):
+        return F.tanh(x)
+
+
+class Softmax(Module):
+    """Probabilities along ``dim``. Shape: unchanged."""
+
+    def __init__(self, dim: int = -1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return F.softmax(x, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    """Log-probabilities along ``dim``. Shape: unchanged."""
+
+    def forward(self, x):
+        return F.log_softmax(x, self.dim)
+
+
+class GELU(Module):
+    """Gaussian error linear unit. Shape: unchanged."""
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x):
+        return F.gelu(x, self.approximate)
+
+    def extra_repr(self):
+        return f"approximate='{self.approximate}'"
+
+
+class GLU(Module):
+    """Gated linear unit along ``dim``. Shape: that dimension halves."""
+
+    def __init__(self, dim: int = -1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return F.glu(x, self.dim)
+
+    def output_shape(self, input_shape):
+        shape = list(input_shape)
+        if shape[self.dim] % 2:
+            raise ValueError(f"GLU halves dimension {self.dim}, which must be even; got shape {tuple(input_shape)}")
+        shape[self.dim] //= 2
+        return tuple(shape)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class Identity(Module):
+    """Returns its input. Shape: unchanged."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x):
+        return x
+
+
+# --- regularisation and normalisation ------------------------------------------------
+class Dropout(Module):
+    """Randomly zeroes elements with probability ``p`` while training. Shape: unchanged."""
+
+    def __init__(self, p: float = 0.5, rng=None):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+        self.p, self.rng = p, rng
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training, self.rng if self.rng is not None else get_rng())
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class BatchNorm2d(Module):
+    """Per-channel normalisation with learned scale and shift. Shape: ``(N, C, H, W)``, unchanged."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, dtype=np.float32):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self.weight = Parameter(np.ones(num_features, dtype=dtype)) if affine else None
+        self.bias = Parameter(np.zeros(num_features, dtype=dtype)) if affine else None
+        if track_running_stats:
+            self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
+            self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
+            self.register_buffer("num_batches_tracked", np.zeros((), dtype=np.int64))
+        else:
+            self.running_mean = self.running_var = None
+
+    def forward(self, x):
+        shape = getattr(x, "shape", None)
+        if shape is None or len(shape) != 4 or shape[1] != self.num_features:
+            raise ValueError(f"{self!r} expects input of shape (N, {self.num_features}, H, W), got {shape}")
+        use_batch_stats = self.training or not self.track_running_stats
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked[...] += 1
+        return F.batch_norm(x, self.running_mean if self.track_running_stats else None,
+                            self.running_var if self.track_running_stats else None,
+                            self.weight, self.bias, use_batch_stats, self.momentum, self.eps)
+
+    def output_shape(self, input_shape):
+        n, c, h, w = _check_shape(self, input_shape, 4, "(N, C, H, W)")
+        if c != self.num_features:
+            raise ValueError(f"{self!r} expects {self.num_features} channels, got shape {tuple(input_shape)}")
+        return tuple(input_shape)
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"

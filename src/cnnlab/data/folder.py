@@ -1,0 +1,215 @@
+"""A folder of the user's own images, one subfolder per class.
+
+::
+
+    my_images/
+        cat/  a.png  b.jpg ...
+        dog/  c.bmp  ...
+
+Class names are the subfolder names in sorted order (label 0 is the first).
+Hidden entries (names starting with ".") are ignored.  Images are read with
+Pillow (PNG, JPEG, BMP, GIF, TIFF, WebP), turned upright by their EXIF
+orientation, converted to grayscale or RGB, and resized with Pillow's
+antialiased bilinear filter.
+"""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .dataset import ArrayDataset, stratified_split
+
+__all__ = ["load_image_folder", "IMAGE_EXTENSIONS", "list_image_folder", "read_image"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+_GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+
+
+def list_image_folder(root, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> Tuple[List[str], List[Tuple[Path, int]]]:
+    """The class names and the sorted ``(path, label)`` list of an image folder.
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist.
+        NotADirectoryError: ``root`` is a file.
+        ValueError: no class subfolders, fewer than 2 classes, or a class without images.
+    """
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise FileNotFoundError(f"image folder {root} does not exist")
+    if not root.is_dir():
+        raise NotADirectoryError(f"{root} is a file, expected a folder with one subfolder per class")
+    exts = tuple(e.lower() for e in extensions)
+    entries = sorted(os.scandir(root), key=lambda e: e.name)
+    classes = [e.name for e in entries if e.is_dir() and not e.name.startswith(".")]
+    if not classes:
+        loose = [e.name for e in entries if e.is_file() and e.name.lower().endswith(exts)]
+        hint = (f"; it holds {len(loose)} image files directly (e.g. {loose[0]}): move each class's "
+                "images into a subfolder named after the class") if loose else ""
+        raise ValueError(f"image folder {root} has no class subfolders, expected one subfolder "
+                         f"per class{hint}")
+    if len(classes) < 2:
+        raise ValueError(f"image folder {root} has {len(classes)} class subfolder ({classes[0]!r}), "
+                         "expected at least 2 classes to classify")
+    samples: List[Tuple[Path, int]] = []
+    for label, name in enumerate(classes):
+        files = sorted(
+            Path(dirpath) / f
+            for dirpath, dirnames, filenames in os.walk(root / name)
+            for f in filenames
+            if f.lower().endswith(exts) and not f.startswith(".")
+            and not any(part.startswith(".") for part in Path(dirpath).relative_to(root).parts))
+        if not files:
+            raise ValueError(f"class folder {root / name} holds no images with extensions "
+                             f"{', '.join(exts)}")
+        samples.extend((f, label) for f in files)
+    return classes, samples
+
+
+def _open(path: Path):
+    """The decoded image, turned upright by its EXIF orientation."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+    try:
+        with Image.open(path) as image:
+            image.load()
+            image = ImageOps.exif_transpose(image)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise ValueError(f"cannot read image {path}: {exc}") from exc
+    return image
+
+
+def _header(path: Path) -> Tuple[Tuple[int, int], bool]:
+    """``((H, W) as displayed, is_grayscale)`` from the file header, without decoding the pixels
+    (palette images excepted)."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as image:
+            height, width = image.height, image.width
+            try:
+                orientation = image.getexif().get(0x0112, 1)
+            except Exception:  # a broken EXIF block: ignore it, as the full read does
+                orientation = 1
+            if orientation in (5, 6, 7, 8):  # rotated by 90 degrees when displayed
+                height, width = width, height
+            gray = _is_gray(image)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise ValueError(f"cannot read image {path}: {exc}") from exc
+    return (height, width), gray
+
+
+def _is_gray(image) -> bool:
+    if image.mode in _GRAY_MODES:
+        return True
+    if image.mode == "P":  # palette image: gray when its palette colours are gray
+        rgb = np.asarray(image.convert("RGB"))
+        return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
+    return False
+
+
+def read_image(path, channels: int, size: Optional[Tuple[int, int]] = None) -> np.ndarray:
+    """Read one image file as float32 (C, H, W) in [0, 1].
+
+    Args:
+        path: the image file.
+        channels: 1 (grayscale) or 3 (RGB).
+        size: ``(H, W)`` to resize to, or ``None`` to keep the file's size.
+
+    Shape:
+        - output: (channels, H, W)
+    """
+    from PIL import Image
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    image = _open(Path(path))
+    if image.mode.startswith("I;16"):
+        array = np.asarray(image, dtype=np.float32) / np.float32(65535.0)
+        image = Image.fromarray(np.round(array * 255).astype(np.uint8), mode="L")
+    target = "L" if channels == 1 else "RGB"
+    if image.mode != target:
+        image = image.convert(target)
+    if size is not None and (image.height, image.width) != tuple(size):
+        image = image.resize((int(size[1]), int(size[0])), Image.BILINEAR)
+    array = np.asarray(image, dtype=np.uint8)
+    if channels == 1:
+        array = array[None]
+    else:
+        array = array.transpose(2, 0, 1)
+    out = array.astype(np.float32)
+    out /= np.float32(255.0)
+    return out
+
+
+def load_image_folder(root, size: Optional[Tuple[int, int]] = None, channels: Optional[int] = None,
+                      val_fraction: float = 0.2, seed: int = 0,
+                      extensions: Sequence[str] = IMAGE_EXTENSIONS) -> Tuple[ArrayDataset, ArrayDataset]:
+    """Load a folder of images (one subfolder per class) and split it into train and validation.
+
+    Args:
+        root: the folder.
+        size: ``(H, W)`` every image is resized to; an int means square.  By
+            default, the most common size among the images (ties: the larger).
+        channels: 1 (grayscale) or 3 (RGB); by default 1 when every image is
+            grayscale, else 3.
+        val_fraction: share of each class held out for validation, in [0, 1)
+            (see :func:`~cnnlab.data.stratified_split`; 0 gives an empty
+            validation set).
+        seed: seed of the split.
+        extensions: file name endings read as images (case-insensitive).
+
+    Returns:
+        ``(train, val)`` :class:`ArrayDataset` objects, both carrying the train
+        part's per-channel mean/std; ``val`` may be empty.
+
+    Shape:
+        - images: (N, channels, H, W), float32 in [0, 1]
+        - labels: (N,), int64
+
+    Raises:
+        FileNotFoundError: the folder does not exist.
+        ValueError: no class subfolders, fewer than 2 classes, a class without
+            images, an unreadable image (the message names its path), a bad
+            ``size``/``channels``/``val_fraction``.
+    """
+    if channels is not None and channels not in (1, 3):
+        raise ValueError(f"channels must be 1, 3 or None (auto-detect), got {channels!r}")
+    if size is not None:
+        if isinstance(size, (int, np.integer)):
+            size = (int(size), int(size))
+        size = tuple(int(s) for s in size)
+        if len(size) != 2 or min(size) < 1:
+            raise ValueError(f"size must be a positive (H, W) pair, got {size}")
+    if not 0.0 <= float(val_fraction) < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    root = Path(root).expanduser()
+    classes, samples = list_image_folder(root, extensions)
+
+    # First pass: headers only (cheap), to pick the size and the channel count.
+    if size is None or channels is None:
+        sizes: Counter = Counter()
+        all_gray = True
+        for path, _ in samples:
+            shape, gray = _header(path)
+            sizes[shape] += 1
+            all_gray = all_gray and gray
+        if size is None:
+            size = max(sizes.items(), key=lambda item: (item[1], item[0][0] * item[0][1], item[0]))[0]
+        if channels is None:
+            channels = 1 if all_gray else 3
+
+    images = np.empty((len(samples), channels, size[0], size[1]), dtype=np.float32)
+    for i, (path, _) in enumerate(samples):  # file decoding: one call per file
+        images[i] = read_image(path, channels, size)
+    labels = np.array([label for _, label in samples], dtype=np.int64)
+
+    train_idx, val_idx = stratified_split(labels, val_fraction, seed)
+    description = (f"image folder {root}: {len(samples)} images, {len(classes)} classes, "
+                   f"{'grayscale' if channels == 1 else 'RGB'} resized to {size[0]}x{size[1]}")
+    full = ArrayDataset(images, labels, classes, name=root.name or str(root), description=description,
+                        extra={"root": str(root)})
+    train = full.subset(train_idx, name=f"{full.name}-train").with_stats()
+    val = full.subset(val_idx, name=f"{full.name}-val")
+    val.mean, val.std = train.mean, train.std
+    return train, val

@@ -51,7 +51,7 @@ __all__ = [
 
 #: Largest number of output positions traced by default (all are still computed).
 MAX_POSITIONS = 16
-#: Softmax subtracts the largest score before exponentiating when a score's
+#: Softmax subtracts the largest score before exponentiating when that score's
 #: magnitude exceeds this (e^88.7 already overflows float32).
 SOFTMAX_SHIFT_ABOVE = 50.0
 
@@ -227,7 +227,8 @@ def _as_float_array(x, name: str) -> np.ndarray:
         raise TypeError(f"`{name}` must be numeric (a number, nested list or array), "
                         f"got {type(x).__name__}") from None
     if a.size and not np.all(np.isfinite(a)):
-        raise ValueError(f"`{name}` must contain only finite numbers, got {a.ravel()[~np.isfinite(a.ravel())][:3]}")
+        bad = a.ravel()[~np.isfinite(a.ravel())][:3]
+        raise ValueError(f"`{name}` must contain only finite numbers, got {bad.tolist()} in shape {a.shape}")
     return a
 
 
@@ -408,8 +409,11 @@ def trace_conv2d(image, kernel, stride=1, padding=0, bias: float = 0.0, position
 
     Example:
         >>> t = trace_conv2d([[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[0, 1], [2, 3]])
-        >>> [s.text for s in t.steps][1:]
-        ['(1x0) + (2x1) + (4x2) + (5x3) = 25', '(3x0) + (4x1) + (6x2) + (7x3) = 37', '(4x0) + (5x1) + (7x2) + (8x3) = 43']
+        >>> for step in t.steps: print(step.text)
+        (0x0) + (1x1) + (3x2) + (4x3) = 19
+        (1x0) + (2x1) + (4x2) + (5x3) = 25
+        (3x0) + (4x1) + (6x2) + (7x3) = 37
+        (4x0) + (5x1) + (7x2) + (8x3) = 43
     """
     img = _as_image(image, "image")
     ker = _as_float_array(kernel, "kernel")
@@ -972,9 +976,10 @@ def trace_softmax(scores, labels=None, subtract_max: Optional[bool] = None) -> S
     """Trace softmax: ``p_i = e^(s_i) / sum_j e^(s_j)``.
 
     Subtracting the same number from every score does not change softmax, so
-    for numerical safety the largest score is subtracted first when a score's
-    magnitude exceeds :data:`SOFTMAX_SHIFT_ABOVE` (e^1000 overflows; the
-    trace then says so and shows the shifted exponents).
+    for numerical safety the largest score is subtracted first when its
+    magnitude exceeds :data:`SOFTMAX_SHIFT_ABOVE` (e^1000 overflows, and when
+    every score is very negative every e^score underflows to 0); the trace
+    then says so and shows the shifted exponents.
 
     Args:
         scores: ``(n,)`` raw scores (logits).
@@ -998,7 +1003,7 @@ def trace_softmax(scores, labels=None, subtract_max: Optional[bool] = None) -> S
         raise ValueError(f"`scores` must be a non-empty 1-D array (n,), got shape {s.shape}")
     names = _labels(labels, s.size)
     top = float(s.max())
-    shift_needed = bool(np.abs(s).max() > SOFTMAX_SHIFT_ABOVE)
+    shift_needed = abs(top) > SOFTMAX_SHIFT_ABOVE
     use_shift = shift_needed if subtract_max is None else bool(subtract_max)
     shift = top if use_shift else 0.0
     notes: List[str] = []

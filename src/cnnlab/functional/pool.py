@@ -239,7 +239,10 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     Returns:
         The pooled Tensor, or ``(pooled, indices)`` with ``return_indices``.
         The gradient of each output element flows to the chosen pixel (ties:
-        the first one in row-major window order).
+        the first one in row-major window order).  With dilation a window
+        can fall entirely into the padding (e.g. H=1, kernel 2, dilation 2,
+        padding 1): its output is ``-inf``, it passes no gradient and its
+        index points outside ``[0, H*W)``.
 
     Shape:
         - Input: ``(N, C, H, W)``

@@ -24,6 +24,7 @@ from cnnlab.data import mnist as mnist_mod
 from cnnlab.data import transforms as T
 
 REPO = Path(__file__).resolve().parents[1]
+REAL_FETCH = mnist_mod.fetch_url  # kept before any test replaces it
 
 
 def shared_data_dir():
@@ -259,6 +260,55 @@ def test_offline_error_names_files_and_folder(tmp_path, fake_mnist, monkeypatch)
     assert str(tmp_path / "mine") in message and "--data-dir" in message and "no network" in message
     with pytest.raises(D.DatasetNotFoundError, match=f"download=False.*{fake_mnist['cache']}"):
         D.load_mnist(split="test", download=False)
+
+
+@pytest.fixture
+def local_http(fake_mnist):
+    """A file server on the loopback interface serving the fake MNIST files (bounded, test-only)."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(fake_mnist["server"]))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_real_fetch_over_loopback(local_http, fake_mnist, monkeypatch, tmp_path):
+    monkeypatch.setattr(mnist_mod, "fetch_url", REAL_FETCH)
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(var, "*")  # never route the loopback requests through a proxy
+    monkeypatch.setitem(mnist_mod.MIRRORS, "mnist", [local_http + "missing/", local_http])
+    ds = D.load_mnist(split="train", progress=True)  # the first mirror answers 404, the second works
+    np.testing.assert_array_equal(ds.labels, fake_mnist["arrays"]["train"][1])
+    assert sorted(os.listdir(fake_mnist["cache"])) == sorted(NAMES[:2])
+    buffer = io.BytesIO()
+    mnist_mod.fetch_url(local_http + NAMES[3], buffer, progress=False)
+    assert buffer.getvalue() == (fake_mnist["server"] / NAMES[3]).read_bytes()
+    monkeypatch.setitem(mnist_mod.MIRRORS, "mnist", [local_http + "missing/"])
+    with pytest.raises(D.DatasetNotFoundError, match="404"):
+        D.load_mnist(split="test", progress=False)
+
+
+def test_get_dataset_recognises_an_idx_folder(tmp_path, fake_mnist):
+    folder = tmp_path / "digits_idx"
+    folder.mkdir()
+    for name in NAMES:
+        (folder / name).write_bytes((fake_mnist["server"] / name).read_bytes())
+    train, test = D.get_dataset(str(folder))
+    assert train.name == "mnist-train" and len(train) == 6 and len(test) == 4
+    assert test.mean == train.mean and train.mean is not None
 
 
 def test_bad_kind_and_split():
@@ -612,6 +662,8 @@ def test_loader_errors():
         D.DataLoader(ds.images)
     with pytest.raises(ValueError, match=r"labels must have shape \(10,\), got \(9,\)"):
         D.DataLoader((ds.images, ds.labels[:9]))
+    with pytest.raises(TypeError, match=r"images must be floats in \[0, 1\] \(float32\), got dtype uint8"):
+        D.DataLoader((ds.images.astype(np.uint8), ds.labels))
 
 
 # ---------------------------------------------------------------------------

@@ -48,7 +48,7 @@ def _check_images_labels(images, labels) -> Tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-@dataclass
+@dataclass(eq=False)
 class ArrayDataset:
     """A labelled image data set held in memory.
 
@@ -65,6 +65,7 @@ class ArrayDataset:
         mean, std: per-channel statistics (length C) used to normalise inputs;
             by convention those of the *training* split, copied onto its test split.
             ``None`` until computed (see :meth:`with_stats`).
+        extra: free-form provenance (source files, folder), not validated.
 
     Shape:
         - images: (N, C, H, W), float32 in [0, 1]

@@ -54,6 +54,10 @@ class DataLoader:
                             f"got {type(dataset).__name__}")
         if images.ndim != 4:
             raise ValueError(f"images must have shape (N, C, H, W), got {images.shape}")
+        if images.dtype.kind != "f":
+            raise TypeError(f"images must be floats in [0, 1] (float32), got dtype {images.dtype}")
+        if labels.dtype.kind not in "iu":
+            raise TypeError(f"labels must be integers, got dtype {labels.dtype}")
         if labels.shape != (images.shape[0],):
             raise ValueError(f"labels must have shape ({images.shape[0]},), got {labels.shape}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:

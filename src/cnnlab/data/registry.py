@@ -9,7 +9,7 @@ from .cifar import CIFAR10_FILES, _ARCHIVE, _SUBFOLDER, load_cifar10
 from .dataset import ArrayDataset
 from .digits import load_digits_split
 from .folder import load_image_folder
-from .mnist import load_mnist
+from .mnist import MNIST_FILES, SHA256, load_mnist, sha256_file
 
 __all__ = ["get_dataset", "available_datasets"]
 
@@ -46,6 +46,20 @@ def _looks_like_cifar(path: Path) -> bool:
     return (path / _ARCHIVE).is_file()
 
 
+def _mnist_kind(path: Path) -> Optional[str]:
+    """``"mnist"`` or ``"fashion-mnist"`` when ``path`` holds that data set's IDX files (told apart
+    by the checksum of the small train-labels file), else None."""
+    name = MNIST_FILES["train"][1]
+    for folder in (path, path / "mnist", path / "fashion-mnist"):
+        for candidate in (folder / name, folder / name[:-3]):
+            if candidate.is_file():
+                digest = sha256_file(candidate)
+                for kind, table in SHA256.items():
+                    if table.get(candidate.name) == digest:
+                        return kind
+    return None
+
+
 def _with_train_stats(train: ArrayDataset, test: ArrayDataset) -> Tuple[ArrayDataset, ArrayDataset]:
     if train.mean is None or train.std is None:
         train.with_stats()
@@ -60,7 +74,9 @@ def get_dataset(name_or_path, data_dir=None, download: bool = True, val_fraction
 
     Names: ``"digits"`` (default of the CLI; offline), ``"mnist"``,
     ``"fashion-mnist"``, ``"cifar10"``; anything else is taken as a path: a
-    CIFAR-10 folder/archive, or an image folder with one subfolder per class.
+    CIFAR-10 folder/archive, a folder holding the MNIST or Fashion-MNIST IDX
+    files (recognised by their checksums), or an image folder with one
+    subfolder per class.
 
     Both returned data sets carry the class names, a description, and the
     *training* part's per-channel ``mean``/``std``; ``train.metadata()`` is
@@ -106,4 +122,7 @@ def get_dataset(name_or_path, data_dir=None, download: bool = True, val_fraction
                          f"an image folder (one subfolder per class); {path} does not exist")
     if _looks_like_cifar(path):
         return _with_train_stats(load_cifar10(path, "train"), load_cifar10(path, "test"))
+    kind = _mnist_kind(path) if path.is_dir() else None
+    if kind is not None:
+        return get_dataset(kind, data_dir=path, download=False, progress=progress)
     return load_image_folder(path, size=size, channels=channels, val_fraction=val_fraction, seed=seed)

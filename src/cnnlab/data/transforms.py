@@ -16,7 +16,7 @@ Inputs are never modified in place (except ``Normalize(inplace=True)``).
 from __future__ import annotations
 
 import numbers
-from typing import Optional, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import numpy as np
 
@@ -239,38 +239,45 @@ def rotate(batch, angles, interpolation: str = "bilinear", fill: float = 0.0, ce
     cos, sin = np.cos(theta), np.sin(theta)
     dy = (np.arange(height, dtype=np.float64) - cy)[None, :, None]
     dx = (np.arange(width, dtype=np.float64) - cx)[None, None, :]
-    # inverse rotation: where does output pixel (y, x) come from?  (B, H, W) each
-    sx = cos * dx - sin * dy + cx
-    sy = sin * dx + cos * dy + cy
-    flat = batch.reshape(n, c, height * width)
+    # inverse rotation: the input point that lands on output pixel (y, x); (B, H*W) each
+    sx = (cos * dx - sin * dy + cx).reshape(n, -1)
+    sy = (sin * dx + cos * dy + cy).reshape(n, -1)
     dtype = batch.dtype
-
-    def gather(yi, xi):
-        valid = (yi >= 0) & (yi < height) & (xi >= 0) & (xi < width)
-        index = (np.clip(yi, 0, height - 1) * width + np.clip(xi, 0, width - 1)).reshape(n, 1, -1)
-        return np.take_along_axis(flat, index, axis=2), valid.reshape(n, 1, -1)
+    flat = np.ascontiguousarray(batch).reshape(-1)
+    # start of each (image, channel) plane in ``flat``: (B, C, 1); a pixel is plane + y * W + x
+    plane = (np.arange(n * c, dtype=np.intp) * (height * width)).reshape(n, c, 1)
 
     if interpolation == "nearest":
-        values, valid = gather(np.rint(sy).astype(np.intp), np.rint(sx).astype(np.intp))
-        out = np.where(valid, values, dtype.type(fill))
-        return out.reshape(n, c, height, width).astype(dtype, copy=False)
+        xi = np.rint(sx).astype(np.intp)
+        yi = np.rint(sy).astype(np.intp)
+        valid = (xi >= 0) & (xi < width) & (yi >= 0) & (yi < height)
+        index = np.clip(yi, 0, height - 1) * width + np.clip(xi, 0, width - 1)
+        values = np.take(flat, plane + index[:, None, :])
+        out = np.where(valid[:, None, :], values, dtype.type(fill))
+        return out.reshape(n, c, height, width)
 
-    x0 = np.floor(sx)
-    y0 = np.floor(sy)
-    wx1 = sx - x0
-    wy1 = sy - y0
-    x0 = x0.astype(np.intp)
-    y0 = y0.astype(np.intp)
+    def taps(s, size):
+        """Both neighbouring indices along one axis (clipped) and their weights (0 outside)."""
+        s0 = np.floor(s)
+        w1 = s - s0
+        i0 = s0.astype(np.intp)
+        i1 = i0 + 1
+        w0 = (1.0 - w1) * ((i0 >= 0) & (i0 < size))
+        w1 = w1 * ((i1 >= 0) & (i1 < size))
+        return ((np.clip(i0, 0, size - 1), w0), (np.clip(i1, 0, size - 1), w1))
+
+    x_taps = taps(sx, width)
     out = np.zeros((n, c, height * width), dtype=dtype)
-    covered = np.zeros((n, 1, height * width), dtype=np.float64)
-    for oy, ox, weight in ((0, 0, (1 - wy1) * (1 - wx1)), (0, 1, (1 - wy1) * wx1),
-                           (1, 0, wy1 * (1 - wx1)), (1, 1, wy1 * wx1)):  # the 4 corner taps
-        values, valid = gather(y0 + oy, x0 + ox)
-        weight = weight.reshape(n, 1, -1) * valid
-        out += (weight.astype(dtype) * values)
-        covered += weight
-    if fill != 0:
-        out += (dtype.type(fill) * (1.0 - covered)).astype(dtype)
+    covered = np.zeros_like(sx) if fill != 0 else None
+    for yi, wy in taps(sy, height):  # the 4 corner taps
+        row = yi * width
+        for xi, wx in x_taps:
+            weight = wy * wx
+            out += weight.astype(dtype)[:, None, :] * np.take(flat, plane + (row + xi)[:, None, :])
+            if covered is not None:
+                covered += weight
+    if covered is not None:
+        out += (fill * (1.0 - covered)).astype(dtype)[:, None, :]
     return out.reshape(n, c, height, width)
 
 

@@ -79,6 +79,8 @@ def test_random_cases_against_counting_windows():
         W, K, S, D = (int(v) for v in (rng.integers(1, 30), rng.integers(1, 8), rng.integers(1, 5), rng.integers(1, 4)))
         pad = (int(rng.integers(0, 4)), int(rng.integers(0, 4)))
         ceil = bool(rng.integers(0, 2))
+        if ceil and (pad[0] != pad[1] or pad[0] > K // 2):
+            ceil = False  # ceil_mode is PyTorch's pooling rule: symmetric padding of at most half a kernel
         if D * (K - 1) + 1 > W + sum(pad):
             continue
         assert conv_output_size(W, K, S, pad, D, ceil) == count_windows(W, K, S, pad, D, ceil), (W, K, S, pad, D, ceil)

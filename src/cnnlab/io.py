@@ -1,0 +1,296 @@
+"""Saving and loading models: weights in ``.npz``, architecture and preprocessing in JSON.
+
+No pickle anywhere: weights are plain arrays read back with
+``numpy.load(..., allow_pickle=False)``, and everything else is JSON.  Every
+write is atomic: the bytes go to a temporary file in the destination folder,
+which then replaces the target with ``os.replace``, so an interrupted write
+never leaves a half-written file under the real name.
+
+A saved model is two files in one folder::
+
+    model.npz    the state_dict: one array per parameter/buffer, PyTorch's key names
+                 ("0.weight", "0.bias", "1.running_mean", ...)
+    model.json   {"format": "cnnlab-model", "format_version": 1, "cnnlab_version": ...,
+                  "name": "lenet5", "architecture": {"input_shape": [C, H, W], "layers": [...]},
+                  "preprocessing": {"input_shape": [C, H, W], "mean": [...], "std": [...],
+                                    "pixel_range": [0.0, 1.0]},
+                  "classes": ["0", "1", ...], "num_parameters": ..., ...}
+
+``architecture`` is a model file (see :mod:`cnnlab.models`), so the folder is
+readable without cnnlab.  A training run directory (see :mod:`cnnlab.train`)
+holds these two files plus its history, metrics and checkpoint.
+"""
+from __future__ import annotations
+
+import io as _io
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import nn
+
+__all__ = ["atomic_write_bytes", "write_json", "read_json", "save_npz", "load_npz", "save_bundle",
+           "load_bundle", "save_state_dict", "load_state_dict", "save_model", "load_model", "save", "load",
+           "SavedModel", "MODEL_WEIGHTS", "MODEL_JSON", "FORMAT"]
+
+MODEL_WEIGHTS = "model.npz"
+MODEL_JSON = "model.json"
+FORMAT = "cnnlab-model"
+FORMAT_VERSION = 1
+_META_KEY = "__meta_json__"
+
+
+# --- atomic files ------------------------------------------------------------------------------
+def atomic_write_bytes(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def _json_default(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON: {value!r}")
+
+
+def write_json(path, obj) -> Path:
+    """Atomically write ``obj`` as indented JSON (NumPy scalars and arrays become numbers and lists)."""
+    text = json.dumps(obj, indent=2, default=_json_default) + "\n"
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_json(path, what: str = "JSON file") -> dict:
+    """Read a JSON file; ``FileNotFoundError``/``ValueError`` name the path."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{what} {path} is not valid JSON: {exc}") from None
+
+
+def save_npz(path, arrays: Dict[str, np.ndarray], compress: bool = False) -> Path:
+    """Atomically write a dict of arrays as ``.npz`` (no object arrays: no pickle)."""
+    clean = {}
+    for key, value in arrays.items():
+        array = np.asarray(value)
+        if array.dtype.kind == "O":
+            raise TypeError(f"array {key!r} has dtype object, which .npz can only store with pickle")
+        clean[key] = array
+    buffer = _io.BytesIO()
+    (np.savez_compressed if compress else np.savez)(buffer, **clean)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_npz(path, what: str = "weights file") -> Dict[str, np.ndarray]:
+    """Read every array of an ``.npz`` file with ``allow_pickle=False``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise ValueError(f"{what} {path} is not a readable .npz file: {exc}") from None
+
+
+def save_bundle(path, arrays: Dict[str, np.ndarray], meta: dict) -> Path:
+    """One atomic ``.npz`` holding arrays plus a JSON document (stored as a uint8 array)."""
+    if _META_KEY in arrays:
+        raise ValueError(f"array name {_META_KEY!r} is reserved")
+    payload = json.dumps(meta, default=_json_default).encode("utf-8")
+    return save_npz(path, {**arrays, _META_KEY: np.frombuffer(payload, dtype=np.uint8)})
+
+
+def load_bundle(path, what: str = "checkpoint") -> Tuple[Dict[str, np.ndarray], dict]:
+    """Read a file written by :func:`save_bundle`: ``(arrays, meta)``."""
+    arrays = load_npz(path, what)
+    if _META_KEY not in arrays:
+        raise ValueError(f"{what} {path} has no {_META_KEY} entry: not written by cnnlab")
+    meta = json.loads(arrays.pop(_META_KEY).tobytes().decode("utf-8"))
+    return arrays, meta
+
+
+# --- state dicts ---------------------------------------------------------------------------
+def save_state_dict(model_or_state, path) -> Path:
+    """Write a model's ``state_dict`` (or a dict of arrays) as ``.npz``, keys unchanged."""
+    state = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
+    return save_npz(path, {k: np.asarray(v) for k, v in state.items()})
+
+
+def load_state_dict(path) -> Dict[str, np.ndarray]:
+    """Read a ``.npz`` state dict (``model.load_state_dict(load_state_dict(path))``)."""
+    return load_npz(path)
+
+
+# --- whole models ---------------------------------------------------------------------------
+@dataclass
+class SavedModel:
+    """A model read back by :func:`load_model`, with what it needs to run on new images.
+
+    Attributes:
+        model: the network, in eval mode.
+        input_shape: ``(C, H, W)`` it takes.
+        classes: class names, ``classes[k]`` for output ``k``.
+        mean, std: per-channel normalisation applied to [0, 1] images (``None``: none).
+        name: the model's name (``"lenet5"``, a model file's stem, ...).
+        info: the whole ``model.json`` document.
+        path: the folder it was read from.
+    """
+
+    model: nn.Sequential
+    input_shape: Tuple[int, int, int]
+    classes: List[str]
+    mean: Optional[Tuple[float, ...]] = None
+    std: Optional[Tuple[float, ...]] = None
+    name: str = ""
+    info: dict = field(default_factory=dict)
+    path: Optional[Path] = None
+
+    def preprocess(self, images: np.ndarray) -> np.ndarray:
+        """Normalise ``(N, C, H, W)`` float images in [0, 1] the way the model was trained."""
+        images = np.asarray(images, dtype=np.float32)
+        if images.ndim != 4 or tuple(images.shape[1:]) != tuple(self.input_shape):
+            raise ValueError(f"model {self.name} takes images of shape (N, {', '.join(map(str, self.input_shape))})"
+                             f", got {images.shape}")
+        if self.mean is None or self.std is None:
+            return images
+        mean = np.asarray(self.mean, dtype=np.float32).reshape(1, -1, 1, 1)
+        std = np.asarray(self.std, dtype=np.float32).reshape(1, -1, 1, 1)
+        return (images - mean) / std
+
+
+def save_model(model: nn.Module, directory, input_shape: Sequence[int], classes: Optional[Sequence[str]] = None,
+               mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None,
+               name: str = "", extra: Optional[dict] = None) -> Path:
+    """Save ``model`` into ``directory`` as ``model.npz`` (weights) and ``model.json`` (the rest).
+
+    Args:
+        model: a model built from ``cnnlab.nn`` layers (a Sequential, possibly nested).
+        directory: the folder (created if needed).
+        input_shape: ``(C, H, W)`` the model takes.
+        classes: class names (default ``"0" .. "K-1"`` for K outputs).
+        mean, std: per-channel normalisation of [0, 1] images, or ``None``.
+        name: a name such as ``"lenet5"``.
+        extra: more JSON-ready entries for ``model.json`` (e.g. the data set's name).
+
+    Returns:
+        The folder.
+    """
+    from . import __version__
+    from .models import model_to_spec
+
+    directory = Path(directory)
+    shape = [int(s) for s in input_shape]
+    if len(shape) != 3:
+        raise ValueError(f"input_shape must be (C, H, W), got {tuple(input_shape)}")
+    out = model.output_shape((1, *shape))
+    num_outputs = int(out[-1])
+    if classes is None:
+        classes = [str(k) for k in range(num_outputs)]
+    classes = [str(c) for c in classes]
+    if len(classes) != num_outputs:
+        raise ValueError(f"the model gives {num_outputs} outputs but {len(classes)} class names were given")
+    for label, value in (("mean", mean), ("std", std)):
+        if value is not None and len(value) != shape[0]:
+            raise ValueError(f"{label} needs one value per channel ({shape[0]}), got {list(value)}")
+    info = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "cnnlab_version": __version__,
+        "name": name,
+        "architecture": model_to_spec(model, shape),
+        "preprocessing": {
+            "input_shape": shape,
+            "pixel_range": [0.0, 1.0],
+            "mean": None if mean is None else [float(v) for v in mean],
+            "std": None if std is None else [float(v) for v in std],
+        },
+        "classes": classes,
+        "num_parameters": model.num_parameters(),
+        "weights": MODEL_WEIGHTS,
+    }
+    if extra:
+        info.update(extra)
+    save_state_dict(model, directory / MODEL_WEIGHTS)
+    write_json(directory / MODEL_JSON, info)
+    return directory
+
+
+def _model_dir(path) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        if not (path / MODEL_JSON).is_file():
+            raise FileNotFoundError(f"{path} is not a cnnlab run or model folder: it has no {MODEL_JSON}")
+        return path
+    if path.name in (MODEL_JSON, MODEL_WEIGHTS) and path.is_file():
+        return path.parent
+    if not path.exists():
+        raise FileNotFoundError(f"model {path} does not exist")
+    raise ValueError(f"{path} is not a cnnlab model: expected a folder holding {MODEL_JSON} and "
+                     f"{MODEL_WEIGHTS}, or one of those two files")
+
+
+def load_model(path) -> SavedModel:
+    """Load a model saved by :func:`save_model` (a run directory, or its ``model.json``/``model.npz``).
+
+    Returns:
+        A :class:`SavedModel` whose ``model`` is in eval mode.
+
+    Raises:
+        FileNotFoundError: the folder or a file is missing.
+        ValueError: the files are not a cnnlab model, or the weights do not fit the architecture.
+    """
+    from .models import build_model
+
+    directory = _model_dir(path)
+    info = read_json(directory / MODEL_JSON, "model description")
+    if not isinstance(info, dict) or info.get("format") != FORMAT:
+        raise ValueError(f"{directory / MODEL_JSON} is not a cnnlab model description "
+                         f"(expected \"format\": \"{FORMAT}\")")
+    if int(info.get("format_version", 0)) > FORMAT_VERSION:
+        raise ValueError(f"{directory / MODEL_JSON} has format_version {info['format_version']}; this cnnlab "
+                         f"reads up to {FORMAT_VERSION}: upgrade cnnlab")
+    pre = info.get("preprocessing") or {}
+    shape = tuple(int(s) for s in pre.get("input_shape") or info["architecture"]["input_shape"])
+    model = build_model(info["architecture"], shape, str(directory / MODEL_JSON))
+    weights = load_npz(directory / info.get("weights", MODEL_WEIGHTS))
+    try:
+        model.load_state_dict(weights)
+    except KeyError as exc:
+        raise ValueError(f"{directory / MODEL_WEIGHTS} does not match the architecture in "
+                         f"{directory / MODEL_JSON}: {exc.args[0]}") from None
+    model.eval()
+    mean, std = pre.get("mean"), pre.get("std")
+    return SavedModel(model=model, input_shape=shape, classes=[str(c) for c in info.get("classes", [])],
+                      mean=None if mean is None else tuple(mean), std=None if std is None else tuple(std),
+                      name=str(info.get("name", "")), info=info, path=directory)
+
+
+save = save_model
+load = load_model

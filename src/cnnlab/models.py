@@ -1,0 +1,475 @@
+"""The model zoo, and models written as small JSON/YAML/TOML files of layers.
+
+Every model here is a plain :class:`~cnnlab.nn.Sequential` whose layers read
+top to bottom like the network's diagram.  The sizes that depend on the input
+(the ``in_features`` of the first dense layer) are computed with each layer's
+``output_shape``, i.e. with the one output-size rule
+:func:`~cnnlab.functional.conv_output_size`, never by hand.
+
+The zoo
+-------
+``digitsnet``  (default for the 8x8 digits)
+    conv3(32)-BN-ReLU, conv3(32)-BN-ReLU, maxpool2, conv3(64)-BN-ReLU,
+    maxpool2, flatten, dropout, dense.  Padding 1 keeps the tiny images' edges.
+``lenet5``  (LeCun et al. 1998, for 28x28 digits)
+    conv5(6, padding 2)-ReLU-maxpool2, conv5(16)-ReLU-maxpool2, flatten,
+    dense 120-ReLU, dense 84-ReLU, dense 10.
+``tinyvgg``  (the network CNN Explainer draws, for 64x64 RGB)
+    2 x [conv3-ReLU, conv3-ReLU, maxpool2] with 10 filters each, flatten, dense.
+``smallnet``  (a modern small network for Fashion-MNIST and 32x32 RGB)
+    [conv3(32)-BN-ReLU] x2, maxpool2, [conv3(64)-BN-ReLU] x2, maxpool2,
+    conv3(128)-BN-ReLU, global average pooling, dropout, dense.
+
+Model files
+-----------
+A model file lists its layers by their ``cnnlab.nn`` class name and keyword
+arguments; ``in_channels`` (Conv2d), ``in_features`` (Linear) and
+``num_features`` (BatchNorm2d) may be left out, and are then inferred from the
+shape flowing into the layer::
+
+    {"input_shape": [1, 28, 28],
+     "layers": [{"type": "Conv2d", "out_channels": 6, "kernel_size": 5, "padding": 2},
+                {"type": "ReLU"},
+                {"type": "MaxPool2d", "kernel_size": 2},
+                {"type": "Flatten"},
+                {"type": "Linear", "out_features": 10}]}
+
+The same structure is read from ``.json``, ``.yaml``/``.yml`` or ``.toml``
+files (TOML: ``input_shape = [1, 28, 28]`` and ``[[layers]]`` tables).  A
+``{"type": "Sequential", "layers": [...]}`` entry nests a block.
+:func:`model_to_spec` writes any such model back as this structure; that is
+how a run directory stores its architecture.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+from . import nn
+
+__all__ = ["lenet5", "tinyvgg", "smallnet", "digitsnet", "MODELS", "create_model", "build_model",
+           "model_to_spec", "load_model_file", "parse_model_spec", "default_model_name",
+           "is_model_file", "LAYER_TYPES", "MODEL_FILE_SUFFIXES", "DEFAULT_INPUT_SHAPES",
+           "MODEL_DESCRIPTIONS"]
+
+MODEL_FILE_SUFFIXES = (".json", ".yaml", ".yml", ".toml")
+
+Size = Union[int, Tuple[int, int]]
+
+
+def _size_pair(input_size: Size, name: str = "input_size") -> Tuple[int, int]:
+    if isinstance(input_size, bool):
+        raise TypeError(f"`{name}` must be an int or an (H, W) pair, got {input_size!r}")
+    if isinstance(input_size, int):
+        pair = (input_size, input_size)
+    else:
+        try:
+            pair = tuple(int(s) for s in input_size)
+        except TypeError:
+            raise TypeError(f"`{name}` must be an int or an (H, W) pair, got {input_size!r}") from None
+    if len(pair) != 2 or min(pair) < 1:
+        raise ValueError(f"`{name}` must be a positive int or (H, W) pair, got {input_size!r}")
+    return pair
+
+
+def _features_after(layers: Sequence[nn.Module], in_channels: int, input_size: Size, model: str) -> int:
+    """Number of features the flattened output of ``layers`` has, via ``output_shape``."""
+    h, w = _size_pair(input_size)
+    shape = (1, in_channels, h, w)
+    for index, layer in enumerate(layers):
+        try:
+            shape = layer.output_shape(shape)
+        except ValueError as exc:
+            raise ValueError(f"model {model} does not fit {in_channels}x{h}x{w} images: layer {index} "
+                             f"({type(layer).__name__}) gets shape {shape}: {exc}") from None
+    features = 1
+    for s in shape[1:]:
+        features *= s
+    return features
+
+
+# --- the zoo --------------------------------------------------------------------------
+def lenet5(in_channels: int = 1, num_classes: int = 10, input_size: Size = 28) -> nn.Sequential:
+    """LeNet-5 (LeCun, Bottou, Bengio, Haffner 1998) with ReLU and max pooling.
+
+    conv5(6, padding 2)-ReLU-maxpool2-conv5(16)-ReLU-maxpool2-flatten-120-ReLU-84-ReLU-classes.
+    The padding 2 lets the 28x28 MNIST digits stand in for the paper's 32x32 inputs.
+
+    Args:
+        in_channels: image channels (1 gray, 3 RGB).
+        num_classes: outputs of the last layer.
+        input_size: H = W, or (H, W); at least 12x12 (the second conv needs 5 pixels).
+
+    Shape:
+        - input: ``(N, in_channels, H, W)``, e.g. (N, 1, 28, 28)
+        - output: ``(N, num_classes)`` scores (logits)
+    """
+    features = [nn.Conv2d(in_channels, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten()]
+    flat = _features_after(features, in_channels, input_size, "lenet5")
+    return nn.Sequential(*features, nn.Linear(flat, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+                         nn.Linear(84, num_classes))
+
+
+def tinyvgg(in_channels: int = 3, num_classes: int = 10, input_size: Size = 64,
+            hidden_channels: int = 10) -> nn.Sequential:
+    """TinyVGG, the network CNN Explainer (Wang et al. 2020) draws.
+
+    2 x [conv3-ReLU-conv3-ReLU-maxpool2] with ``hidden_channels`` filters in every
+    conv (10 in CNN Explainer) and no padding, then flatten and one dense layer.
+    On CNN Explainer's 64x64 RGB images the feature maps go 62, 60, 30, 28, 26, 13.
+
+    Shape:
+        - input: ``(N, in_channels, H, W)``, H and W at least 16
+        - output: ``(N, num_classes)``
+    """
+    c = hidden_channels
+    features = [nn.Conv2d(in_channels, c, 3), nn.ReLU(), nn.Conv2d(c, c, 3), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Conv2d(c, c, 3), nn.ReLU(), nn.Conv2d(c, c, 3), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Flatten()]
+    flat = _features_after(features, in_channels, input_size, "tinyvgg")
+    return nn.Sequential(*features, nn.Linear(flat, num_classes))
+
+
+def _conv_bn_relu(cin: int, cout: int) -> List[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+
+def smallnet(in_channels: int = 1, num_classes: int = 10, input_size: Size = 28, width: int = 32,
+             dropout: float = 0.2) -> nn.Sequential:
+    """A modern small CNN: conv-BN-ReLU blocks and global average pooling.
+
+    [conv3(w)-BN-ReLU] x2, maxpool2, [conv3(2w)-BN-ReLU] x2, maxpool2,
+    conv3(4w)-BN-ReLU, global average pooling, dropout, dense (w = ``width``, 32).
+    Convolutions before batch norm have no bias (the norm's shift replaces it).
+    Global average pooling makes the dense layer independent of the input size.
+
+    Shape:
+        - input: ``(N, in_channels, H, W)``, H and W at least 4 (e.g. 28x28 gray or 32x32 RGB)
+        - output: ``(N, num_classes)``
+    """
+    w = width
+    features = (_conv_bn_relu(in_channels, w) + _conv_bn_relu(w, w) + [nn.MaxPool2d(2)]
+                + _conv_bn_relu(w, 2 * w) + _conv_bn_relu(2 * w, 2 * w) + [nn.MaxPool2d(2)]
+                + _conv_bn_relu(2 * w, 4 * w) + [nn.GlobalAvgPool2d()])
+    flat = _features_after(features, in_channels, input_size, "smallnet")
+    head = ([nn.Dropout(dropout)] if dropout else []) + [nn.Linear(flat, num_classes)]
+    return nn.Sequential(*features, *head)
+
+
+def digitsnet(in_channels: int = 1, num_classes: int = 10, input_size: Size = 8,
+              dropout: float = 0.25) -> nn.Sequential:
+    """A small CNN for tiny images such as the 8x8 digits (the default there).
+
+    conv3(32)-BN-ReLU, conv3(32)-BN-ReLU, maxpool2, conv3(64)-BN-ReLU, maxpool2,
+    flatten, dropout, dense.  All convs pad by 1, so 8x8 -> 8 -> 8 -> 4 -> 4 -> 2.
+
+    Shape:
+        - input: ``(N, in_channels, H, W)``, H and W at least 4
+        - output: ``(N, num_classes)``
+    """
+    features = (_conv_bn_relu(in_channels, 32) + _conv_bn_relu(32, 32) + [nn.MaxPool2d(2)]
+                + _conv_bn_relu(32, 64) + [nn.MaxPool2d(2), nn.Flatten()])
+    flat = _features_after(features, in_channels, input_size, "digitsnet")
+    head = ([nn.Dropout(dropout)] if dropout else []) + [nn.Linear(flat, num_classes)]
+    return nn.Sequential(*features, *head)
+
+
+#: name -> builder taking ``(in_channels, num_classes, input_size)``
+MODELS: Dict[str, Callable[..., nn.Sequential]] = {
+    "digitsnet": digitsnet, "lenet5": lenet5, "tinyvgg": tinyvgg, "smallnet": smallnet}
+
+#: the input each zoo model was designed for, (C, H, W)
+DEFAULT_INPUT_SHAPES = {"digitsnet": (1, 8, 8), "lenet5": (1, 28, 28), "tinyvgg": (3, 64, 64),
+                        "smallnet": (1, 28, 28)}
+
+# a short "what it is for" line per zoo model (CLI help, errors)
+MODEL_DESCRIPTIONS = {
+    "digitsnet": "small conv-BN-ReLU network for tiny images (default for the 8x8 digits)",
+    "lenet5": "LeNet-5 (1998) for 28x28 digits (default for MNIST)",
+    "tinyvgg": "CNN Explainer's TinyVGG (2 x [conv-relu-conv-relu-maxpool], 10 filters)",
+    "smallnet": "modern conv-BN-ReLU network with global average pooling (Fashion-MNIST, CIFAR-10)",
+}
+
+
+def default_model_name(dataset: str, input_shape: Sequence[int]) -> str:
+    """The zoo model that suits a data set: digitsnet for tiny images, lenet5 for MNIST, else smallnet."""
+    c, h, w = (int(s) for s in input_shape)
+    if min(h, w) < 12:
+        return "digitsnet"
+    if str(dataset).lower() == "mnist":
+        return "lenet5"
+    return "smallnet"
+
+
+# --- model files --------------------------------------------------------------------------
+#: the layer types a model file may use: ``cnnlab.nn`` classes by name
+LAYER_TYPES: Dict[str, type] = {
+    name: getattr(nn, name) for name in
+    ("Conv2d", "Linear", "Flatten", "MaxPool2d", "MinPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
+     "AdaptiveMaxPool2d", "GlobalAvgPool2d", "GlobalMaxPool2d", "FractionalMaxPool2d", "ReLU",
+     "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "GELU", "GLU", "Identity", "Dropout",
+     "BatchNorm2d")}
+_ALIASES = {"dense": "Linear"}
+_LOOKUP = {name.lower(): name for name in LAYER_TYPES}
+_LOOKUP.update(_ALIASES)
+_SKIPPED_ARGS = {"self", "dtype", "rng"}  # never written in files
+# argument -> where its value comes from when a file leaves it out
+_INFERRED = {"Conv2d": ("in_channels", 1), "Linear": ("in_features", -1), "BatchNorm2d": ("num_features", 1)}
+
+
+def is_model_file(name: str) -> bool:
+    return str(name).lower().endswith(MODEL_FILE_SUFFIXES)
+
+
+def _accepted_args(cls: type) -> Dict[str, inspect.Parameter]:
+    params = inspect.signature(cls.__init__).parameters
+    return {n: p for n, p in params.items()
+            if n not in _SKIPPED_ARGS and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
+def _to_tuples(value):
+    """JSON lists -> tuples (the layers take tuples for pairs and nested padding)."""
+    if isinstance(value, list):
+        return tuple(_to_tuples(v) for v in value)
+    return value
+
+
+def _shape_tuple(value, where: str) -> Tuple[int, int, int]:
+    try:
+        shape = tuple(int(s) for s in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: input_shape must be a list [C, H, W] of positive ints, "
+                         f"got {value!r}") from None
+    if len(shape) != 3 or min(shape) < 1 or any(int(s) != s for s in value):
+        raise ValueError(f"{where}: input_shape must be a list [C, H, W] of positive ints, got {value!r}")
+    return shape
+
+
+def _build_layers(layers, shape, where: str, prefix: str) -> Tuple[List[nn.Module], Optional[tuple]]:
+    if not isinstance(layers, list) or not layers:
+        raise ValueError(f"{where}: 'layers' must be a non-empty list of layers, got {layers!r}")
+    built = []
+    for index, entry in enumerate(layers):
+        label = f"layer {prefix}{index}"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: {label}: expected a mapping with a 'type' key such as "
+                             f"{{\"type\": \"ReLU\"}}, got {entry!r}")
+        if "type" not in entry:
+            raise ValueError(f"{where}: {label}: missing key 'type' (the layer class, e.g. 'Conv2d'); "
+                             f"got keys {sorted(entry)}")
+        kind = entry["type"]
+        args = {k: v for k, v in entry.items() if k != "type"}
+        if isinstance(kind, str) and kind.lower() == "sequential":
+            unknown = sorted(set(args) - {"layers"})
+            if unknown:
+                raise ValueError(f"{where}: {label} (Sequential): unknown key {unknown[0]!r}; "
+                                 "a Sequential entry takes only 'layers'")
+            children, shape = _build_layers(args.get("layers"), shape, where, f"{prefix}{index}.")
+            built.append(nn.Sequential(*children))
+            continue
+        name = _LOOKUP.get(str(kind).lower()) if isinstance(kind, str) else None
+        if name is None:
+            raise ValueError(f"{where}: {label}: unknown layer type {kind!r}; known types: "
+                             f"{', '.join(sorted(LAYER_TYPES))}, Sequential")
+        cls = LAYER_TYPES[name]
+        accepted = _accepted_args(cls)
+        for key in args:
+            if key not in accepted:
+                raise ValueError(f"{where}: {label} ({name}): unknown argument {key!r}; {name} accepts: "
+                                 f"{', '.join(accepted) or 'no arguments'}")
+        kwargs = {k: _to_tuples(v) for k, v in args.items()}
+        if name in _INFERRED:
+            arg, axis = _INFERRED[name]
+            if arg not in kwargs:
+                if shape is None:
+                    raise ValueError(f"{where}: {label} ({name}): '{arg}' is not given and cannot be "
+                                     "inferred without the input shape; add \"input_shape\": [C, H, W] "
+                                     f"to the file or give '{arg}'")
+                kwargs[arg] = int(shape[axis])
+        missing = [n for n, p in accepted.items() if p.default is p.empty and n not in kwargs]
+        if missing:
+            raise ValueError(f"{where}: {label} ({name}): missing required argument {missing[0]!r}")
+        try:
+            layer = cls(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: {label} ({name}): {exc}") from None
+        if shape is not None:
+            try:
+                shape = layer.output_shape(shape)
+            except ValueError as exc:
+                raise ValueError(f"{where}: {label} ({name}) cannot take its input of shape "
+                                 f"{tuple(shape)}: {exc}") from None
+        built.append(layer)
+    return built, shape
+
+
+def build_model(spec: dict, input_shape: Optional[Sequence[int]] = None,
+                source: str = "model spec") -> nn.Sequential:
+    """Build a :class:`~cnnlab.nn.Sequential` from a model spec (the parsed content of a model file).
+
+    Args:
+        spec: ``{"input_shape": [C, H, W] (optional), "layers": [{"type": ..., ...}, ...]}``.
+        input_shape: ``(C, H, W)`` of the data; must equal the spec's when both are given.
+        source: the file name, used in error messages.
+
+    Raises:
+        ValueError: unknown layer type or argument (the message names the layer index and the
+            key), a layer that cannot take the shape reaching it, or a shape mismatch.
+    """
+    if not isinstance(spec, dict):
+        raise ValueError(f"{source}: expected a mapping with a 'layers' list, got {type(spec).__name__}")
+    unknown = sorted(set(spec) - {"input_shape", "layers", "name", "description", "format", "version"})
+    if unknown:
+        raise ValueError(f"{source}: unknown top-level key {unknown[0]!r}; expected 'input_shape', "
+                         "'layers' and optionally 'name', 'description'")
+    if "layers" not in spec:
+        raise ValueError(f"{source}: missing key 'layers' (the list of layers)")
+    file_shape = _shape_tuple(spec["input_shape"], source) if spec.get("input_shape") is not None else None
+    data_shape = _shape_tuple(input_shape, source) if input_shape is not None else None
+    if file_shape is not None and data_shape is not None and file_shape != data_shape:
+        raise ValueError(f"{source} is written for inputs of shape {list(file_shape)} (C, H, W), "
+                         f"but the data have shape {list(data_shape)}")
+    shape = file_shape or data_shape
+    layers, _ = _build_layers(spec["layers"], None if shape is None else (1,) + shape, source, "")
+    return nn.Sequential(*layers)
+
+
+def parse_model_spec(text: str, fmt: str, source: str = "model file") -> dict:
+    """Parse a model file's text; ``fmt`` is ``'json'``, ``'yaml'`` or ``'toml'``."""
+    try:
+        if fmt == "json":
+            return json.loads(text)
+        if fmt == "yaml":
+            import yaml
+            return yaml.safe_load(text)
+        if fmt == "toml":
+            try:
+                import tomllib
+            except ImportError:  # Python < 3.11
+                import tomli as tomllib
+            return tomllib.loads(text)
+    except ImportError:
+        raise
+    except Exception as exc:  # the parsers' own error classes differ; all mean "not valid"
+        raise ValueError(f"{source} is not valid {fmt.upper()}: {exc}") from None
+    raise ValueError(f"unknown model file format {fmt!r}; expected 'json', 'yaml' or 'toml'")
+
+
+def load_model_file(path, input_shape: Optional[Sequence[int]] = None) -> Tuple[nn.Sequential, dict]:
+    """Read a ``.json``/``.yaml``/``.yml``/``.toml`` model file and build it.
+
+    Returns:
+        ``(model, spec)``; the model's weights are freshly initialised.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in MODEL_FILE_SUFFIXES:
+        raise ValueError(f"model file {path} must end in one of {', '.join(MODEL_FILE_SUFFIXES)}, "
+                         f"got {suffix or 'no suffix'}")
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist")
+    fmt = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".toml": "toml"}[suffix]
+    spec = parse_model_spec(path.read_text(encoding="utf-8"), fmt, str(path))
+    return build_model(spec, input_shape, str(path)), spec
+
+
+# --- model -> spec ----------------------------------------------------------------------
+def _jsonable(value):
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return value.item()
+    return value
+
+
+def _compact(value):
+    """``[3, 3] -> 3`` (what a person would write)."""
+    if isinstance(value, list) and len(value) == 2 and value[0] == value[1] and not isinstance(value[0], list):
+        return value[0]
+    return value
+
+
+def _layer_spec(layer: nn.Module) -> dict:
+    if isinstance(layer, nn.Sequential):
+        return {"type": "Sequential", "layers": [_layer_spec(child) for child in layer]}
+    name = type(layer).__name__
+    if name not in LAYER_TYPES or type(layer) is not LAYER_TYPES[name]:
+        raise ValueError(f"cannot describe layer {name} in a model file; supported types: "
+                         f"{', '.join(sorted(LAYER_TYPES))}, Sequential")
+    spec = {"type": name}
+    for arg, param in _accepted_args(type(layer)).items():
+        if not hasattr(layer, arg):
+            continue
+        value = getattr(layer, arg)
+        if arg == "bias":
+            value = value is not None
+        value = _compact(_jsonable(value))
+        default = param.default
+        if default is not param.empty and value == _compact(_jsonable(default)):
+            continue
+        if arg == "stride" and name.endswith("Pool2d") and value == _compact(_jsonable(layer.kernel_size)):
+            continue  # pooling's stride defaults to its kernel size
+        spec[arg] = value
+    return spec
+
+
+def model_to_spec(model: nn.Module, input_shape: Optional[Sequence[int]] = None) -> dict:
+    """The model-file structure of a model built from ``cnnlab.nn`` layers (JSON-ready).
+
+    ``build_model(model_to_spec(m, shape))`` rebuilds the same architecture (fresh weights);
+    its ``state_dict`` keys are the same as ``m``'s.
+    """
+    layers = list(model) if isinstance(model, nn.Sequential) else [model]
+    spec = {}
+    if input_shape is not None:
+        spec["input_shape"] = [int(s) for s in input_shape]
+    spec["layers"] = [_layer_spec(layer) for layer in layers]
+    return spec
+
+
+# --- one entry point -------------------------------------------------------------------------
+def create_model(name_or_file: str, input_shape: Sequence[int], num_classes: int,
+                 **kwargs) -> Tuple[nn.Sequential, dict]:
+    """Build a zoo model by name, or a model file, for data of ``input_shape`` and ``num_classes``.
+
+    Args:
+        name_or_file: a zoo name (``digitsnet``, ``lenet5``, ``tinyvgg``, ``smallnet``) or a
+            path to a model file.
+        input_shape: ``(C, H, W)`` of one image.
+        num_classes: number of classes of the data.
+        **kwargs: extra arguments of the zoo builder (e.g. ``width=64`` for smallnet).
+
+    Returns:
+        ``(model, info)`` with ``info = {"name": ..., "kwargs": {...}}`` (zoo) or
+        ``{"name": ..., "file": path}`` (model file).
+
+    Raises:
+        ValueError: unknown model, a model that cannot take this input shape, or whose output
+            does not have ``num_classes`` scores.
+        FileNotFoundError: the model file does not exist.
+    """
+    c, h, w = _shape_tuple(input_shape, "create_model")
+    name = str(name_or_file)
+    if name.lower() in MODELS:
+        key = name.lower()
+        builder = MODELS[key]
+        try:
+            model = builder(in_channels=c, num_classes=int(num_classes), input_size=(h, w), **kwargs)
+        except ValueError as exc:
+            suggestion = default_model_name("", (c, h, w))
+            raise ValueError(f"{exc}. Choose a model made for this size, e.g. --model {suggestion}") from None
+        info = {"name": key, "kwargs": {k: _jsonable(v) for k, v in kwargs.items()}}
+    elif is_model_file(name) or Path(name).is_file():
+        model, spec = load_model_file(name, (c, h, w))
+        info = {"name": str(spec.get("name") or Path(name).stem), "file": str(name)}
+    else:
+        raise ValueError(f"unknown model {name!r}: expected one of {', '.join(MODELS)}, or a model "
+                         f"file ending in {', '.join(MODEL_FILE_SUFFIXES)}")
+    out = model.output_shape((1, c, h, w))
+    if len(out) != 2 or out[1] != num_classes:
+        raise ValueError(f"model {info['name']} outputs shape {tuple(out[1:])} per image, but the data "
+                         f"have {num_classes} classes: its last layer must give {num_classes} scores")
+    return model, info

@@ -1,0 +1,918 @@
+"""Training, evaluation and prediction: ``fit``, ``evaluate``, ``predict`` and whole runs.
+
+The Python API is Keras-like::
+
+    from cnnlab.data import get_dataset
+    from cnnlab.models import digitsnet
+    from cnnlab.train import fit, evaluate
+
+    train_set, test_set = get_dataset("digits")
+    model = digitsnet()
+    history = fit(model, train_set, epochs=20, batch_size=32, lr=2e-3, seed=0)
+    print(evaluate(model, test_set))          # {'loss': ..., 'accuracy': ..., ...}
+
+Data
+----
+``fit``/``evaluate``/``predict`` take an :class:`~cnnlab.data.ArrayDataset`
+(images in [0, 1]; its ``mean``/``std`` normalise every batch), a pair
+``(images, labels)`` of arrays (used as they are), or for ``fit`` a ready
+:class:`~cnnlab.data.DataLoader`.  Training batches come from a
+``DataLoader`` with seeded shuffling and the augmentation given by
+``augment``; everything random in a run (shuffling, augmentation, dropout)
+is drawn from generators seeded by ``seed`` whose states are saved in each
+checkpoint, so the same seed and data give the same weights, and a resumed
+run reproduces an uninterrupted one bit for bit.
+
+Run directory
+-------------
+With ``out_dir``, :func:`fit` writes after every epoch (atomically)::
+
+    checkpoint.npz   model + optimizer + scheduler + RNG states + epoch + history + best weights
+                     (arrays, plus one JSON document stored as a uint8 array: no pickle)
+    history.csv      epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds
+    model.npz        the weights (state_dict keys) -- the best epoch's when validating
+    model.json       architecture, preprocessing (input shape, mean/std), class names
+
+and :func:`train` (the ``cnnlab train`` command) adds ``config.json`` (every
+setting of the run, read back by ``--resume``) and ``metrics.json`` (test
+accuracy and loss, times, sizes).
+"""
+from __future__ import annotations
+
+import csv
+import io as _io
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import functional as F
+from . import nn, optim
+from . import random as _random
+from .io import (MODEL_JSON, atomic_write_bytes, load_bundle, read_json, save_bundle, save_model,
+                 write_json)
+from .tensor import Tensor, no_grad
+
+__all__ = ["fit", "evaluate", "predict", "train", "History", "Callback", "LambdaCallback",
+           "make_optimizer", "make_scheduler", "default_augmentation", "load_run_data", "RECIPES",
+           "CHECKPOINT", "HISTORY_CSV", "METRICS_JSON", "CONFIG_JSON", "HISTORY_COLUMNS"]
+
+CHECKPOINT = "checkpoint.npz"
+HISTORY_CSV = "history.csv"
+METRICS_JSON = "metrics.json"
+CONFIG_JSON = "config.json"
+HISTORY_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine", "step", "onecycle")
+
+
+# --- callbacks and history --------------------------------------------------------------------
+class Callback:
+    """Hooks called by :func:`fit` (Keras's names).  ``self.trainer`` is set before training.
+
+    ``self.trainer`` has ``model``, ``optimizer``, ``scheduler``, ``history``, ``epochs``
+    and ``stop_training`` (set it to ``True`` to stop after the current epoch).
+    ``logs`` is a dict: per batch ``{"batch", "size", "loss", "accuracy"}`` (running
+    means over the epoch so far); per epoch a history row.
+    """
+
+    trainer = None
+
+    def set_trainer(self, trainer) -> None:
+        self.trainer = trainer
+
+    def on_train_begin(self, logs: dict) -> None: ...
+
+    def on_train_end(self, logs: dict) -> None: ...
+
+    def on_epoch_begin(self, epoch: int, logs: dict) -> None: ...
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None: ...
+
+    def on_batch_end(self, batch: int, logs: dict) -> None: ...
+
+
+class LambdaCallback(Callback):
+    """A callback from plain functions, e.g. ``LambdaCallback(on_epoch_end=lambda e, logs: ...)``."""
+
+    def __init__(self, on_train_begin=None, on_train_end=None, on_epoch_begin=None, on_epoch_end=None,
+                 on_batch_end=None):
+        for name, fn in (("on_train_begin", on_train_begin), ("on_train_end", on_train_end),
+                         ("on_epoch_begin", on_epoch_begin), ("on_epoch_end", on_epoch_end),
+                         ("on_batch_end", on_batch_end)):
+            if fn is not None:
+                if not callable(fn):
+                    raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
+                setattr(self, name, fn)
+
+
+@dataclass
+class History:
+    """What :func:`fit` returns: one list per column of ``history.csv``, plus run facts.
+
+    Attributes:
+        history: ``{"epoch": [1, 2, ...], "train_loss": [...], ..., "seconds": [...]}``
+            (``val_*`` entries are ``None`` without validation data).
+        best_epoch: the epoch whose weights the model holds at the end (best ``monitor``
+            value with validation data and ``restore_best``; else the last).
+        stopped_early: whether early stopping ended the run.
+        train_seconds: wall time of the epochs (training, validation, checkpoints),
+            added up over resumed sessions.
+        images_per_second: training images per second of the training steps.
+        mean, std: the normalisation the batches got (``None``: none).
+    """
+
+    history: Dict[str, list] = field(default_factory=lambda: {k: [] for k in HISTORY_COLUMNS})
+    best_epoch: Optional[int] = None
+    best_value: Optional[float] = None
+    stopped_early: bool = False
+    train_seconds: float = 0.0
+    step_seconds: float = 0.0
+    train_images: int = 0
+    mean: Optional[Tuple[float, ...]] = None
+    std: Optional[Tuple[float, ...]] = None
+
+    @property
+    def epochs(self) -> int:
+        return len(self.history["epoch"])
+
+    @property
+    def images_per_second(self) -> float:
+        return self.train_images / self.step_seconds if self.step_seconds > 0 else 0.0
+
+    def append(self, row: dict) -> None:
+        for key in HISTORY_COLUMNS:
+            self.history[key].append(row.get(key))
+
+    def row(self, index: int) -> dict:
+        return {key: self.history[key][index] for key in HISTORY_COLUMNS}
+
+    def to_csv(self) -> str:
+        out = _io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(HISTORY_COLUMNS)
+        for i in range(self.epochs):
+            row = self.row(i)
+            writer.writerow(["" if row[k] is None else (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k])
+                             for k in HISTORY_COLUMNS])
+        return out.getvalue()
+
+    def state(self) -> dict:
+        return {"history": self.history, "best_epoch": self.best_epoch, "best_value": self.best_value,
+                "stopped_early": self.stopped_early, "train_seconds": self.train_seconds,
+                "step_seconds": self.step_seconds, "train_images": self.train_images}
+
+    def load_state(self, state: dict) -> None:
+        self.history = {k: list(state["history"].get(k, [])) for k in HISTORY_COLUMNS}
+        for key in ("best_epoch", "best_value", "stopped_early", "train_seconds", "step_seconds",
+                    "train_images"):
+            setattr(self, key, state.get(key, getattr(self, key)))
+
+
+# --- optimisers and schedules --------------------------------------------------------------------
+def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0,
+                   momentum: float = 0.9) -> optim.Optimizer:
+    """``"adam"`` (L2 weight decay), ``"adamw"`` (decoupled) or ``"sgd"`` (Nesterov momentum)."""
+    key = str(name).lower()
+    if key == "adam":
+        return optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if key == "adamw":
+        return optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if key == "sgd":
+        return optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0)
+    raise ValueError(f"unknown optimizer {name!r}: expected one of {', '.join(OPTIMIZERS)}")
+
+
+def make_scheduler(schedule, optimizer: optim.Optimizer, epochs: int,
+                   steps_per_epoch: int) -> Tuple[Optional[optim.LRScheduler], bool]:
+    """The learning-rate schedule and whether it steps per batch (else per epoch).
+
+    ``"constant"``; ``"cosine"`` (per batch, from ``lr`` down to 0 at the last step);
+    ``"step"`` (per epoch, x0.1 at 1/2 and 3/4 of the epochs); ``"onecycle"`` (per batch,
+    peak ``lr``); or an :class:`~cnnlab.optim.LRScheduler` (stepped per epoch).
+    """
+    if schedule is None or isinstance(schedule, optim.LRScheduler):
+        return schedule, False
+    key = str(schedule).lower()
+    total = max(epochs * steps_per_epoch, 2)
+    if key == "constant":
+        return None, False
+    if key == "cosine":
+        return optim.CosineAnnealingLR(optimizer, T_max=total), True
+    if key == "step":
+        return _MultiStep(optimizer, [max(1, epochs // 2), max(2, (3 * epochs) // 4)]), False
+    if key == "onecycle":
+        return optim.OneCycleLR(optimizer, max_lr=optimizer.lr, total_steps=total), True
+    raise ValueError(f"unknown schedule {schedule!r}: expected one of {', '.join(SCHEDULES)}")
+
+
+class _MultiStep(optim.LRScheduler):
+    """``lr = base_lr * 0.1 ** (number of milestones passed)``."""
+
+    def __init__(self, optimizer, milestones: Sequence[int], gamma: float = 0.1):
+        self.milestones, self.gamma = sorted(milestones), gamma
+        super().__init__(optimizer)
+
+    def get_lr(self, step):
+        return self.base_lr * self.gamma ** sum(step >= m for m in self.milestones)
+
+
+# --- data plumbing ------------------------------------------------------------------------
+def _split_data(data, what: str):
+    """``(images, labels, mean, std, classes)`` of an ArrayDataset or an (images, labels) pair."""
+    from .data import ArrayDataset
+    if isinstance(data, ArrayDataset):
+        return data.images, data.labels, data.mean, data.std, list(data.classes)
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        images = data[0].data if isinstance(data[0], Tensor) else np.asarray(data[0])
+        labels = data[1].data if isinstance(data[1], Tensor) else np.asarray(data[1])
+        if images.ndim != 4:
+            raise ValueError(f"{what}: images must have shape (N, C, H, W), got {images.shape}")
+        if labels.shape != images.shape[:1] or labels.dtype.kind not in "iu":
+            raise ValueError(f"{what}: labels must be integers of shape ({images.shape[0]},), "
+                             f"got {labels.dtype} {labels.shape}")
+        return images.astype(np.float32, copy=False), labels.astype(np.int64, copy=False), None, None, None
+    raise TypeError(f"{what} must be an ArrayDataset, an (images, labels) pair or (fit only) a DataLoader, "
+                    f"got {type(data).__name__}")
+
+
+def _normalizer(mean, std):
+    if mean is None or std is None:
+        return None
+    from .data.transforms import Normalize
+    return Normalize(mean, std)
+
+
+def default_augmentation(dataset: str, input_shape: Sequence[int]):
+    """The training augmentation cnnlab uses for a data set (a ``transform(batch, rng)``).
+
+    - digits (8x8) and MNIST (handwriting): small shifts (1 px on 8x8, 2 px on 28x28)
+      and rotations up to 10 degrees, no flips (a mirrored 2 is not a 2);
+    - everything else (clothes, objects, your folders): random crop with padding
+      (1/8 of the size) and horizontal flips.
+    """
+    from .data.transforms import Compose, RandomCrop, RandomHorizontalFlip, RandomRotation, RandomShift
+    c, h, w = (int(s) for s in input_shape)
+    name = str(dataset).lower()
+    if name in ("digits", "mnist"):
+        return Compose([RandomShift(1 if min(h, w) < 16 else 2), RandomRotation(10)])
+    pad = max(1, min(h, w) // 8)
+    return Compose([RandomCrop((h, w), padding=pad), RandomHorizontalFlip()])
+
+
+def _batches(images: np.ndarray, labels: np.ndarray, batch_size: int, transform):
+    for start in range(0, images.shape[0], batch_size):
+        x = images[start:start + batch_size]
+        if x.dtype != np.float32:
+            x = x.astype(np.float32)
+        if transform is not None:
+            x = transform(x)
+        yield x, labels[start:start + batch_size]
+
+
+# --- evaluation and prediction ------------------------------------------------------------
+def evaluate(model: nn.Module, data, batch_size: int = 256, mean=None, std=None,
+             return_predictions: bool = False) -> dict:
+    """Loss and accuracy of ``model`` on ``data``, in eval mode, under ``no_grad``, in batches.
+
+    Args:
+        model: the network (its train/eval mode is restored afterwards).
+        data: an ArrayDataset (normalised with its ``mean``/``std``) or an ``(images, labels)`` pair.
+        batch_size: images per forward pass.
+        mean, std: override the normalisation.
+        return_predictions: also return ``predictions`` (N,) and ``probabilities`` (N, K).
+
+    Returns:
+        ``{"loss": mean cross-entropy, "accuracy": fraction in [0, 1], "correct": int, "total": int}``.
+    """
+    images, labels, d_mean, d_std, _ = _split_data(data, "evaluate data")
+    if images.shape[0] == 0:
+        raise ValueError("evaluate: the data set is empty")
+    norm = _normalizer(d_mean if mean is None else mean, d_std if std is None else std)
+    was_training = model.training
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    preds, probs = [], []
+    try:
+        with no_grad():
+            for x, y in _batches(images, labels, batch_size, norm):
+                logits = model(Tensor(x))
+                _check_logits(logits, x.shape)
+                loss_sum += float(F.cross_entropy(logits, y, reduction="sum").item())
+                p = logits.data.argmax(axis=1)
+                correct += int((p == y).sum())
+                if return_predictions:
+                    preds.append(p)
+                    probs.append(_softmax(logits.data))
+    finally:
+        model.train(was_training)
+    n = int(images.shape[0])
+    result = {"loss": loss_sum / n, "accuracy": correct / n, "correct": correct, "total": n}
+    if return_predictions:
+        result["predictions"] = np.concatenate(preds)
+        result["probabilities"] = np.concatenate(probs)
+    return result
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _check_logits(logits, input_shape) -> None:
+    if logits.ndim != 2:
+        raise ValueError(f"the model must output (N, classes) scores, got shape {tuple(logits.shape)} "
+                         f"for input of shape {tuple(input_shape)}; end it with Flatten and Linear")
+
+
+def predict(model: nn.Module, images, batch_size: int = 256, mean=None, std=None) -> np.ndarray:
+    """Softmax probabilities of every class for every image, shape ``(N, K)``.
+
+    Args:
+        images: ``(N, C, H, W)`` float array in [0, 1], or an ArrayDataset (its mean/std used).
+        mean, std: the normalisation (e.g. ``SavedModel.mean``/``.std``).
+
+    Shape:
+        - images: (N, C, H, W); output (N, K), rows summing to 1.
+    """
+    from .data import ArrayDataset
+    if isinstance(images, ArrayDataset):
+        mean = images.mean if mean is None else mean
+        std = images.std if std is None else std
+        images = images.images
+    images = images.data if isinstance(images, Tensor) else np.asarray(images, dtype=np.float32)
+    if images.ndim != 4:
+        raise ValueError(f"predict: images must have shape (N, C, H, W), got {images.shape}")
+    norm = _normalizer(mean, std)
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        with no_grad():
+            for x, _ in _batches(images, np.zeros(images.shape[0], np.int64), batch_size, norm):
+                logits = model(Tensor(x))
+                _check_logits(logits, x.shape)
+                out.append(_softmax(logits.data))
+    finally:
+        model.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+# --- progress output -------------------------------------------------------------------------
+class _Progress:
+    """A tqdm bar per epoch on a terminal; one plain line per epoch otherwise."""
+
+    def __init__(self, verbose, epochs: int, stream=None):
+        self.stream = stream if stream is not None else sys.stderr
+        if verbose == "auto":
+            verbose = 1 if getattr(self.stream, "isatty", lambda: False)() else 2
+        self.mode = int(verbose or 0)
+        self.epochs = epochs
+        self.bar = None
+
+    def start_epoch(self, epoch: int, batches: int) -> None:
+        self.t0 = time.perf_counter()
+        if self.mode == 1:
+            from tqdm import tqdm
+            width = len(str(self.epochs))
+            self.bar = tqdm(total=batches, desc=f"epoch {epoch:>{width}}/{self.epochs}", unit="batch",
+                            file=self.stream, leave=True, dynamic_ncols=True,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} batches "
+                                       "[{elapsed}<{remaining}{postfix}]")
+
+    def batch(self, images: int, loss: float, accuracy: float) -> None:
+        if self.bar is not None:
+            rate = images / max(time.perf_counter() - self.t0, 1e-9)
+            self.bar.set_postfix_str(f"{rate:,.0f} img/s, loss {loss:.4f}, acc {100 * accuracy:.2f}%",
+                                     refresh=False)
+            self.bar.update(1)
+
+    def end_epoch(self, row: dict, images_per_second: float) -> None:
+        val = ""
+        if row.get("val_loss") is not None:
+            val = f", val_loss {row['val_loss']:.4f}, val_acc {100 * row['val_accuracy']:.2f}%"
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{images_per_second:,.0f} img/s, loss {row['train_loss']:.4f}, "
+                                     f"acc {100 * row['train_accuracy']:.2f}%{val}", refresh=True)
+            self.bar.close()
+            self.bar = None
+        elif self.mode == 2:
+            width = len(str(self.epochs))
+            print(f"epoch {row['epoch']:>{width}}/{self.epochs}: loss {row['train_loss']:.4f}, "
+                  f"acc {100 * row['train_accuracy']:.2f}%{val}, lr {row['lr']:.3g}, "
+                  f"{row['seconds']:.1f}s, {images_per_second:,.0f} img/s", file=self.stream, flush=True)
+
+    def message(self, text: str) -> None:
+        if self.mode:
+            print(text, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+# --- the training loop ---------------------------------------------------------------------------
+class _Trainer:
+    """The state callbacks see (``self.trainer`` inside a :class:`Callback`)."""
+
+    def __init__(self, model, optimizer, scheduler, history, epochs):
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.history, self.epochs = history, epochs
+        self.stop_training = False
+
+
+def _copy_state(model: nn.Module) -> Dict[str, np.ndarray]:
+    return {k: np.array(v, copy=True) for k, v in model.state_dict().items()}
+
+
+def _improved(value: float, best: Optional[float], mode: str, min_delta: float) -> bool:
+    if best is None or (isinstance(best, float) and math.isnan(best)):
+        return True
+    return value < best - min_delta if mode == "min" else value > best + min_delta
+
+
+def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_size: int = 64,
+        optimizer: Union[str, optim.Optimizer] = "adam", lr: float = 1e-3, momentum: float = 0.9,
+        weight_decay: float = 0.0, schedule="cosine", patience: Optional[int] = None,
+        monitor: str = "val_loss", min_delta: float = 0.0, restore_best: bool = True,
+        clip_grad: Optional[float] = None, label_smoothing: float = 0.0, augment=None,
+        callbacks: Sequence[Callback] = (), seed: Optional[int] = 0, out_dir=None, resume=False,
+        verbose="auto", input_shape: Optional[Sequence[int]] = None,
+        classes: Optional[Sequence[str]] = None, model_name: str = "",
+        model_extra: Optional[dict] = None) -> History:
+    """Train ``model`` on ``train_data`` with cross-entropy (Keras-like ``fit``).
+
+    Args:
+        model: the network; put in train mode while training and in eval mode for validation.
+        train_data: an ArrayDataset (batches normalised with its ``mean``/``std``; computed from
+            its images when unset), an ``(images, labels)`` pair (used as is), or a DataLoader.
+        val_data: the same kinds (not a DataLoader), evaluated after every epoch; optional.
+        epochs: total epochs (a resumed run continues up to this number).
+        batch_size: images per step (ignored for a DataLoader).
+        optimizer: ``"adam"``, ``"adamw"``, ``"sgd"`` (Nesterov, ``momentum``) or an Optimizer.
+        lr: (peak) learning rate.
+        weight_decay: L2 penalty (decoupled for AdamW).
+        schedule: ``"cosine"`` (default), ``"constant"``, ``"step"``, ``"onecycle"``, an
+            LRScheduler (stepped per epoch) or ``None``.
+        patience: stop when ``monitor`` has not improved for this many epochs (needs val_data).
+        monitor: ``"val_loss"`` (lower is better) or ``"val_accuracy"``.
+        restore_best: with val_data, end with the weights of the best ``monitor`` epoch.
+        clip_grad: clip the global gradient L2 norm to this value.
+        label_smoothing: cross-entropy label smoothing in [0, 1).
+        augment: a ``transform(batch, rng)`` applied to training batches before normalisation
+            (see :func:`default_augmentation`), or None.
+        callbacks: :class:`Callback` objects.
+        seed: seeds the shuffling, the augmentation and cnnlab's generator (dropout); ``None``
+            draws one at random (recorded in the checkpoint).
+        out_dir: write checkpoint, history and model files here after every epoch.
+        resume: ``True`` (or a run directory) to continue from ``out_dir``'s checkpoint.
+        verbose: ``"auto"`` (bar on a terminal, a line per epoch otherwise), 0, 1 (bar), 2 (lines).
+        input_shape, classes, model_name, model_extra: what ``model.json`` records (taken from
+            the data when not given).
+
+    Returns:
+        A :class:`History`.
+
+    Raises:
+        ValueError/TypeError: bad arguments or data that do not fit the model.
+        FileNotFoundError: ``resume`` without a checkpoint.
+    """
+    from .data import ArrayDataset, DataLoader, compute_mean_std
+    from .data.transforms import Compose
+
+    # ---- arguments ----
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if not 0.0 <= float(label_smoothing) < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+    if clip_grad is not None and clip_grad <= 0:
+        raise ValueError(f"clip_grad must be positive, got {clip_grad}")
+    if monitor not in ("val_loss", "val_accuracy"):
+        raise ValueError(f"monitor must be 'val_loss' or 'val_accuracy', got {monitor!r}")
+    if patience is not None and (int(patience) != patience or patience < 1):
+        raise ValueError(f"patience must be a positive int or None, got {patience!r}")
+    if augment is not None and not callable(augment):
+        raise TypeError(f"augment must be a callable transform(batch, rng) or None, got {type(augment).__name__}")
+    if isinstance(resume, (str, Path)):
+        out_dir = Path(resume) if out_dir is None else out_dir
+        resume = True
+    if resume and out_dir is None:
+        raise ValueError("resume=True needs out_dir (the run directory holding checkpoint.npz)")
+    out_dir = None if out_dir is None else Path(out_dir)
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % (2 ** 31))
+    seed = int(seed)
+
+    # ---- data ----
+    if isinstance(train_data, DataLoader):
+        loader = train_data
+        images0 = loader.images
+        mean = std = None
+        if classes is None and isinstance(loader.dataset, ArrayDataset):
+            classes = list(loader.dataset.classes)
+    else:
+        images0, labels0, mean, std, data_classes = _split_data(train_data, "train_data")
+        if images0.shape[0] < 2:
+            raise ValueError(f"train_data must hold at least 2 images, got {images0.shape[0]}")
+        if isinstance(train_data, ArrayDataset) and (mean is None or std is None):
+            mean, std = compute_mean_std(images0)
+            train_data.mean, train_data.std = mean, std
+        classes = classes if classes is not None else data_classes
+        steps = [augment] if augment is not None else []
+        norm = _normalizer(mean, std)
+        if norm is not None:
+            steps.append(norm)
+        transform = Compose(steps) if steps else None
+        loader = DataLoader((images0, labels0), batch_size=int(batch_size), shuffle=True,
+                            transform=transform, rng=np.random.default_rng([seed, 1]))
+    if input_shape is None:
+        input_shape = tuple(int(s) for s in images0.shape[1:])
+    try:
+        out_shape = model.output_shape((1, *input_shape))
+    except ValueError as exc:
+        raise ValueError(f"the model does not fit the data ({'x'.join(map(str, input_shape))} images): "
+                         f"{exc}") from None
+    num_outputs = int(out_shape[-1])
+    if classes is not None and len(classes) != num_outputs:
+        raise ValueError(f"the model gives {num_outputs} scores per image but the data have "
+                         f"{len(classes)} classes")
+    val = None
+    if val_data is not None:
+        v_images, v_labels, v_mean, v_std, _ = _split_data(val_data, "val_data")
+        if v_images.shape[1:] != images0.shape[1:]:
+            raise ValueError(f"val_data images have shape {v_images.shape[1:]}, train_data images "
+                             f"{images0.shape[1:]}")
+        if v_images.shape[0] == 0:
+            val_data = None
+        else:
+            if mean is not None and v_mean is None:
+                v_mean, v_std = mean, std
+            val = (v_images, v_labels, v_mean, v_std)
+    if patience is not None and val is None:
+        raise ValueError("patience (early stopping) needs val_data to watch")
+
+    # ---- optimiser, schedule, state ----
+    if isinstance(optimizer, optim.Optimizer):
+        opt = optimizer
+        opt_name = type(optimizer).__name__.lower()
+    else:
+        opt_name = str(optimizer).lower()
+        opt = make_optimizer(opt_name, model.parameters(), lr, weight_decay, momentum)
+    steps_per_epoch = len(loader)
+    scheduler, per_batch = make_scheduler(schedule, opt, int(epochs), steps_per_epoch)
+    history = History(mean=None if mean is None else tuple(mean), std=None if std is None else tuple(std))
+    trainer = _Trainer(model, opt, scheduler, history, int(epochs))
+    best_state: Optional[Dict[str, np.ndarray]] = None
+    wait = 0
+    start_epoch = 0
+    _random.manual_seed(seed)
+    config = {"epochs": int(epochs), "batch_size": int(batch_size), "optimizer": opt_name, "lr": lr,
+              "weight_decay": weight_decay, "schedule": schedule if isinstance(schedule, (str, type(None)))
+              else type(schedule).__name__, "seed": seed, "label_smoothing": label_smoothing,
+              "clip_grad": clip_grad, "patience": patience, "monitor": monitor}
+    if resume:
+        ckpt_path = out_dir / CHECKPOINT
+        if not ckpt_path.is_file():
+            raise FileNotFoundError(f"cannot resume: {ckpt_path} does not exist (is {out_dir} a run "
+                                    "directory whose first epoch finished?)")
+        arrays, meta = load_bundle(ckpt_path, "checkpoint")
+        saved = meta.get("config", {})
+        for key in ("batch_size", "optimizer", "schedule", "seed"):
+            if key in saved and saved[key] != config[key]:
+                raise ValueError(f"cannot resume {out_dir}: it was trained with {key}={saved[key]!r}, "
+                                 f"now {key}={config[key]!r}")
+        model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model/")})
+        opt.load_state_dict({"lr": meta["optimizer"]["lr"], "step_count": meta["optimizer"]["step_count"],
+                             "state": {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}})
+        if scheduler is not None and meta.get("scheduler") is not None:
+            if saved.get("epochs") == int(epochs) or not per_batch:
+                scheduler.load_state_dict(meta["scheduler"])
+            else:  # more epochs than planned: the per-batch schedule restarts its curve where it was
+                scheduler.last_epoch = int(meta["scheduler"]["last_epoch"])
+                opt.lr = scheduler.get_lr(scheduler.last_epoch)
+        _random.set_state(meta["rng"])
+        if meta.get("loader") is not None and hasattr(loader, "load_state_dict"):
+            loader.load_state_dict(meta["loader"])
+        history.load_state(meta["history"])
+        best = {k[5:]: v for k, v in arrays.items() if k.startswith("best/")}
+        best_state = best or None
+        wait = int(meta.get("wait", 0))
+        start_epoch = int(meta["epoch"])
+    elif out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    progress = _Progress(verbose, int(epochs))
+    for cb in callbacks:
+        cb.set_trainer(trainer)
+        cb.on_train_begin({"epochs": int(epochs), "start_epoch": start_epoch})
+    if start_epoch:
+        progress.message(f"resuming {out_dir} after epoch {start_epoch}")
+
+    def save_model_files():
+        if out_dir is not None:
+            save_model(model, out_dir, input_shape, classes, history.mean, history.std, name=model_name,
+                       extra=model_extra)
+
+    def write_checkpoint(epoch_done: int):
+        arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
+        state = opt.state_dict()
+        arrays.update({f"optim/{k}": v for k, v in state["state"].items()})
+        if best_state is not None:
+            arrays.update({f"best/{k}": v for k, v in best_state.items()})
+        meta = {"format": "cnnlab-checkpoint", "epoch": epoch_done, "config": config,
+                "optimizer": {"lr": state["lr"], "step_count": state["step_count"]},
+                "scheduler": None if scheduler is None else scheduler.state_dict(),
+                "rng": _random.get_state(),
+                "loader": loader.state_dict() if hasattr(loader, "state_dict") else None,
+                "history": history.state(), "wait": wait}
+        save_bundle(out_dir / CHECKPOINT, arrays, meta)
+        atomic_write_bytes(out_dir / HISTORY_CSV, history.to_csv().encode("utf-8"))
+
+    # ---- epochs ----
+    try:
+        for epoch in range(start_epoch, int(epochs)):
+            if trainer.stop_training:
+                break
+            t_epoch = time.perf_counter()
+            for cb in callbacks:
+                cb.on_epoch_begin(epoch + 1, {})
+            lr_at_start = float(opt.lr)
+            model.train()
+            progress.start_epoch(epoch + 1, steps_per_epoch)
+            loss_sum, correct, seen = 0.0, 0, 0
+            t_steps = 0.0
+            t_batch = time.perf_counter()
+            for b, (x, y) in enumerate(loader):
+                if x.shape[0] < 2:  # a last batch of one image breaks batch norm's statistics
+                    continue
+                logits = model(Tensor(x))
+                if b == 0 and epoch == start_epoch:
+                    _check_logits(logits, x.shape)
+                loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+                opt.zero_grad()
+                loss.backward()
+                if clip_grad is not None:
+                    optim.clip_grad_norm_(list(model.parameters()), clip_grad)
+                opt.step()
+                if per_batch:
+                    scheduler.step()
+                n = x.shape[0]
+                value = float(loss.item())
+                if not math.isfinite(value):
+                    raise FloatingPointError(f"the loss became {value} at epoch {epoch + 1}, batch {b + 1}; "
+                                             "lower the learning rate (--lr) or clip gradients (--clip-grad)")
+                loss_sum += value * n
+                correct += int((logits.data.argmax(axis=1) == y).sum())
+                seen += n
+                now = time.perf_counter()
+                t_steps += now - t_batch
+                t_batch = now
+                progress.batch(seen, loss_sum / seen, correct / seen)
+                if callbacks:
+                    logs = {"batch": b + 1, "size": n, "loss": loss_sum / seen, "accuracy": correct / seen}
+                    for cb in callbacks:
+                        cb.on_batch_end(b + 1, logs)
+            if scheduler is not None and not per_batch:
+                scheduler.step()
+            history.train_images += seen
+            history.step_seconds += t_steps
+            row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
+                   "train_accuracy": correct / max(seen, 1), "val_loss": None, "val_accuracy": None,
+                   "lr": lr_at_start}
+            if val is not None:
+                result = evaluate(model, (val[0], val[1]), mean=val[2], std=val[3])
+                row["val_loss"], row["val_accuracy"] = result["loss"], result["accuracy"]
+                value = row[monitor]
+                if _improved(value, history.best_value, "min" if monitor == "val_loss" else "max", min_delta):
+                    history.best_value, history.best_epoch = float(value), epoch + 1
+                    best_state = _copy_state(model) if restore_best else None
+                    wait = 0
+                else:
+                    wait += 1
+                if patience is not None and wait >= patience:
+                    trainer.stop_training = True
+                    history.stopped_early = True
+            else:
+                history.best_epoch = epoch + 1
+            row["seconds"] = time.perf_counter() - t_epoch  # training + validation, not file writing
+            history.train_seconds += row["seconds"]
+            history.append(row)
+            for cb in callbacks:
+                cb.on_epoch_end(epoch + 1, dict(row))
+            progress.end_epoch(row, seen / t_steps if t_steps > 0 else 0.0)
+            if out_dir is not None:
+                write_checkpoint(epoch + 1)
+                save_model_files()
+        if history.stopped_early:
+            progress.message(f"early stopping: {monitor} did not improve for {patience} epochs "
+                             f"(best {history.best_value:.4f} at epoch {history.best_epoch})")
+    finally:
+        progress.close()
+
+    if val is not None and restore_best and best_state is not None and history.best_epoch is not None:
+        model.load_state_dict(best_state)
+    else:
+        history.best_epoch = history.epochs or None
+    model.eval()
+    save_model_files()
+    for cb in callbacks:
+        cb.on_train_end({"epochs": history.epochs, "best_epoch": history.best_epoch})
+    return history
+
+
+# --- whole runs: data set + model + fit + test + files ------------------------------------------
+#: per data set: model, epochs, batch size, optimizer, learning rate, schedule, weight decay
+RECIPES = {
+    "digits": dict(model="digitsnet", epochs=30, batch_size=32, optimizer="adam", lr=2e-3,
+                   schedule="cosine", weight_decay=0.0),
+    "mnist": dict(model="lenet5", epochs=5, batch_size=64, optimizer="adam", lr=2e-3,
+                  schedule="cosine", weight_decay=0.0),
+    "fashion-mnist": dict(model="smallnet", epochs=10, batch_size=128, optimizer="adam", lr=3e-3,
+                          schedule="onecycle", weight_decay=0.0),
+    "cifar10": dict(model="smallnet", epochs=20, batch_size=128, optimizer="adam", lr=3e-3,
+                    schedule="onecycle", weight_decay=0.0),
+    "folder": dict(model=None, epochs=20, batch_size=32, optimizer="adam", lr=1e-3,
+                   schedule="cosine", weight_decay=0.0),
+}
+_DATASET_NAMES = {"digits": "digits", "sklearn-digits": "digits", "mnist": "mnist",
+                  "fashion-mnist": "fashion-mnist", "fashion_mnist": "fashion-mnist",
+                  "fashionmnist": "fashion-mnist", "cifar10": "cifar10", "cifar-10": "cifar10",
+                  "cifar_10": "cifar10"}
+
+
+def dataset_key(dataset: str) -> str:
+    """Canonical name of a built-in data set, or ``"folder"`` for a path."""
+    return _DATASET_NAMES.get(str(dataset).strip().lower(), "folder")
+
+
+def _dataset_label(dataset: str) -> str:
+    key = dataset_key(dataset)
+    if key != "folder":
+        return key
+    name = Path(str(dataset)).expanduser().resolve().name
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name) or "images"
+
+
+def _limit(data, limit: Optional[int], seed: int, name: str):
+    if limit is None or len(data) <= limit:
+        return data
+    index = np.sort(np.random.default_rng([seed, 7]).permutation(len(data))[:limit])
+    return data.subset(index, name=name)
+
+
+def load_run_data(dataset: str = "digits", data_dir=None, val_fraction: float = 0.1, seed: int = 0,
+                  limit: Optional[int] = None, download: bool = True, progress: bool = True):
+    """``(train, val, test)`` ArrayDatasets of a data set, all normalised with the train part's stats.
+
+    The test part is the data set's own (MNIST, Fashion-MNIST, CIFAR-10) or a fixed
+    stratified 20% (digits, image folders; split seed 0, the same for every run).
+    ``val`` is a stratified ``val_fraction`` of the training part (split by ``seed``), or
+    ``None`` when ``val_fraction`` is 0.  ``limit`` keeps at most that many images of each part
+    (a seeded random subset, for quick trials).
+    """
+    from .data import get_dataset, stratified_split
+    if not 0.0 <= float(val_fraction) < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if limit is not None and limit < 2:
+        raise ValueError(f"limit must be at least 2, got {limit}")
+    train, test = get_dataset(dataset, data_dir=data_dir, download=download, val_fraction=0.2, seed=0,
+                              progress=progress)
+    train = _limit(train, limit, seed, train.name)
+    test = _limit(test, limit, seed, test.name)
+    val = None
+    if val_fraction > 0:
+        tr_idx, va_idx = stratified_split(train.labels, val_fraction, seed)
+        if len(va_idx):
+            val = train.subset(va_idx, name=f"{train.name}-val")
+            train = train.subset(tr_idx, name=train.name)
+    train.with_stats()
+    for part in (val, test):
+        if part is not None:
+            part.mean, part.std = train.mean, train.std
+    return train, val, test
+
+
+def _new_run_dir(label: str, model: str, root="runs") -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{label}-{Path(model).stem if Path(model).suffix else model}-{stamp}"
+    path, k = base, 1
+    while path.exists():
+        k += 1
+        path = base.with_name(f"{base.name}-{k}")
+    return path
+
+
+def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, epochs: Optional[int] = None,
+          batch_size: Optional[int] = None, lr: Optional[float] = None, optimizer: Optional[str] = None,
+          schedule: Optional[str] = None, weight_decay: Optional[float] = None, label_smoothing: float = 0.0,
+          patience: Optional[int] = None, clip_grad: Optional[float] = None, augment: Optional[bool] = None,
+          val_fraction: float = 0.1, seed: int = 0, out_dir=None, resume=None, limit: Optional[int] = None,
+          verbose="auto", download: bool = True, runs_root="runs", log: Optional[Callable] = None) -> dict:
+    """A whole training run, as ``cnnlab train`` does it; returns the ``metrics.json`` content.
+
+    Loads the data (:func:`load_run_data`), builds the model (a zoo name or model file; by
+    default the one that suits the data), trains it with :func:`fit` (the data set's recipe
+    in :data:`RECIPES` fills every setting left ``None``), evaluates it on the test part and
+    writes the run directory ``out_dir`` (default ``runs/<dataset>-<model>-<timestamp>``).
+
+    ``resume=RUN_DIR`` continues an interrupted run with the settings in its ``config.json``
+    (``epochs`` may be raised to train longer).
+    """
+    from . import __version__
+    from .models import create_model, default_model_name
+
+    say = log or (lambda text: None)
+    if resume is not None:
+        run_dir = Path(resume)
+        if not (run_dir / CONFIG_JSON).is_file():
+            if not run_dir.exists():
+                raise FileNotFoundError(f"cannot resume: run directory {run_dir} does not exist")
+            raise ValueError(f"cannot resume: {run_dir} is not a cnnlab run directory (no {CONFIG_JSON})")
+        config = read_json(run_dir / CONFIG_JSON, "run configuration")
+        if epochs is not None:
+            config["epochs"] = int(epochs)
+        if out_dir is not None and Path(out_dir).resolve() != run_dir.resolve():
+            raise ValueError("--out and --resume name different directories; a resumed run stays in its own "
+                             f"directory ({run_dir})")
+        if data_dir is not None:
+            config["data_dir"] = str(data_dir)
+    else:
+        key = dataset_key(dataset)
+        recipe = RECIPES[key]
+        config = {
+            "dataset": str(dataset), "data_dir": None if data_dir is None else str(data_dir),
+            "model": model, "epochs": epochs or recipe["epochs"],
+            "batch_size": batch_size or recipe["batch_size"],
+            "optimizer": optimizer or recipe["optimizer"], "lr": lr if lr is not None else recipe["lr"],
+            "schedule": schedule or recipe["schedule"],
+            "weight_decay": weight_decay if weight_decay is not None else recipe["weight_decay"],
+            "label_smoothing": label_smoothing, "patience": patience, "clip_grad": clip_grad,
+            "augment": True if augment is None else bool(augment), "val_fraction": val_fraction,
+            "seed": int(seed), "limit": limit,
+        }
+        run_dir = None if out_dir is None else Path(out_dir)
+        if run_dir is not None and (run_dir / CHECKPOINT).exists():
+            raise ValueError(f"{run_dir} already holds a training run; choose another --out, or continue "
+                             f"it with --resume {run_dir}")
+
+    t_load = time.perf_counter()
+    train_set, val_set, test_set = load_run_data(config["dataset"], config["data_dir"],
+                                                 config["val_fraction"], config["seed"], config["limit"],
+                                                 download=download, progress=verbose != 0)
+    load_seconds = time.perf_counter() - t_load
+    shape = train_set.input_shape
+    model_name = config["model"] or RECIPES[dataset_key(config["dataset"])]["model"] \
+        or default_model_name(config["dataset"], shape)
+    config["model"] = model_name
+    _random.manual_seed(config["seed"])  # the weights' initialisation
+    net, model_info = create_model(model_name, shape, train_set.num_classes)
+    label = _dataset_label(config["dataset"])
+    if run_dir is None:
+        run_dir = _new_run_dir(label, model_info["name"], runs_root)
+    if resume is None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config["cnnlab_version"] = __version__
+        write_json(run_dir / CONFIG_JSON, config)
+    say(f"{label}: {len(train_set)} train, {0 if val_set is None else len(val_set)} validation, "
+        f"{len(test_set)} test images {'x'.join(map(str, shape))}, {train_set.num_classes} classes; "
+        f"model {model_info['name']} ({net.num_parameters():,} parameters); run directory {run_dir}")
+
+    aug = default_augmentation(dataset_key(config["dataset"]), shape) if config["augment"] else None
+    history = fit(net, train_set, val_set, epochs=config["epochs"], batch_size=config["batch_size"],
+                  optimizer=config["optimizer"], lr=config["lr"], weight_decay=config["weight_decay"],
+                  schedule=config["schedule"], patience=config["patience"], clip_grad=config["clip_grad"],
+                  label_smoothing=config["label_smoothing"], augment=aug, seed=config["seed"],
+                  out_dir=run_dir, resume=resume is not None, verbose=verbose, input_shape=shape,
+                  classes=train_set.classes, model_name=model_info["name"],
+                  model_extra={"dataset": label, "model_info": model_info})
+    t_test = time.perf_counter()
+    result = evaluate(net, test_set)
+    metrics = {
+        "test_accuracy": result["accuracy"], "test_loss": result["loss"],
+        "test_correct": result["correct"], "test_size": result["total"],
+        "epochs": history.epochs, "best_epoch": history.best_epoch, "stopped_early": history.stopped_early,
+        "train_seconds": round(history.train_seconds, 3),
+        "images_per_second": round(history.images_per_second, 1),
+        "test_seconds": round(time.perf_counter() - t_test, 3), "load_seconds": round(load_seconds, 3),
+        "model": model_info["name"], "dataset": label, "num_parameters": net.num_parameters(),
+        "train_size": len(train_set), "val_size": 0 if val_set is None else len(val_set),
+        "seed": config["seed"], "batch_size": config["batch_size"], "optimizer": config["optimizer"],
+        "lr": config["lr"], "schedule": config["schedule"], "augment": config["augment"],
+        "final_train_loss": history.history["train_loss"][-1] if history.epochs else None,
+        "final_train_accuracy": history.history["train_accuracy"][-1] if history.epochs else None,
+        "best_val_accuracy": max((v for v in history.history["val_accuracy"] if v is not None), default=None),
+        "cnnlab_version": __version__, "run_dir": str(run_dir),
+        "finished": datetime.now().isoformat(timespec="seconds"),
+    }
+    write_json(run_dir / METRICS_JSON, metrics)
+    return metrics

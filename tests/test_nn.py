@@ -430,3 +430,20 @@ def test_dropout_layer_uses_training_flag_and_seed():
     assert 0.4 < (a == 0).mean() < 0.6
     drop.eval()
     np.testing.assert_array_equal(drop(x).data, x)
+
+
+def test_sequential_slice_keeps_pytorch_key_names():
+    """``model[1:]`` keeps the children's names, so its state_dict keys match the full model's (as PyTorch)."""
+    seq = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2))
+    tail = seq[1:]
+    assert list(tail.state_dict()) == ["2.weight", "2.bias"]
+    np.testing.assert_array_equal(tail.state_dict()["2.weight"], seq.state_dict()["2.weight"])
+
+
+def test_conv2d_layer_accepts_the_padding_forms_the_op_accepts():
+    x = RNG.standard_normal((1, 1, 5, 5))
+    for padding in (((0, 1), (1, 0)), [[0, 1], [1, 0]], [1, 2], (1, 2), 1, "same", "valid"):
+        layer = nn.Conv2d(1, 1, 3, padding=padding, dtype=np.float64)
+        want = F.conv2d(x, layer.weight, layer.bias, padding=padding)
+        np.testing.assert_array_equal(layer(x).data, want.data)
+        assert layer.output_shape(x.shape) == want.shape

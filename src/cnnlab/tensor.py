@@ -215,11 +215,13 @@ class Tensor:
             if g is None:
                 continue
             if node._backward is None:
-                node.grad = g.copy() if node.grad is None else node.grad + g
+                node.grad = g.copy(order="K") if node.grad is None else node.grad + g
                 continue
             for parent, pg in zip(node._parents, node._backward(g)):
                 if pg is None or not parent.requires_grad:
                     continue
+                if pg.dtype != parent.data.dtype:  # mixed precision: gradients take their input's dtype
+                    pg = pg.astype(parent.data.dtype)
                 key = id(parent)
                 grads[key] = pg if key not in grads else grads[key] + pg
 
@@ -446,6 +448,9 @@ def transpose(a, axes=None) -> Tensor:
     a = as_tensor(a)
     if axes is None:
         axes = tuple(reversed(range(a.ndim)))
+    axes = tuple(ax % a.ndim for ax in axes)
+    if sorted(axes) != list(range(a.ndim)):
+        raise ValueError(f"transpose: axes {axes} are not a permutation of the {a.ndim} axes of shape {a.shape}")
     inverse = tuple(np.argsort(axes))
     return Tensor.from_op(a.data.transpose(axes), (a,), lambda g: (g.transpose(inverse),), "transpose")
 

@@ -58,9 +58,14 @@ class Conv2d(Module):
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = positive_pair(kernel_size, "kernel_size")
         self.stride = positive_pair(stride, "stride")
-        self.padding = padding if isinstance(padding, str) else (
-            padding if isinstance(padding, tuple) and isinstance(padding[0], tuple) else pair(padding, "padding"))
         self.dilation = positive_pair(dilation, "dilation")
+        if isinstance(padding, (list, tuple)) and len(padding) == 2 and all(
+                isinstance(p, (list, tuple)) for p in padding):
+            padding = tuple(tuple(int(v) for v in p) for p in padding)
+        elif not isinstance(padding, str):
+            padding = pair(tuple(padding) if isinstance(padding, list) else padding, "padding")
+        conv_padding(padding, (1, 1), self.kernel_size, self.stride, self.dilation)  # validates early
+        self.padding = padding
         self.groups, self.padding_mode = int(groups), padding_mode
         fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
         bound = 1 / math.sqrt(fan_in)

@@ -185,3 +185,9 @@ def test_adaptive_windows_rule():
     assert starts == [0, 1, 2, 3, 4] and ends == [1, 2, 3, 4, 5]
     starts, ends = adaptive_windows(3, 5)
     assert starts == [0, 0, 1, 1, 2] and ends == [1, 2, 2, 3, 3]
+
+
+def test_pair_accepts_numpy_integers_inside_a_pair():
+    """``pair(np.int64(4))`` works, so a pair of NumPy integers (sizes computed with NumPy) must too."""
+    assert pair((np.int64(2), np.int32(3))) == (2, 3)
+    assert positive_pair([np.int64(1), 2], "stride") == (1, 2)

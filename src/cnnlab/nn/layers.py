@@ -215,7 +215,11 @@ class _AdaptivePool2d(Module):
 
     def __init__(self, output_size):
         super().__init__()
-        self.output_size = output_size if isinstance(output_size, tuple) else (output_size, output_size)
+        size = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size, output_size)
+        if len(size) != 2 or any(v is not None and (not isinstance(v, (int, np.integer)) or v < 1) for v in size):
+            raise ValueError(f"output_size must be a positive int or a pair of positive ints (or None), "
+                             f"got {output_size!r}")
+        self.output_size = size
 
     def output_shape(self, input_shape):
         n, c, h, w = _check_shape(self, input_shape, 4, "(N, C, H, W)")
@@ -260,7 +264,7 @@ class FractionalMaxPool2d(Module):
     Shape: ``(N, C, H, W) -> (N, C, oH, oW)``; ``oH = output_size`` or ``floor(H * output_ratio)``.
     """
 
-    def __init__(self, kernel_size, output_size=None, output_ratio=None, rng=None):
+    def __init__(self, kernel_size, output_size=None, output_ratio=None, rng=None, samples=None):
         super().__init__()
         if (output_size is None) == (output_ratio is None):
             raise ValueError("FractionalMaxPool2d requires specifying exactly one of output_size or "
@@ -269,10 +273,11 @@ class FractionalMaxPool2d(Module):
         self.output_size = None if output_size is None else positive_pair(output_size, "output_size")
         self.output_ratio = None if output_ratio is None else (
             output_ratio if isinstance(output_ratio, tuple) else (output_ratio, output_ratio))
-        self.rng = rng
+        self.rng, self.samples = rng, samples
 
     def forward(self, x):
         return F.fractional_max_pool2d(x, self.kernel_size, self.output_size, self.output_ratio,
+                                       samples=self.samples,
                                        rng=self.rng if self.rng is not None else get_rng())
 
     def output_shape(self, input_shape):

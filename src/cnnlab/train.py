@@ -59,7 +59,7 @@ from .io import (MODEL_JSON, atomic_write_bytes, load_bundle, read_json, save_bu
                  write_json)
 from .tensor import Tensor, no_grad
 
-__all__ = ["fit", "evaluate", "predict", "train", "History", "Callback", "LambdaCallback",
+__all__ = ["fit", "evaluate", "predict", "train", "TrainingInterrupted", "History", "Callback", "LambdaCallback",
            "make_optimizer", "make_scheduler", "default_augmentation", "load_run_data", "RECIPES",
            "CHECKPOINT", "HISTORY_CSV", "METRICS_JSON", "CONFIG_JSON", "HISTORY_COLUMNS"]
 
@@ -731,6 +731,14 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
 
 
 # --- whole runs: data set + model + fit + test + files ------------------------------------------
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`train`; ``run_dir`` holds the checkpoint to ``--resume`` from."""
+
+    def __init__(self, message: str, run_dir: Path):
+        super().__init__(message)
+        self.run_dir = run_dir
+
+
 #: per data set: model, epochs, batch size, optimizer, learning rate, schedule, weight decay
 RECIPES = {
     "digits": dict(model="digitsnet", epochs=30, batch_size=32, optimizer="adam", lr=2e-3,
@@ -861,6 +869,12 @@ def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, e
             "seed": int(seed), "limit": limit,
         }
         run_dir = None if out_dir is None else Path(out_dir)
+        if model is not None:  # a misspelt model should fail before the data load
+            from .models import MODELS, is_model_file
+            if str(model).lower() not in MODELS and not Path(str(model)).is_file():
+                if is_model_file(str(model)):
+                    raise FileNotFoundError(f"model file {model} does not exist")
+                create_model(str(model), (1, 8, 8), 10)  # raises the "unknown model" error
         if run_dir is not None and (run_dir / CHECKPOINT).exists():
             raise ValueError(f"{run_dir} already holds a training run; choose another --out, or continue "
                              f"it with --resume {run_dir}")
@@ -888,13 +902,19 @@ def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, e
         f"model {model_info['name']} ({net.num_parameters():,} parameters); run directory {run_dir}")
 
     aug = default_augmentation(dataset_key(config["dataset"]), shape) if config["augment"] else None
-    history = fit(net, train_set, val_set, epochs=config["epochs"], batch_size=config["batch_size"],
-                  optimizer=config["optimizer"], lr=config["lr"], weight_decay=config["weight_decay"],
-                  schedule=config["schedule"], patience=config["patience"], clip_grad=config["clip_grad"],
-                  label_smoothing=config["label_smoothing"], augment=aug, seed=config["seed"],
-                  out_dir=run_dir, resume=resume is not None, verbose=verbose, input_shape=shape,
-                  classes=train_set.classes, model_name=model_info["name"],
-                  model_extra={"dataset": label, "model_info": model_info})
+    try:
+        history = fit(net, train_set, val_set, epochs=config["epochs"], batch_size=config["batch_size"],
+                      optimizer=config["optimizer"], lr=config["lr"], weight_decay=config["weight_decay"],
+                      schedule=config["schedule"], patience=config["patience"], clip_grad=config["clip_grad"],
+                      label_smoothing=config["label_smoothing"], augment=aug, seed=config["seed"],
+                      out_dir=run_dir, resume=resume is not None, verbose=verbose, input_shape=shape,
+                      classes=train_set.classes, model_name=model_info["name"],
+                      model_extra={"dataset": label, "model_info": model_info})
+    except KeyboardInterrupt:
+        done = (f"the checkpoint of the last finished epoch is in {run_dir}"
+                if (run_dir / CHECKPOINT).is_file() else f"no epoch finished in {run_dir}")
+        raise TrainingInterrupted(f"{done}; continue with: cnnlab train --resume {run_dir}",
+                                  run_dir) from None
     t_test = time.perf_counter()
     result = evaluate(net, test_set)
     metrics = {

@@ -1,0 +1,95 @@
+"""The ``cnnlab`` command: a thin layer that parses arguments and calls the library.
+
+Errors reach the user as one line, ``cnnlab: error: ...``, with exit status 2
+for a usage mistake and 1 for anything that fails while running (a missing
+file, an image that cannot be read, a model that does not fit the data).
+``--debug`` shows the full traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+__all__ = ["main", "build_parser", "UsageError", "EXIT_OK", "EXIT_RUNTIME", "EXIT_USAGE"]
+
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """A command was called wrongly (exit status 2), found after argparse accepted the arguments."""
+
+
+def _version() -> str:
+    from .. import __version__
+    return __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand registered."""
+    from . import explain_cmds, train_cmds
+
+    parser = argparse.ArgumentParser(
+        prog="cnnlab",
+        description="Convolutional neural networks in NumPy: train, run and look inside image classifiers.",
+        epilog="Start with `cnnlab train` (8x8 digits, offline, under a minute); "
+               "`cnnlab COMMAND --help` describes each command.")
+    parser.add_argument("--version", action="version", version=f"cnnlab {_version()}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    train_cmds.register(subparsers)
+    explain_cmds.register(subparsers)
+    # `cnnlab train --debug ...` works as well as `cnnlab --debug train ...`
+    for sub in subparsers.choices.values():
+        if not any("--debug" in a.option_strings for a in sub._actions):
+            sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show full tracebacks on errors")
+    return parser
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, KeyError) and exc.args:
+        text = str(exc.args[0])
+    elif isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())  # one line
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 runtime error, 2 usage error)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
+        return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
+    debug = debug or getattr(args, "debug", False)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        if debug:
+            raise
+        print(f"cnnlab {args.command}: error: {_message(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt as exc:
+        if debug:
+            raise
+        detail = _message(exc) if str(exc) else ""
+        print(f"cnnlab: interrupted{': ' + detail if detail else ''}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `cnnlab ... | head`
+        return EXIT_OK
+    except Exception as exc:  # every failure ends as one line (the traceback with --debug)
+        if debug:
+            raise
+        known = (ValueError, TypeError, OSError, KeyError, RuntimeError, ArithmeticError, ImportError)
+        prefix = "" if isinstance(exc, known) else f"internal error ({type(exc).__name__}): "
+        hint = "" if isinstance(exc, known) else " (run with --debug for the traceback)"
+        print(f"cnnlab: error: {prefix}{_message(exc)}{hint}", file=sys.stderr)
+        return EXIT_RUNTIME

@@ -1,0 +1,378 @@
+"""`cnnlab train|evaluate|predict|summary`: train a network, measure it, use it, read its layers."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from . import UsageError
+
+__all__ = ["register", "parse_shape"]
+
+
+def parse_shape(text: str) -> tuple:
+    """``"1,28,28"`` or ``"1x28x28"`` -> ``(1, 28, 28)`` (an argparse ``type``)."""
+    parts = text.replace("x", ",").replace("X", ",").split(",")
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected C,H,W such as 1,28,28, got {text!r}") from None
+    if len(shape) != 3 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"expected three positive sizes C,H,W such as 1,28,28, got {text!r}")
+    return shape
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+_FORMATTER = argparse.RawDescriptionHelpFormatter
+
+
+def register(subparsers) -> None:
+    """Add ``train``, ``evaluate``, ``predict`` and ``summary`` to the top-level parser."""
+    from ..models import MODEL_DESCRIPTIONS
+    from ..train import OPTIMIZERS, RECIPES, SCHEDULES
+
+    models_text = "\n".join(f"  {name:<10} {text}" for name, text in MODEL_DESCRIPTIONS.items())
+    recipes = "\n".join(f"  {name:<14} model {r['model'] or 'by image size'}, {r['epochs']} epochs, batch "
+                        f"{r['batch_size']}, {r['optimizer']} lr {r['lr']:g}, {r['schedule']}"
+                        for name, r in RECIPES.items())
+
+    # --- train ---
+    p = subparsers.add_parser(
+        "train", help="train a network and save it in a run directory",
+        formatter_class=_FORMATTER,
+        description="Train a CNN; write weights, history, metrics and checkpoints into a run directory.",
+        epilog=f"data sets:\n  digits         8x8 digits shipped with scikit-learn (default; offline)\n"
+               f"  mnist, fashion-mnist   IDX files from --data-dir DIR (or downloaded into the cache)\n"
+               f"  cifar10        python batch files from --data-dir DIR\n"
+               f"  PATH           a folder of images, one subfolder per class\n\n"
+               f"models (--model NAME, or a .json/.yaml/.toml model file):\n{models_text}\n\n"
+               f"defaults per data set (override with the options):\n{recipes}\n  (folder: digitsnet below "
+               f"12x12 pixels, else smallnet)\n\n"
+               "A model made for another image size is an error, not a silent resize: lenet5 needs at least\n"
+               "12x12 images, so for the 8x8 digits use digitsnet or smallnet.\n\n"
+               "examples:\n  cnnlab train\n  cnnlab train --dataset mnist --data-dir ~/data/mnist --epochs 5\n"
+               "  cnnlab train --dataset my_photos/ --model smallnet --out runs/photos\n"
+               "  cnnlab train --resume runs/photos")
+    p.add_argument("--dataset", default="digits", metavar="NAME|PATH",
+                   help="digits (default), mnist, fashion-mnist, cifar10, or an image folder")
+    p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files")
+    p.add_argument("--model", metavar="NAME|FILE", help="zoo name or model file (default: suits the data)")
+    p.add_argument("--epochs", type=_positive_int, metavar="N", help="epochs (with --resume: the new total)")
+    p.add_argument("--batch-size", type=_positive_int, metavar="N", help="images per step")
+    p.add_argument("--lr", type=_positive_float, metavar="X", help="(peak) learning rate")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, help="optimizer (default adam)")
+    p.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule")
+    p.add_argument("--weight-decay", type=_non_negative_float, metavar="X", help="L2 weight decay")
+    p.add_argument("--label-smoothing", type=_fraction, default=0.0, metavar="X",
+                   help="cross-entropy label smoothing in [0, 1) (default 0)")
+    p.add_argument("--patience", type=_positive_int, metavar="N",
+                   help="stop early when the validation loss has not improved for N epochs")
+    p.add_argument("--clip-grad", type=_positive_float, metavar="X", help="clip the gradient norm to X")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="random shifts/rotations (digits) or crops/flips (others) while training (default on)")
+    p.add_argument("--val-fraction", type=_fraction, default=0.1, metavar="X",
+                   help="share of the training images held out for validation (default 0.1; 0: none)")
+    p.add_argument("--seed", type=_non_negative_int, default=0, metavar="N", help="random seed (default 0)")
+    p.add_argument("--out", metavar="DIR", help="run directory (default runs/<dataset>-<model>-<time>)")
+    p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
+    p.add_argument("--limit", type=_positive_int, metavar="N",
+                   help="use at most N images of each split (quick trials)")
+    p.add_argument("--no-download", action="store_true", help="never download data (offline)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress output, only the result")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.set_defaults(func=cmd_train)
+
+    # --- evaluate ---
+    p = subparsers.add_parser(
+        "evaluate", help="accuracy, loss, per-class precision/recall and confusion matrix of a run",
+        formatter_class=_FORMATTER,
+        description="Evaluate a trained run on its test data (or another data set of the same image size).",
+        epilog="examples:\n  cnnlab evaluate runs/digits-digitsnet-20250101-120000\n"
+               "  cnnlab evaluate runs/mnist-lenet5 --data-dir ~/data/mnist --json")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by cnnlab train")
+    p.add_argument("--dataset", metavar="NAME|PATH", help="data set (default: the run's)")
+    p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files (default: the run's)")
+    p.add_argument("--split", choices=("test", "val", "train"), default="test", help="which part (default test)")
+    p.add_argument("--batch-size", type=_positive_int, default=256, metavar="N", help="images per forward pass")
+    p.add_argument("--limit", type=_positive_int, metavar="N", help="at most N images (default: the run's)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+    # --- predict ---
+    p = subparsers.add_parser(
+        "predict", help="classify image files with a trained run",
+        formatter_class=_FORMATTER,
+        description="Classify images: each is converted to the model's channels and size and normalised "
+                    "as in training; prints the top-k classes with their softmax probabilities.",
+        epilog="MNIST-like models expect light strokes on a dark background; --invert flips dark-on-light "
+               "scans.\n\nexamples:\n  cnnlab predict runs/mnist-lenet5 seven.png three.jpg\n"
+               "  cnnlab predict runs/mnist-lenet5 *.png --top-k 1 --json")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by cnnlab train")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, BMP, ...)")
+    p.add_argument("--top-k", type=_positive_int, default=3, metavar="K", help="classes per image (default 3)")
+    p.add_argument("--invert", action="store_true", help="invert gray levels first (dark strokes on white)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_predict)
+
+    # --- summary ---
+    p = subparsers.add_parser(
+        "summary", help="layer table: output shapes, parameters and the output-size arithmetic",
+        formatter_class=_FORMATTER,
+        description="Print every layer's output shape and parameter count, with the arithmetic that gives "
+                    "each size, e.g. (28 + 2*2 - 5) / 1 + 1 = 28, and a warning where a stride does not "
+                    "divide evenly (pixels silently dropped).",
+        epilog=f"MODEL is a zoo name, a model file or a run directory.\nzoo:\n{models_text}\n\n"
+               "examples:\n  cnnlab summary lenet5\n  cnnlab summary smallnet --input-shape 3,32,32\n"
+               "  cnnlab summary my_model.yaml --input-shape 1,28,28\n  cnnlab summary runs/digits-digitsnet-x")
+    p.add_argument("model", metavar="MODEL", help="zoo name, model file, or run directory")
+    p.add_argument("--input-shape", type=parse_shape, metavar="C,H,W",
+                   help="input size (default: the model's own)")
+    p.add_argument("--num-classes", type=_positive_int, default=None, metavar="K",
+                   help="outputs of a zoo model (default 10)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_summary)
+
+
+# --- train ------------------------------------------------------------------------------------
+def cmd_train(args) -> int:
+    from ..train import train
+
+    if args.resume:
+        fixed = {"--dataset": args.dataset != "digits", "--model": args.model, "--batch-size": args.batch_size,
+                 "--lr": args.lr, "--optimizer": args.optimizer, "--schedule": args.schedule,
+                 "--weight-decay": args.weight_decay, "--label-smoothing": args.label_smoothing,
+                 "--patience": args.patience, "--clip-grad": args.clip_grad, "--augment": args.augment is not None,
+                 "--val-fraction": args.val_fraction != 0.1, "--seed": args.seed != 0, "--limit": args.limit}
+        given = [flag for flag, value in fixed.items() if value]
+        if given:
+            raise UsageError(f"{', '.join(given)} cannot change when resuming: --resume continues the run with "
+                             "its own settings (config.json); only --epochs, --data-dir and output options "
+                             "may be given")
+    verbose = 0 if args.quiet else "auto"
+    log = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
+    metrics = train(dataset=args.dataset, model=args.model, data_dir=args.data_dir, epochs=args.epochs,
+                    batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, schedule=args.schedule,
+                    weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
+                    patience=args.patience, clip_grad=args.clip_grad, augment=args.augment,
+                    val_fraction=args.val_fraction, seed=args.seed, out_dir=args.out, resume=args.resume,
+                    limit=args.limit, verbose=verbose, download=not args.no_download, log=log)
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        print(f"test accuracy {100 * metrics['test_accuracy']:.2f}% ({metrics['test_correct']}/"
+              f"{metrics['test_size']}), test loss {metrics['test_loss']:.4f}; {metrics['epochs']} epochs in "
+              f"{metrics['train_seconds']:.1f} s ({metrics['images_per_second']:,.0f} img/s)")
+        print(f"run saved in {metrics['run_dir']}  (next: cnnlab evaluate {metrics['run_dir']})")
+    return 0
+
+
+# --- evaluate ---------------------------------------------------------------------------------
+def _run_config(run_dir: Path) -> dict:
+    from ..io import read_json
+    from ..train import CONFIG_JSON
+    path = run_dir / CONFIG_JSON
+    return read_json(path, "run configuration") if path.is_file() else {}
+
+
+def cmd_evaluate(args) -> int:
+    import numpy as np
+
+    from ..io import load_model
+    from ..train import evaluate, load_run_data
+
+    run_dir = Path(args.run_dir)
+    saved = load_model(run_dir)
+    config = _run_config(run_dir)
+    dataset = args.dataset or config.get("dataset") or saved.info.get("dataset")
+    if not dataset:
+        raise UsageError(f"{run_dir} does not record its data set: give --dataset")
+    same_data = args.dataset is None or args.dataset == config.get("dataset")
+    data_dir = args.data_dir or (config.get("data_dir") if same_data else None)
+    limit = args.limit if args.limit is not None else (config.get("limit") if same_data else None)
+    val_fraction = config.get("val_fraction", 0.1) if same_data else 0.1
+    if args.split == "val" and not val_fraction:
+        raise UsageError(f"{run_dir} was trained without a validation split (--val-fraction 0)")
+    train_set, val_set, test_set = load_run_data(dataset, data_dir, val_fraction, config.get("seed", 0), limit,
+                                                 progress=False)
+    data = {"train": train_set, "val": val_set, "test": test_set}[args.split]
+    if tuple(data.input_shape) != tuple(saved.input_shape):
+        raise ValueError(f"the model in {run_dir} takes {'x'.join(map(str, saved.input_shape))} images, but "
+                         f"{dataset} has {'x'.join(map(str, data.input_shape))} images")
+    if len(data.classes) != len(saved.classes):
+        raise ValueError(f"the model in {run_dir} has {len(saved.classes)} classes, {dataset} has "
+                         f"{len(data.classes)}")
+    result = evaluate(saved.model, data, batch_size=args.batch_size, mean=saved.mean, std=saved.std,
+                      return_predictions=True)
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+    labels = np.arange(len(saved.classes))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        data.labels, result["predictions"], labels=labels, zero_division=0)
+    matrix = confusion_matrix(data.labels, result["predictions"], labels=labels)
+    report = {
+        "run_dir": str(run_dir), "dataset": str(dataset), "split": args.split, "model": saved.name,
+        "accuracy": result["accuracy"], "loss": result["loss"], "correct": result["correct"],
+        "total": result["total"], "classes": saved.classes,
+        "per_class": [{"class": c, "precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+                      for c, p, r, f, s in zip(saved.classes, precision, recall, f1, support)],
+        "confusion_matrix": matrix.tolist(),
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{saved.name} on {dataset} ({args.split}, {result['total']} images): accuracy "
+          f"{100 * result['accuracy']:.2f}% ({result['correct']}/{result['total']}), loss {result['loss']:.4f}")
+    width = max(5, *(len(c) for c in saved.classes))
+    print()
+    print(f"{'class':<{width}}  precision  recall     f1  support")
+    for row in report["per_class"]:
+        print(f"{row['class']:<{width}}  {row['precision']:9.4f}  {row['recall']:6.4f}  {row['f1']:.4f}  "
+              f"{row['support']:7d}")
+    print()
+    print("confusion matrix (rows: true class, columns: predicted class)")
+    short = [c if len(c) <= 6 else c[:5] + "." for c in saved.classes]
+    cell = max(5, len(str(int(matrix.max()))) + 1, *(len(s) + 1 for s in short))
+    print(" " * (width + 1) + "".join(f"{s:>{cell}}" for s in short))
+    for name, counts in zip(saved.classes, matrix):
+        print(f"{name:<{width}} " + "".join(f"{int(v):>{cell}}" for v in counts))
+    return 0
+
+
+# --- predict ----------------------------------------------------------------------------------
+def _read_images(paths: Sequence[str], shape, invert: bool):
+    import numpy as np
+
+    from ..data.folder import read_image
+    c, h, w = shape
+    if c not in (1, 3):
+        raise ValueError(f"the model takes {c}-channel images; image files give 1 (gray) or 3 (RGB) channels")
+    out = np.empty((len(paths), c, h, w), dtype=np.float32)
+    for i, path in enumerate(paths):  # one file decode per image
+        p = Path(path)
+        if not p.exists():
+            raise FileNotFoundError(f"image {p} does not exist")
+        if p.is_dir():
+            raise ValueError(f"{p} is a folder, expected an image file")
+        out[i] = read_image(p, c, (h, w))
+    if invert:
+        out = 1.0 - out
+    return out
+
+
+def cmd_predict(args) -> int:
+    import numpy as np
+
+    from ..io import load_model
+    from ..train import predict
+
+    saved = load_model(Path(args.run_dir))
+    images = _read_images(args.images, saved.input_shape, args.invert)
+    probs = predict(saved.model, images, mean=saved.mean, std=saved.std)
+    k = min(args.top_k, probs.shape[1])
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    results = []
+    for path, row, top in zip(args.images, probs, order):
+        results.append({"image": str(path), "predictions": [
+            {"class": saved.classes[j] if j < len(saved.classes) else str(j), "index": int(j),
+             "probability": float(row[j])} for j in top]})
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for item in results:
+        guesses = ", ".join(f"{p['class']} {100 * p['probability']:.1f}%" for p in item["predictions"])
+        print(f"{item['image']}: {guesses}")
+    return 0
+
+
+# --- summary ----------------------------------------------------------------------------------
+def cmd_summary(args) -> int:
+    from ..explain.summary import format_summary, rows_as_dicts, summary_rows
+    from ..io import MODEL_JSON, load_model
+    from ..models import (DEFAULT_INPUT_SHAPES, MODELS, create_model, is_model_file, load_model_file,
+                          MODEL_FILE_SUFFIXES)
+
+    target = args.model
+    path = Path(target)
+    if target.lower() in MODELS:
+        name = target.lower()
+        shape = args.input_shape or DEFAULT_INPUT_SHAPES[name]
+        model, _ = create_model(name, shape, args.num_classes or 10)
+    elif path.is_dir():
+        if not (path / MODEL_JSON).is_file():
+            raise ValueError(f"{path} is not a cnnlab run directory (no {MODEL_JSON}) nor a model file")
+        saved = load_model(path)
+        if args.input_shape and tuple(args.input_shape) != tuple(saved.input_shape):
+            raise ValueError(f"the model in {path} takes {'x'.join(map(str, saved.input_shape))} images; "
+                             "--input-shape cannot change a trained model")
+        model, shape, name = saved.model, saved.input_shape, saved.name or path.name
+    elif is_model_file(target) or path.is_file():
+        if not path.exists():
+            raise FileNotFoundError(f"model file {path} does not exist")
+        model, spec = load_model_file(path, args.input_shape)
+        shape = args.input_shape or spec.get("input_shape")
+        if shape is None:
+            raise UsageError(f"{path} has no input_shape: give --input-shape C,H,W")
+        name = str(spec.get("name") or path.name)
+    else:
+        raise ValueError(f"unknown model {target!r}: expected a zoo name ({', '.join(MODELS)}), a model file "
+                         f"({', '.join(MODEL_FILE_SUFFIXES)}) or a run directory")
+    if args.num_classes and not target.lower() in MODELS:
+        raise UsageError("--num-classes applies to zoo models only")
+    rows = summary_rows(model, shape)
+    if args.json:
+        print(json.dumps({"model": name, "input_shape": list(shape),
+                          "total_parameters": sum(r.params for r in rows), "layers": rows_as_dicts(rows)},
+                         indent=2))
+    else:
+        print(format_summary(rows, shape, name))
+    return 0

@@ -1,0 +1,201 @@
+"""What each layer of a trained network makes of an image: activations, kernels, probabilities.
+
+A cnnlab model is a :class:`~cnnlab.nn.Sequential`; these helpers run it one
+layer at a time and keep every intermediate result, so a picture can show the
+feature maps after each convolution, activation and pooling, the flattened
+vector and the final probabilities.  Layers are named by their position, as
+in ``state_dict`` keys: ``"0"``, ``"1"``, ... (``"3.1"`` inside a nested
+Sequential).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .. import nn
+from ..tensor import Tensor, no_grad
+
+__all__ = ["LayerOutput", "named_layers", "find_layer", "conv_layer_names", "layer_outputs",
+           "conv_kernel", "to_probabilities", "predict_proba", "describe_layer", "first_conv_weight"]
+
+
+@dataclass
+class LayerOutput:
+    """The output of one layer: ``output`` has the batch axis first, e.g. ``(N, C, H, W)``."""
+    name: str
+    layer: nn.Module
+    output: np.ndarray
+
+    @property
+    def kind(self) -> str:
+        return type(self.layer).__name__
+
+
+def named_layers(model: nn.Module) -> List[Tuple[str, nn.Module]]:
+    """The layers a Sequential runs, in order, nested Sequentials opened (``"3.1"``)."""
+    if not isinstance(model, nn.Sequential):
+        return [("0", model)]
+    out: List[Tuple[str, nn.Module]] = []
+
+    def walk(seq: nn.Sequential, prefix: str) -> None:
+        for name, layer in seq._modules.items():
+            full = f"{prefix}{name}"
+            if isinstance(layer, nn.Sequential):
+                walk(layer, full + ".")
+            else:
+                out.append((full, layer))
+
+    walk(model, "")
+    return out
+
+
+def describe_layer(layer: nn.Module) -> str:
+    """``"Conv2d(1, 6, kernel_size=(5, 5), ...)"``: the layer as it prints."""
+    return repr(layer).replace("\n", " ")
+
+
+def conv_layer_names(model: nn.Module) -> List[str]:
+    """Names of the :class:`~cnnlab.nn.Conv2d` layers, in order."""
+    return [name for name, layer in named_layers(model) if isinstance(layer, nn.Conv2d)]
+
+
+def find_layer(model: nn.Module, layer: Union[int, str]) -> Tuple[str, nn.Module]:
+    """The layer named ``layer`` (its index, ``3`` or ``"3"``, or a dotted name ``"3.1"``).
+
+    Raises:
+        ValueError: no such layer (the message lists the layers).
+    """
+    layers = named_layers(model)
+    key = str(layer).strip()
+    for name, module in layers:
+        if name == key:
+            return name, module
+    listing = ", ".join(f"{n} {type(m).__name__}" for n, m in layers)
+    raise ValueError(f"the model has no layer {layer!r}; its layers are: {listing}")
+
+
+def layer_outputs(model: nn.Module, images, upto: Optional[str] = None) -> List[LayerOutput]:
+    """Run ``model`` on ``images`` layer by layer (no gradients) and keep every output.
+
+    Args:
+        model: a Sequential (set to eval mode by the caller for trained models).
+        images: ``(N, C, H, W)`` preprocessed images (ndarray or Tensor).
+        upto: stop after the layer with this name (default: run every layer).
+
+    Returns:
+        One :class:`LayerOutput` per layer, in order.
+
+    Shape:
+        images ``(N, C, H, W)``; each output keeps the batch axis first.
+    """
+    x = images if isinstance(images, Tensor) else Tensor(np.asarray(images, dtype=np.float32))
+    if x.ndim != 4:
+        raise ValueError(f"images must be a 4-D (N, C, H, W) array, got shape {tuple(x.shape)}")
+    out: List[LayerOutput] = []
+    with no_grad():
+        for name, layer in named_layers(model):
+            x = layer(x)
+            out.append(LayerOutput(name, layer, np.ascontiguousarray(x.data)))
+            if upto is not None and name == str(upto):
+                break
+    return out
+
+
+def conv_kernel(model: nn.Module, layer: Union[int, str], channel: int,
+                in_channel: Optional[int] = None) -> Tuple[np.ndarray, float, str]:
+    """One filter of a trained convolution layer, ready for :func:`~cnnlab.explain.trace_conv2d`.
+
+    Args:
+        model: the network.
+        layer: name or index of a :class:`~cnnlab.nn.Conv2d` layer.
+        channel: the output channel (filter) ``0 .. out_channels - 1``.
+        in_channel: one input channel of that filter; None keeps them all.
+
+    Returns:
+        ``(kernel, bias, description)``: kernel float64 ``(kh, kw)`` (one input
+        channel, or a layer with one input channel) or ``(C_in, kh, kw)``; the
+        filter's bias (0 when a single input channel is chosen from several,
+        since the bias is added once to the sum over all channels); a
+        sentence naming what was taken.
+
+    Raises:
+        ValueError: not a conv layer, or a channel out of range.
+    """
+    name, conv = find_layer(model, layer)
+    if not isinstance(conv, nn.Conv2d):
+        convs = conv_layer_names(model)
+        raise ValueError(f"layer {name} is {type(conv).__name__}, not a Conv2d; the convolution layers are "
+                         f"{', '.join(convs) if convs else 'none'}")
+    weight = np.asarray(conv.weight.data, dtype=np.float64)
+    out_ch, in_ch = weight.shape[:2]
+    if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or not 0 <= channel < out_ch:
+        raise ValueError(f"channel must be an output channel of layer {name} between 0 and {out_ch - 1} "
+                         f"(it has {out_ch} filters), got {channel!r}")
+    bias = 0.0 if conv.bias is None else float(conv.bias.data[channel])
+    text = f"layer {name} ({describe_layer(conv)}), filter {channel}"
+    if conv.groups != 1:
+        text += f" (groups={conv.groups}: it sees input channels {channel // (out_ch // conv.groups) * in_ch}" \
+                f"-{(channel // (out_ch // conv.groups) + 1) * in_ch - 1})"
+    if in_channel is not None:
+        if isinstance(in_channel, bool) or not isinstance(in_channel, (int, np.integer)) \
+                or not 0 <= in_channel < in_ch:
+            raise ValueError(f"in_channel must be between 0 and {in_ch - 1} (filter {channel} of layer {name} "
+                             f"has {in_ch} input channel(s)), got {in_channel!r}")
+        kernel = weight[channel, in_channel]
+        if in_ch > 1:
+            text += f", input channel {in_channel} of {in_ch} (bias left out: it is added once to the sum " \
+                    f"over all {in_ch} channels)"
+            bias = 0.0
+        return kernel, bias, text
+    kernel = weight[channel, 0] if in_ch == 1 else weight[channel]
+    return kernel, bias, text
+
+
+def to_probabilities(output: np.ndarray, last_layer: Optional[nn.Module] = None) -> np.ndarray:
+    """Class probabilities from the network's last output.
+
+    Scores (logits) go through a numerically stable softmax; a network that
+    ends in :class:`~cnnlab.nn.Softmax` already gives probabilities, one that
+    ends in :class:`~cnnlab.nn.LogSoftmax` gives their logarithms.
+
+    Shape:
+        ``(N, K)`` -> ``(N, K)``.
+    """
+    out = np.asarray(output, dtype=np.float64)
+    if out.ndim != 2:
+        out = out.reshape(out.shape[0], -1)
+    if isinstance(last_layer, nn.LogSoftmax):
+        return np.exp(out)
+    if isinstance(last_layer, nn.Softmax):
+        return out
+    shifted = out - out.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def predict_proba(model: nn.Module, images, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities for ``(N, C, H, W)`` preprocessed images, in batches, without gradients.
+
+    Shape:
+        ``(N, C, H, W)`` -> ``(N, K)`` float64.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    last = named_layers(model)[-1][1]
+    chunks = []
+    with no_grad():
+        for start in range(0, images.shape[0], batch_size):
+            chunks.append(to_probabilities(model(Tensor(images[start:start + batch_size])).data, last))
+    if not chunks:
+        raise ValueError("predict_proba got no images (shape (0, ...))")
+    return np.concatenate(chunks)
+
+
+def first_conv_weight(model: nn.Module) -> Tuple[Optional[str], Optional[np.ndarray]]:
+    """``(name, weight (O, I, kh, kw))`` of the first convolution layer, or ``(None, None)``."""
+    for name, layer in named_layers(model):
+        if isinstance(layer, nn.Conv2d):
+            return name, np.asarray(layer.weight.data)
+    return None, None
+

@@ -338,8 +338,8 @@ def cmd_predict(args) -> int:
 def cmd_summary(args) -> int:
     from ..explain.summary import format_summary, rows_as_dicts, summary_rows
     from ..io import MODEL_JSON, load_model
-    from ..models import (DEFAULT_INPUT_SHAPES, MODELS, create_model, is_model_file, load_model_file,
-                          MODEL_FILE_SUFFIXES)
+    from ..models import (DEFAULT_INPUT_SHAPES, MODEL_FILE_SUFFIXES, MODELS, create_model, is_model_file,
+                          load_model_file, parse_model_spec)
 
     target = args.model
     path = Path(target)
@@ -358,10 +358,13 @@ def cmd_summary(args) -> int:
     elif is_model_file(target) or path.is_file():
         if not path.exists():
             raise FileNotFoundError(f"model file {path} does not exist")
+        if args.input_shape is None:
+            fmt = {".yml": "yaml", ".yaml": "yaml", ".toml": "toml"}.get(path.suffix.lower(), "json")
+            spec = parse_model_spec(path.read_text(encoding="utf-8"), fmt, str(path))
+            if not isinstance(spec, dict) or spec.get("input_shape") is None:
+                raise UsageError(f"{path} has no input_shape: give --input-shape C,H,W")
         model, spec = load_model_file(path, args.input_shape)
         shape = args.input_shape or spec.get("input_shape")
-        if shape is None:
-            raise UsageError(f"{path} has no input_shape: give --input-shape C,H,W")
         name = str(spec.get("name") or path.name)
     else:
         raise ValueError(f"unknown model {target!r}: expected a zoo name ({', '.join(MODELS)}), a model file "

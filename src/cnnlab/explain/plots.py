@@ -31,7 +31,7 @@ from .images import atomic_write
 __all__ = ["new_figure", "save_figure", "figure_png", "figure_svg", "value_scale", "feature_map_figure",
            "kernel_figure", "vector_figure", "probability_figure", "conv_figure", "pool_figure",
            "filter_figure", "filter_image", "history_figure", "confusion_figure", "mistakes_figure",
-           "predictions_figure", "saliency_figure", "DIVERGING", "SEQUENTIAL", "HEAT"]
+           "predictions_figure", "saliency_figure", "network_figure", "DIVERGING", "SEQUENTIAL", "HEAT"]
 
 DIVERGING = "RdBu_r"
 SEQUENTIAL = "viridis"
@@ -237,7 +237,7 @@ def feature_map_figure(maps: np.ndarray, title: str, max_channels: int = 64, sig
     return _tile_figure(shown, [f"ch {k}" for k in range(n)], f"{title}{more}", cmap, vmin, vmax, label)
 
 
-def kernel_figure(weight: np.ndarray, title: str, max_kernels: int = 64):
+def kernel_figure(weight: np.ndarray, title: str, max_kernels: int = 64, tile_inches: Optional[float] = None):
     """The kernels of a convolution layer: one tile per filter.
 
     RGB filters (3 input channels) are drawn as colour images, every filter
@@ -258,7 +258,7 @@ def kernel_figure(weight: np.ndarray, title: str, max_kernels: int = 64):
     labels = [f"filter {k}" for k in range(n)]
     more = f", first {n} of {O}" if n < O else ""
     head = f"{title}: {O} filters of {I}x{kh}x{kw}{more}"
-    inches = 1.15 if n > 16 else 1.5
+    inches = tile_inches or (1.15 if n > 16 else 1.5)
     if I == 3:
         lo, hi = float(shown.min()), float(shown.max())
         span = (hi - lo) or 1.0
@@ -295,7 +295,7 @@ def vector_figure(vector: np.ndarray, title: str):
 
 
 def probability_figure(probabilities: np.ndarray, classes: Sequence[str], title: str = "class probabilities",
-                       true_class: Optional[int] = None):
+                       true_class: Optional[int] = None, width: float = 6.0):
     """Horizontal bars of the softmax probabilities, the predicted class highlighted.
 
     Shape:
@@ -304,7 +304,7 @@ def probability_figure(probabilities: np.ndarray, classes: Sequence[str], title:
     p = np.asarray(probabilities, dtype=np.float64).ravel()
     names = [str(c) for c in classes]
     K = p.size
-    fig = new_figure(6.0, 0.32 * K + 1.3)
+    fig = new_figure(width, 0.3 * K + 1.2)
     ax = fig.subplots()
     pred = int(p.argmax())
     colors = ["#c0392b" if k == pred else "#7f8c8d" for k in range(K)]
@@ -595,12 +595,12 @@ def _image_grid_figure(images, captions, title, colors=None, cols: int = 8):
     cols = min(cols, n)
     rows = math.ceil(n / cols)
     lines = max(c.count("\n") + 1 for c in captions)
-    fig = new_figure(1.75 * cols, (1.55 + 0.17 * lines) * rows + 0.6)
+    fig = new_figure(1.75 * cols, (1.55 + 0.2 * lines) * rows + 0.6)
     axes = fig.subplots(rows, cols, squeeze=False)
     for k, ax in enumerate(axes.ravel()):
         if k < n:
             _show_image(ax, images[k])
-            ax.set_title(captions[k], fontsize=7.5, color=(colors[k] if colors else "black"), pad=3)
+            ax.set_title(captions[k], fontsize=8.5, color=(colors[k] if colors else "black"), pad=3)
         else:
             ax.set_axis_off()
     fig.suptitle(title, fontsize=11)
@@ -684,6 +684,56 @@ def saliency_figure(image: np.ndarray, saliency: np.ndarray, heatmap: np.ndarray
         axes[3].set_yticks([])
         cb = fig.colorbar(im, ax=axes[3], shrink=0.8)
         cb.set_label("relu(sum_k alpha_k A_k)", fontsize=8)
+        cb.ax.tick_params(labelsize=7)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def network_figure(image: np.ndarray, stages: Sequence[Tuple[str, np.ndarray]], title: str,
+                   max_channels: int = 8, width: float = 10.0):
+    """One image's path through the network: the input, then one row per stage (first channels).
+
+    Each row has its own colour scale and colour bar (values grow or shrink
+    from layer to layer), shared by the channels of that row.
+
+    Args:
+        image: ``(C, H, W)`` input in [0, 1].
+        stages: ``(label, maps (C, h, w))`` per row, e.g. the outputs after
+            each ReLU and pooling.
+        title: figure title.
+        max_channels: channels per row.
+        width: figure width in inches.
+    """
+    from matplotlib import colormaps
+    img = np.asarray(image, dtype=np.float64)
+    canvases = []
+    for label, maps in stages:
+        a = np.asarray(maps, dtype=np.float64)[:max_channels]
+        canvas, spots = _montage(a, a.shape[0])
+        canvases.append((label, a, canvas, spots, np.asarray(maps).shape[0]))
+    usable = width - 1.0                       # the colour bars take the rest
+    heights = [1.4] + [usable * c.shape[0] / c.shape[1] + 0.3 for _, _, c, _, _ in canvases]
+    fig = new_figure(width, sum(heights) + 0.5)
+    grid = fig.add_gridspec(len(heights), 1, height_ratios=heights)
+    ax = fig.add_subplot(grid[0, 0])
+    if img.shape[0] == 3:
+        ax.imshow(np.clip(img.transpose(1, 2, 0), 0, 1), interpolation="nearest")
+    else:
+        ax.imshow(img[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(f"input {img.shape[1]}x{img.shape[2]}", fontsize=9)
+    for r, (label, a, canvas, spots, total) in enumerate(canvases, start=1):
+        cmap, vmin, vmax = value_scale(a)
+        cm = colormaps[cmap].copy()
+        cm.set_bad("white")
+        ax = fig.add_subplot(grid[r, 0])
+        im = ax.imshow(np.ma.masked_invalid(canvas), cmap=cm, vmin=vmin, vmax=vmax, interpolation="nearest")
+        for k, (x, y) in enumerate(spots):
+            ax.text(x, y, f"ch {k}", ha="center", va="center", fontsize=7)
+        ax.set_axis_off()
+        first = f"first {a.shape[0]} of " if a.shape[0] < total else ""
+        ax.set_title(f"{label}: {first}{total} channels, {a.shape[1]}x{a.shape[2]}", fontsize=9)
+        cb = fig.colorbar(im, ax=ax, shrink=0.9, aspect=10, pad=0.01)
         cb.ax.tick_params(labelsize=7)
     fig.suptitle(title, fontsize=10)
     return fig

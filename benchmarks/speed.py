@@ -1,0 +1,972 @@
+#!/usr/bin/env python
+"""Side-by-side speed benchmark: cnnlab against PyTorch (CPU) and ONNX Runtime.
+
+Usage::
+
+    python benchmarks/speed.py                 # the full suite (a few minutes)
+    python benchmarks/speed.py --quick         # a short version (well under a minute)
+    python benchmarks/speed.py --markdown      # the tables as Markdown, for the README
+    python benchmarks/speed.py --rows train infer --json out.json
+    python benchmarks/speed.py --time-to-accuracy --data-dir DIR   # long: MNIST to 99.0%
+    python benchmarks/speed.py --profile       # where cnnlab's time goes (needs pyinstrument)
+
+Method
+------
+* Same architecture, same initial weights (PyTorch's initialisation, copied
+  into cnnlab through ``load_state_dict``), same data, same thread count
+  (``torch.set_num_threads`` and OpenBLAS's pool through threadpoolctl).
+* Everything is measured in one process, warm-up first, then the frameworks
+  take turns call by call (see ``_timing.py``); every number is the median of
+  repeated runs, with the min-max range.
+* Ratios are *speed* ratios, paired run by run: ``time(PyTorch) / time(cnnlab)``
+  (for throughput rows that is cnnlab's images/s over PyTorch's).  Above 1
+  means cnnlab is faster.  Memory ratios are ``cnnlab / PyTorch`` (below 1
+  means cnnlab uses less).
+* OpenBLAS tuning overrides (``OPENBLAS_CORETYPE``, ``OPENBLAS_L2_SIZE``) are
+  removed from the environment before NumPy loads: the script re-executes
+  itself without them and prints what it removed and which kernel it runs.
+* Peak memory is measured in a separate child process per framework, so the
+  peaks do not mix; import times in fresh interpreters.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+_OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+_REMOVED_ENV = "CNNLAB_BENCH_REMOVED_ENV"
+
+
+def _reexec_without_openblas_overrides() -> None:
+    """Restart this script without the OpenBLAS overrides (they must be gone before NumPy loads)."""
+    if _REMOVED_ENV in os.environ:
+        return
+    removed = {k: os.environ[k] for k in _OPENBLAS_OVERRIDES if k in os.environ}
+    marker = ";".join(f"{k}={v}" for k, v in removed.items())
+    if not removed or "numpy" in sys.modules:
+        os.environ[_REMOVED_ENV] = marker
+        return
+    env = {k: v for k, v in os.environ.items() if k not in _OPENBLAS_OVERRIDES}
+    env[_REMOVED_ENV] = marker
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
+
+if __name__ == "__main__":
+    _reexec_without_openblas_overrides()
+
+import argparse  # noqa: E402  (after the re-exec on purpose)
+import datetime  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import resource  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from typing import Dict, List, Optional  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+SRC = os.path.join(REPO, "src")
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+if os.path.isdir(os.path.join(SRC, "cnnlab")) and SRC not in sys.path:
+    sys.path.insert(0, SRC)  # benchmark the checkout this script lives in
+
+import numpy as np  # noqa: E402
+
+import _nets as nets  # noqa: E402
+from _timing import Stats, TimingConfig, best_of, measure_interleaved  # noqa: E402
+
+ROWS = ("train", "infer", "ops", "memory", "import", "flops")
+FRAMEWORKS = ("cnnlab", "torch", "ort")
+LABEL = {"cnnlab": "cnnlab", "torch": "PyTorch", "ort": "ORT"}
+
+_KEEP_ALIVE: list = []   # threadpoolctl limiters must outlive the measurements
+
+
+# ==========================================================================
+# settings
+# ==========================================================================
+class Settings:
+    """Sizes and repeat counts of one suite run (``quick`` shrinks them)."""
+
+    def __init__(self, quick: bool = False, threads: int = 2, interleave: str = "step"):
+        self.quick, self.threads, self.interleave = quick, threads, interleave
+        self.train_timing = TimingConfig(warmup=1 if quick else 3, repeats=3 if quick else 7,
+                                         min_run_time=0.05 if quick else 0.25, max_calls=100)
+        self.big_timing = TimingConfig(warmup=1 if quick else 2, repeats=3 if quick else 5,
+                                       min_run_time=0.0, max_calls=1)       # VGG training steps
+        self.infer_timing = TimingConfig(warmup=2 if quick else 5, repeats=3 if quick else 7,
+                                         min_run_time=0.05 if quick else 0.2, max_calls=300)
+        self.op_timing = TimingConfig(warmup=1 if quick else 3, repeats=3 if quick else 7,
+                                      min_run_time=0.02 if quick else 0.1, max_calls=100)
+        self.lenet_batches = (1, 64, 256)
+        self.vgg_batch = 128
+        self.infer_batches = (1, 256)
+        self.memory_runs = [("lenet5", 256, 10 if quick else 50), ("vgg", 128, 3 if quick else 20)]
+        self.import_repeats = 3 if quick else 7
+        self.gemm_size, self.gemm_repeats = (1024, 3) if quick else (2048, 5)
+        self.op_scale = 1.0
+
+
+# ==========================================================================
+# environment: threads and machine
+# ==========================================================================
+def setup_threads(threads: int) -> dict:
+    """Set PyTorch's and OpenBLAS's thread counts; return what each reports."""
+    info = {"requested": threads}
+    try:
+        from threadpoolctl import threadpool_limits
+        _KEEP_ALIVE.append(threadpool_limits(limits=threads, user_api="blas"))
+    except ImportError:
+        info["threadpoolctl"] = "not installed: OpenBLAS threads left at their default"
+    try:
+        import torch
+        torch.set_num_threads(threads)
+        info["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        pass
+    info["blas"] = blas_info()
+    return info
+
+
+def blas_info() -> List[dict]:
+    """NumPy's BLAS as threadpoolctl sees it: library, version, kernel (architecture), threads."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    keep = ("internal_api", "version", "architecture", "num_threads", "threading_layer", "prefix")
+    return [{k: d.get(k) for k in keep} for d in threadpool_info() if d.get("user_api") == "blas"]
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _cpu_flags() -> List[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = line.split(":", 1)[1].split()
+                    return [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f") if f in flags]
+    except OSError:
+        pass
+    return []
+
+
+def _git_revision() -> str:
+    try:
+        rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "src/cnnlab"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return rev + (" (src/cnnlab has uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _busy_jiffies() -> Optional[int]:
+    """All CPUs' busy time so far, in clock ticks (from /proc/stat)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields[:8]) - idle
+
+
+def _own_cpu_seconds() -> float:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class LoadMonitor:
+    """How much CPU *other* processes used while the suite ran (a shared machine skews timings)."""
+
+    def __init__(self):
+        self.t0, self.busy0, self.own0 = time.time(), _busy_jiffies(), _own_cpu_seconds()
+        self.load0 = os.getloadavg()
+
+    def report(self) -> dict:
+        wall = time.time() - self.t0
+        out = {"wall_s": wall, "loadavg_start": self.load0, "loadavg_end": os.getloadavg()}
+        share = self.others_share()
+        if share is not None:
+            out["others_cpu_share"] = share
+        return out
+
+    def others_share(self) -> Optional[float]:
+        """Share of all CPUs that other processes kept busy since this monitor started."""
+        wall = time.time() - self.t0
+        busy1 = _busy_jiffies()
+        if self.busy0 is None or busy1 is None or wall <= 0:
+            return None
+        others = (busy1 - self.busy0) / os.sysconf("SC_CLK_TCK") - (_own_cpu_seconds() - self.own0)
+        return min(1.0, max(0.0, others / (wall * (os.cpu_count() or 1))))
+
+
+def wait_until_quiet(max_wait: float, threshold: float = 0.2, window: float = 1.0, log=print) -> float:
+    """Wait (at most ``max_wait`` s) until other processes use < ``threshold`` of the CPUs.
+
+    Returns the last measured share.  A shared machine makes multi-threaded
+    timings meaningless: thread pools that must meet at barriers wait for
+    descheduled workers.
+    """
+    deadline = time.time() + max_wait
+    while True:
+        mon = LoadMonitor()
+        time.sleep(window)
+        share = mon.others_share()
+        if share is None or share < threshold or time.time() >= deadline:
+            return share if share is not None else 0.0
+        log(f"    waiting for a quieter machine (others use {share:.0%} of the CPUs)", flush=True)
+
+
+def machine_info(thread_info: dict) -> dict:
+    info = {
+        "cpu": _cpu_model(), "cpu_flags": _cpu_flags(), "logical_cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "python": platform.python_version(), "numpy": np.__version__,
+        "removed_env": os.environ.get(_REMOVED_ENV, ""),
+        "thread_env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "OPENBLAS_NUM_THREADS",
+                                                  "MKL_NUM_THREADS", "GOMP_SPINCOUNT") if k in os.environ},
+        "threads": thread_info, "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "git": _git_revision(),
+    }
+    import cnnlab
+    info["cnnlab"] = f"{cnnlab.__version__} ({os.path.dirname(cnnlab.__file__)})"
+    try:
+        import torch
+        info["torch"] = torch.__version__
+        cfg = torch.__config__.show()
+        info["torch_blas"] = next((p.split("=", 1)[1] for p in cfg.replace(",", "\n").split("\n")
+                                   if p.strip().startswith("BLAS_INFO=")), "?")
+        info["torch_cpu_capability"] = next((line.split(":", 1)[1].strip() for line in cfg.splitlines()
+                                             if "CPU capability usage" in line), "?")
+        info["torch_mkldnn"] = bool(torch.backends.mkldnn.is_available())
+    except ImportError:
+        info["torch"] = None
+    try:
+        import onnxruntime
+        info["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        info["onnxruntime"] = None
+    return info
+
+
+# ==========================================================================
+# rows
+# ==========================================================================
+def _value(stats: Stats, items: int, unit: str) -> dict:
+    """Median and range of a timing in the row's unit."""
+    if unit == "ms":
+        f = 1e3
+        return {"median": stats.median * f, "min": stats.min * f, "max": stats.max * f}
+    # throughput: the slowest run gives the lowest rate
+    return {"median": items / stats.median, "min": items / stats.max, "max": items / stats.min}
+
+
+def _paired_ratio(slow: Stats, fast: Stats) -> dict:
+    """Per-run ``slow / fast`` time ratios (same run, same machine state): median and range."""
+    r = [a / b for a, b in zip(slow.per_call, fast.per_call)]
+    return {"median": statistics.median(r), "min": min(r), "max": max(r)}
+
+
+def _speed_row(section: str, name: str, stats: Dict[str, Stats], items: int, unit: str,
+               target: Optional[float], note: str = "") -> dict:
+    row = {"section": section, "name": name, "unit": unit, "items_per_call": items,
+           "values": {fw: _value(s, items, unit) for fw, s in stats.items()},
+           "timings": {fw: s.to_json() for fw, s in stats.items()}, "note": note,
+           "ratio_torch": _paired_ratio(stats["torch"], stats["cnnlab"]) if "torch" in stats else None,
+           "ratio_ort": _paired_ratio(stats["ort"], stats["cnnlab"]) if "ort" in stats else None,
+           "target": f">= {target:g}x" if target else "", "met": None}
+    if target and row["ratio_torch"]:
+        row["met"] = row["ratio_torch"]["median"] >= target
+    return row
+
+
+def bench_training(key: str, batch: int, settings: Settings, target: Optional[float]) -> dict:
+    spec = nets.NETS[key]
+    cmodel, tmodel = nets.twin_models(spec)
+    batches = nets.synthetic_batches(spec, batch)
+    diff = nets.check_same_outputs(cmodel, tmodel, batches[0][0])
+    cmodel.train()
+    tmodel.train()
+    fns = {"cnnlab": nets.cnnlab_train_step(cmodel, nets.make_optimizer("cnnlab", spec, cmodel), batches),
+           "torch": nets.torch_train_step(tmodel, nets.make_optimizer("torch", spec, tmodel), batches)}
+    timing = settings.big_timing if key == "vgg" else settings.train_timing
+    stats = measure_interleaved(fns, timing, settings.interleave)
+    opt = "SGD momentum 0.9" if spec.optimizer == "sgd" else "Adam"
+    row = _speed_row("train", f"{spec.name} train b{batch} ({opt})", stats, batch, "img/s", target)
+    row.update(net=key, batch=batch, initial_logits_max_abs_diff=diff,
+               flops_per_call=nets.training_flops(spec) * batch)
+    return row
+
+
+def bench_inference(key: str, batch: int, settings: Settings, target: Optional[float]) -> dict:
+    spec = nets.NETS[key]
+    cmodel, tmodel = nets.twin_models(spec)
+    batches = nets.synthetic_batches(spec, batch)
+    fns = {"cnnlab": nets.cnnlab_infer(cmodel, batches), "torch": nets.torch_infer(tmodel, batches)}
+    note = ""
+    try:
+        session = nets.onnx_session(tmodel, spec, batch, settings.threads)
+        fns["ort"] = nets.ort_infer(session, batches)
+    except ImportError as err:
+        note = f"ONNX Runtime unavailable: {err}"
+    diff = nets.check_same_outputs(cmodel, tmodel, batches[0][0])
+    stats = measure_interleaved(fns, settings.infer_timing, settings.interleave)
+    if batch == 1:
+        row = _speed_row("infer", f"{spec.name} inference b1 latency", stats, 1, "ms", target, note)
+    else:
+        row = _speed_row("infer", f"{spec.name} inference b{batch}", stats, batch, "img/s", target, note)
+    row.update(net=key, batch=batch, logits_max_abs_diff=diff,
+               flops_per_call=nets.forward_flops(spec) * batch)
+    return row
+
+
+def bench_ops(settings: Settings) -> List[dict]:
+    rows = []
+    for case in nets.op_cases(quick=settings.quick, scale=settings.op_scale):
+        fns = {"cnnlab fwd": case.cnnlab_fwd, "torch fwd": case.torch_fwd,
+               "cnnlab bwd": case.cnnlab_bwd, "torch bwd": case.torch_bwd}
+        s = measure_interleaved(fns, settings.op_timing, settings.interleave)
+        ms = {k: v.median * 1e3 for k, v in s.items()}
+        ratio_c = ms["cnnlab bwd"] / ms["cnnlab fwd"]
+        rows.append({
+            "section": "ops", "name": case.name, "shape": case.shape, "note": case.note,
+            "ms": ms, "ms_range": {k: [v.min * 1e3, v.max * 1e3] for k, v in s.items()},
+            "fwd_ratio": _paired_ratio(s["torch fwd"], s["cnnlab fwd"]),
+            "bwd_ratio": _paired_ratio(s["torch bwd"], s["cnnlab bwd"]),
+            "bwd_over_fwd": {"cnnlab": ratio_c, "torch": ms["torch bwd"] / ms["torch fwd"]},
+            "target": "bwd <= 2x fwd", "met": ratio_c <= 2.0,
+            "timings": {k: v.to_json() for k, v in s.items()}})
+    return rows
+
+
+# --- peak memory, in child processes --------------------------------------------------
+def _child_env(threads: int) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in _OPENBLAS_OVERRIDES}
+    env[_REMOVED_ENV] = os.environ.get(_REMOVED_ENV, "")
+    env["PYTHONPATH"] = os.pathsep.join([SRC] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env["OPENBLAS_NUM_THREADS"] = str(threads)
+    return env
+
+
+def _proc_status_mb(field: str) -> Optional[float]:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (VmHWM) to the current RSS (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def memory_child(framework: str, key: str, batch: int, steps: int, threads: int) -> dict:
+    """Run in a fresh process: peak RSS of ``steps`` training steps, and the baseline after imports.
+
+    After the imports the kernel's peak mark is reset, so the peak is that of
+    model building + training (``ru_maxrss`` alone would also hold the
+    import's transient peak and, after a ``vfork``/``exec``, even the parent's).
+    The baseline is the resident size right after the imports.
+    """
+    def ru_maxrss_mb():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # KiB on Linux
+    spec = nets.NETS[key]
+    if framework == "torch":
+        import torch
+        torch.set_num_threads(threads)
+        torch.manual_seed(0)
+    else:
+        import cnnlab
+        cnnlab.manual_seed(0)
+    reset = _reset_peak_rss()
+    base = _proc_status_mb("VmRSS") if reset else None
+    base = ru_maxrss_mb() if base is None else base
+    if framework == "torch":
+        model = nets.build_torch(spec)
+        step = nets.torch_train_step(model, nets.make_optimizer("torch", spec, model),
+                                     nets.synthetic_batches(spec, batch))
+    else:
+        model = nets.build_cnnlab(spec)
+        step = nets.cnnlab_train_step(model, nets.make_optimizer("cnnlab", spec, model),
+                                      nets.synthetic_batches(spec, batch))
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    elapsed = time.perf_counter() - t0
+    hwm = _proc_status_mb("VmHWM") if reset else None
+    return {"baseline_mb": base, "peak_mb": hwm if hwm is not None else ru_maxrss_mb(),
+            "ru_maxrss_mb": ru_maxrss_mb(), "peak_source": "VmHWM after reset" if hwm is not None
+            else "ru_maxrss", "steps": steps, "seconds": elapsed, "torch_loaded": "torch" in sys.modules}
+
+
+def _run_child(args: List[str], threads: int, timeout: float = 900) -> dict:
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__)] + args, capture_output=True,
+                          text=True, env=_child_env(threads), timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"child {args} failed with exit code {proc.returncode}:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench_memory(settings: Settings) -> List[dict]:
+    rows = []
+    for key, batch, steps in settings.memory_runs:
+        spec = nets.NETS[key]
+        res = {fw: _run_child(["--_child-memory", fw, key, str(batch), str(steps)], settings.threads)
+               for fw in ("cnnlab", "torch")}
+        if res["cnnlab"]["torch_loaded"]:
+            raise RuntimeError("the cnnlab memory child imported torch; its peak would be wrong")
+        grow = {fw: r["peak_mb"] - r["baseline_mb"] for fw, r in res.items()}
+        name = f"{spec.name} train b{batch}, {steps} steps"
+        rows.append({
+            "section": "memory", "name": name + ": peak RSS above import", "unit": "MB",
+            "values": {fw: {"median": v, "min": v, "max": v} for fw, v in grow.items()},
+            "ratio_torch": {"median": grow["cnnlab"] / max(grow["torch"], 1e-9)}, "ratio_ort": None,
+            "target": "<= 1x", "met": grow["cnnlab"] <= grow["torch"], "children": res,
+            "note": "ratio = cnnlab / PyTorch (lower is better); peak (VmHWM, reset after the imports) "
+                    "minus the resident size after the imports"})
+        total = {fw: r["peak_mb"] for fw, r in res.items()}
+        rows.append({
+            "section": "memory", "name": name + ": peak RSS total", "unit": "MB",
+            "values": {fw: {"median": v, "min": v, "max": v} for fw, v in total.items()},
+            "ratio_torch": {"median": total["cnnlab"] / total["torch"]}, "ratio_ort": None,
+            "target": "", "met": None, "note": "includes the framework's import"})
+    return rows
+
+
+_IMPORT_CODE = """
+import sys, time
+t0 = time.perf_counter()
+import {module}
+t1 = time.perf_counter()
+heavy = sorted(m for m in ("torch", "PIL", "matplotlib", "sklearn", "scipy", "tqdm", "yaml", "pandas")
+               if m in sys.modules)
+print('{{"seconds": %r, "heavy": %r}}' % (t1 - t0, heavy))
+"""
+
+
+def bench_import(settings: Settings) -> List[dict]:
+    times: Dict[str, List[float]] = {"numpy": [], "cnnlab": [], "torch": []}
+    heavy: List[str] = []
+    env = _child_env(settings.threads)
+    for _ in range(settings.import_repeats):
+        for module in times:   # interleaved, each in a fresh interpreter
+            proc = subprocess.run([sys.executable, "-c", _IMPORT_CODE.format(module=module)],
+                                  capture_output=True, text=True, env=env, timeout=300)
+            if proc.returncode != 0:
+                raise RuntimeError(f"import {module} failed:\n{proc.stderr[-2000:]}")
+            out = json.loads(proc.stdout.strip().splitlines()[-1].replace("'", '"'))
+            times[module].append(out["seconds"])
+            if module == "cnnlab":
+                heavy = out["heavy"]
+    vals = {m: {"median": statistics.median(t), "min": min(t), "max": max(t)} for m, t in times.items()}
+    note = (f"fresh interpreter each, median of {settings.import_repeats}; "
+            f"'import numpy' alone: {vals['numpy']['median']:.3f} s")
+    if heavy:
+        note += f"; WARNING: import cnnlab also loaded {', '.join(heavy)}"
+    return [{"section": "import", "name": "import time", "unit": "s",
+             "values": {"cnnlab": vals["cnnlab"], "torch": vals["torch"]},
+             "ratio_torch": {"median": vals["torch"]["median"] / vals["cnnlab"]["median"]},
+             "ratio_ort": None, "target": "cnnlab < 0.2 s", "met": vals["cnnlab"]["median"] < 0.2,
+             "note": note, "samples": times, "heavy_modules_loaded_by_cnnlab": heavy}]
+
+
+# --- GFLOP/s against the measured GEMM peak ------------------------------------------------
+def gemm_peak(settings: Settings) -> dict:
+    n = settings.gemm_size
+    rng = np.random.default_rng(0)
+    a = rng.random((n, n), dtype=np.float32)
+    b = rng.random((n, n), dtype=np.float32)
+    out = np.empty((n, n), dtype=np.float32)
+    flops = 2.0 * n ** 3
+    peak = {"size": n, "numpy_gflops": flops / best_of(lambda: np.matmul(a, b, out=out),
+                                                         settings.gemm_repeats) / 1e9}
+    try:
+        import torch
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        peak["torch_gflops"] = flops / best_of(lambda: torch.mm(ta, tb), settings.gemm_repeats) / 1e9
+    except ImportError:
+        pass
+    return peak
+
+
+def flops_rows(speed_rows: List[dict], peak: dict) -> List[dict]:
+    rows = []
+    for r in speed_rows:
+        if r.get("flops_per_call") is None or r["unit"] != "img/s":
+            continue
+        gf = {fw: {k: v * r["flops_per_call"] / r["items_per_call"] / 1e9 for k, v in val.items()}
+              for fw, val in r["values"].items()}
+        share = {fw: g["median"] / peak["numpy_gflops"] for fw, g in gf.items()}
+        rows.append({"section": "flops", "name": r["name"], "unit": "GFLOP/s", "values": gf,
+                     "share_of_peak": share, "ratio_torch": None, "ratio_ort": None,
+                     "target": "", "met": None,
+                     "note": "conv+linear FLOPs counted analytically (2*MACs; x3 for training)"})
+    return rows
+
+
+# --- time to accuracy (off by default) --------------------------------------------------
+def time_to_accuracy(data_dir: str, settings: Settings, target: float = 0.99, max_epochs: int = 20,
+                     batch: int = 64, train_limit: Optional[int] = None, log=print) -> dict:
+    """LeNet-5 on MNIST, both frameworks from the same weights, epochs interleaved.
+
+    SGD (momentum 0.9, lr 0.01, no schedule), batch 64, standardised pixels.
+    cnnlab trains through its training API, ``cnnlab.train.fit`` (one call per
+    epoch, with the test set as validation data), when that module exists,
+    else through the same minimal loop as PyTorch.  The test accuracy is
+    checked after every epoch; its time counts towards the wall time.
+    """
+    import torch
+
+    import cnnlab
+    try:
+        from cnnlab.train import fit as cnnlab_fit
+    except ImportError:
+        cnnlab_fit = None
+    (xtr, ytr), (xte, yte) = nets.load_mnist_arrays(data_dir)
+    if train_limit:
+        xtr, ytr = xtr[:train_limit], ytr[:train_limit]
+    spec = nets.NETS["lenet5"]
+    cmodel, tmodel = nets.twin_models(spec)
+    copt, topt = nets.make_optimizer("cnnlab", spec, cmodel), nets.make_optimizer("torch", spec, tmodel)
+    rng = np.random.default_rng(0)
+    status = {fw: {"seconds": 0.0, "epochs": 0, "accuracy": [], "reached": None}
+              for fw in ("cnnlab", "torch")}
+    status["cnnlab"]["loop"] = "cnnlab.train.fit" if cnnlab_fit else "minimal loop (no cnnlab.train)"
+
+    def accuracy(fw):
+        correct = 0
+        for i in range(0, len(xte), 1000):
+            x = xte[i:i + 1000]
+            if fw == "cnnlab":
+                cmodel.eval()
+                with cnnlab.no_grad():
+                    pred = cmodel(cnnlab.Tensor(x)).data.argmax(1)
+            else:
+                tmodel.eval()
+                with torch.inference_mode():
+                    pred = tmodel(torch.from_numpy(x)).numpy().argmax(1)
+            correct += int((pred == yte[i:i + 1000]).sum())
+        return correct / len(xte)
+
+    def manual_epoch(fw):
+        order = rng.permutation(len(xtr))
+        batches = [(xtr[order[i:i + batch]], ytr[order[i:i + batch]]) for i in range(0, len(xtr), batch)]
+        if fw == "cnnlab":
+            cmodel.train()
+            step = nets.cnnlab_train_step(cmodel, copt, batches)
+        else:
+            tmodel.train()
+            step = nets.torch_train_step(tmodel, topt, batches)
+        for _ in batches:
+            step()
+        return accuracy(fw)
+
+    for epoch in range(1, max_epochs + 1):
+        for fw in ("cnnlab", "torch"):
+            st = status[fw]
+            if st["reached"] is not None:
+                continue
+            t0 = time.perf_counter()
+            if fw == "cnnlab" and cnnlab_fit is not None:
+                history = cnnlab_fit(cmodel, (xtr, ytr), (xte, yte), epochs=1, batch_size=batch,
+                                     optimizer=copt, schedule=None, seed=epoch, verbose=0,
+                                     restore_best=False)
+                acc = float(history.row(-1)["val_accuracy"])
+            else:
+                acc = manual_epoch(fw)
+            st["seconds"] += time.perf_counter() - t0
+            st["epochs"] = epoch
+            st["accuracy"].append(acc)
+            log(f"    {LABEL[fw]:8s} epoch {epoch}: test accuracy {acc:.4f}, {st['seconds']:.1f} s so far",
+                flush=True)
+            if acc >= target:
+                st["reached"] = st["seconds"]
+        if all(s["reached"] is not None for s in status.values()):
+            break
+    vals = {fw: {"median": s["reached"]} for fw, s in status.items()}
+    ok = all(s["reached"] is not None for s in status.values())
+    epochs = {fw: (f"{s['epochs']}" if s["reached"] is not None else f"not reached in {s['epochs']}")
+              for fw, s in status.items()}
+    return {"section": "tta", "name": f"LeNet-5 MNIST to {target:.1%} test accuracy", "unit": "s",
+            "values": {fw: dict(v, min=v["median"], max=v["median"]) for fw, v in vals.items()},
+            "ratio_torch": {"median": vals["torch"]["median"] / vals["cnnlab"]["median"]} if ok else None,
+            "ratio_ort": None, "target": "reported", "met": None, "detail": status,
+            "note": f"batch {batch}, SGD lr 0.01 momentum 0.9, epochs interleaved; cnnlab trains with "
+                    f"{status['cnnlab']['loop']}; epochs to target: cnnlab {epochs['cnnlab']}, "
+                    f"PyTorch {epochs['torch']}; final test accuracy: cnnlab "
+                    f"{status['cnnlab']['accuracy'][-1]:.4f}, PyTorch {status['torch']['accuracy'][-1]:.4f}"}
+
+
+# ==========================================================================
+# rendering
+# ==========================================================================
+def _num(v: Optional[float]) -> str:
+    if v is None or v != v:
+        return "-"
+    a = abs(v)
+    if a >= 1000:
+        return f"{v:,.0f}"
+    if a >= 100:
+        return f"{v:.0f}"
+    if a >= 10:
+        return f"{v:.1f}"
+    if a >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3f}"
+
+
+def _cell(val: Optional[dict], with_range: bool = True) -> str:
+    if not val:
+        return "-"
+    s = _num(val["median"])
+    if with_range and "min" in val and val["min"] != val["max"]:
+        s += f" [{_num(val['min'])}-{_num(val['max'])}]"
+    return s
+
+
+def _ratio(val: Optional[dict]) -> str:
+    if not val:
+        return "-"
+    return f"{val['median']:.2f}x"
+
+
+def _met(m) -> str:
+    return "-" if m is None else ("yes" if m else "NO")
+
+
+def _notes(rows: List[dict]) -> List[str]:
+    """Each distinct note once; a note shared by several rows is printed without a row name."""
+    texts = [r["note"] for r in rows if r.get("note")]
+    out: List[str] = []
+    for r in rows:
+        note = r.get("note")
+        if not note:
+            continue
+        line = note if texts.count(note) > 1 else f"{r['name']}: {note}"
+        if line not in out:
+            out.append(line)
+    return out
+
+
+def _busy(row: dict) -> str:
+    share = row.get("others_cpu_share")
+    return "-" if share is None else f"{share:.0%}"
+
+
+def _table(headers: List[str], rows: List[List[str]], markdown: bool) -> str:
+    if markdown:
+        lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(
+            "---" if i == 0 else "---:" for i in range(len(headers))) + "|"]
+        lines += ["| " + " | ".join(c.replace("|", "/") for c in r) + " |" for r in rows]
+        return "\n".join(lines)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+
+    def fmt(cells):
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([fmt(headers), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows])
+
+
+SECTION_TITLES = {
+    "train": "Training throughput (forward + backward + optimizer step)",
+    "infer": "Inference (cnnlab: no_grad + eval; PyTorch: inference_mode; ORT: exported from PyTorch)",
+    "memory": "Peak memory (RSS) of a training run, each framework in its own process",
+    "import": "Import time",
+    "flops": "Achieved GFLOP/s",
+    "tta": "Time to accuracy",
+}
+
+
+def render(result: dict, markdown: bool = False) -> str:
+    out: List[str] = []
+    h = (lambda s: f"### {s}") if markdown else (lambda s: f"== {s} ==")
+    m = result["machine"]
+    blas = "; ".join(f"{b.get('internal_api')} {b.get('version')} kernel={b.get('architecture')} "
+                     f"threads={b.get('num_threads')}" for b in m["threads"].get("blas", [])) or "unknown"
+    out.append(h("Machine"))
+    lines = [
+        f"CPU: {m['cpu']} ({m['logical_cores']} logical cores, {m['usable_cores']} usable; "
+        f"{' '.join(m['cpu_flags'])})",
+        f"Python {m['python']}, NumPy {m['numpy']}, PyTorch {m.get('torch')} "
+        f"(BLAS {m.get('torch_blas')}, {m.get('torch_cpu_capability')}), ONNX Runtime {m.get('onnxruntime')}",
+        f"cnnlab {m['cnnlab']} at git {m['git']}",
+        f"Threads: PyTorch {m['threads'].get('torch_threads')}, NumPy BLAS: {blas}, ORT intra-op "
+        f"{result['settings']['threads']}",
+        "Removed from the environment before NumPy loaded: " + (m["removed_env"] or "nothing (none set)")
+        + "; thread variables: " + (", ".join(f"{k}={v}" for k, v in m.get("thread_env", {}).items()) or "none"),
+        f"Mode: {'quick' if result['settings']['quick'] else 'full'}; interleaving: "
+        f"{result['settings']['interleave']}; {m['date']}",
+    ]
+    load = result.get("load")
+    if load:
+        share = load.get("others_cpu_share")
+        lines.append(f"Load: other processes used {share:.0%} of the CPUs during the run"
+                     if share is not None else "Load: unknown")
+        if share is not None and share > 0.15:
+            lines.append("WARNING: the machine was shared during the run; timings are noisy "
+                         "(paired ratios are more robust than absolute numbers)")
+    out.append("\n".join(("- " + s) if markdown else s for s in lines))
+    out.append("Values: median [min-max] over repeated runs.  Speed ratio = time(other)/time(cnnlab), "
+               "paired run by run: > 1 means cnnlab is faster.  Busy = share of the CPUs that other "
+               "processes used while the row ran (above ~20% the multi-threaded timings are unreliable).")
+
+    rows = result["rows"]
+    for section in ("train", "infer", "memory", "import", "tta"):
+        sec = [r for r in rows if r["section"] == section]
+        if not sec:
+            continue
+        out.append("")
+        out.append(h(SECTION_TITLES[section]))
+        has_ort = any(r.get("ratio_ort") for r in sec)
+        headers = ["Row", "Unit", "cnnlab", "PyTorch"] + (["ORT"] if has_ort else []) + \
+            ["cnnlab vs PyTorch"] + (["cnnlab vs ORT"] if has_ort else []) + ["Target", "Met", "Busy"]
+        body = []
+        for r in sec:
+            v = r["values"]
+            cells = [r["name"], r["unit"], _cell(v.get("cnnlab")), _cell(v.get("torch"))]
+            if has_ort:
+                cells.append(_cell(v.get("ort")))
+            cells.append(_ratio(r.get("ratio_torch")))
+            if has_ort:
+                cells.append(_ratio(r.get("ratio_ort")))
+            cells += [r.get("target", ""), _met(r.get("met")), _busy(r)]
+            body.append(cells)
+        out.append(_table(headers, body, markdown))
+        notes = _notes(sec)
+        if section == "train":
+            notes.insert(0, "LeNet-5: conv1 with padding 2 (classic MNIST version), same for both")
+        if notes:
+            out.append("\n".join(("- " if markdown else "  note: ") + n for n in notes))
+
+    ops = [r for r in rows if r["section"] == "ops"]
+    if ops:
+        out.append("")
+        out.append(h("Single ops, forward (with graph recording) and backward (the op's rule alone), ms"))
+        headers = ["Op", "Shape", "cnnlab fwd", "PyTorch fwd", "fwd vs PyTorch", "cnnlab bwd",
+                   "PyTorch bwd", "bwd vs PyTorch", "cnnlab bwd/fwd", "PyTorch bwd/fwd", "Met (bwd<=2x)",
+                   "Busy"]
+        body = [[r["name"], r["shape"], _num(r["ms"]["cnnlab fwd"]), _num(r["ms"]["torch fwd"]),
+                 _ratio(r["fwd_ratio"]), _num(r["ms"]["cnnlab bwd"]), _num(r["ms"]["torch bwd"]),
+                 _ratio(r["bwd_ratio"]), f"{r['bwd_over_fwd']['cnnlab']:.2f}",
+                 f"{r['bwd_over_fwd']['torch']:.2f}", _met(r["met"]), _busy(r)] for r in ops]
+        out.append(_table(headers, body, markdown))
+        notes = _notes(ops)
+        if notes:
+            out.append("\n".join(("- " if markdown else "  note: ") + n for n in notes))
+
+    fl = [r for r in rows if r["section"] == "flops"]
+    if fl or result.get("peak"):
+        out.append("")
+        peak = result.get("peak") or {}
+        out.append(h(SECTION_TITLES["flops"]))
+        if peak:
+            out.append(f"GEMM peak (float32 {peak['size']}x{peak['size']} matmul, best of several): "
+                       f"NumPy {peak['numpy_gflops']:.1f} GFLOP/s"
+                       + (f", torch.mm {peak['torch_gflops']:.1f} GFLOP/s" if "torch_gflops" in peak else ""))
+        if fl:
+            has_ort = any("ort" in r["values"] for r in fl)
+            headers = ["Row", "cnnlab GFLOP/s", "% of peak", "PyTorch GFLOP/s", "% of peak"] + \
+                (["ORT GFLOP/s", "% of peak"] if has_ort else [])
+            body = []
+            for r in fl:
+                cells = []
+                for fw in ("cnnlab", "torch") + (("ort",) if has_ort else ()):
+                    if fw in r["values"]:
+                        cells += [_num(r["values"][fw]["median"]), f"{r['share_of_peak'][fw]:.1%}"]
+                    else:
+                        cells += ["-", "-"]
+                body.append([r["name"]] + cells)
+            out.append(_table(headers, body, markdown))
+            out.append(("- " if markdown else "  note: ") + fl[0]["note"])
+
+    judged = [r for r in rows if r.get("met") is not None]
+    if judged:
+        met = sum(bool(r["met"]) for r in judged)
+        out.append("")
+        out.append(h("Targets"))
+        out.append(f"{met} of {len(judged)} targets met.  Not met: " +
+                   (", ".join(r["name"] for r in judged if not r["met"]) or "none"))
+    return "\n".join(out)
+
+
+def write_json(result: dict, path: str) -> None:
+    """Write ``result`` atomically (temp file in the same folder, then rename)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".speed-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(result, f, indent=1, default=float)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# ==========================================================================
+# profile: where cnnlab's time goes
+# ==========================================================================
+def profile_cnnlab(settings: Settings) -> str:
+    """pyinstrument profiles and a per-layer/per-op breakdown of cnnlab training steps."""
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        raise SystemExit("--profile needs pyinstrument (pip install pyinstrument)") from None
+    from _breakdown import breakdown
+    texts = []
+    for key, batch, steps in (("lenet5", 64, 40), ("vgg", 128, 3)):
+        spec = nets.NETS[key]
+        cmodel, _ = nets.twin_models(spec)
+        cmodel.train()
+        opt, batches = nets.make_optimizer("cnnlab", spec, cmodel), nets.synthetic_batches(spec, batch)
+        step = nets.cnnlab_train_step(cmodel, opt, batches)
+        for _ in range(2):
+            step()
+        prof = Profiler(interval=0.0005)
+        prof.start()
+        for _ in range(steps):
+            step()
+        prof.stop()
+        texts.append(f"==== pyinstrument: {spec.name} training, batch {batch}, {steps} steps ====")
+        texts.append(prof.output_text(unicode=False, color=False, show_all=False))
+        texts.append(f"==== breakdown: {spec.name} training, batch {batch} (ms per step) ====")
+        texts.append(breakdown(cmodel, opt, batches, steps))
+    return "\n".join(texts)
+
+
+# ==========================================================================
+# main
+# ==========================================================================
+def run_suite(settings: Settings, rows: List[str], data_dir: Optional[str] = None,
+              log=print, wait_quiet: float = 0.0) -> dict:
+    monitor = LoadMonitor()
+    thread_info = setup_threads(settings.threads)
+    result = {"settings": {"quick": settings.quick, "threads": settings.threads,
+                           "interleave": settings.interleave, "rows": list(rows)},
+              "machine": machine_info(thread_info), "rows": []}
+    out = result["rows"]
+
+    def timed(label, fn, *args):
+        if wait_quiet > 0:
+            wait_until_quiet(wait_quiet, log=log)
+        log(f"... {label}", flush=True)
+        t0 = time.perf_counter()
+        mon = LoadMonitor()
+        res = fn(*args)
+        share = mon.others_share()
+        for r in (res if isinstance(res, list) else [res]):
+            if isinstance(r, dict) and "section" in r:
+                r["others_cpu_share"] = share
+        log(f"    done in {time.perf_counter() - t0:.1f} s"
+            + (f" (other processes used {share:.0%} of the CPUs)" if share is not None else ""), flush=True)
+        return res
+
+    if "train" in rows:
+        for b in settings.lenet_batches:
+            out.append(timed(f"LeNet-5 training, batch {b}", bench_training, "lenet5", b, settings,
+                             2.0 if b == 1 else 1.5))
+        out.append(timed(f"small VGG training, batch {settings.vgg_batch}", bench_training, "vgg",
+                         settings.vgg_batch, settings, 1.2))
+    if "infer" in rows:
+        for key in ("lenet5", "vgg"):
+            for b in settings.infer_batches:
+                out.append(timed(f"{nets.NETS[key].name} inference, batch {b}", bench_inference, key, b,
+                                 settings, 2.0))
+    if "ops" in rows:
+        out.extend(timed("single ops", bench_ops, settings))
+    if "flops" in rows:
+        result["peak"] = timed("GEMM peak", gemm_peak, settings)
+        out.extend(flops_rows([r for r in out if r["section"] in ("train", "infer")], result["peak"]))
+    if "memory" in rows:
+        out.extend(timed("peak memory (child processes)", bench_memory, settings))
+    if "import" in rows:
+        out.extend(timed("import times (fresh interpreters)", bench_import, settings))
+    if "tta" in rows:
+        if not data_dir:
+            raise SystemExit("--time-to-accuracy needs --data-dir or the CNNLAB_DATA_DIR environment variable")
+        out.append(timed("time to accuracy (long)", lambda: time_to_accuracy(data_dir, settings, log=log)))
+    result["load"] = monitor.report()
+    return result
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="fewer repeats and shapes (well under a minute)")
+    p.add_argument("--json", metavar="PATH", help="where to write the results "
+                   "(default: benchmarks/results/speed[-quick].json)")
+    p.add_argument("--rows", nargs="+", choices=ROWS + ("tta",), metavar="ROW",
+                   help=f"which rows to run, from {', '.join(ROWS)}, tta (default: all but tta)")
+    p.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    p.add_argument("--threads", type=int, default=2, help="threads for every framework (default 2)")
+    p.add_argument("--interleave", choices=("step", "run"), default="step",
+                   help="alternate frameworks every call (default) or every run of calls")
+    p.add_argument("--time-to-accuracy", action="store_true",
+                   help="also train LeNet-5 on MNIST to 99.0%% test accuracy in both (long)")
+    p.add_argument("--data-dir", default=os.environ.get("CNNLAB_DATA_DIR"),
+                   help="folder with the MNIST IDX files (default: $CNNLAB_DATA_DIR)")
+    p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                   help="before each row, wait up to SECONDS for other processes to leave the CPUs idle")
+    p.add_argument("--profile", action="store_true",
+                   help="profile cnnlab's LeNet-5 (b64) and VGG (b128) training steps and exit")
+    p.add_argument("--render", metavar="PATH", help="print the tables of a saved JSON file and exit")
+    p.add_argument("--_child-memory", nargs=4, metavar=("FW", "NET", "BATCH", "STEPS"),
+                   help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    settings = Settings(quick=args.quick, threads=args.threads, interleave=args.interleave)
+    if args.render:
+        with open(args.render) as f:
+            print(render(json.load(f), markdown=args.markdown))
+        return 0
+    if args._child_memory:
+        fw, key, batch, steps = args._child_memory   # OpenBLAS threads: set by the parent's env
+        print(json.dumps(memory_child(fw, key, int(batch), int(steps), args.threads)))
+        return 0
+    if args.profile:
+        setup_threads(args.threads)
+        print(profile_cnnlab(settings))
+        return 0
+
+    rows = list(args.rows) if args.rows else list(ROWS)
+    if args.time_to_accuracy and "tta" not in rows:
+        rows.append("tta")
+    result = run_suite(settings, rows, args.data_dir, log=lambda *a, **k: print(*a, file=sys.stderr, **k),
+                       wait_quiet=args.wait_quiet)
+    path = args.json or os.path.join(HERE, "results", "speed-quick.json" if args.quick else "speed.json")
+    write_json(result, path)
+    print(render(result, markdown=args.markdown))
+    print(f"\n(results written to {os.path.relpath(path)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Smoke test of the speed benchmark's building blocks, at tiny sizes (no timing is asserted)."""
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+if BENCH not in sys.path:
+    sys.path.insert(0, BENCH)
+
+import _nets as nets  # noqa: E402
+import speed  # noqa: E402
+from _timing import TimingConfig, measure_interleaved  # noqa: E402
+
+TINY = TimingConfig(warmup=1, repeats=2, min_run_time=0.0, max_calls=1)
+
+
+def tiny_settings():
+    s = speed.Settings(quick=True, threads=1)
+    s.train_timing = s.big_timing = s.infer_timing = s.op_timing = TINY
+    s.lenet_batches, s.vgg_batch, s.infer_batches = (1, 2), 2, (1, 2)
+    s.op_scale = 1 / 64
+    s.gemm_size, s.gemm_repeats = 64, 1
+    return s
+
+
+def test_interleaved_timer_records_every_run_and_rotates():
+    calls = []
+    stats = measure_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                                TimingConfig(warmup=1, repeats=3, min_run_time=0.0, max_calls=2, min_calls=2))
+    assert set(stats) == {"a", "b"}
+    assert all(len(s.per_call) == 3 and s.calls_per_run == 2 for s in stats.values())
+    assert calls[-4:] in (["a", "b", "b", "a"], ["b", "a", "a", "b"])   # order alternates call by call
+    with pytest.raises(ValueError, match="mode must be 'step' or 'run', got 'blocks'"):
+        measure_interleaved({"a": lambda: None}, TINY, mode="blocks")
+
+
+def test_twin_models_share_weights_and_flops_are_counted():
+    cmodel, tmodel = nets.twin_models(nets.NETS["lenet5"])
+    assert list(cmodel.state_dict()) == list(tmodel.state_dict())
+    x = nets.synthetic_batches(nets.NETS["lenet5"], 3, count=1)[0][0]
+    assert nets.check_same_outputs(cmodel, tmodel, x) < 1e-5
+    # LeNet-5 with padded conv1: 117,600 + 240,000 + 48,000 + 10,080 + 840 MACs per image
+    assert nets.forward_flops(nets.NETS["lenet5"]) == 2 * 416_520
+    assert nets.training_flops(nets.NETS["vgg"]) == 3 * nets.forward_flops(nets.NETS["vgg"])
+
+
+def test_suite_runs_end_to_end_at_tiny_size(tmp_path):
+    settings = tiny_settings()
+    result = speed.run_suite(settings, ["train", "infer", "ops", "flops"], log=lambda *a, **k: None)
+    rows = result["rows"]
+    sections = {r["section"] for r in rows}
+    assert {"train", "infer", "ops", "flops"} <= sections
+    for r in rows:
+        if r["section"] in ("train", "infer"):
+            assert r["ratio_torch"]["median"] > 0 and r["met"] in (True, False)
+            assert r["values"]["cnnlab"]["min"] <= r["values"]["cnnlab"]["median"] <= r["values"]["cnnlab"]["max"]
+        if r["section"] == "train":
+            assert r["initial_logits_max_abs_diff"] < 1e-4
+    ops = [r for r in rows if r["section"] == "ops"]
+    assert {"max_pool2d 2x2", "min_pool2d 2x2", "relu", "softmax-cross-entropy", "linear"} <= {r["name"] for r in ops}
+    assert all(r["bwd_over_fwd"]["cnnlab"] > 0 for r in ops)
+
+    text = speed.render(result)
+    assert "Training throughput" in text and "LeNet-5 train b2" in text and "GFLOP/s" in text
+    md = speed.render(result, markdown=True)
+    assert "| Row | Unit | cnnlab | PyTorch |" in md
+    path = tmp_path / "out" / "speed.json"
+    speed.write_json(result, str(path))
+    assert json.loads(path.read_text())["rows"][0]["name"] == rows[0]["name"]
+    assert [p.name for p in path.parent.iterdir()] == ["speed.json"]   # no temp file left behind
+
+
+def test_memory_child_measures_cnnlab_without_torch_models():
+    res = speed.memory_child("cnnlab", "lenet5", 2, 1, threads=1)
+    assert res["peak_mb"] >= res["baseline_mb"] > 0 and res["steps"] == 1
+
+
+def test_mnist_reader_parses_idx(tmp_path):
+    import gzip
+    import struct
+    images = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
+    with gzip.open(tmp_path / "t10k-images-idx3-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">BBBBIII", 0, 0, 8, 3, 2, 28, 28) + images.tobytes())
+    np.testing.assert_array_equal(nets.read_idx_gz(str(tmp_path / "t10k-images-idx3-ubyte.gz")), images)
+    with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte"):
+        nets.find_mnist(str(tmp_path))

@@ -142,6 +142,24 @@ def test_train_on_an_image_folder_then_predict(images, tmp_path):
     assert result.returncode == 0 and json.loads(result.stdout)[0]["predictions"][0]["class"] in info["classes"]
 
 
+def test_train_with_a_yaml_model_file(images, tmp_path):
+    pytest.importorskip("yaml")
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text("name: tiny\nlayers:\n  - {type: Conv2d, out_channels: 4, kernel_size: 3, padding: 1}\n"
+                    "  - {type: ReLU}\n  - {type: MaxPool2d, kernel_size: 2}\n  - {type: Flatten}\n"
+                    "  - {type: Linear, out_features: 2}\n")
+    out = tmp_path / "run"
+    result = cnnlab("train", "--dataset", images / "data", "--model", spec, "--epochs", 1, "--out", out, "--quiet")
+    assert result.returncode == 0, result.stderr
+    info = json.loads((out / "model.json").read_text())
+    assert info["name"] == "tiny" and info["architecture"]["layers"][0]["in_channels"] == 1
+    assert json.loads((out / "metrics.json").read_text())["model"] == "tiny"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("layers:\n  - {type: Conv2d, out_channels: 4, kernel: 3}\n")
+    assert_one_line_error(cnnlab("train", "--dataset", images / "data", "--model", bad), 1,
+                          r"^cnnlab: error: .*bad\.yaml: layer 0 \(Conv2d\): unknown argument 'kernel'")
+
+
 def test_resume_from_the_command_line_matches_a_straight_run(tmp_path):
     pytest.importorskip("sklearn")
     common = ["--limit", 80, "--schedule", "constant", "--quiet"]
@@ -169,6 +187,8 @@ def test_resume_from_the_command_line_matches_a_straight_run(tmp_path):
     (("train", "--dataset", "{images}/nowhere"), 1, r"^cnnlab: error: unknown data set"),
     (("train", "--resume", "{images}"), 1, r"^cnnlab: error: cannot resume: .* is not a cnnlab run directory"),
     (("summary", "nosuchmodel"), 1, r"^cnnlab: error: unknown model 'nosuchmodel'"),
+    (("evaluate", "{run}", "--dataset", "{images}/data"), 1,
+     r"^cnnlab: error: the model in .* has 10 classes, .*data has 2"),
     (("summary", "lenet5", "--input-shape", "1,8,8"), 1, r"^cnnlab: error: model lenet5 does not fit 1x8x8"),
     (("summary", "lenet5", "--input-shape", "1,2"), 2, r"argument --input-shape: expected three positive sizes"),
     (("train", "--epochs", "0"), 2, r"argument --epochs: expected a positive integer, got '0'"),

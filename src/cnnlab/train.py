@@ -847,8 +847,9 @@ def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, e
                 raise FileNotFoundError(f"cannot resume: run directory {run_dir} does not exist")
             raise ValueError(f"cannot resume: {run_dir} is not a cnnlab run directory (no {CONFIG_JSON})")
         config = read_json(run_dir / CONFIG_JSON, "run configuration")
-        if epochs is not None:
+        if epochs is not None and int(epochs) != config.get("epochs"):
             config["epochs"] = int(epochs)
+            write_json(run_dir / CONFIG_JSON, config)  # a later --resume continues to the new total
         if out_dir is not None and Path(out_dir).resolve() != run_dir.resolve():
             raise ValueError("--out and --resume name different directories; a resumed run stays in its own "
                              f"directory ({run_dir})")
@@ -857,8 +858,11 @@ def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, e
     else:
         key = dataset_key(dataset)
         recipe = RECIPES[key]
+        if key == "folder" and Path(str(dataset)).expanduser().exists():
+            dataset = str(Path(str(dataset)).expanduser().resolve())  # evaluate works from any folder
         config = {
-            "dataset": str(dataset), "data_dir": None if data_dir is None else str(data_dir),
+            "dataset": str(dataset),
+            "data_dir": None if data_dir is None else str(Path(data_dir).expanduser().resolve()),
             "model": model, "epochs": epochs or recipe["epochs"],
             "batch_size": batch_size or recipe["batch_size"],
             "optimizer": optimizer or recipe["optimizer"], "lr": lr if lr is not None else recipe["lr"],

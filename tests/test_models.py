@@ -248,3 +248,53 @@ def test_lenet5_matches_pytorch_with_the_same_weights():
     with no_grad():
         got = ours(Tensor(x)).data
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+# --- the summary table ----------------------------------------------------------------------------
+def test_summary_arithmetic_for_lenet5():
+    from cnnlab.explain.summary import summary, summary_rows
+    rows = summary_rows(lenet5(), (1, 28, 28))
+    assert rows[0].arithmetic == ["(28 + 2*2 - 5) / 1 + 1 = 28"]
+    assert rows[2].arithmetic == ["(28 + 2*0 - 2) / 2 + 1 = 14"]
+    assert rows[3].arithmetic == ["(14 + 2*0 - 5) / 1 + 1 = 10"]
+    assert rows[6].arithmetic == ["16*5*5 = 400"]
+    assert [r.params for r in rows if r.params] == [156, 2416, 48120, 10164, 850]
+    assert all(not r.warnings for r in rows)
+    text = summary(lenet5(), (1, 28, 28), "lenet5")
+    assert "(28 + 2*2 - 5) / 1 + 1 = 28" in text and "total parameters: 61,706" in text
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_summary_shapes_are_the_shapes_a_forward_pass_gives(name):
+    from cnnlab.explain.summary import summary_rows
+    shape = DEFAULT_INPUT_SHAPES[name]
+    model = MODELS[name](in_channels=shape[0], input_size=shape[1:])
+    rows = summary_rows(model, shape)
+    x = Tensor(np.random.default_rng(0).random((2, *shape), dtype=np.float32))
+    model.eval()
+    with no_grad():
+        for row, layer in zip(rows, model):
+            x = layer(x)
+            assert list(x.shape[1:]) == row.output_shape, row.name
+    assert sum(r.params for r in rows) == model.num_parameters()
+
+
+def test_axis_arithmetic_cases():
+    from cnnlab.explain.summary import axis_arithmetic
+    assert axis_arithmetic(28, 5, 1, 2, 2) == ("(28 + 2*2 - 5) / 1 + 1 = 28", 28, None)
+    text, out, warning = axis_arithmetic(7, 2, 2, 0, 0, axis="W")
+    assert (text, out) == ("floor((7 + 2*0 - 2) / 2) + 1 = 3", 3)
+    assert "stride 2 does not divide 5" in warning and "the last 1 input column never reaches a window" in warning
+    text, out, warning = axis_arithmetic(6, 3, 2, 1, 1)  # the leftover is padding only
+    assert out == 3 and "padding only, no pixels lost" in warning
+    assert axis_arithmetic(28, 3, 1, 0, 0, dilation=2)[0] == "(28 + 2*0 - 2*(3 - 1) - 1) / 1 + 1 = 24"
+    assert axis_arithmetic(5, 2, 2, 0, 0, ceil_mode=True)[:2] == ("ceil((5 + 2*0 - 2) / 2) + 1 = 3", 3)
+    assert axis_arithmetic(5, 3, 1, 0, 1)[0] == "(5 + 0 + 1 - 3) / 1 + 1 = 4"
+
+
+def test_summary_of_a_model_that_does_not_fit():
+    from cnnlab.explain.summary import summary_rows
+    with pytest.raises(ValueError, match=r"layer 3 \(Conv2d 6->16, 5x5\) cannot take input of shape \(6, 4, 4\)"):
+        summary_rows(lenet5(), (1, 8, 8))
+    with pytest.raises(ValueError, match=r"input_shape must be \(C, H, W\)"):
+        summary_rows(lenet5(), (28, 28))

@@ -479,7 +479,8 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
             the data when not given).
 
     Returns:
-        A :class:`History`.
+        A :class:`History`.  The model is left in eval mode, holding the best epoch's weights
+        (with ``val_data`` and ``restore_best``) or the last epoch's.
 
     Raises:
         ValueError/TypeError: bad arguments or data that do not fit the model.

@@ -390,9 +390,10 @@ def cmd_conv(args) -> int:
         _use_agg()
         from ..explain.plots import conv_figure, save_figure
         s = trace.stride[0] if trace.stride[0] == trace.stride[1] else trace.stride
+        (pt, pb), (pl, pr) = trace.padding
+        pad = str(pt) if pt == pb == pl == pr else f"top {pt}, bottom {pb}, left {pl}, right {pr}"
         fig = conv_figure(trace.image, trace.kernel, trace.output,
-                          f"convolution, stride {s}, padding {trace.padding if any(map(sum, trace.padding)) else 0}"
-                          f": {_shape(trace.image)} -> {_shape(trace.output)}",
+                          f"convolution, stride {s}, padding {pad}: {_shape(trace.image)} -> {_shape(trace.output)}",
                           padded=trace.padded if any(map(sum, trace.padding)) else None)
         _say_written(save_figure(fig, args.output))
     return 0

@@ -18,7 +18,8 @@ from .. import nn
 from ..tensor import Tensor, no_grad
 
 __all__ = ["LayerOutput", "named_layers", "find_layer", "conv_layer_names", "layer_outputs",
-           "conv_kernel", "to_probabilities", "predict_proba", "describe_layer", "first_conv_weight"]
+           "conv_kernel", "to_probabilities", "predict_proba", "describe_layer", "first_conv_weight",
+           "model_dtype", "as_model_input"]
 
 
 @dataclass
@@ -76,6 +77,20 @@ def find_layer(model: nn.Module, layer: Union[int, str]) -> Tuple[str, nn.Module
     raise ValueError(f"the model has no layer {layer!r}; its layers are: {listing}")
 
 
+def model_dtype(model: nn.Module, default=np.float32):
+    """The floating dtype of the model's parameters (float32 unless it was built in float64)."""
+    for p in model.parameters():
+        if p.data.dtype.kind == "f":
+            return p.data.dtype
+    return np.dtype(default)
+
+
+def as_model_input(model: nn.Module, images) -> np.ndarray:
+    """``images`` as an ndarray of the model's dtype (convolution needs input and weights alike)."""
+    a = images.data if isinstance(images, Tensor) else images
+    return np.asarray(a, dtype=model_dtype(model))
+
+
 def layer_outputs(model: nn.Module, images, upto: Optional[str] = None) -> List[LayerOutput]:
     """Run ``model`` on ``images`` layer by layer (no gradients) and keep every output.
 
@@ -90,7 +105,7 @@ def layer_outputs(model: nn.Module, images, upto: Optional[str] = None) -> List[
     Shape:
         images ``(N, C, H, W)``; each output keeps the batch axis first.
     """
-    x = images if isinstance(images, Tensor) else Tensor(np.asarray(images, dtype=np.float32))
+    x = Tensor(as_model_input(model, images))
     if x.ndim != 4:
         raise ValueError(f"images must be a 4-D (N, C, H, W) array, got shape {tuple(x.shape)}")
     out: List[LayerOutput] = []
@@ -181,7 +196,7 @@ def predict_proba(model: nn.Module, images, batch_size: int = 256) -> np.ndarray
     Shape:
         ``(N, C, H, W)`` -> ``(N, K)`` float64.
     """
-    images = np.asarray(images, dtype=np.float32)
+    images = as_model_input(model, images)
     last = named_layers(model)[-1][1]
     chunks = []
     with no_grad():

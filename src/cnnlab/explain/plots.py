@@ -187,8 +187,7 @@ def _tile_figure(tiles: np.ndarray, labels: Sequence[str], title: str, cmap: Opt
         im = ax.imshow(canvas, interpolation="nearest")
     else:
         from matplotlib import colormaps
-        cm = colormaps[cmap].copy()
-        cm.set_bad("white")
+        cm = colormaps[cmap].with_extremes(bad="white")
         im = ax.imshow(np.ma.masked_invalid(canvas), cmap=cm, vmin=vmin, vmax=vmax, interpolation="nearest")
     for (x, y), label in zip(spots, labels):
         ax.text(x, y, label, ha="center", va="center", fontsize=7)
@@ -724,8 +723,7 @@ def network_figure(image: np.ndarray, stages: Sequence[Tuple[str, np.ndarray]], 
     ax.set_title(f"input {img.shape[1]}x{img.shape[2]}", fontsize=9)
     for r, (label, a, canvas, spots, total) in enumerate(canvases, start=1):
         cmap, vmin, vmax = value_scale(a)
-        cm = colormaps[cmap].copy()
-        cm.set_bad("white")
+        cm = colormaps[cmap].with_extremes(bad="white")
         ax = fig.add_subplot(grid[r, 0])
         im = ax.imshow(np.ma.masked_invalid(canvas), cmap=cm, vmin=vmin, vmax=vmax, interpolation="nearest")
         for k, (x, y) in enumerate(spots):

@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import nn
 from ..tensor import Tensor, no_grad
-from .features import find_layer, named_layers, to_probabilities
+from .features import find_layer, model_dtype, named_layers, to_probabilities
 
 __all__ = ["SaliencyResult", "GradCamResult", "saliency_map", "grad_cam", "default_cam_layer",
            "resize_bilinear"]
@@ -70,13 +70,13 @@ class GradCamResult:
     heatmap: np.ndarray           # cam scaled to [0, 1] per image and resized to the input
 
 
-def _images(images) -> np.ndarray:
+def _images(model: nn.Module, images) -> np.ndarray:
     a = np.asarray(images.data if isinstance(images, Tensor) else images)
     if a.ndim != 4:
         raise ValueError(f"images must be a 4-D (N, C, H, W) array of preprocessed images, got shape {a.shape}")
     if a.dtype.kind != "f":
         raise TypeError(f"images must be floating point (preprocessed), got dtype {a.dtype}")
-    return np.array(a, dtype=a.dtype if a.dtype in (np.float32, np.float64) else np.float32)
+    return np.array(a, dtype=model_dtype(model))
 
 
 def _targets(target, scores: np.ndarray) -> np.ndarray:
@@ -134,7 +134,7 @@ def saliency_map(model: nn.Module, images, target=None) -> SaliencyResult:
     Shape:
         images ``(N, C, H, W)`` -> saliency ``(N, H, W)``.
     """
-    data = _images(images)
+    data = _images(model, images)
     last = named_layers(model)[-1][1]
     with _keep_parameter_grads(model):
         x = Tensor(data, requires_grad=True)
@@ -216,7 +216,7 @@ def grad_cam(model: nn.Module, images, target=None, layer: Union[int, str, None]
     Shape:
         images ``(N, C, H, W)`` -> heatmap ``(N, H, W)`` in [0, 1].
     """
-    data = _images(images)
+    data = _images(model, images)
     layers = named_layers(model)
     name = default_cam_layer(model) if layer is None else find_layer(model, layer)[0]
     index = [n for n, _ in layers].index(name)

@@ -229,10 +229,12 @@ def test_scheduler_state_dict_and_constant_lr():
     sched.step()
     sched2.step()
     assert opt2.lr == opt.lr
-    const = optim.ConstantLR(optim.SGD(_params(), lr=0.3))
-    for _ in range(3):
+    const = optim.ConstantLR(optim.SGD(_params(), lr=0.3))  # PyTorch's rule: lr * 1/3 for 5 steps
+    lrs = [const.get_last_lr()]
+    for _ in range(6):
         const.step()
-    assert const.get_last_lr() == 0.3
+        lrs.append(const.get_last_lr())
+    assert lrs == pytest.approx([0.1] * 5 + [0.3] * 2)
 
 
 def test_scheduler_errors():

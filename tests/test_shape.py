@@ -187,8 +187,6 @@ def test_adaptive_windows_rule():
     assert starts == [0, 0, 1, 1, 2] and ends == [1, 2, 2, 3, 3]
 
 
-@pytest.mark.xfail(strict=True, reason="shape.pair accepts a single NumPy integer but rejects a pair of them "
-                                       "(its per-element check is isinstance(v, int))")
 def test_pair_accepts_numpy_integers_inside_a_pair():
     """``pair(np.int64(4))`` works, so a pair of NumPy integers (sizes computed with NumPy) must too."""
     assert pair((np.int64(2), np.int32(3))) == (2, 3)

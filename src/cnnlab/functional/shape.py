@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Sequence, Tuple, Union
 
+import numpy as np
+
 IntPair = Union[int, Tuple[int, int]]
 
 
@@ -70,14 +72,16 @@ def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding=0,
     return int(out)
 
 
+def _is_int(value) -> bool:
+    """Python and NumPy integers (anything with ``__index__``), but not bools."""
+    return not isinstance(value, (bool, np.bool_)) and hasattr(value, "__index__") and not hasattr(value, "__len__")
+
+
 def pair(value, name: str = "value") -> Tuple[int, int]:
     """``3 -> (3, 3)``; ``(2, 3) -> (2, 3)``; anything else is a clear error."""
-    if isinstance(value, bool):
-        raise TypeError(f"`{name}` must be an int or a pair of ints, got {value!r}")
-    if isinstance(value, int) or (hasattr(value, "__index__") and not hasattr(value, "__len__")):
+    if _is_int(value):
         return int(value), int(value)
-    if isinstance(value, Sequence) and len(value) == 2 and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value):
+    if isinstance(value, Sequence) and len(value) == 2 and all(_is_int(v) for v in value):
         return int(value[0]), int(value[1])
     raise TypeError(f"`{name}` must be an int or a pair of ints, got {value!r}")
 

@@ -31,8 +31,16 @@ class LRScheduler:
 
 
 class ConstantLR(LRScheduler):
+    """``lr = base_lr * factor`` for the first ``total_iters`` steps, then ``base_lr`` (PyTorch's rule)."""
+
+    def __init__(self, optimizer, factor: float = 1.0 / 3, total_iters: int = 5):
+        if not 0 < factor <= 1:
+            raise ValueError(f"factor must be in (0, 1], got {factor}")
+        self.factor, self.total_iters = factor, total_iters
+        super().__init__(optimizer)
+
     def get_lr(self, step):
-        return self.base_lr
+        return self.base_lr * (self.factor if step < self.total_iters else 1.0)
 
 
 class StepLR(LRScheduler):

@@ -15,12 +15,18 @@ from typing import List, Tuple
 import numpy as np
 
 
-def breakdown(model, opt, batches: List[Tuple[np.ndarray, np.ndarray]], steps: int) -> str:
+def breakdown(model, opt, batches: List[Tuple[np.ndarray, np.ndarray]], steps: int,
+              cpu_clock: bool = False) -> str:
+    """The table of medians per step; ``cpu_clock`` times with the main thread's CPU clock.
+
+    The CPU clock ignores time spent descheduled, so with one BLAS thread (all
+    work on the main thread) it measures the work itself even on a busy machine.
+    """
     import cnnlab
     import cnnlab.functional as F
     from cnnlab.tensor import Tensor
 
-    clock = time.perf_counter
+    clock = time.thread_time if cpu_clock else time.perf_counter
     fwd = defaultdict(float)
     bwd = defaultdict(float)
     phase = defaultdict(float)
@@ -57,8 +63,12 @@ def breakdown(model, opt, batches: List[Tuple[np.ndarray, np.ndarray]], steps: i
         return original_from_op.__func__(data, parents, timed_backward, op)
 
     Tensor.from_op = staticmethod(from_op)
+    per_step: List[dict] = []
     try:
         for i in range(steps):
+            fwd.clear()
+            bwd.clear()
+            phase.clear()
             x, y = batches[i % len(batches)]
             t0 = clock()
             opt.zero_grad()
@@ -74,19 +84,26 @@ def breakdown(model, opt, batches: List[Tuple[np.ndarray, np.ndarray]], steps: i
             for k, dt in (("zero_grad", t1 - t0), ("forward", t2 - t1), ("loss forward", t3 - t2),
                           ("backward", t4 - t3), ("optimizer step", t5 - t4)):
                 phase[k] += dt
+            per_step.append({"fwd": dict(fwd), "bwd": dict(bwd), "phase": dict(phase)})
     finally:
         Tensor.from_op = original_from_op
         for _, layer in layers:
             object.__delattr__(layer, "forward")
 
-    ms = 1e3 / steps
+    # medians over the steps: one slow step (a page fault storm, another process) does not skew them
+    def med(kind, key):
+        return float(np.median([d[kind].get(key, 0.0) for d in per_step]))
+    phase = {k: med("phase", k) for k in per_step[0]["phase"]}
+    fwd = {k: med("fwd", k) for k in order}
+    bwd = {k: med("bwd", k) for k in order + ["loss"]}
+    ms = 1e3
     total = sum(phase.values())
-    lines = [f"{'phase':<16}{'ms/step':>10}{'share':>8}"]
+    lines = [f"medians over {steps} steps, " + ("main-thread CPU time" if cpu_clock else "wall time"), f"{'phase':<16}{'ms/step':>10}{'share':>8}"]
     for k in ("zero_grad", "forward", "loss forward", "backward", "optimizer step"):
         lines.append(f"{k:<16}{phase[k] * ms:>10.3f}{phase[k] / total:>8.1%}")
-    closures = sum(bwd.values())
-    lines.append(f"{'  of which autograd bookkeeping (backward minus op rules)':<58}"
-                 f"{(phase['backward'] - closures) * ms:>8.3f} ms")
+    closures = float(np.median([sum(d["bwd"].values()) for d in per_step]))
+    lines.append(f"  of which autograd bookkeeping (backward minus op rules): "
+                 f"{(phase['backward'] - closures) * ms:.3f} ms")
     lines.append(f"{'total':<16}{total * ms:>10.3f}")
     lines.append("")
     lines.append(f"{'layer':<22}{'fwd ms':>9}{'bwd ms':>9}{'bwd/fwd':>9}{'share':>8}")

@@ -320,7 +320,8 @@ def check_same_outputs(cmodel, tmodel, x: np.ndarray) -> float:
 class OpCase:
     """One op at one shape, ready to time in both frameworks.
 
-    ``cnnlab_fwd``/``torch_fwd`` run the forward; ``cnnlab_bwd``/``torch_bwd``
+    ``cnnlab_fwd``/``torch_fwd`` run the forward with graph recording (the
+    inputs that need gradients in training require them); ``cnnlab_bwd``/``torch_bwd``
     run the op's backward rule only, on a graph recorded once (cnnlab: the
     op's own backward closure; torch: ``torch.autograd.grad`` with
     ``retain_graph``), so neither includes leaf-gradient accumulation.
@@ -351,13 +352,11 @@ def _case(name: str, shape: str, cfn, tfn, inputs: List[np.ndarray], grad_inputs
             for i, (a, g) in enumerate(zip(inputs, grad_inputs))]
     t_in = [torch.from_numpy(a.copy()).requires_grad_(g) for a, g in zip(inputs, grad_inputs)]
 
-    def cnnlab_fwd():
-        with cnnlab.no_grad():
-            return cfn(*c_in)
+    def cnnlab_fwd():   # with graph recording, as in training (max pooling then tracks winners)
+        return cfn(*c_in)
 
     def torch_fwd():
-        with torch.no_grad():
-            return tfn(*t_in)
+        return tfn(*t_in)
 
     c_out = cfn(*c_in)
     t_out = tfn(*t_in)

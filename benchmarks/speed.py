@@ -25,6 +25,9 @@ Method
 * OpenBLAS tuning overrides (``OPENBLAS_CORETYPE``, ``OPENBLAS_L2_SIZE``) are
   removed from the environment before NumPy loads: the script re-executes
   itself without them and prints what it removed and which kernel it runs.
+  It also sets ``OPENBLAS_THREAD_TIMEOUT=20`` unless already set: by default an
+  idle OpenBLAS worker busy-waits ~0.1 s after each threaded call, which on a
+  2-core machine steals a core from the PyTorch call that follows it.
 * Peak memory is measured in a separate child process per framework, so the
   peaks do not mix; import times in fresh interpreters.
 """
@@ -35,6 +38,12 @@ import sys
 
 _OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 _REMOVED_ENV = "CNNLAB_BENCH_REMOVED_ENV"
+# OpenBLAS's idle worker threads busy-wait for 2^28 TSC cycles (~0.1 s) after every
+# threaded call before they sleep.  Interleaved with PyTorch call by call on a
+# 2-core machine, that spinning worker takes a core away from PyTorch's next
+# call.  2^20 cycles (~0.4 ms) still covers the gaps between the GEMMs of one
+# cnnlab step.  A value set by the user is kept.
+_OPENBLAS_TIMEOUT = ("OPENBLAS_THREAD_TIMEOUT", "20")
 
 
 def _reexec_without_openblas_overrides() -> None:
@@ -43,10 +52,12 @@ def _reexec_without_openblas_overrides() -> None:
         return
     removed = {k: os.environ[k] for k in _OPENBLAS_OVERRIDES if k in os.environ}
     marker = ";".join(f"{k}={v}" for k, v in removed.items())
-    if not removed or "numpy" in sys.modules:
+    key, value = _OPENBLAS_TIMEOUT
+    if "numpy" in sys.modules or (not removed and key in os.environ):
         os.environ[_REMOVED_ENV] = marker
         return
     env = {k: v for k, v in os.environ.items() if k not in _OPENBLAS_OVERRIDES}
+    env.setdefault(key, value)
     env[_REMOVED_ENV] = marker
     sys.stdout.flush()
     sys.stderr.flush()
@@ -60,6 +71,7 @@ import argparse  # noqa: E402  (after the re-exec on purpose)
 import datetime  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
+import re  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -242,7 +254,8 @@ def machine_info(thread_info: dict) -> dict:
         "python": platform.python_version(), "numpy": np.__version__,
         "removed_env": os.environ.get(_REMOVED_ENV, ""),
         "thread_env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "OPENBLAS_NUM_THREADS",
-                                                  "MKL_NUM_THREADS", "GOMP_SPINCOUNT") if k in os.environ},
+                                                  "OPENBLAS_THREAD_TIMEOUT", "MKL_NUM_THREADS", "GOMP_SPINCOUNT")
+                       if k in os.environ},
         "threads": thread_info, "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "git": _git_revision(),
     }
@@ -252,8 +265,8 @@ def machine_info(thread_info: dict) -> dict:
         import torch
         info["torch"] = torch.__version__
         cfg = torch.__config__.show()
-        info["torch_blas"] = next((p.split("=", 1)[1] for p in cfg.replace(",", "\n").split("\n")
-                                   if p.strip().startswith("BLAS_INFO=")), "?")
+        found = re.search(r"BLAS_INFO=(\w+)", cfg)
+        info["torch_blas"] = found.group(1) if found else "?"
         info["torch_cpu_capability"] = next((line.split(":", 1)[1].strip() for line in cfg.splitlines()
                                              if "CPU capability usage" in line), "?")
         info["torch_mkldnn"] = bool(torch.backends.mkldnn.is_available())
@@ -858,7 +871,7 @@ def profile_cnnlab(settings: Settings) -> str:
         texts.append(f"==== pyinstrument: {spec.name} training, batch {batch}, {steps} steps ====")
         texts.append(prof.output_text(unicode=False, color=False, show_all=False))
         texts.append(f"==== breakdown: {spec.name} training, batch {batch} (ms per step) ====")
-        texts.append(breakdown(cmodel, opt, batches, steps))
+        texts.append(breakdown(cmodel, opt, batches, steps, cpu_clock=settings.threads == 1))
     return "\n".join(texts)
 
 
@@ -936,7 +949,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                    help="before each row, wait up to SECONDS for other processes to leave the CPUs idle")
     p.add_argument("--profile", action="store_true",
-                   help="profile cnnlab's LeNet-5 (b64) and VGG (b128) training steps and exit")
+                   help="profile cnnlab's LeNet-5 (b64) and VGG (b128) training steps and exit "
+                        "(with --threads 1 the per-layer table uses CPU time, robust on a busy machine)")
     p.add_argument("--render", metavar="PATH", help="print the tables of a saved JSON file and exit")
     p.add_argument("--_child-memory", nargs=4, metavar=("FW", "NET", "BATCH", "STEPS"),
                    help=argparse.SUPPRESS)

@@ -89,3 +89,14 @@ def test_mnist_reader_parses_idx(tmp_path):
     np.testing.assert_array_equal(nets.read_idx_gz(str(tmp_path / "t10k-images-idx3-ubyte.gz")), images)
     with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte"):
         nets.find_mnist(str(tmp_path))
+
+
+def test_breakdown_restores_the_engine():
+    from _breakdown import breakdown
+    from cnnlab.tensor import Tensor
+    spec = nets.NETS["lenet5"]
+    model = nets.build_cnnlab(spec)
+    before = Tensor.__dict__["from_op"]
+    text = breakdown(model, nets.make_optimizer("cnnlab", spec, model), nets.synthetic_batches(spec, 2), 2)
+    assert "0 Conv2d" in text and "optimizer step" in text
+    assert Tensor.__dict__["from_op"] is before and "forward" not in vars(model[0])

@@ -1017,7 +1017,7 @@ def register(subparsers) -> None:
         epilog="example:\n  cnnlab report runs/mnist-lenet5 --data-dir ~/data/mnist")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--output", metavar="FILE", help="default RUN_DIR/report.html")
-    p.add_argument("--samples", type=_pos_int, default=4, metavar="N",
-                   help="test images explained with feature maps and saliency (4)")
+    p.add_argument("--samples", type=_nonneg_int, default=4, metavar="N",
+                   help="test images explained with feature maps and saliency (4; 0: none)")
     _add_data_options(p)
     p.set_defaults(func=cmd_report)

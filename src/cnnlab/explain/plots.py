@@ -116,7 +116,8 @@ def _annotate(ax, matrix: np.ndarray, im, fontsize: float = 7.0) -> None:
         rgba = cmap(norm(v))
         light = 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2] > 0.55
         text = fmt(round(v, 2)) if abs(v) >= 0.01 or v == 0 else f"{v:.0e}"
-        ax.text(c, r, text, ha="center", va="center", fontsize=fontsize, color="black" if light else "white")
+        ax.text(c, r, text, ha="center", va="center", fontsize=fontsize, color="black" if light else "white",
+                in_layout=False)
 
 
 def _matrix_panel(ax, matrix: np.ndarray, title: str, cmap: str, vmin: float, vmax: float, fig,
@@ -190,7 +191,7 @@ def _tile_figure(tiles: np.ndarray, labels: Sequence[str], title: str, cmap: Opt
         cm = colormaps[cmap].with_extremes(bad="white")
         im = ax.imshow(np.ma.masked_invalid(canvas), cmap=cm, vmin=vmin, vmax=vmax, interpolation="nearest")
     for (x, y), label in zip(spots, labels):
-        ax.text(x, y, label, ha="center", va="center", fontsize=7)
+        ax.text(x, y, label, ha="center", va="center", fontsize=7, in_layout=False)
     if annotate:
         from .trace import fmt
         norm, cm_ = im.norm, im.cmap
@@ -200,7 +201,7 @@ def _tile_figure(tiles: np.ndarray, labels: Sequence[str], title: str, cmap: Opt
                 rgba = cm_(norm(v))
                 light = 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2] > 0.55
                 ax.text(x0 + c, y0 + r, fmt(round(float(v), 2)), ha="center", va="center", fontsize=5.5,
-                        color="black" if light else "white")
+                        color="black" if light else "white", in_layout=False)
     ax.set_axis_off()
     ax.set_title(title, fontsize=10)
     if colorbar_label and tiles.ndim == 3:
@@ -316,7 +317,7 @@ def probability_figure(probabilities: np.ndarray, classes: Sequence[str], title:
     ax.set_xlabel("probability (softmax of the scores)", fontsize=9)
     ax.set_ylabel("class", fontsize=9)
     for k in range(K):
-        ax.text(min(p[k], 1.0) + 0.01, k, f"{p[k]:.3f}", va="center", fontsize=7)
+        ax.text(min(p[k], 1.0) + 0.01, k, f"{p[k]:.3f}", va="center", fontsize=7, in_layout=False)
     ax.set_title(f"{title}: predicted {names[pred]} ({p[pred]:.1%})", fontsize=10)
     ax.tick_params(labelsize=8)
     ax.grid(axis="x", alpha=0.3)
@@ -564,7 +565,8 @@ def confusion_figure(matrix: np.ndarray, classes: Sequence[str], title: str = "c
         for (r, c), v in np.ndenumerate(cm):
             if v:
                 ax.text(c, r, str(v), ha="center", va="center", fontsize=max(5, min(9, 100 // K)),
-                        color="white" if share[r, c] > 0.55 else ("#c0392b" if r != c else "black"))
+                        color="white" if share[r, c] > 0.55 else ("#c0392b" if r != c else "black"),
+                        in_layout=False)
     ax.set_xticks(range(K))
     ax.set_yticks(range(K))
     ax.set_xticklabels(names, rotation=45 if max(map(len, names)) > 2 else 0, ha="right" if
@@ -727,7 +729,7 @@ def network_figure(image: np.ndarray, stages: Sequence[Tuple[str, np.ndarray]], 
         ax = fig.add_subplot(grid[r, 0])
         im = ax.imshow(np.ma.masked_invalid(canvas), cmap=cm, vmin=vmin, vmax=vmax, interpolation="nearest")
         for k, (x, y) in enumerate(spots):
-            ax.text(x, y, f"ch {k}", ha="center", va="center", fontsize=7)
+            ax.text(x, y, f"ch {k}", ha="center", va="center", fontsize=7, in_layout=False)
         ax.set_axis_off()
         first = f"first {a.shape[0]} of " if a.shape[0] < total else ""
         ax.set_title(f"{label}: {first}{total} channels, {a.shape[1]}x{a.shape[2]}", fontsize=9)

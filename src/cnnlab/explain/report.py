@@ -122,9 +122,10 @@ def _training(run) -> str:
     if run.history is None:
         out.append(_note("No history.csv in the run directory, so there are no training curves."))
         return "\n".join(out)
+    augmented = " (augmented)" if cfg.get("augment") else ""
     out.append(_img(history_figure(run.history, f"{run.name}: loss and accuracy per epoch"), "training curves",
-                    "Loss and accuracy on the training batches (with augmentation) and on the held-out "
-                    "validation images after each epoch."))
+                    f"Training: mean over the epoch's batches{augmented}, while the weights were still changing; "
+                    "validation: the held-out images after the epoch."))
     if m:
         facts = [("epochs", m.get("epochs")), ("best epoch", m.get("best_epoch")),
                  ("training time (s)", m.get("train_seconds")), ("images / s", m.get("images_per_second")),

@@ -197,7 +197,7 @@ def test_filter_gray_and_rgb(digits_run, tmp_path):
 # ------------------------------------------------------------------ trained runs
 def test_features_and_saliency(digits_run, tmp_path):
     run_dir, images = digits_run
-    out = ok("explain", "features", run_dir, images[0], "--output-dir", tmp_path / "f")
+    out = ok("explain", "features", run_dir, images[0], "--output-dir", tmp_path / "f", "--max-channels", "8")
     names = sorted(p.name for p in (tmp_path / "f").iterdir())
     assert names[0] == "00_input.png" and names[1] == "01_kernels_layer0.png"
     assert "02_layer0_conv2d.png" in names and "04_layer2_relu.png" in names and "08_layer6_maxpool2d.png" in names
@@ -227,7 +227,7 @@ def test_curves_confusion_mistakes(digits_run, tmp_path):
 def digits_report(digits_run, tmp_path_factory):
     run_dir, _ = digits_run
     path = tmp_path_factory.mktemp("report") / "r.html"
-    ok("report", run_dir, "--samples", "2", "--output", path)
+    ok("report", run_dir, "--samples", "1", "--output", path)
     return path
 
 

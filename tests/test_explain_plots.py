@@ -14,7 +14,6 @@ import pytest
 pytest.importorskip("matplotlib")
 pytest.importorskip("PIL")
 
-from cnnlab import nn
 from cnnlab.explain import images, plots, runs
 
 PNG = b"\x89PNG\r\n\x1a\n"

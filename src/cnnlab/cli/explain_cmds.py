@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -91,7 +90,7 @@ def parse_positions(text) -> Optional[List[Tuple[int, int]]]:
                              f"'all', got {chunk.strip()!r} in {text!r}")
         out.append(pair)
     if not out:
-        raise UsageError(f"--positions is empty: give 'row,column' pairs like '0,0; 1,1', or 'all'")
+        raise UsageError("--positions is empty: give 'row,column' pairs like '0,0; 1,1', or 'all'")
     return out
 
 
@@ -344,8 +343,9 @@ def cmd_conv(args) -> int:
                 img3 = image if image.ndim == 3 else image[None]
                 img3 = crop(img3, parse_crop(args.crop))
                 image = img3 if image.ndim == 3 else img3[0]
-                notes.append("cropped: windows at the crop's border see zero padding instead of the pixels "
-                             "around the region, so those outputs differ from the model's")
+                if conv.padding not in ((0, 0), "valid"):
+                    notes.append("cropped: windows at the crop's border see zero padding instead of the pixels "
+                                 "around the region, so those outputs differ from the model's")
         else:
             channels = kernel.shape[0] if kernel.ndim == 3 else 1
             if channels not in (1, 3):
@@ -670,7 +670,7 @@ def cmd_saliency(args) -> int:
     output = Path(args.output) if args.output else _default_out(run, f"saliency_{Path(args.image).stem}.png")
     _say_written(save_figure(fig, output))
     top = np.argsort(-probs)[:3]
-    print(f"prediction: " + ", ".join(f"{run.classes[j]} {probs[j]:.1%}" for j in top))
+    print("prediction: " + ", ".join(f"{run.classes[j]} {probs[j]:.1%}" for j in top))
     print(f"explained class: {run.classes[t]}" + (" (the predicted class)" if args.class_ is None else ""))
     print(f"Grad-CAM layer: {cam.layer} ({cam.layer_description}), maps {cam.cam.shape[1]}x{cam.cam.shape[2]}; "
           f"channel weights (mean gradient): " + ", ".join(f"{v:.3g}" for v in cam.weights[0][:8])

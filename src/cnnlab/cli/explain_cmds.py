@@ -249,7 +249,10 @@ def _kernel_from_args(args):
     params = parse_params(args.param)
     key = text.lower().replace("_", "-")
     if key in filters.NAMES or key == "box-blur":
-        kernel = np.asarray(filters.get(key, **params), dtype=np.float64)
+        try:
+            kernel = np.asarray(filters.get(key, **params), dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"--param: {exc}") from None
         detail = ", ".join(f"{k}={v}" for k, v in params.items())
         return kernel, 0.0, f"classic filter {key}" + (f" ({detail})" if detail else "")
     if params:

@@ -273,7 +273,7 @@ def build_report(run_dir, dataset: Optional[str] = None, data_dir=None, samples:
         data = load_test_data(run, dataset, data_dir, limit, download=False)
         ev = evaluate_test(run, data)
     except (OSError, ValueError, ImportError) as exc:
-        notes.append(f"test data not available ({' '.join(str(exc).split())}); pass --dataset/--data-dir")
+        notes.append(f"test data not available: {' '.join(str(exc).split())}")
 
     parts.append("<h2 id='test'>Test results</h2>")
     if ev is None:

@@ -50,18 +50,22 @@ class TimingConfig:
 
 
 def measure_interleaved(fns: Dict[str, Callable[[], object]], cfg: TimingConfig,
-                        mode: str = "step") -> Dict[str, Stats]:
+                        mode: str = "step", clock: Callable[[], float] = time.perf_counter
+                        ) -> Dict[str, Stats]:
     """Time every callable in ``fns``; see the module docstring.
 
     ``mode='step'`` alternates the callables call by call; ``mode='run'``
     gives each callable its ``calls`` calls in a row, alternating per run
     (useful to check whether one framework's idle worker threads, still
     spinning after its call, slow down the next framework).
+
+    ``clock`` is the wall clock by default; ``time.thread_time`` (the calling
+    thread's CPU time) measures single-threaded work without the time spent
+    descheduled, i.e. independently of other processes on the machine.
     """
     if mode not in ("step", "run"):
         raise ValueError(f"mode must be 'step' or 'run', got {mode!r}")
     names = list(fns)
-    clock = time.perf_counter
     for _ in range(max(cfg.warmup, 1)):
         for name in names:
             fns[name]()

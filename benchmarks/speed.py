@@ -105,20 +105,27 @@ _KEEP_ALIVE: list = []   # threadpoolctl limiters must outlive the measurements
 class Settings:
     """Sizes and repeat counts of one suite run (``quick`` shrinks them)."""
 
-    def __init__(self, quick: bool = False, threads: int = 2, interleave: str = "step"):
-        self.quick, self.threads, self.interleave = quick, threads, interleave
+    def __init__(self, quick: bool = False, threads: int = 2, interleave: str = "step", clock: str = "wall"):
+        if clock not in ("wall", "cpu"):
+            raise ValueError(f"clock must be 'wall' or 'cpu', got {clock!r}")
+        if clock == "cpu" and threads != 1:
+            raise ValueError(f"the cpu clock counts the calling thread only, so it needs threads=1, "
+                             f"got threads={threads}")
+        self.quick, self.threads, self.interleave, self.clock = quick, threads, interleave, clock
+        self.clock_fn = time.thread_time if clock == "cpu" else time.perf_counter
         self.train_timing = TimingConfig(warmup=1 if quick else 3, repeats=3 if quick else 7,
                                          min_run_time=0.05 if quick else 0.25, max_calls=100)
         self.big_timing = TimingConfig(warmup=1 if quick else 2, repeats=3 if quick else 5,
                                        min_run_time=0.0, max_calls=1)       # VGG training steps
-        self.infer_timing = TimingConfig(warmup=2 if quick else 5, repeats=3 if quick else 7,
+        self.infer_timing = TimingConfig(warmup=1 if quick else 5, repeats=3 if quick else 7,
                                          min_run_time=0.05 if quick else 0.2, max_calls=300)
-        self.op_timing = TimingConfig(warmup=1 if quick else 3, repeats=3 if quick else 7,
-                                      min_run_time=0.02 if quick else 0.1, max_calls=100)
+        self.op_timing = TimingConfig(warmup=1 if quick else 2, repeats=3 if quick else 5,
+                                      min_run_time=0.02 if quick else 0.05, max_calls=100)
         self.lenet_batches = (1, 64, 256)
         self.vgg_batch = 128
         self.infer_batches = (1, 256)
-        self.memory_runs = [("lenet5", 256, 10 if quick else 50), ("vgg", 128, 3 if quick else 20)]
+        # the peak is reached in the first steps (the optimizer state appears at step 1)
+        self.memory_runs = [("lenet5", 256, 10 if quick else 50), ("vgg", 128, 3 if quick else 10)]
         self.import_repeats = 3 if quick else 7
         self.gemm_size, self.gemm_repeats = (1024, 3) if quick else (2048, 5)
         self.op_scale = 1.0
@@ -295,7 +302,8 @@ def _value(stats: Stats, items: int, unit: str) -> dict:
 def _paired_ratio(slow: Stats, fast: Stats) -> dict:
     """Per-run ``slow / fast`` time ratios (same run, same machine state): median and range."""
     r = [a / b for a, b in zip(slow.per_call, fast.per_call)]
-    return {"median": statistics.median(r), "min": min(r), "max": max(r)}
+    # best/best: the ratio of each side's fastest run, the least disturbed by other processes
+    return {"median": statistics.median(r), "min": min(r), "max": max(r), "best": slow.min / fast.min}
 
 
 def _speed_row(section: str, name: str, stats: Dict[str, Stats], items: int, unit: str,
@@ -321,7 +329,7 @@ def bench_training(key: str, batch: int, settings: Settings, target: Optional[fl
     fns = {"cnnlab": nets.cnnlab_train_step(cmodel, nets.make_optimizer("cnnlab", spec, cmodel), batches),
            "torch": nets.torch_train_step(tmodel, nets.make_optimizer("torch", spec, tmodel), batches)}
     timing = settings.big_timing if key == "vgg" else settings.train_timing
-    stats = measure_interleaved(fns, timing, settings.interleave)
+    stats = measure_interleaved(fns, timing, settings.interleave, settings.clock_fn)
     opt = "SGD momentum 0.9" if spec.optimizer == "sgd" else "Adam"
     row = _speed_row("train", f"{spec.name} train b{batch} ({opt})", stats, batch, "img/s", target)
     row.update(net=key, batch=batch, initial_logits_max_abs_diff=diff,
@@ -341,7 +349,7 @@ def bench_inference(key: str, batch: int, settings: Settings, target: Optional[f
     except ImportError as err:
         note = f"ONNX Runtime unavailable: {err}"
     diff = nets.check_same_outputs(cmodel, tmodel, batches[0][0])
-    stats = measure_interleaved(fns, settings.infer_timing, settings.interleave)
+    stats = measure_interleaved(fns, settings.infer_timing, settings.interleave, settings.clock_fn)
     if batch == 1:
         row = _speed_row("infer", f"{spec.name} inference b1 latency", stats, 1, "ms", target, note)
     else:
@@ -356,7 +364,7 @@ def bench_ops(settings: Settings) -> List[dict]:
     for case in nets.op_cases(quick=settings.quick, scale=settings.op_scale):
         fns = {"cnnlab fwd": case.cnnlab_fwd, "torch fwd": case.torch_fwd,
                "cnnlab bwd": case.cnnlab_bwd, "torch bwd": case.torch_bwd}
-        s = measure_interleaved(fns, settings.op_timing, settings.interleave)
+        s = measure_interleaved(fns, settings.op_timing, settings.interleave, settings.clock_fn)
         ms = {k: v.median * 1e3 for k, v in s.items()}
         ratio_c = ms["cnnlab bwd"] / ms["cnnlab fwd"]
         rows.append({
@@ -664,9 +672,11 @@ def _cell(val: Optional[dict], with_range: bool = True) -> str:
     return s
 
 
-def _ratio(val: Optional[dict]) -> str:
+def _ratio(val: Optional[dict], best: bool = False) -> str:
     if not val:
         return "-"
+    if best and "best" in val:
+        return f"{val['median']:.2f}x (best {val['best']:.2f}x)"
     return f"{val['median']:.2f}x"
 
 
@@ -675,17 +685,13 @@ def _met(m) -> str:
 
 
 def _notes(rows: List[dict]) -> List[str]:
-    """Each distinct note once; a note shared by several rows is printed without a row name."""
-    texts = [r["note"] for r in rows if r.get("note")]
-    out: List[str] = []
+    """Each distinct note once, after the names of the rows it belongs to (all rows: no names)."""
+    names: Dict[str, List[str]] = {}
     for r in rows:
-        note = r.get("note")
-        if not note:
-            continue
-        line = note if texts.count(note) > 1 else f"{r['name']}: {note}"
-        if line not in out:
-            out.append(line)
-    return out
+        if r.get("note"):
+            names.setdefault(r["note"], []).append(r["name"])
+    return [note if len(who) == len(rows) > 1 else f"{', '.join(who)}: {note}"
+            for note, who in names.items()]
 
 
 def _busy(row: dict) -> str:
@@ -734,19 +740,21 @@ def render(result: dict, markdown: bool = False) -> str:
         "Removed from the environment before NumPy loaded: " + (m["removed_env"] or "nothing (none set)")
         + "; thread variables: " + (", ".join(f"{k}={v}" for k, v in m.get("thread_env", {}).items()) or "none"),
         f"Mode: {'quick' if result['settings']['quick'] else 'full'}; interleaving: "
-        f"{result['settings']['interleave']}; {m['date']}",
+        f"{result['settings']['interleave']}; clock: "
+        + ("CPU time of the calling thread (load-independent; 1 thread)"
+           if result["settings"].get("clock") == "cpu" else "wall") + f"; {m['date']}",
     ]
     load = result.get("load")
     if load:
         share = load.get("others_cpu_share")
         lines.append(f"Load: other processes used {share:.0%} of the CPUs during the run"
                      if share is not None else "Load: unknown")
-        if share is not None and share > 0.15:
-            lines.append("WARNING: the machine was shared during the run; timings are noisy "
-                         "(paired ratios are more robust than absolute numbers)")
+        if share is not None and share > 0.15 and result["settings"].get("clock") != "cpu":
+            lines.append("WARNING: the machine was shared during the run; multi-threaded wall-clock timings "
+                         "are unreliable (see the Busy column; '--threads 1 --clock cpu' is load-independent)")
     out.append("\n".join(("- " + s) if markdown else s for s in lines))
     out.append("Values: median [min-max] over repeated runs.  Speed ratio = time(other)/time(cnnlab), "
-               "paired run by run: > 1 means cnnlab is faster.  Busy = share of the CPUs that other "
+               "paired run by run: > 1 means cnnlab is faster; (best) = ratio of the two fastest runs.  Busy = share of the CPUs that other "
                "processes used while the row ran (above ~20% the multi-threaded timings are unreliable).")
 
     rows = result["rows"]
@@ -765,9 +773,9 @@ def render(result: dict, markdown: bool = False) -> str:
             cells = [r["name"], r["unit"], _cell(v.get("cnnlab")), _cell(v.get("torch"))]
             if has_ort:
                 cells.append(_cell(v.get("ort")))
-            cells.append(_ratio(r.get("ratio_torch")))
+            cells.append(_ratio(r.get("ratio_torch"), best=True))
             if has_ort:
-                cells.append(_ratio(r.get("ratio_ort")))
+                cells.append(_ratio(r.get("ratio_ort"), best=True))
             cells += [r.get("target", ""), _met(r.get("met")), _busy(r)]
             body.append(cells)
         out.append(_table(headers, body, markdown))
@@ -883,7 +891,7 @@ def run_suite(settings: Settings, rows: List[str], data_dir: Optional[str] = Non
     monitor = LoadMonitor()
     thread_info = setup_threads(settings.threads)
     result = {"settings": {"quick": settings.quick, "threads": settings.threads,
-                           "interleave": settings.interleave, "rows": list(rows)},
+                           "interleave": settings.interleave, "clock": settings.clock, "rows": list(rows)},
               "machine": machine_info(thread_info), "rows": []}
     out = result["rows"]
 
@@ -940,6 +948,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help=f"which rows to run, from {', '.join(ROWS)}, tta (default: all but tta)")
     p.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     p.add_argument("--threads", type=int, default=2, help="threads for every framework (default 2)")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="wall clock (default) or the calling thread's CPU time, which ignores other "
+                        "processes on a shared machine (needs --threads 1)")
     p.add_argument("--interleave", choices=("step", "run"), default="step",
                    help="alternate frameworks every call (default) or every run of calls")
     p.add_argument("--time-to-accuracy", action="store_true",
@@ -956,7 +967,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
-    settings = Settings(quick=args.quick, threads=args.threads, interleave=args.interleave)
+    if args.clock == "cpu" and args.threads != 1:
+        p.error(f"--clock cpu measures the calling thread only: use it with --threads 1 (got --threads {args.threads})")
+    settings = Settings(quick=args.quick, threads=args.threads, interleave=args.interleave, clock=args.clock)
     if args.render:
         with open(args.render) as f:
             print(render(json.load(f), markdown=args.markdown))

@@ -39,6 +39,13 @@ def test_interleaved_timer_records_every_run_and_rotates():
         measure_interleaved({"a": lambda: None}, TINY, mode="blocks")
 
 
+def test_cpu_clock_needs_one_thread():
+    with pytest.raises(ValueError, match="needs threads=1, got threads=2"):
+        speed.Settings(threads=2, clock="cpu")
+    with pytest.raises(ValueError, match="clock must be 'wall' or 'cpu', got 'gpu'"):
+        speed.Settings(threads=1, clock="gpu")
+
+
 def test_twin_models_share_weights_and_flops_are_counted():
     cmodel, tmodel = nets.twin_models(nets.NETS["lenet5"])
     assert list(cmodel.state_dict()) == list(tmodel.state_dict())

@@ -885,9 +885,9 @@ def profile_cnnlab(settings: Settings) -> str:
         from pyinstrument import Profiler
     except ImportError:
         raise SystemExit("--profile needs pyinstrument (pip install pyinstrument)") from None
-    from _breakdown import breakdown
+    from _breakdown import breakdown, hot_lines
     texts = []
-    for key, batch, steps in (("lenet5", 64, 40), ("vgg", 128, 3)):
+    for key, batch, steps in (("lenet5", 1, 200), ("lenet5", 64, 40), ("vgg", 128, 3)):
         spec = nets.NETS[key]
         cmodel, _ = nets.twin_models(spec)
         cmodel.train()
@@ -904,6 +904,8 @@ def profile_cnnlab(settings: Settings) -> str:
         texts.append(prof.output_text(unicode=False, color=False, show_all=False))
         texts.append(f"==== breakdown: {spec.name} training, batch {batch} (ms per step) ====")
         texts.append(breakdown(cmodel, opt, batches, steps, cpu_clock=settings.threads == 1))
+        texts.append(f"==== hot lines: {spec.name} training, batch {batch} ====")
+        texts.append(hot_lines(step, max(2, steps // 2), cpu_clock=settings.threads == 1))
     return "\n".join(texts)
 
 
@@ -984,7 +986,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                    help="before each row, wait up to SECONDS for other processes to leave the CPUs idle")
     p.add_argument("--profile", action="store_true",
-                   help="profile cnnlab's LeNet-5 (b64) and VGG (b128) training steps and exit "
+                   help="profile cnnlab's LeNet-5 (b1, b64) and VGG (b128) training steps and exit "
                         "(with --threads 1 the per-layer table uses CPU time, robust on a busy machine)")
     p.add_argument("--render", metavar="PATH", help="print the tables of a saved JSON file and exit")
     p.add_argument("--_child-memory", nargs=4, metavar=("FW", "NET", "BATCH", "STEPS"),

@@ -113,7 +113,7 @@ def fit_torch(spec: dict, initial_state: dict, train_set, val_set, test_set, *, 
             if sched is not None:
                 sched.step()
             seen += len(y)
-            loss_sum += float(loss) * len(y)
+            loss_sum += loss.item() * len(y)
             correct += int((out.argmax(1) == y).sum())
         line = f"torch epoch {epoch + 1}/{epochs}: loss {loss_sum / seen:.4f}, acc {100 * correct / seen:.2f}%"
         if val_set is not None:

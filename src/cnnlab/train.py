@@ -254,15 +254,16 @@ def default_augmentation(dataset: str, input_shape: Sequence[int]):
 
     - digits (8x8) and MNIST (handwriting): small shifts (1 px on 8x8, 2 px on 28x28)
       and rotations up to 10 degrees, no flips (a mirrored 2 is not a 2);
-    - everything else (clothes, objects, your folders): random crop with padding
-      (1/8 of the size) and horizontal flips.
+    - everything else (clothes, objects, your folders): horizontal flips and a random crop
+      with padding 1/12 of the size (2 px on 28x28 and 32x32).  A 3 px padding on
+      Fashion-MNIST under-fitted smallnet in 10 epochs (92.2% test, train accuracy 93.0%).
     """
     from .data.transforms import Compose, RandomCrop, RandomHorizontalFlip, RandomRotation, RandomShift
     c, h, w = (int(s) for s in input_shape)
     name = str(dataset).lower()
     if name in ("digits", "mnist"):
         return Compose([RandomShift(1 if min(h, w) < 16 else 2), RandomRotation(10)])
-    pad = max(1, min(h, w) // 8)
+    pad = max(1, min(h, w) // 12)
     return Compose([RandomCrop((h, w), padding=pad), RandomHorizontalFlip()])
 
 
@@ -746,7 +747,7 @@ RECIPES = {
                    schedule="cosine", weight_decay=0.0),
     "mnist": dict(model="lenet5", epochs=5, batch_size=64, optimizer="adam", lr=2e-3,
                   schedule="cosine", weight_decay=0.0),
-    "fashion-mnist": dict(model="smallnet", epochs=10, batch_size=128, optimizer="adam", lr=3e-3,
+    "fashion-mnist": dict(model="smallnet", epochs=12, batch_size=128, optimizer="adam", lr=3e-3,
                           schedule="onecycle", weight_decay=0.0),
     "cifar10": dict(model="smallnet", epochs=20, batch_size=128, optimizer="adam", lr=3e-3,
                     schedule="onecycle", weight_decay=0.0),

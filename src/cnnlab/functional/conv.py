@@ -28,13 +28,35 @@ def _im2col(xp: np.ndarray, kh: int, kw: int, out_h: int, out_w: int, stride, di
     return cols
 
 
-def _col2im(dcols: np.ndarray, padded_shape, stride, dilation) -> np.ndarray:
-    """Adjoint of :func:`_im2col`: scatter-add every tap's gradient back, one add per tap."""
-    C, kh, kw, out_h, out_w, N = dcols.shape
-    dxp = np.zeros(padded_shape, dtype=dcols.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            tap(dxp, i, j, out_h, out_w, stride, dilation)[...] += dcols[:, i, j]
+_BLOCK_ELEMENTS = 1 << 20  # ~4 MiB of float32 column gradients per block: stays in cache
+
+
+def _input_grad(w_mat: np.ndarray, g_mat: np.ndarray, cols_shape, padded_shape, stride,
+                dilation) -> np.ndarray:
+    """Gradient of the padded input: ``W^T @ grad`` scattered back tap by tap (col2im).
+
+    Done a band of output rows at a time, so each band's column gradients are
+    added into the input gradient while still in cache, instead of writing
+    and re-reading a buffer kH*kW times the size of the input.
+    """
+    G, Og, K = w_mat.shape
+    C, kh, kw, out_h, out_w, N = cols_shape
+    (sh, sw), (dh, dw) = stride, dilation
+    row = out_w * N
+    band = max(1, min(out_h, _BLOCK_ELEMENTS // (G * K * row)))
+    w_t = w_mat.transpose(0, 2, 1)
+    g_rows = g_mat.reshape(G, Og, out_h, row)
+    dxp = np.zeros(padded_shape, dtype=g_mat.dtype)
+    for r0 in range(0, out_h, band):
+        rows = min(band, out_h - r0)
+        g_band = g_rows[:, :, r0:r0 + rows].reshape(G, Og, rows * row)
+        d = np.matmul(w_t, g_band) if G > 1 else (w_t[0] @ g_band[0])[None]
+        d = d.reshape(C, kh, kw, rows, out_w, N)
+        for i in range(kh):
+            top = r0 * sh + i * dh
+            for j in range(kw):
+                left = j * dw
+                dxp[:, top:top + sh * (rows - 1) + 1:sh, left:left + sw * (out_w - 1) + 1:sw] += d[:, i, j]
     return dxp
 
 
@@ -109,8 +131,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
         if b is not None and b.requires_grad:
             gb = g_mat.sum(axis=2).reshape(O)
         if x.requires_grad:
-            dcols = np.matmul(w_mat.transpose(0, 2, 1), g_mat).reshape(cols.shape)
-            dxp = _col2im(dcols, xp.shape, stride, dilation)
+            dxp = _input_grad(w_mat, g_mat, cols.shape, xp.shape, stride, dilation)
             gx = to_nchw(pad_chwn_backward(dxp, (C, H, W, N), pad_h, pad_w, padding_mode))
         return (gx, gw) if b is None else (gx, gw, gb)
 

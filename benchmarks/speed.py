@@ -9,6 +9,8 @@ Usage::
     python benchmarks/speed.py --rows train infer --json out.json
     python benchmarks/speed.py --time-to-accuracy --data-dir DIR   # long: MNIST to 99.0%
     python benchmarks/speed.py --profile       # where cnnlab's time goes (needs pyinstrument)
+    python benchmarks/speed.py --threads 1 --clock cpu   # load-independent, on a shared machine
+    python benchmarks/speed.py --render benchmarks/results/speed.json --markdown
 
 Method
 ------
@@ -30,6 +32,12 @@ Method
   2-core machine steals a core from the PyTorch call that follows it.
 * Peak memory is measured in a separate child process per framework, so the
   peaks do not mix; import times in fresh interpreters.
+* Other processes on the machine ruin multi-threaded timings (a thread pool
+  waits at every barrier for its descheduled workers).  Each row records the
+  share of the CPUs that other processes used while it ran ("Busy");
+  ``--wait-quiet`` waits for an idle machine; ``--threads 1 --clock cpu``
+  times the calling thread's CPU time, which does not count the time spent
+  descheduled.
 """
 from __future__ import annotations
 
@@ -125,7 +133,7 @@ class Settings:
         self.vgg_batch = 128
         self.infer_batches = (1, 256)
         # the peak is reached in the first steps (the optimizer state appears at step 1)
-        self.memory_runs = [("lenet5", 256, 10 if quick else 50), ("vgg", 128, 3 if quick else 10)]
+        self.memory_runs = [("lenet5", 256, 5 if quick else 50), ("vgg", 128, 2 if quick else 10)]
         self.import_repeats = 3 if quick else 7
         self.gemm_size, self.gemm_repeats = (1024, 3) if quick else (2048, 5)
         self.op_scale = 1.0
@@ -510,6 +518,8 @@ def _compiled_copy(folder: str) -> str:
 
 def bench_import(settings: Settings) -> List[dict]:
     modules = {"numpy": "numpy", "cnnlab": "cnnlab", "cnnlab (no .pyc)": "cnnlab", "torch": "torch"}
+    if settings.quick:
+        del modules["cnnlab (no .pyc)"]
     times: Dict[str, List[float]] = {k: [] for k in modules}
     heavy: List[str] = []
     base_env = _child_env(settings.threads)
@@ -530,9 +540,11 @@ def bench_import(settings: Settings) -> List[dict]:
                 if key == "cnnlab":
                     heavy = out["heavy"]
     vals = {m: {"median": statistics.median(t), "min": min(t), "max": max(t)} for m, t in times.items()}
+    uncompiled = vals.get("cnnlab (no .pyc)")
     note = (f"fresh interpreter each, median of {settings.import_repeats}, cnnlab with compiled bytecode "
-            f"as installed ({vals['cnnlab (no .pyc)']['median']:.3f} s when it must compile its sources); "
-            f"'import numpy' alone: {vals['numpy']['median']:.3f} s")
+            f"as installed" + (f" ({uncompiled['median']:.3f} s when it must compile its sources)"
+                               if uncompiled else "")
+            + f"; 'import numpy' alone: {vals['numpy']['median']:.3f} s")
     if heavy:
         note += f"; WARNING: import cnnlab also loaded {', '.join(heavy)}"
     return [{"section": "import", "name": "import time", "unit": "s",

@@ -275,7 +275,9 @@ def machine_info(thread_info: dict) -> dict:
         "git": _git_revision(),
     }
     import cnnlab
-    info["cnnlab"] = f"{cnnlab.__version__} ({os.path.dirname(cnnlab.__file__)})"
+    where = os.path.dirname(os.path.abspath(cnnlab.__file__))
+    inside = os.path.commonpath([where, REPO]) == REPO
+    info["cnnlab"] = f"{cnnlab.__version__} ({os.path.relpath(where, REPO) + ' of this checkout' if inside else 'installed'})"
     try:
         import torch
         info["torch"] = torch.__version__

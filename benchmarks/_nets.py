@@ -188,7 +188,7 @@ def load_mnist_arrays(data_dir: str):
 # --------------------------------------------------------------------------
 def forward_flops(spec: NetSpec) -> int:
     """FLOPs of one image's forward pass through the conv and linear layers (2 per MAC)."""
-    c, h, w = spec.input_shape
+    _, h, w = spec.input_shape
     macs = 0
     for layer in spec.layers:
         kind = layer[0]
@@ -196,7 +196,6 @@ def forward_flops(spec: NetSpec) -> int:
             _, cin, cout, k, p = layer
             h, w = h + 2 * p - k + 1, w + 2 * p - k + 1
             macs += cout * h * w * cin * k * k
-            c = cout
         elif kind == "maxpool":
             h, w = h // layer[1], w // layer[1]
         elif kind == "linear":

@@ -15,7 +15,7 @@ import io
 import os
 import struct
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
@@ -321,16 +321,16 @@ class OpCase:
 
     ``cnnlab_fwd``/``torch_fwd`` run the forward with graph recording (the
     inputs that need gradients in training require them); ``cnnlab_bwd``/``torch_bwd``
-    run the op's backward rule only, on a graph recorded once (cnnlab: the
-    op's own backward closure; torch: ``torch.autograd.grad`` with
-    ``retain_graph``), so neither includes leaf-gradient accumulation.
+    run the op's backward rule only, each on a freshly recorded graph (built
+    untimed; cnnlab: the op's own backward closure; torch:
+    ``torch.autograd.grad``), so neither includes leaf-gradient accumulation.
     """
     name: str
     shape: str
     cnnlab_fwd: Callable[[], object]
     torch_fwd: Callable[[], object]
-    cnnlab_bwd: Optional[Callable[[], object]]
-    torch_bwd: Optional[Callable[[], object]]
+    cnnlab_bwd: tuple   # (setup, fn) pairs, see ``_timing.measure_interleaved``
+    torch_bwd: tuple
     note: str = ""
 
 
@@ -366,14 +366,11 @@ def _case(name: str, shape: str, cfn, tfn, inputs: List[np.ndarray], grad_inputs
     c_g[...] = g
     t_g = torch.from_numpy(g.copy())
     t_wrt = [t for t in t_in if t.requires_grad]
-    backward = c_out._backward
 
-    def cnnlab_bwd():
-        return backward(c_g)
-
-    def torch_bwd():
-        return torch.autograd.grad(t_out, t_wrt, t_g, retain_graph=True)
-
+    # backward: every call gets a freshly recorded graph (untimed), as in training,
+    # where an op's saved buffers are used (and may be freed) by one backward pass
+    cnnlab_bwd = (lambda: cfn(*c_in)._backward, lambda backward: backward(c_g))
+    torch_bwd = (lambda: tfn(*t_in), lambda out: torch.autograd.grad(out, t_wrt, t_g))
     return OpCase(name, shape, cnnlab_fwd, torch_fwd, cnnlab_bwd, torch_bwd, note)
 
 

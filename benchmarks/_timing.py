@@ -49,10 +49,14 @@ class TimingConfig:
     min_calls: int = 1
 
 
-def measure_interleaved(fns: Dict[str, Callable[[], object]], cfg: TimingConfig,
-                        mode: str = "step", clock: Callable[[], float] = time.perf_counter
-                        ) -> Dict[str, Stats]:
+def measure_interleaved(fns: Dict[str, object], cfg: TimingConfig, mode: str = "step",
+                        clock: Callable[[], float] = time.perf_counter) -> Dict[str, Stats]:
     """Time every callable in ``fns``; see the module docstring.
+
+    A value of ``fns`` is either a callable, timed as a whole, or a pair
+    ``(setup, fn)``: ``setup()`` runs untimed before every call and its result
+    is passed to ``fn``, which alone is timed (e.g. setup records a fresh
+    graph, fn runs its backward pass).
 
     ``mode='step'`` alternates the callables call by call; ``mode='run'``
     gives each callable its ``calls`` calls in a row, alternating per run
@@ -66,15 +70,24 @@ def measure_interleaved(fns: Dict[str, Callable[[], object]], cfg: TimingConfig,
     if mode not in ("step", "run"):
         raise ValueError(f"mode must be 'step' or 'run', got {mode!r}")
     names = list(fns)
+
+    def once(name: str) -> float:
+        entry = fns[name]
+        if isinstance(entry, tuple):
+            setup, fn = entry
+            arg = setup()
+            t0 = clock()
+            fn(arg)
+            return clock() - t0
+        t0 = clock()
+        entry()
+        return clock() - t0
+
     for _ in range(max(cfg.warmup, 1)):
         for name in names:
-            fns[name]()
+            once(name)
     # calibrate: the slowest framework's single-call time sets the calls per run
-    slowest = 0.0
-    for name in names:
-        t0 = clock()
-        fns[name]()
-        slowest = max(slowest, clock() - t0)
+    slowest = max(once(name) for name in names)
     calls = int(min(cfg.max_calls, max(cfg.min_calls, math.ceil(cfg.min_run_time / max(slowest, 1e-9)))))
     stats = {name: Stats(calls_per_run=calls) for name in names}
     k = len(names)
@@ -84,18 +97,12 @@ def measure_interleaved(fns: Dict[str, Callable[[], object]], cfg: TimingConfig,
             for c in range(calls):
                 shift = (r + c) % k
                 for name in names[shift:] + names[:shift]:
-                    fn = fns[name]
-                    t0 = clock()
-                    fn()
-                    total[name] += clock() - t0
+                    total[name] += once(name)
         else:
             shift = r % k
             for name in names[shift:] + names[:shift]:
-                fn = fns[name]
-                t0 = clock()
                 for c in range(calls):
-                    fn()
-                total[name] = clock() - t0
+                    total[name] += once(name)
         for name in names:
             stats[name].per_call.append(total[name] / calls)
     return stats

@@ -35,6 +35,9 @@ def test_interleaved_timer_records_every_run_and_rotates():
     assert set(stats) == {"a", "b"}
     assert all(len(s.per_call) == 3 and s.calls_per_run == 2 for s in stats.values())
     assert calls[-4:] in (["a", "b", "b", "a"], ["b", "a", "a", "b"])   # order alternates call by call
+    seen = []
+    stats = measure_interleaved({"pair": (lambda: len(seen), seen.append)}, TINY, mode="run")
+    assert seen == list(range(len(seen))) and len(stats["pair"].per_call) == 2   # setup result reaches fn
     with pytest.raises(ValueError, match="mode must be 'step' or 'run', got 'blocks'"):
         measure_interleaved({"a": lambda: None}, TINY, mode="blocks")
 

@@ -15,13 +15,14 @@ import numpy as np
 from ..tensor import Tensor, as_tensor
 from ._layout import (PADDING_MODES, check_image_batch, pad_chwn, pad_chwn_backward, tap, to_chwn,
                       to_nchw)
+from ._workspace import give, take
 from .shape import conv_output_size, conv_padding, positive_pair
 
 
 def _im2col(xp: np.ndarray, kh: int, kw: int, out_h: int, out_w: int, stride, dilation) -> np.ndarray:
     """(C, kh, kw, OH, OW, N) columns of padded (C, H, W, N) memory, one copy per kernel tap."""
     C, N = xp.shape[0], xp.shape[3]
-    cols = np.empty((C, kh, kw, out_h, out_w, N), dtype=xp.dtype)
+    cols = take((C, kh, kw, out_h, out_w, N), xp.dtype)
     for i in range(kh):
         for j in range(kw):
             cols[:, i, j] = tap(xp, i, j, out_h, out_w, stride, dilation)
@@ -123,7 +124,13 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
         out += b.data.reshape(G, Og, 1)
     out = out.reshape(O, out_h, out_w, N)
 
+    released = False
+
     def backward(g):
+        nonlocal released
+        if released:
+            raise RuntimeError("conv2d: backward through the same graph a second time; the saved "
+                               "columns were freed after the first backward (run the forward again)")
         g_mat = to_chwn(g).reshape(G, Og, positions)
         gx = gw = gb = None
         if w.requires_grad:
@@ -133,7 +140,12 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
         if x.requires_grad:
             dxp = _input_grad(w_mat, g_mat, cols.shape, xp.shape, stride, dilation)
             gx = to_nchw(pad_chwn_backward(dxp, (C, H, W, N), pad_h, pad_w, padding_mode))
+        released = True
+        give(cols)
         return (gx, gw) if b is None else (gx, gw, gb)
 
     parents = (x, w) if b is None else (x, w, b)
-    return Tensor.from_op(to_nchw(out), parents, backward, "conv2d")
+    result = Tensor.from_op(to_nchw(out), parents, backward, "conv2d")
+    if result._backward is None:  # no graph recorded: nothing will read the columns again
+        give(cols)
+    return result

@@ -564,12 +564,14 @@ def gemm_peak(settings: Settings) -> dict:
     b = rng.random((n, n), dtype=np.float32)
     out = np.empty((n, n), dtype=np.float32)
     flops = 2.0 * n ** 3
-    peak = {"size": n, "numpy_gflops": flops / best_of(lambda: np.matmul(a, b, out=out),
-                                                         settings.gemm_repeats) / 1e9}
+    peak = {"size": n, "clock": settings.clock,
+            "numpy_gflops": flops / best_of(lambda: np.matmul(a, b, out=out), settings.gemm_repeats,
+                                            settings.clock_fn) / 1e9}
     try:
         import torch
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-        peak["torch_gflops"] = flops / best_of(lambda: torch.mm(ta, tb), settings.gemm_repeats) / 1e9
+        peak["torch_gflops"] = flops / best_of(lambda: torch.mm(ta, tb), settings.gemm_repeats,
+                                               settings.clock_fn) / 1e9
     except ImportError:
         pass
     return peak

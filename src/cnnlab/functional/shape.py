@@ -81,7 +81,7 @@ def pair(value, name: str = "value") -> Tuple[int, int]:
     """``3 -> (3, 3)``; ``(2, 3) -> (2, 3)``; anything else is a clear error."""
     if _is_int(value):
         return int(value), int(value)
-    if isinstance(value, Sequence) and len(value) == 2 and all(_is_int(v) for v in value):
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
         return int(value[0]), int(value[1])
     raise TypeError(f"`{name}` must be an int or a pair of ints, got {value!r}")
 

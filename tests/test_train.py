@@ -344,3 +344,17 @@ def test_train_errors(tmp_path):
         train(resume=tmp_path / "none", verbose=0)
     with pytest.raises(ValueError, match="is not a cnnlab run directory"):
         train(resume=tmp_path, verbose=0)
+
+
+def test_blas_threads_policy():
+    from cnnlab.threads import auto_threads, blas_threads
+
+    assert auto_threads((1, 8, 8)) == 1 and auto_threads((3, 16, 16)) == 1
+    assert auto_threads((1, 28, 28)) is None
+    from threadpoolctl import threadpool_info
+
+    with blas_threads(1):
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
+    with pytest.raises(ValueError, match="threads must be a positive integer, got 0"):
+        with blas_threads(0):
+            pass

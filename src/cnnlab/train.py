@@ -827,7 +827,8 @@ def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, e
           schedule: Optional[str] = None, weight_decay: Optional[float] = None, label_smoothing: float = 0.0,
           patience: Optional[int] = None, clip_grad: Optional[float] = None, augment: Optional[bool] = None,
           val_fraction: float = 0.1, seed: int = 0, out_dir=None, resume=None, limit: Optional[int] = None,
-          verbose="auto", download: bool = True, runs_root="runs", log: Optional[Callable] = None) -> dict:
+          verbose="auto", download: bool = True, runs_root="runs", log: Optional[Callable] = None,
+          threads="auto") -> dict:
     """A whole training run, as ``cnnlab train`` does it; returns the ``metrics.json`` content.
 
     Loads the data (:func:`load_run_data`), builds the model (a zoo name or model file; by
@@ -836,7 +837,8 @@ def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, e
     writes the run directory ``out_dir`` (default ``runs/<dataset>-<model>-<timestamp>``).
 
     ``resume=RUN_DIR`` continues an interrupted run with the settings in its ``config.json``
-    (``epochs`` may be raised to train longer).
+    (``epochs`` may be raised to train longer).  ``threads`` limits the BLAS threads
+    (``"auto"``: one for images up to 16x16, see :mod:`cnnlab.threads`; ``None``: no limit).
     """
     from . import __version__
     from .models import create_model, default_model_name
@@ -908,14 +910,16 @@ def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, e
         f"model {model_info['name']} ({net.num_parameters():,} parameters); run directory {run_dir}")
 
     aug = default_augmentation(dataset_key(config["dataset"]), shape) if config["augment"] else None
+    from .threads import auto_threads, blas_threads
     try:
-        history = fit(net, train_set, val_set, epochs=config["epochs"], batch_size=config["batch_size"],
-                      optimizer=config["optimizer"], lr=config["lr"], weight_decay=config["weight_decay"],
-                      schedule=config["schedule"], patience=config["patience"], clip_grad=config["clip_grad"],
-                      label_smoothing=config["label_smoothing"], augment=aug, seed=config["seed"],
-                      out_dir=run_dir, resume=resume is not None, verbose=verbose, input_shape=shape,
-                      classes=train_set.classes, model_name=model_info["name"],
-                      model_extra={"dataset": label, "model_info": model_info})
+        with blas_threads(auto_threads(shape) if threads == "auto" else threads):
+            history = fit(net, train_set, val_set, epochs=config["epochs"], batch_size=config["batch_size"],
+                          optimizer=config["optimizer"], lr=config["lr"], weight_decay=config["weight_decay"],
+                          schedule=config["schedule"], patience=config["patience"], clip_grad=config["clip_grad"],
+                          label_smoothing=config["label_smoothing"], augment=aug, seed=config["seed"],
+                          out_dir=run_dir, resume=resume is not None, verbose=verbose, input_shape=shape,
+                          classes=train_set.classes, model_name=model_info["name"],
+                          model_extra={"dataset": label, "model_info": model_info})
     except KeyboardInterrupt:
         done = (f"the checkpoint of the last finished epoch is in {run_dir}"
                 if (run_dir / CHECKPOINT).is_file() else f"no epoch finished in {run_dir}")

@@ -128,6 +128,8 @@ def register(subparsers) -> None:
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
     p.add_argument("--limit", type=_positive_int, metavar="N",
                    help="use at most N images of each split (quick trials)")
+    p.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="threads for the matrix products (default: 1 for images up to 16x16, else all)")
     p.add_argument("--no-download", action="store_true", help="never download data (offline)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output, only the result")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -206,7 +208,8 @@ def cmd_train(args) -> int:
                     weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
                     patience=args.patience, clip_grad=args.clip_grad, augment=args.augment,
                     val_fraction=args.val_fraction, seed=args.seed, out_dir=args.out, resume=args.resume,
-                    limit=args.limit, verbose=verbose, download=not args.no_download, log=log)
+                    limit=args.limit, verbose=verbose, download=not args.no_download, log=log,
+                    threads=args.threads or "auto")
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:

@@ -41,21 +41,20 @@ from __future__ import annotations
 
 import csv
 import io as _io
-import json
 import math
 import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import functional as F
 from . import nn, optim
 from . import random as _random
-from .io import (MODEL_JSON, atomic_write_bytes, load_bundle, read_json, save_bundle, save_model,
+from .io import (atomic_write_bytes, load_bundle, read_json, save_bundle, save_model,
                  write_json)
 from .tensor import Tensor, no_grad
 

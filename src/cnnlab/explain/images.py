@@ -8,13 +8,13 @@ resizing); Pillow is imported only inside these functions.
 from __future__ import annotations
 
 import io
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Optional, Tuple
 
 import numpy as np
+
+from ..io import atomic_write_bytes
 
 __all__ = ["image_channels", "load_image", "parse_crop", "parse_size", "crop", "fit_size",
            "to_uint8", "png_bytes", "save_png", "atomic_write"]
@@ -22,30 +22,7 @@ __all__ = ["image_channels", "load_image", "parse_crop", "parse_size", "crop", "
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then ``os.replace``."""
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+atomic_write = atomic_write_bytes  # one atomic writer for the whole project (cnnlab.io)
 
 
 def _check_file(path) -> Path:

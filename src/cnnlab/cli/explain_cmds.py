@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from . import UsageError
+from ._args import non_negative_int as _nonneg_int
+from ._args import number as _number
+from ._args import positive_int as _pos_int
 
 __all__ = ["register", "parse_padding", "parse_positions", "parse_stride", "parse_params"]
 
@@ -746,30 +749,6 @@ def cmd_report(args) -> int:
 
 
 # =========================================================================== registration
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return v
-
-
-def _pos_int(text: str) -> int:
-    v = _nonneg_int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-
-
 def _add_data_options(p) -> None:
     p.add_argument("--dataset", metavar="NAME|PATH", help="test data (default: the run's, from config.json)")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files (default: the run's)")

@@ -1,0 +1,26 @@
+"""argparse ``type=`` checkers shared by every command: one clear "expected ..., got ..." line each."""
+from __future__ import annotations
+
+import argparse
+from typing import Callable
+
+
+def _checker(convert: Callable, ok: Callable, expected: str) -> Callable:
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = _checker(int, lambda v: v >= 1, "a positive integer")
+non_negative_int = _checker(int, lambda v: v >= 0, "an integer >= 0")
+positive_float = _checker(float, lambda v: v > 0, "a positive number")
+non_negative_float = _checker(float, lambda v: v >= 0, "a number >= 0")
+fraction = _checker(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
+number = _checker(float, lambda v: True, "a number")

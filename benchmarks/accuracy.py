@@ -20,6 +20,17 @@ schedule; see ``torch_reference.py``.
 Targets (from the project's issue): digits >= 98% in under a minute; MNIST
 with lenet5 >= 99.0% within 5 epochs; Fashion-MNIST >= 92.5% with smallnet.
 These runs take minutes to an hour on 2 cores: they are not unit tests.
+
+Measured (seed 0, 2-core machine shared with other work, OPENBLAS_NUM_THREADS=1,
+PyTorch 2.13 CPU with 1 thread; "train s" is the wall time of the epochs):
+
+    task     model      epochs  cnnlab             PyTorch (same batches)
+    digits   digitsnet  30      99.72%, 13-26 s    98.05%, 22 s
+    mnist    lenet5     5       99.09%, 126 s      99.11%, 78 s
+    fashion  smallnet   12      92.83%, 2834 s     (2 epochs checked: same loss curve,
+                                                    0.490 vs 0.492 after epoch 2)
+
+(Fashion-MNIST with a 3 px crop padding and 10 epochs gave 92.21%: under-fitted.)
 """
 from __future__ import annotations
 

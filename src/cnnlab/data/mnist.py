@@ -20,12 +20,12 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import tempfile
 from pathlib import Path
 from typing import List, Optional, Tuple
 
 import numpy as np
 
+from .._files import atomic_open
 from .dataset import ArrayDataset
 from .idx import IMAGES_MAGIC, LABELS_MAGIC, IDXFormatError, read_idx
 
@@ -183,23 +183,14 @@ def download_file(url: str, path, sha256: Optional[str] = None, progress: bool =
         OSError, http.client.HTTPException: the transfer failed.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fetch_url(url, f, progress=progress)
+    with atomic_open(path, suffix=".part") as (f, tmp):
+        fetch_url(url, f, progress=progress)
+        f.flush()
         if sha256 is not None:
             actual = sha256_file(tmp)
             if actual != sha256:
                 raise ChecksumError(
                     f"download of {url} rejected: SHA-256 mismatch: expected {sha256}, got {actual}")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
     return path
 
 

@@ -10,6 +10,18 @@ from conftest import gradcheck, torch_parity
 MODES = ("zeros", "reflect", "replicate", "circular")
 
 
+@pytest.fixture(params=["kept columns", "row bands"])
+def conv_path(request, monkeypatch):
+    """Run a test on both conv2d paths: all im2col columns built at once and kept for the
+    backward pass (small layers), and one output row at a time, rebuilt from the padded
+    input in the backward pass (what layers with more than 32 MiB of columns do)."""
+    if request.param == "row bands":
+        from cnnlab.functional import conv
+        monkeypatch.setattr(conv, "_KEEP_BYTES", 0)
+        monkeypatch.setattr(conv, "_BLOCK_ELEMENTS", 1)
+    return request.param
+
+
 # --- the plain-loop reference ------------------------------------------------------------
 def _source_index(i, size, mode):
     """Which input pixel a padded position ``i`` copies (None: a zero)."""
@@ -95,7 +107,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES, ids=[str(i) for i in range(len(CASES))])
-def test_conv2d_matches_plain_loop_reference(case):
+def test_conv2d_matches_plain_loop_reference(conv_path, case):
     xshape, (O, kh, kw), stride, padding, dilation, groups, bias, mode = case
     rng = np.random.default_rng(hash(str(case)) % 2**32)
     x = rng.standard_normal(xshape)
@@ -130,7 +142,7 @@ def _random_config(rng, allow_modes=True):
                 dilation=(dh, dw), groups=groups, bias=bias, mode=mode)
 
 
-def test_conv2d_random_configs_match_plain_loop_reference():
+def test_conv2d_random_configs_match_plain_loop_reference(conv_path):
     rng = np.random.default_rng(7)
     for _ in range(20):
         cfg = _random_config(rng)
@@ -182,7 +194,7 @@ GRAD_CASES = [
 
 
 @pytest.mark.parametrize("case", GRAD_CASES, ids=[str(i) for i in range(len(GRAD_CASES))])
-def test_conv2d_gradcheck_input_weight_bias(case):
+def test_conv2d_gradcheck_input_weight_bias(conv_path, case):
     case = dict(case)
     rng = np.random.default_rng(3)
     xs, ws = case.pop("x"), case.pop("w")
@@ -191,7 +203,7 @@ def test_conv2d_gradcheck_input_weight_bias(case):
     gradcheck(lambda x, w: F.conv2d(x, w, **case), [x, w])
 
 
-def test_conv2d_grad_only_where_required():
+def test_conv2d_grad_only_where_required(conv_path):
     rng = np.random.default_rng(0)
     x = Tensor(rng.standard_normal((1, 2, 4, 4)), requires_grad=True)
     w = Tensor(rng.standard_normal((3, 2, 3, 3)))
@@ -204,7 +216,17 @@ def test_conv2d_grad_only_where_required():
     assert x2.grad is None and w2.grad.shape == w2.shape
 
 
-def test_conv2d_float32_grads_are_float32():
+def test_conv2d_second_backward_through_the_same_graph_is_a_clear_error(conv_path):
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((2, 2, 5, 5)), requires_grad=True)
+    w = Tensor(rng.standard_normal((3, 2, 3, 3)), requires_grad=True)
+    y = F.conv2d(x, w, padding=1)
+    y.backward(np.ones(y.shape))
+    with pytest.raises(RuntimeError, match="backward through the same graph a second time"):
+        y.backward(np.ones(y.shape))
+
+
+def test_conv2d_float32_grads_are_float32(conv_path):
     rng = np.random.default_rng(0)
     x = Tensor(rng.standard_normal((2, 2, 5, 5)).astype(np.float32), requires_grad=True)
     w = Tensor(rng.standard_normal((3, 2, 3, 3)).astype(np.float32), requires_grad=True)
@@ -217,7 +239,7 @@ def test_conv2d_float32_grads_are_float32():
 _TORCH_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
 
 
-def test_conv2d_matches_torch_random_configs(torch):
+def test_conv2d_matches_torch_random_configs(conv_path, torch):
     tF = torch.nn.functional
     rng = np.random.default_rng(2024)
     for trial in range(40):

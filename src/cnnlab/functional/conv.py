@@ -19,46 +19,58 @@ from ._workspace import give, take
 from .shape import conv_output_size, conv_padding, positive_pair
 
 
-def _im2col(xp: np.ndarray, kh: int, kw: int, out_h: int, out_w: int, stride, dilation) -> np.ndarray:
-    """(C, kh, kw, OH, OW, N) columns of padded (C, H, W, N) memory, one copy per kernel tap."""
+def _im2col(xp: np.ndarray, kh: int, kw: int, r0: int, rows: int, out_w: int, stride, dilation,
+            out: np.ndarray = None) -> np.ndarray:
+    """(C, kh, kw, rows, out_w, N) columns for output rows ``r0 .. r0+rows`` of padded
+    (C, H, W, N) memory, one copy per kernel tap (written into ``out``'s memory if given)."""
     C, N = xp.shape[0], xp.shape[3]
-    cols = take((C, kh, kw, out_h, out_w, N), xp.dtype)
+    shape = (C, kh, kw, rows, out_w, N)
+    if out is None:
+        cols = take(shape, xp.dtype)
+    else:
+        cols = out[:int(np.prod(shape))].reshape(shape)
+    band = xp[:, r0 * stride[0]:]
     for i in range(kh):
         for j in range(kw):
-            cols[:, i, j] = tap(xp, i, j, out_h, out_w, stride, dilation)
+            cols[:, i, j] = tap(band, i, j, rows, out_w, stride, dilation)
     return cols
 
 
-_BLOCK_ELEMENTS = 1 << 20  # ~4 MiB of float32 column gradients per block: stays in cache
+# Columns are built, multiplied and dropped a band of output rows at a time (about
+# 4 MiB each, so they stay in cache) unless all of them fit in _KEEP_BYTES: then
+# they are built once and kept for the backward pass.  Big layers thus never hold
+# kH*kW copies of their input in memory; they keep the padded input instead.
+_BLOCK_ELEMENTS = 1 << 20
+_KEEP_BYTES = 32 << 20
 
 
-def _input_grad(w_mat: np.ndarray, g_mat: np.ndarray, cols_shape, padded_shape, stride,
-                dilation) -> np.ndarray:
-    """Gradient of the padded input: ``W^T @ grad`` scattered back tap by tap (col2im).
+def _band_rows(K: int, row: int, out_h: int) -> int:
+    """Output rows per band: ``K`` column rows of ``row`` positions each, ~_BLOCK_ELEMENTS."""
+    return max(1, min(out_h, _BLOCK_ELEMENTS // (K * row)))
 
-    Done a band of output rows at a time, so each band's column gradients are
-    added into the input gradient while still in cache, instead of writing
-    and re-reading a buffer kH*kW times the size of the input.
-    """
-    G, Og, K = w_mat.shape
-    C, kh, kw, out_h, out_w, N = cols_shape
-    (sh, sw), (dh, dw) = stride, dilation
-    row = out_w * N
-    band = max(1, min(out_h, _BLOCK_ELEMENTS // (G * K * row)))
-    w_t = w_mat.transpose(0, 2, 1)
-    g_rows = g_mat.reshape(G, Og, out_h, row)
-    dxp = np.zeros(padded_shape, dtype=g_mat.dtype)
+
+def _bands(out_h: int, band: int):
     for r0 in range(0, out_h, band):
-        rows = min(band, out_h - r0)
-        g_band = g_rows[:, :, r0:r0 + rows].reshape(G, Og, rows * row)
-        d = np.matmul(w_t, g_band) if G > 1 else (w_t[0] @ g_band[0])[None]
-        d = d.reshape(C, kh, kw, rows, out_w, N)
-        for i in range(kh):
-            top = r0 * sh + i * dh
-            for j in range(kw):
-                left = j * dw
-                dxp[:, top:top + sh * (rows - 1) + 1:sh, left:left + sw * (out_w - 1) + 1:sw] += d[:, i, j]
-    return dxp
+        yield r0, min(band, out_h - r0)
+
+
+def _scatter_taps(dxp: np.ndarray, d: np.ndarray, r0: int, stride, dilation) -> None:
+    """col2im of one band: add each tap's (C, rows, out_w, N) gradient where that tap looked."""
+    _, kh, kw, rows, out_w, _ = d.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    for i in range(kh):
+        top = r0 * sh + i * dh
+        for j in range(kw):
+            left = j * dw
+            dxp[:, top:top + sh * (rows - 1) + 1:sh, left:left + sw * (out_w - 1) + 1:sw] += d[:, i, j]
+
+
+def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray = None) -> np.ndarray:
+    """Batched (G, m, k) @ (G, k, n); one plain BLAS call when G == 1."""
+    if a.shape[0] == 1:
+        r = np.matmul(a[0], b[0], out=None if out is None else out[0])
+        return r[None]
+    return np.matmul(a, b, out=out)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1,
@@ -114,12 +126,23 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
     out_w = conv_output_size(W, kw, stride[1], pad_w, dilation[1])
 
     xp = pad_chwn(to_chwn(x.data), pad_h, pad_w, padding_mode)
-    cols = _im2col(xp, kh, kw, out_h, out_w, stride, dilation)
-    positions = out_h * out_w * N
     G, Og, K = groups, O // groups, Cg * kh * kw
+    row = out_w * N                     # positions in one output row
+    positions = out_h * row
     w_mat = w.data.reshape(G, Og, K)
-    col_mat = cols.reshape(G, K, positions)
-    out = np.matmul(w_mat, col_mat) if G > 1 else (w_mat[0] @ col_mat[0])[None]
+    band = _band_rows(G * K, row, out_h)
+    keep = G * K * positions * xp.itemsize <= _KEEP_BYTES or band >= out_h
+    if keep:  # all columns at once, kept for backward
+        cols = _im2col(xp, kh, kw, 0, out_h, out_w, stride, dilation)
+        out = _matmul(w_mat, cols.reshape(G, K, positions))
+    else:     # a band of rows at a time; backward rebuilds them from xp
+        cols = None
+        out = np.empty((G, Og, positions), dtype=xp.dtype)
+        buf = np.empty(G * K * band * row, dtype=xp.dtype)
+        for r0, rows in _bands(out_h, band):
+            c = _im2col(xp, kh, kw, r0, rows, out_w, stride, dilation, out=buf)
+            _matmul(w_mat, c.reshape(G, K, rows * row), out=out[:, :, r0 * row:(r0 + rows) * row])
+        del buf
     if b is not None:
         out += b.data.reshape(G, Og, 1)
     out = out.reshape(O, out_h, out_w, N)
@@ -127,25 +150,46 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
     released = False
 
     def backward(g):
-        nonlocal released
+        nonlocal released, cols, xp
         if released:
             raise RuntimeError("conv2d: backward through the same graph a second time; the saved "
-                               "columns were freed after the first backward (run the forward again)")
+                               "input and columns were freed after the first backward (run the "
+                               "forward again)")
         g_mat = to_chwn(g).reshape(G, Og, positions)
-        gx = gw = gb = None
-        if w.requires_grad:
-            gw = np.matmul(g_mat, col_mat.transpose(0, 2, 1)).reshape(w.shape)
+        need_w = w.requires_grad
+        need_x = x.requires_grad
+        gw = None
+        if need_w:
+            gw = (_matmul(g_mat, cols.reshape(G, K, positions).transpose(0, 2, 1)) if keep
+                  else np.zeros((G, Og, K), dtype=g_mat.dtype))
+        dxp = np.zeros(xp.shape, dtype=g_mat.dtype) if need_x else None
+        w_t = w_mat.transpose(0, 2, 1)
+        buf = None if keep else np.empty(G * K * band * row, dtype=xp.dtype)
+        # One pass over bands of output rows: weight gradient (grad @ columns^T) and the
+        # input gradient (W^T @ grad, scattered back tap by tap) while the band is in cache.
+        for r0, rows in _bands(out_h, band):
+            g_band = g_mat[:, :, r0 * row:(r0 + rows) * row]
+            if need_w and not keep:
+                c = _im2col(xp, kh, kw, r0, rows, out_w, stride, dilation, out=buf)
+                gw += _matmul(g_band, c.reshape(G, K, rows * row).transpose(0, 2, 1))
+            if need_x:
+                d = _matmul(w_t, g_band).reshape(Cg * G, kh, kw, rows, out_w, N)
+                _scatter_taps(dxp, d, r0, stride, dilation)
+        gx = gb = None
+        if need_w:
+            gw = gw.reshape(w.shape)
         if b is not None and b.requires_grad:
             gb = g_mat.sum(axis=2).reshape(O)
-        if x.requires_grad:
-            dxp = _input_grad(w_mat, g_mat, cols.shape, xp.shape, stride, dilation)
+        if need_x:
             gx = to_nchw(pad_chwn_backward(dxp, (C, H, W, N), pad_h, pad_w, padding_mode))
         released = True
-        give(cols)
+        if cols is not None:
+            give(cols)
+        cols = xp = None
         return (gx, gw) if b is None else (gx, gw, gb)
 
     parents = (x, w) if b is None else (x, w, b)
     result = Tensor.from_op(to_nchw(out), parents, backward, "conv2d")
-    if result._backward is None:  # no graph recorded: nothing will read the columns again
+    if result._backward is None and cols is not None:  # no graph: nothing reads the columns again
         give(cols)
     return result

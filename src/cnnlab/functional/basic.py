@@ -1,6 +1,8 @@
 """Flatten, dense (linear) layers, dropout and batch normalisation."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..tensor import Tensor, as_tensor
@@ -18,7 +20,7 @@ def flatten(input, start_dim: int = 1, end_dim: int = -1) -> Tensor:
     s, e = start_dim % nd if nd else 0, end_dim % nd if nd else 0
     if s > e:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for a {nd}-D input")
-    shape = x.shape[:s] + (int(np.prod(x.shape[s:e + 1])),) + x.shape[e + 1:]
+    shape = x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:]
     return x.reshape(shape)
 
 

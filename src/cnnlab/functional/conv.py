@@ -3,17 +3,18 @@
 The seed articles' arithmetic: a kernel slides over the image; at each stop
 the overlapping numbers are multiplied and summed into one pixel of the
 feature map, e.g. ``(0x0) + (1x1) + (3x2) + (4x3) = 19``.  Done pixel by pixel
-that is millions of Python steps, so cnnlab gathers, for every kernel tap
-(i, j), the strided view of the input that tap sees ("im2col", one copy per
-tap, never per pixel) and turns the multiply-and-sum of all stops into a
+that is millions of Python steps, so cnnlab copies every stop's window into
+one column of a matrix ("im2col": a strided view of the input and one copy,
+never a loop over pixels) and turns the multiply-and-sum of all stops into a
 single matrix product (GEMM) that BLAS runs on every core.
 """
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from ..tensor import Tensor, as_tensor
-from ._layout import (PADDING_MODES, check_image_batch, pad_chwn, pad_chwn_backward, tap, to_chwn,
+from ._layout import (PADDING_MODES, check_image_batch, pad_chwn, pad_chwn_backward, to_chwn,
                       to_nchw)
 from ._workspace import give, take
 from .shape import conv_output_size, conv_padding, positive_pair
@@ -22,17 +23,23 @@ from .shape import conv_output_size, conv_padding, positive_pair
 def _im2col(xp: np.ndarray, kh: int, kw: int, r0: int, rows: int, out_w: int, stride, dilation,
             out: np.ndarray = None) -> np.ndarray:
     """(C, kh, kw, rows, out_w, N) columns for output rows ``r0 .. r0+rows`` of padded
-    (C, H, W, N) memory, one copy per kernel tap (written into ``out``'s memory if given)."""
+    (C, H, W, N) memory (written into ``out``'s memory if given).
+
+    Column ``[c, i, j, y, x, n]`` is pixel ``xp[c, (r0 + y)*sH + i*dH, x*sW + j*dW, n]``:
+    a read-only strided view of ``xp`` says so without moving data, and one copy
+    gathers it (a copy per kernel tap does the same with kH*kW calls).
+    """
     C, N = xp.shape[0], xp.shape[3]
     shape = (C, kh, kw, rows, out_w, N)
+    (sh, sw), (dh, dw) = stride, dilation
+    band = xp[:, r0 * sh:]
+    c_, h_, w_, n_ = band.strides
+    windows = as_strided(band, shape, (c_, dh * h_, dw * w_, sh * h_, sw * w_, n_), writeable=False)
     if out is None:
         cols = take(shape, xp.dtype)
     else:
         cols = out[:int(np.prod(shape))].reshape(shape)
-    band = xp[:, r0 * stride[0]:]
-    for i in range(kh):
-        for j in range(kw):
-            cols[:, i, j] = tap(band, i, j, rows, out_w, stride, dilation)
+    np.copyto(cols, windows)
     return cols
 
 

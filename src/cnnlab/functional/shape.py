@@ -79,6 +79,11 @@ def _is_int(value) -> bool:
 
 def pair(value, name: str = "value") -> Tuple[int, int]:
     """``3 -> (3, 3)``; ``(2, 3) -> (2, 3)``; anything else is a clear error."""
+    kind = type(value)  # fast path for what layers pass on every call (exact types: no bools)
+    if kind is int:
+        return value, value
+    if kind is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int:
+        return value
     if _is_int(value):
         return int(value), int(value)
     if isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
@@ -109,6 +114,11 @@ def conv_padding(padding, size: Tuple[int, int], kernel: Tuple[int, int], stride
 
     Accepts an int, ``(ph, pw)``, ``((top, bottom), (left, right))``, ``'valid'`` or ``'same'``.
     """
+    if type(padding) is int and padding >= 0:  # the common cases, checked first
+        return (padding, padding), (padding, padding)
+    if (type(padding) is tuple and len(padding) == 2 and type(padding[0]) is int
+            and type(padding[1]) is int and padding[0] >= 0 and padding[1] >= 0):
+        return (padding[0], padding[0]), (padding[1], padding[1])
     if isinstance(padding, str):
         if padding == "valid":
             return (0, 0), (0, 0)

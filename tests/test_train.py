@@ -358,3 +358,41 @@ def test_blas_threads_policy():
     with pytest.raises(ValueError, match="threads must be a positive integer, got 0"):
         with blas_threads(0):
             pass
+
+
+def test_parallel_for_covers_the_range_once_and_raises_worker_errors(monkeypatch):
+    from cnnlab import threads
+
+    monkeypatch.setattr(threads, "MIN_PARALLEL_ELEMENTS", 0)
+    threads.set_num_threads(3)
+    try:
+        seen = []
+        threads.parallel_for(10, lambda lo, hi: seen.append((lo, hi)), elements=10)
+        assert sorted(seen) == [(0, 3), (3, 6), (6, 10)]
+        seen.clear()
+        threads.parallel_for(2, lambda lo, hi: seen.append((lo, hi)), elements=10)  # fewer items than threads
+        assert sorted(seen) == [(0, 1), (1, 2)]
+
+        def body(lo, hi):
+            if lo > 0:
+                raise RuntimeError(f"piece {lo}-{hi} failed")
+        with pytest.raises(RuntimeError, match="piece 3-6 failed"):
+            threads.parallel_for(10, body, elements=10)
+    finally:
+        threads.set_num_threads(threads._default_threads())
+    monkeypatch.setattr(threads, "MIN_PARALLEL_ELEMENTS", 100)
+    seen = []
+    threads.parallel_for(10, lambda lo, hi: seen.append((lo, hi)), elements=99)  # small work: one piece
+    assert seen == [(0, 10)]
+
+
+def test_set_num_threads_checks_and_blas_threads_restores():
+    from cnnlab import threads
+
+    before = threads.get_num_threads()
+    with threads.blas_threads(1):
+        assert threads.get_num_threads() == 1
+    assert threads.get_num_threads() == before
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="threads must be a positive integer"):
+            threads.set_num_threads(bad)

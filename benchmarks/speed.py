@@ -143,11 +143,8 @@ class Settings:
 # environment: threads and machine
 # ==========================================================================
 def setup_threads(threads: int) -> dict:
-    """Set PyTorch's, OpenBLAS's and cnnlab's own thread counts; return what each reports."""
+    """Set PyTorch's and OpenBLAS's thread counts; return what each reports."""
     info = {"requested": threads}
-    import cnnlab.threads
-    cnnlab.threads.set_num_threads(threads)
-    info["cnnlab_threads"] = cnnlab.threads.get_num_threads()
     try:
         from threadpoolctl import threadpool_limits
         _KEEP_ALIVE.append(threadpool_limits(limits=threads, user_api="blas"))
@@ -438,8 +435,6 @@ def memory_child(framework: str, key: str, batch: int, steps: int, threads: int)
         torch.manual_seed(0)
     else:
         import cnnlab
-        import cnnlab.threads
-        cnnlab.threads.set_num_threads(threads)
         cnnlab.manual_seed(0)
     reset = _reset_peak_rss()
     base = _proc_status_mb("VmRSS") if reset else None
@@ -780,8 +775,8 @@ def render(result: dict, markdown: bool = False) -> str:
         f"Python {m['python']}, NumPy {m['numpy']}, PyTorch {m.get('torch')} "
         f"(BLAS {m.get('torch_blas')}, {m.get('torch_cpu_capability')}), ONNX Runtime {m.get('onnxruntime')}",
         f"cnnlab {m['cnnlab']} at git {m['git']}",
-        f"Threads: PyTorch {m['threads'].get('torch_threads')}, NumPy BLAS: {blas}, cnnlab copies "
-        f"{m['threads'].get('cnnlab_threads', '?')}, ORT intra-op {result['settings']['threads']}",
+        f"Threads: PyTorch {m['threads'].get('torch_threads')}, NumPy BLAS: {blas}, ORT intra-op "
+        f"{result['settings']['threads']}",
         "Removed from the environment before NumPy loaded: " + (m["removed_env"] or "nothing (none set)")
         + "; thread variables: " + (", ".join(f"{k}={v}" for k, v in m.get("thread_env", {}).items()) or "none"),
         f"Mode: {'quick' if result['settings']['quick'] else 'full'}; interleaving: "

@@ -10,20 +10,15 @@ from conftest import gradcheck, torch_parity
 MODES = ("zeros", "reflect", "replicate", "circular")
 
 
-@pytest.fixture(params=["kept columns", "row bands", "row bands, 3 threads"])
+@pytest.fixture(params=["kept columns", "row bands"])
 def conv_path(request, monkeypatch):
-    """Run a test on every conv2d path: all im2col columns built at once and kept for the
-    backward pass (small layers); one output row at a time, rebuilt from the padded input
-    in the backward pass (layers with more than 32 MiB of columns); and the copies split
-    across threads (large layers on several cores)."""
-    from cnnlab import threads
-    from cnnlab.functional import conv
-    if request.param.startswith("row bands"):
+    """Run a test on both conv2d paths: all im2col columns built at once and kept for the
+    backward pass (small layers), and one output row at a time, rebuilt from the padded
+    input in the backward pass (what layers with more than 32 MiB of columns do)."""
+    if request.param == "row bands":
+        from cnnlab.functional import conv
         monkeypatch.setattr(conv, "_KEEP_BYTES", 0)
         monkeypatch.setattr(conv, "_BLOCK_ELEMENTS", 1)
-    if request.param.endswith("threads"):
-        monkeypatch.setattr(threads, "MIN_PARALLEL_ELEMENTS", 0)
-        monkeypatch.setattr(threads, "_threads", 3)
     return request.param
 
 

@@ -10,13 +10,10 @@ single matrix product (GEMM) that BLAS runs on every core.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..tensor import Tensor, as_tensor
-from ..threads import parallel_for
 from ._layout import (PADDING_MODES, check_image_batch, pad_chwn, pad_chwn_backward, to_chwn,
                       to_nchw)
 from ._workspace import give, take
@@ -41,11 +38,8 @@ def _im2col(xp: np.ndarray, kh: int, kw: int, r0: int, rows: int, out_w: int, st
     if out is None:
         cols = take(shape, xp.dtype)
     else:
-        cols = out[:math.prod(shape)].reshape(shape)
-    if C > 1:  # channels (or, with one channel, kernel rows) split across the threads
-        parallel_for(C, lambda lo, hi: np.copyto(cols[lo:hi], windows[lo:hi]), cols.size)
-    else:
-        parallel_for(kh, lambda lo, hi: np.copyto(cols[:, lo:hi], windows[:, lo:hi]), cols.size)
+        cols = out[:int(np.prod(shape))].reshape(shape)
+    np.copyto(cols, windows)
     return cols
 
 
@@ -69,16 +63,13 @@ def _bands(out_h: int, band: int):
 
 def _scatter_taps(dxp: np.ndarray, d: np.ndarray, r0: int, stride, dilation) -> None:
     """col2im of one band: add each tap's (C, rows, out_w, N) gradient where that tap looked."""
-    C, kh, kw, rows, out_w, _ = d.shape
+    _, kh, kw, rows, out_w, _ = d.shape
     (sh, sw), (dh, dw) = stride, dilation
-
-    def add(lo, hi):  # channels lo..hi; the threads' channels do not overlap
-        for i in range(kh):
-            top = r0 * sh + i * dh
-            for j in range(kw):
-                left = j * dw
-                dxp[lo:hi, top:top + sh * (rows - 1) + 1:sh, left:left + sw * (out_w - 1) + 1:sw] += d[lo:hi, i, j]
-    parallel_for(C, add, d.size)
+    for i in range(kh):
+        top = r0 * sh + i * dh
+        for j in range(kw):
+            left = j * dw
+            dxp[:, top:top + sh * (rows - 1) + 1:sh, left:left + sw * (out_w - 1) + 1:sw] += d[:, i, j]
 
 
 def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray = None) -> np.ndarray:

@@ -84,7 +84,7 @@ def register(subparsers) -> None:
     p.add_argument("--limit", type=_positive_int, metavar="N",
                    help="use at most N images of each split (quick trials)")
     p.add_argument("--threads", type=_positive_int, metavar="N",
-                   help="threads for the matrix products and large copies "
+                   help="threads for the matrix products "
                         "(default: 1 for images up to 16x16, else all)")
     p.add_argument("--no-download", action="store_true", help="never download data (offline)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output, only the result")

@@ -4,8 +4,8 @@
 
 Every picture is made by one ``cnnlab`` command, printed as it runs.  The
 MNIST pictures need a trained run: ``--run`` reuses one, otherwise a short
-LeNet-5 run is trained first (3 epochs on 10,000 images, a few minutes on
-two cores) into ``runs/docs-mnist-lenet5``.  The input images (an MNIST test
+LeNet-5 run is trained first (10 epochs on the full training set, two to
+five minutes on two cores) into ``runs/docs-mnist-lenet5``.  The input images (an MNIST test
 digit, and a synthetic RGB scene drawn with NumPy) are written to
 ``docs/inputs/`` so every command can be repeated by hand.  Finally the PNGs
 are re-encoded with a 256-colour palette to keep the folder small.
@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     if run.is_relative_to(ROOT):
         run = run.relative_to(ROOT)  # the commands run in the repository root; pictures show short paths
     if not (ROOT / run / "model.json").is_file():
-        cnnlab("train", "--dataset", "mnist", "--data-dir", data_dir, "--epochs", 3, "--limit", 10000,
+        cnnlab("train", "--dataset", "mnist", "--data-dir", data_dir, "--model", "lenet5", "--epochs", 10,
                "--out", run, "--quiet")
     d = "docs"
     made = []

@@ -375,7 +375,7 @@ def _case(name: str, shape: str, cfn, tfn, inputs: List[np.ndarray], grad_inputs
 
 
 def op_cases(quick: bool = False, scale: float = 1.0) -> List[OpCase]:
-    """The op-level rows: conv layers of both networks, every pooling, relu, loss, linear.
+    """The op-level rows: conv layers of both networks, every pooling, the activations, loss, linear.
 
     ``scale`` shrinks the batch sizes (the smoke test uses a tiny one).
     """
@@ -414,6 +414,8 @@ def op_cases(quick: bool = False, scale: float = 1.0) -> List[OpCase]:
     n, c, h = nb(128), 32, 32
     pool_in = rand(n, c, h, h)
     shape = f"{n}x{c}x{h}x{h}"
+    samples = rng.random((n, c, 2)).astype(np.float32)
+    samples_t = torch.from_numpy(samples)
     pools = [
         ("max_pool2d 2x2", lambda x: F.max_pool2d(x, 2), lambda x: TF.max_pool2d(x, 2), ""),
         ("avg_pool2d 2x2", lambda x: F.avg_pool2d(x, 2), lambda x: TF.avg_pool2d(x, 2), ""),
@@ -426,13 +428,32 @@ def op_cases(quick: bool = False, scale: float = 1.0) -> List[OpCase]:
          lambda x: TF.adaptive_avg_pool2d(x, 8), "even windows (32 -> 8)"),
         ("global_avg_pool2d", lambda x: F.global_avg_pool2d(x),
          lambda x: TF.adaptive_avg_pool2d(x, 1).flatten(1), "torch: adaptive_avg_pool2d(x, 1)"),
+        ("adaptive_max_pool2d 5x5", lambda x: F.adaptive_max_pool2d(x, 5),
+         lambda x: TF.adaptive_max_pool2d(x, 5), "uneven windows (32 -> 5)"),
+        ("global_max_pool2d", lambda x: F.global_max_pool2d(x),
+         lambda x: TF.adaptive_max_pool2d(x, 1).flatten(1), "torch: adaptive_max_pool2d(x, 1)"),
+        ("fractional_max_pool2d 2x2 -> 16", lambda x: F.fractional_max_pool2d(x, 2, 16, samples=samples),
+         lambda x: TF.fractional_max_pool2d(x, 2, output_size=16, _random_samples=samples_t),
+         "same random samples for both"),
     ]
     if quick:
         pools = pools[:1] + pools[2:3]
     for label, cfn, tfn, note in pools:
         cases.append(_case(label, shape, cfn, tfn, [pool_in], [True], True, note=note))
 
-    cases.append(_case("relu", shape, F.relu, TF.relu, [pool_in], [True], True))
+    activations = [
+        ("relu", F.relu, TF.relu),
+        ("leaky_relu", F.leaky_relu, TF.leaky_relu),
+        ("sigmoid", F.sigmoid, torch.sigmoid),
+        ("tanh", F.tanh, torch.tanh),
+        ("gelu", F.gelu, TF.gelu),
+        ("softmax over channels", lambda x: F.softmax(x, dim=1), lambda x: TF.softmax(x, dim=1)),
+        ("glu over channels", lambda x: F.glu(x, dim=1), lambda x: TF.glu(x, dim=1)),
+    ]
+    if quick:
+        activations = activations[:1]
+    for label, cfn, tfn in activations:
+        cases.append(_case(label, shape, cfn, tfn, [pool_in], [True], True))
     n_ce = nb(256)
     y_ce = rng.integers(0, 10, n_ce)
     y_ce_t = torch.from_numpy(y_ce)

@@ -32,6 +32,8 @@ def test_elementwise_values_against_math():
     np.testing.assert_allclose(F.relu(x).data, [max(0.0, v) for v in xs])
     np.testing.assert_allclose(F.leaky_relu(x, 0.2).data, [v if v > 0 else 0.2 * v for v in xs])
     np.testing.assert_allclose(F.leaky_relu(x).data, [v if v > 0 else 0.01 * v for v in xs])
+    for slope in (-0.5, 1.0, 1.5, 3.0):  # the max/min formulation must hold for any slope
+        np.testing.assert_allclose(F.leaky_relu(x, slope).data, [v if v > 0 else slope * v for v in xs])
     np.testing.assert_allclose(F.sigmoid(x).data, [1 / (1 + math.exp(-v)) for v in xs], rtol=1e-15)
     np.testing.assert_allclose(F.tanh(x).data, [math.tanh(v) for v in xs], rtol=1e-15)
     np.testing.assert_allclose(F.gelu(x).data, [v * 0.5 * (1 + math.erf(v / math.sqrt(2))) for v in xs],
@@ -86,6 +88,7 @@ def test_dtype_and_shape_preserved(dtype):
     ("leaky_relu", F.leaky_relu),
     ("leaky_relu_0.3", lambda t: F.leaky_relu(t, 0.3)),
     ("leaky_relu_neg", lambda t: F.leaky_relu(t, -0.5)),
+    ("leaky_relu_steep", lambda t: F.leaky_relu(t, 2.5)),
     ("sigmoid", F.sigmoid),
     ("tanh", F.tanh),
     ("gelu", F.gelu),

@@ -2,8 +2,8 @@
 
 All are elementwise except softmax, log_softmax and glu.  Each is written to
 stay finite at extreme inputs (logits of +-1e4 give no warnings and exact
-limits): sigmoid never evaluates ``exp`` of a large positive number, softmax
-subtracts the maximum first.
+limits): sigmoid is SciPy's stable ``expit``, softmax subtracts the maximum
+first.
 
 Shape: every elementwise activation keeps its input's shape (and memory layout).
 """
@@ -37,16 +37,26 @@ def relu(input) -> Tensor:
 def leaky_relu(input, negative_slope: float = 0.01) -> Tensor:
     """``x`` if ``x > 0`` else ``negative_slope * x``: a small gradient for inactive units."""
     x = _float(input, "leaky_relu")
-    positive = x.data > 0
-    out = np.where(positive, x.data, x.data * x.dtype.type(negative_slope))
     slope = x.dtype.type(negative_slope)
-    return Tensor.from_op(out, (x,), lambda g: (np.where(positive, g, g * slope),), "leaky_relu")
+    # max(x, slope*x) picks x for x > 0 and slope*x below, for any slope <= 1 (min above 1);
+    # ufuncs keep the input's memory layout and are ~3x faster than a masked copy.
+    pick = np.maximum if slope <= 1 else np.minimum
+    out = x.data * slope
+    pick(out, x.data, out=out)
+
+    def backward(g):
+        local = (x.data > 0).astype(g.dtype)   # 1 where x > 0, else slope
+        local *= 1 - slope
+        local += slope
+        return (g * local,)
+
+    return Tensor.from_op(out, (x,), backward, "leaky_relu")
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
-    """Stable logistic function: only ever exponentiates non-positive numbers."""
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+    """The logistic function, stable for any input (SciPy's ``expit`` ufunc, dtype kept)."""
+    from scipy.special import expit  # SciPy comes with scikit-learn; loaded on first use
+    return expit(z)
 
 
 def sigmoid(input) -> Tensor:
@@ -94,29 +104,10 @@ def log_softmax(input, dim: int = -1) -> Tensor:
 
 
 def erf(x: np.ndarray) -> np.ndarray:
-    """The error function to double precision, vectorised (NumPy has none).
-
-    ``|x| < 3``: the series ``2/sqrt(pi) e^(-x^2) sum_n 2^n x^(2n+1) / (2n+1)!!``
-    (all terms positive, so no cancellation).  ``|x| >= 3``: the continued
-    fraction of ``erfc``.  Beyond 6, ``erf = +-1`` to the last bit.
-    """
+    """The error function (NumPy has none): SciPy's ``erf`` ufunc, float32 stays float32."""
+    from scipy.special import erf as _erf  # loaded on first use
     x = np.asarray(x)
-    z = np.abs(x).astype(np.float64)
-    small = np.minimum(z, 3.0)
-    term = small.copy()
-    total = small.copy()
-    z2 = small * small
-    for n in range(1, 80):
-        term = term * 2 * z2 / (2 * n + 1)
-        total += term
-    series = 2 / math.sqrt(math.pi) * np.exp(-z2) * total
-    big = np.clip(z, 3.0, 6.0)
-    t = big.copy()
-    for k in range(60, 0, -1):
-        t = big + (k / 2) / t
-    tail = 1 - np.exp(-big * big) / math.sqrt(math.pi) / t
-    result = np.where(z < 3.0, series, np.where(z < 6.0, tail, 1.0))
-    return (np.sign(x) * result).astype(x.dtype if x.dtype.kind == "f" else np.float64)
+    return _erf(x if x.dtype.kind == "f" else x.astype(np.float64))
 
 
 def gelu(input, approximate: str = "none") -> Tensor:

@@ -57,7 +57,7 @@ def naive_linear(x, w, b=None):
     return out.reshape(x.shape[:-1] + (w.shape[0],))
 
 
-@pytest.mark.parametrize("xshape", [(4,), (3, 4), (2, 3, 4)])
+@pytest.mark.parametrize("xshape", [(4,), (1, 4), (3, 4), (2, 3, 4)])
 @pytest.mark.parametrize("bias", [True, False])
 def test_linear_reference_and_gradcheck(xshape, bias):
     x, w = RNG.standard_normal(xshape), RNG.standard_normal((5, 4))

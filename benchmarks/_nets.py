@@ -60,44 +60,21 @@ NETS: Dict[str, NetSpec] = {
 }
 
 
+def _build(nn, spec: NetSpec):
+    """``spec`` as an ``nn.Sequential`` of ``nn`` (cnnlab.nn or torch.nn: same layer names)."""
+    make = {"conv": lambda cin, cout, k, pad: nn.Conv2d(cin, cout, k, padding=pad), "relu": nn.ReLU,
+            "maxpool": nn.MaxPool2d, "flatten": nn.Flatten, "linear": nn.Linear}
+    return nn.Sequential(*(make[kind](*args) for kind, *args in spec.layers))
+
+
 def build_cnnlab(spec: NetSpec):
     import cnnlab.nn as nn
-    layers = []
-    for layer in spec.layers:
-        kind = layer[0]
-        if kind == "conv":
-            layers.append(nn.Conv2d(layer[1], layer[2], layer[3], padding=layer[4]))
-        elif kind == "relu":
-            layers.append(nn.ReLU())
-        elif kind == "maxpool":
-            layers.append(nn.MaxPool2d(layer[1]))
-        elif kind == "flatten":
-            layers.append(nn.Flatten())
-        elif kind == "linear":
-            layers.append(nn.Linear(layer[1], layer[2]))
-        else:  # pragma: no cover - the specs above are fixed
-            raise ValueError(f"unknown layer kind {kind!r}")
-    return nn.Sequential(*layers)
+    return _build(nn, spec)
 
 
 def build_torch(spec: NetSpec):
     import torch.nn as nn
-    layers = []
-    for layer in spec.layers:
-        kind = layer[0]
-        if kind == "conv":
-            layers.append(nn.Conv2d(layer[1], layer[2], layer[3], padding=layer[4]))
-        elif kind == "relu":
-            layers.append(nn.ReLU())
-        elif kind == "maxpool":
-            layers.append(nn.MaxPool2d(layer[1]))
-        elif kind == "flatten":
-            layers.append(nn.Flatten())
-        elif kind == "linear":
-            layers.append(nn.Linear(layer[1], layer[2]))
-        else:  # pragma: no cover
-            raise ValueError(f"unknown layer kind {kind!r}")
-    return nn.Sequential(*layers)
+    return _build(nn, spec)
 
 
 def twin_models(spec: NetSpec, seed: int = 0):

@@ -135,18 +135,15 @@ def _training(run) -> str:
     return "\n".join(out)
 
 
-def _per_class_table(cm: np.ndarray, classes: Sequence[str]) -> str:
-    tp = np.diag(cm).astype(np.float64)
-    predicted = cm.sum(axis=0)
-    actual = cm.sum(axis=1)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=precision + recall > 0)
+def _per_class_table(labels: np.ndarray, predictions: np.ndarray, classes: Sequence[str]) -> str:
+    from sklearn.metrics import precision_recall_fscore_support  # as `cnnlab evaluate`
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predictions, labels=list(range(len(classes))), zero_division=0)
     rows = ["<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>test images</th></tr>"]
     for k, name in enumerate(classes):
         rows.append(f"<tr><td>{_esc(name)}</td><td class='num'>{precision[k]:.3f}</td>"
                     f"<td class='num'>{recall[k]:.3f}</td><td class='num'>{f1[k]:.3f}</td>"
-                    f"<td class='num'>{int(actual[k])}</td></tr>")
+                    f"<td class='num'>{int(support[k])}</td></tr>")
     rows.append("</table>")
     return "\n".join(rows)
 
@@ -287,7 +284,7 @@ def build_report(run_dir, dataset: Optional[str] = None, data_dir=None, samples:
         parts.append(_img(confusion_figure(ev.confusion, run.classes, "confusion matrix"), "confusion matrix",
                           "Rows: the true class; columns: the predicted class. The diagonal holds the correct "
                           "predictions; each cell's colour is its share of the true class's images."))
-        parts.append(_per_class_table(ev.confusion, run.classes))
+        parts.append(_per_class_table(ev.labels, ev.predictions, run.classes))
         k = min(grid, n)
         parts.append("<h3>Sample predictions</h3>")
         parts.append(_img(predictions_figure(data.images[:k], data.labels[:k], ev.probabilities[:k], run.classes,

@@ -24,7 +24,7 @@ MODES = ("nearest", "nearest-exact", "bilinear")
 def _nearest_index(in_size: int, out_size: int, scale: Optional[float], exact: bool) -> np.ndarray:
     """Source pixel of each output pixel, computed in float32 as PyTorch's CPU kernel does."""
     dst = np.arange(out_size)
-    if out_size == in_size:  # PyTorch copies an axis whose size does not change, whatever the scale
+    if not exact and out_size == in_size:  # PyTorch copies an axis whose size does not change
         return dst
     if not exact and out_size == 2 * in_size:
         return dst >> 1
@@ -91,7 +91,7 @@ def check_resize_args(size, scale_factor, recompute_scale_factor=None):
     return None, (float(scales[0]), float(scales[1]))
 
 
-def output_size(x_shape, size, scale_factor, recompute_scale_factor=None) -> Tuple[Tuple[int, int], List]:
+def output_size(x_shape, size=None, scale_factor=None, recompute_scale_factor=None) -> Tuple[Tuple[int, int], List]:
     """``((H_out, W_out), scales)`` for an input of ``x_shape`` ``(N, C, H, W)``; ``scales`` are what
     the kernel divides by (None: the ratio of the sizes)."""
     sizes, scales = check_resize_args(size, scale_factor, recompute_scale_factor)

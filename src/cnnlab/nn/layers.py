@@ -643,8 +643,7 @@ class Upsample(Module):
 
     def extra_repr(self):
         target = f"scale_factor={self.scale_factor!r}" if self.size is None else f"size={self.size!r}"
-        s = f"{target}, mode={self.mode!r}"
-        return s + ("" if self.align_corners is None else f", align_corners={self.align_corners}")
+        return f"{target}, mode={self.mode!r}"
 
 
 # --- shapes and padding ------------------------------------------------------------------------

@@ -117,14 +117,17 @@ class Module:
             self._buffers[name] = value  # stays a buffer, as in PyTorch
             object.__setattr__(self, name, value)
             return
-        for registry in (self._parameters, self._buffers, self._modules):
-            registry.pop(name, None)
-        if isinstance(value, Parameter):
-            self._parameters[name] = value
+        if isinstance(value, Parameter) or (value is None and name in ("weight", "bias")):
+            target = self._parameters
         elif isinstance(value, Module):
-            self._modules[name] = value
-        elif value is None and name in ("weight", "bias"):
-            self._parameters[name] = None
+            target = self._modules
+        else:
+            target = None
+        for registry in (self._parameters, self._buffers, self._modules):
+            if registry is not target:
+                registry.pop(name, None)
+        if target is not None:
+            target[name] = value  # a name already there keeps its place, as in PyTorch
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name):

@@ -337,7 +337,7 @@ class Hardtanh(Module):
         super().__init__()
         if max_val <= min_val:
             raise ValueError(f"`max_val` (={max_val}) must be larger than `min_val` (={min_val})")
-        self.min_val, self.max_val = float(min_val), float(max_val)
+        self.min_val, self.max_val = min_val, max_val
 
     def forward(self, x):
         return F.hardtanh(x, self.min_val, self.max_val)

@@ -263,9 +263,13 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
     xm = to_chwn(x.data).reshape(G, Cg, H * W * N)
     w_mat = w.data.reshape(G, Cg, Og * kh * kw)
-    painted = _matmul(w_mat.transpose(0, 2, 1), xm).reshape(O, kh, kw, H, W, N)
+    w_t = w_mat.transpose(0, 2, 1)
+    row = W * N                                   # positions in one input row
+    band = _band_rows(G * Og * kh * kw, row, H)   # input rows per band (bounded memory, as conv2d)
     canvas = np.zeros((O, full_h, full_w, N), dtype=x.dtype)
-    _scatter_taps(canvas, painted, 0, stride, dilation)
+    for r0, rows in _bands(H, band):
+        painted = _matmul(w_t, xm[:, :, r0 * row:(r0 + rows) * row]).reshape(O, kh, kw, rows, W, N)
+        _scatter_taps(canvas, painted, r0, stride, dilation)
     del painted
     out = np.ascontiguousarray(canvas[crop])
     del canvas
@@ -276,19 +280,20 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
         gm = to_chwn(g)
         gcanvas = np.zeros((O, full_h, full_w, N), dtype=gm.dtype)
         gcanvas[crop] = gm
-        # what each tap painted at each input pixel: conv2d's im2col of the gradient
-        taps = _im2col(gcanvas, kh, kw, 0, H, W, stride, dilation)
-        del gcanvas
-        cols = taps.reshape(G, Og * kh * kw, H * W * N)
-        gx = gw = gb = None
-        if x.requires_grad:
-            gx = to_nchw(_matmul(w_mat, cols).reshape(C, H, W, N))
-        if w.requires_grad:
-            gw = _matmul(xm, cols.transpose(0, 2, 1)).reshape(w.shape)
-        del cols
-        give(taps)
-        if b is not None and b.requires_grad:
-            gb = gm.reshape(O, -1).sum(axis=1)
+        gx = np.empty((G, Cg, H * row), dtype=gm.dtype) if x.requires_grad else None
+        gw = np.zeros((G, Cg, Og * kh * kw), dtype=gm.dtype) if w.requires_grad else None
+        buf = np.empty(G * Og * kh * kw * band * row, dtype=gm.dtype)
+        for r0, rows in _bands(H, band):
+            # what each tap painted from these input rows: conv2d's im2col of the gradient
+            cols = _im2col(gcanvas, kh, kw, r0, rows, W, stride, dilation, out=buf)
+            cols = cols.reshape(G, Og * kh * kw, rows * row)
+            if gx is not None:
+                _matmul(w_mat, cols, out=gx[:, :, r0 * row:(r0 + rows) * row])
+            if gw is not None:
+                gw += _matmul(xm[:, :, r0 * row:(r0 + rows) * row], cols.transpose(0, 2, 1))
+        gb = gm.reshape(O, -1).sum(axis=1) if b is not None and b.requires_grad else None
+        gx = None if gx is None else to_nchw(gx.reshape(C, H, W, N))
+        gw = None if gw is None else gw.reshape(w.shape)
         return (gx, gw) if b is None else (gx, gw, gb)
 
     parents = (x, w) if b is None else (x, w, b)

@@ -179,7 +179,8 @@ def new_layer_model():
         nn.ConvTranspose2d(4, 4, 3, stride=2, padding=1, output_padding=1, groups=2, bias=False, dilation=1),
         nn.Upsample(scale_factor=0.5, mode="bilinear", align_corners=True),
         nn.ZeroPad2d((1, 0, 1, 0)), nn.ConstantPad2d(1, -1.0), nn.ReflectionPad2d(1), nn.ReplicationPad2d((0, 1, 0, 1)),
-        nn.Hardtanh(-2.0, 2.0), nn.Upsample(size=(6, 5)), nn.Flatten(), nn.Unflatten(1, (4, 30)),
+        nn.Hardtanh(-2.0, 2.0), nn.UpsamplingBilinear2d(scale_factor=2), nn.UpsamplingNearest2d(size=(9, 7)),
+        nn.Upsample(size=(6, 5)), nn.Flatten(), nn.Unflatten(1, (4, 30)),
         nn.BatchNorm1d(4, momentum=0.2, affine=False), nn.Flatten(), nn.Linear(120, 3))
 
 

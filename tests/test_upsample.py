@@ -119,6 +119,14 @@ def test_upsample_layer_matches_torch_and_reports_its_shape(torch):
         assert repr(ours) == repr(theirs)
 
 
+def test_upsampling_nearest_and_bilinear_layers_match_torch(torch):
+    x = np.random.default_rng(4).standard_normal((1, 2, 3, 4))
+    for name, kwargs in (("UpsamplingNearest2d", dict(scale_factor=2)), ("UpsamplingBilinear2d", dict(size=(5, 7)))):
+        ours, theirs = getattr(nn, name)(**kwargs), getattr(torch.nn, name)(**kwargs)
+        torch_parity(torch, ours, theirs, [x])
+        assert repr(ours) == repr(theirs) and ours.output_shape(x.shape) == ours(x).shape
+
+
 def test_output_size_is_floor_of_size_times_scale():
     x = np.zeros((1, 1, 7, 5))
     assert F.interpolate(x, scale_factor=1.5).shape == (1, 1, math.floor(7 * 1.5), math.floor(5 * 1.5))

@@ -211,7 +211,9 @@ LAYER_TYPES: Dict[str, type] = {
     ("Conv2d", "Linear", "Flatten", "MaxPool2d", "MinPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
      "AdaptiveMaxPool2d", "GlobalAvgPool2d", "GlobalMaxPool2d", "FractionalMaxPool2d", "ReLU",
      "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "GELU", "GLU", "Identity", "Dropout",
-     "BatchNorm2d", "BatchNorm1d", "Dropout2d", "ConvTranspose2d", "Upsample", "Unflatten", "Hardtanh", "ReLU6", "ConstantPad2d", "ZeroPad2d", "ReflectionPad2d", "ReplicationPad2d")}
+     "BatchNorm2d", "BatchNorm1d", "Dropout2d", "ConvTranspose2d", "Upsample", "UpsamplingNearest2d",
+     "UpsamplingBilinear2d", "Unflatten", "Hardtanh", "ReLU6", "ConstantPad2d", "ZeroPad2d", "ReflectionPad2d",
+     "ReplicationPad2d")}
 _ALIASES = {"dense": "Linear"}
 _LOOKUP = {name.lower(): name for name in LAYER_TYPES}
 _LOOKUP.update(_ALIASES)

@@ -263,7 +263,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
     xm = to_chwn(x.data).reshape(G, Cg, H * W * N)
     w_mat = w.data.reshape(G, Cg, Og * kh * kw)
-    w_t = w_mat.transpose(0, 2, 1)
+    w_t = np.ascontiguousarray(w_mat.transpose(0, 2, 1))
     row = W * N                                   # positions in one input row
     band = _band_rows(G * Og * kh * kw, row, H)   # input rows per band (bounded memory, as conv2d)
     canvas = np.zeros((O, full_h, full_w, N), dtype=x.dtype)

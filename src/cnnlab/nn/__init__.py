@@ -5,8 +5,9 @@ from .layers import (Conv2d, Linear, Dense, Flatten, MaxPool2d, MinPool2d, AvgPo
                      AdaptiveMaxPool2d, GlobalAvgPool2d, GlobalMaxPool2d, FractionalMaxPool2d, ReLU,
                      LeakyReLU, Sigmoid, Tanh, Softmax, LogSoftmax, GELU, GLU, Identity, Dropout,
                      BatchNorm2d)
-from .layers import (BatchNorm1d, Dropout2d, ConvTranspose2d, Upsample, Unflatten, Hardtanh, ReLU6,
-                     ConstantPad2d, ZeroPad2d, ReflectionPad2d, ReplicationPad2d)
+from .layers import (BatchNorm1d, Dropout2d, ConvTranspose2d, Upsample, UpsamplingNearest2d,
+                     UpsamplingBilinear2d, Unflatten, Hardtanh, ReLU6, ConstantPad2d, ZeroPad2d, ReflectionPad2d,
+                     ReplicationPad2d)
 from . import init
 
 __all__ = ["Module", "Parameter", "Sequential", "Conv2d", "Linear", "Dense", "Flatten", "MaxPool2d",
@@ -14,5 +15,5 @@ __all__ = ["Module", "Parameter", "Sequential", "Conv2d", "Linear", "Dense", "Fl
            "GlobalMaxPool2d", "FractionalMaxPool2d", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax",
            "LogSoftmax", "GELU", "GLU", "Identity", "Dropout", "BatchNorm2d"]
 __all__ += ["RemovableHandle", "ModuleList", "ModuleDict", "init", "BatchNorm1d", "Dropout2d", "ConvTranspose2d",
-            "Upsample", "Unflatten", "Hardtanh", "ReLU6", "ConstantPad2d", "ZeroPad2d", "ReflectionPad2d",
+            "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "Unflatten", "Hardtanh", "ReLU6", "ConstantPad2d", "ZeroPad2d", "ReflectionPad2d",
             "ReplicationPad2d"]

@@ -646,6 +646,21 @@ class Upsample(Module):
         return f"{target}, mode={self.mode!r}"
 
 
+class UpsamplingNearest2d(Upsample):
+    """:class:`Upsample` with ``mode='nearest'``. Shape: ``(N, C, H, W) -> (N, C, H_out, W_out)``."""
+
+    def __init__(self, size=None, scale_factor=None):
+        super().__init__(size, scale_factor, mode="nearest")
+
+
+class UpsamplingBilinear2d(Upsample):
+    """:class:`Upsample` with ``mode='bilinear', align_corners=True``.
+    Shape: ``(N, C, H, W) -> (N, C, H_out, W_out)``."""
+
+    def __init__(self, size=None, scale_factor=None):
+        super().__init__(size, scale_factor, mode="bilinear", align_corners=True)
+
+
 # --- shapes and padding ------------------------------------------------------------------------
 class Unflatten(Module):
     """Splits dimension ``dim`` into ``unflattened_size`` (one entry may be -1), the inverse of

@@ -199,3 +199,34 @@ def test_every_new_layer_round_trips_through_a_model_file():
     assert model.output_shape(x.shape) == (2, 3)
     assert spec["layers"][3] == {"type": "ConvTranspose2d", "in_channels": 4, "out_channels": 4, "kernel_size": 3,
                                  "stride": 2, "padding": 1, "output_padding": 1, "groups": 2, "bias": False}
+
+
+class Decoder(nn.Module):
+    """A user's module: layers held in a ModuleList and a ModuleDict, the new layers inside."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.ModuleList([nn.Conv2d(1, 4, 3, padding=1), nn.ReLU6(), nn.MaxPool2d(2)])
+        self.decoder = nn.ModuleDict({"up": nn.ConvTranspose2d(4, 2, 2, stride=2), "bn": nn.BatchNorm2d(2)})
+        self.resize = nn.Upsample(scale_factor=0.5, mode="bilinear")
+        self.head = nn.Sequential(nn.Flatten(), nn.Unflatten(1, (2, -1)), nn.BatchNorm1d(2), nn.Flatten(),
+                                  nn.Linear(2 * 8 * 8, 3))
+
+    def forward(self, x):
+        for layer in self.encoder:
+            x = layer(x)
+        x = self.decoder["bn"](self.decoder["up"](x))
+        return self.head(self.resize(x))
+
+
+def test_a_module_with_containers_and_new_layers_traces_and_round_trips_through_a_model_file():
+    model = Decoder()
+    graph = nn.trace(model, (1, 16, 16))
+    assert [n.name for n in graph.nodes] == ["encoder.0", "encoder.1", "encoder.2", "decoder.up", "decoder.bn",
+                                             "resize", "head.0", "head.1", "head.2", "head.3", "head.4"]
+    rebuilt = build_model(json.loads(json.dumps(model_to_spec(graph, (1, 16, 16)))))
+    rebuilt.load_state_dict(model.state_dict())
+    model.eval(), rebuilt.eval()
+    x = RNG.standard_normal((2, 1, 16, 16)).astype(np.float32)
+    np.testing.assert_array_equal(rebuilt(x).data, model(x).data)
+    assert model.output_shape(x.shape) == rebuilt.output_shape(x.shape) == (2, 3)

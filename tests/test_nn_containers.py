@@ -1,7 +1,5 @@
 """ModuleList, ModuleDict and the Module API a PyTorch user expects: hooks, apply,
 requires_grad_, to/cpu, zero_grad, get_submodule, add_module and friends."""
-from collections import OrderedDict
-
 import numpy as np
 import pytest
 

@@ -12,7 +12,6 @@ Neither has a ``forward``: the owner's ``forward`` decides how to call them.
 from __future__ import annotations
 
 import operator
-from collections import OrderedDict
 from typing import Iterable, Iterator, Mapping, Optional, Tuple
 
 from .module import Module

@@ -589,7 +589,8 @@ class ConvTranspose2d(Module):
     def output_shape(self, input_shape):
         n, c, h, w = _check_shape(self, input_shape, 4, "(N, C, H, W)")
         if c != self.in_channels:
-            raise ValueError(f"{self!r} expects {self.in_channels} input channels, got input shape {tuple(input_shape)}")
+            raise ValueError(f"{self!r} expects {self.in_channels} input channels, "
+                             f"got input shape {tuple(input_shape)}")
         return (n, self.out_channels) + tuple(
             conv_transpose_output_size(size, k, s, p, op, d) for size, k, s, p, op, d in
             zip((h, w), self.kernel_size, self.stride, self.padding, self.output_padding, self.dilation))

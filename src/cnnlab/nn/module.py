@@ -353,6 +353,8 @@ class Module:
         for p in self.parameters():
             if set_to_none or p.grad is None:
                 p.grad = None
+            elif p.grad.flags.writeable:
+                p.grad[...] = 0  # in place, as PyTorch's grad.zero_()
             else:
                 p.grad = np.zeros_like(p.data)
 

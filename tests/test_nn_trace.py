@@ -187,7 +187,7 @@ def test_custom_module_run_works_in_a_new_process_and_every_cli_command(tmp_path
     from PIL import Image
     digit = (test.images[0, 0] * 255).astype(np.uint8)
     Image.fromarray(digit).save(tmp_path / "digit.png")
-    for args in (["evaluate", run], ["predict", run, tmp_path / "digit.png", "--json"], ["summary", run],
+    for args in (["evaluate", run, "--dataset", "digits"], ["predict", run, tmp_path / "digit.png", "--json"], ["summary", run],
                  ["explain", "features", run, tmp_path / "digit.png", "--output-dir", tmp_path / "features"],
                  ["explain", "saliency", run, tmp_path / "digit.png", "--output", tmp_path / "sal.png"],
                  ["explain", "conv", "--input", tmp_path / "digit.png", "--run", run, "--layer", "block.conv2",

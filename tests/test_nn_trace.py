@@ -197,7 +197,7 @@ def test_custom_module_run_works_in_a_new_process_and_every_cli_command(tmp_path
         assert result.returncode == 0, (args, result.stdout, result.stderr)
         assert "Traceback" not in result.stderr
     summary = _cli("summary", run).stdout
-    assert "Add <- block.conv2, relu" in summary and "Concat <- a, b" in summary
+    assert "Add <- block.conv2, relu" in summary and "Concat(dim=1) <- a, b" in summary
     trace = _cli("explain", "conv", "--input", tmp_path / "digit.png", "--run", run, "--layer", "block.conv2",
                  "--channel", "1", "--positions", "2,2").stdout
     assert "feature maps entering layer block.conv2" in trace

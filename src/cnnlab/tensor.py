@@ -999,8 +999,7 @@ def flatten_shape(shape: tuple, start_dim: int = 0, end_dim: int = -1) -> tuple:
     if nd == 0:
         return (1,)
     if s > e:
-        raise RuntimeError(f"flatten() has invalid args: start_dim ({start_dim}) cannot come after "
-                           f"end_dim ({end_dim}) for a {nd}-D input")
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for a {nd}-D input")
     n = 1
     for size in shape[s:e + 1]:
         n *= size
@@ -1116,7 +1115,8 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
 
 
 def _pair(a, b):
-    a = as_tensor(a)
+    if not isinstance(a, Tensor):  # a number or array on the left takes the tensor's float dtype
+        a = Tensor(np.asarray(a, dtype=b.dtype) if isinstance(b, Tensor) and b.dtype.kind == "f" else a)
     b = b if isinstance(b, Tensor) else Tensor(np.asarray(b, dtype=a.dtype) if a.dtype.kind == "f" else b)
     if a.dtype.kind != "f" and b.dtype.kind == "f":
         a = Tensor(a.data.astype(b.dtype))

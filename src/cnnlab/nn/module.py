@@ -38,6 +38,8 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise AttributeError("call Module.__init__() before assigning attributes")
+        if isinstance(value, Parameter) and self._parameters.get(name) is value:
+            return  # ``m.weight -= x`` under no_grad: the same Parameter, kept in its place
         for registry in (self._parameters, self._buffers, self._modules):
             registry.pop(name, None)
         if isinstance(value, Parameter):

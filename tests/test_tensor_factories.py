@@ -222,3 +222,12 @@ def test_a_pytorch_style_script_runs():
     assert all(p.grad is None for p in fc.parameters())
     assert cnnlab.cat([h.flatten(1), h.flatten(1)], dim=1).shape == (8, 128)
     assert cnnlab.stack([logits, logits]).shape == (2, 8, 3)
+
+
+def test_cnnlab_tensor_is_both_the_module_and_the_function():
+    import types
+
+    import cnnlab.tensor as module
+    assert isinstance(cnnlab.tensor, types.ModuleType) and module.Tensor is Tensor
+    t = cnnlab.tensor([[1, 2]], dtype=cnnlab.float64, requires_grad=True)
+    assert t.dtype == np.float64 and t.requires_grad and t.shape == (1, 2)

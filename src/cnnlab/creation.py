@@ -17,12 +17,14 @@ from typing import Sequence
 
 import numpy as np
 
-from . import tensor as _t
+from . import tensor as _t  # (imported before cnnlab/__init__.py finishes: always the module)
 from .random import get_rng
 from .tensor import Tensor, as_tensor, _check_device, _wrap_dim
 
+# ``tensor`` is not listed: ``cnnlab.tensor`` stays the module cnnlab/tensor.py, which is callable
+# (``cnnlab.tensor([1.0, 2.0])`` calls :func:`tensor` below), so both uses work.
 __all__ = [
-    "tensor", "as_tensor", "from_numpy", "is_tensor", "numel",
+    "as_tensor", "from_numpy", "is_tensor", "numel",
     "zeros", "ones", "full", "empty", "zeros_like", "ones_like", "full_like", "empty_like",
     "arange", "linspace", "eye", "rand", "randn", "randint", "rand_like", "randn_like",
     "cat", "concat", "concatenate", "stack",

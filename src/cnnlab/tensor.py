@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import functools
 import operator
+import sys
+import types
 from collections import namedtuple
 from typing import Callable, Iterable, Sequence
 
@@ -1527,3 +1529,15 @@ def concatenate(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
 
     return Tensor.from_op(np.concatenate([t.data for t in tensors], axis=axis), tensors,
                           backward, "concatenate")
+
+
+class _CallableModule(types.ModuleType):
+    """``cnnlab.tensor(data)`` makes a tensor (PyTorch's ``torch.tensor``, see cnnlab.creation.tensor)
+    while ``cnnlab.tensor`` stays this module (``from cnnlab.tensor import Tensor`` keeps working)."""
+
+    def __call__(self, data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+        from .creation import tensor
+        return tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -728,3 +728,27 @@ def test_a_number_on_the_left_takes_the_tensor_dtype():
         assert out.dtype == np.float64
     assert (0.1 * x).data[0] == 0.1 and (0.1 / x).data[0] == 0.1 and (1 - 0.9 * x).data[0] == 1 - 0.9
     assert (0.5 * Tensor(np.ones(2, dtype=np.float32))).dtype == np.float32
+
+
+@pytest.mark.parametrize("name", ["sum0", "mean0", "mean", "var0", "std", "amax1", "max1", "argmax1", "prod0",
+                                  "norm", "flatten", "view", "amax0", "max0", "argmax"])
+def test_reductions_of_empty_tensors_match_torch(torch, name):
+    import warnings
+    fn = {"sum0": lambda t: t.sum(0), "mean0": lambda t: t.mean(0), "mean": lambda t: t.mean(),
+          "var0": lambda t: t.var(0), "std": lambda t: t.std(), "amax1": lambda t: t.amax(1),
+          "max1": lambda t: t.max(1)[0], "argmax1": lambda t: t.argmax(1), "prod0": lambda t: t.prod(0),
+          "norm": lambda t: t.norm(), "flatten": lambda t: t.flatten(), "view": lambda t: t.view(-1, 3),
+          "amax0": lambda t: t.amax(0), "max0": lambda t: t.max(0), "argmax": lambda t: t.argmax()}[name]
+    x = np.zeros((0, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            expected = fn(torch.tensor(x))
+        except (IndexError, RuntimeError) as exc:
+            with pytest.raises(type(exc)) as info:
+                fn(Tensor(x))
+            assert str(info.value).split(".")[0] == str(exc).split(".")[0]
+            return
+        out = fn(Tensor(x))
+    assert out.shape == tuple(expected.shape)
+    np.testing.assert_array_equal(out.data, expected.numpy())

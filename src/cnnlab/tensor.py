@@ -1281,6 +1281,8 @@ def _var_parts(a: Tensor, dim, unbiased, keepdim, correction, op: str):
     centered = a.data - a.data.mean(axis=axes, keepdims=True) if count else a.data
     with np.errstate(invalid="ignore", divide="ignore"):  # dof <= 0 gives inf or NaN, as in PyTorch
         v = (centered * centered).sum(axis=axes, keepdims=keepdim) / a.dtype.type(dof)
+    if count == 0:
+        v = np.full_like(v, np.nan)
     return axes, centered, v, dof
 
 
@@ -1347,9 +1349,10 @@ def _amax(a, dim, keepdim: bool, reduce_) -> Tensor:
     """``amax``/``amin``: the gradient is shared evenly between tied extremes, as in PyTorch."""
     a = as_tensor(a)
     axes = _axes(dim, a.ndim)
-    if a.data.size == 0 and any(a.shape[ax] == 0 for ax in axes) or (a.data.size == 0 and not axes):
+    empty = [ax for ax in axes if a.shape[ax] == 0]
+    if empty:
         name = "amax" if reduce_ is np.max else "amin"
-        raise IndexError(f"{name}(): Expected reduction dim to have non-zero size.")
+        raise IndexError(f"{name}(): Expected reduction dim {empty[0]} to have non-zero size.")
     kept = reduce_(a.data, axis=axes, keepdims=True)
 
     def backward(g):
@@ -1364,7 +1367,7 @@ def _amax(a, dim, keepdim: bool, reduce_) -> Tensor:
 def _argext(a: Tensor, dim, keepdim: bool, arg) -> Tensor:
     if dim is None:
         if a.data.size == 0:
-            raise RuntimeError(f"{arg.__name__}(): Expected reduction dim to be specified for input.numel() == 0.")
+            raise IndexError(f"{arg.__name__}(): Expected reduction dim to be specified for input.numel() == 0.")
         out = np.asarray(arg(a.data), dtype=np.int64)
         return Tensor(out.reshape((1,) * a.ndim) if keepdim else out)
     d = _wrap_dim(dim, a.ndim)

@@ -752,3 +752,51 @@ def test_reductions_of_empty_tensors_match_torch(torch, name):
         out = fn(Tensor(x))
     assert out.shape == tuple(expected.shape)
     np.testing.assert_array_equal(out.data, expected.numpy())
+
+
+# --- sorting, flip, cumsum, masked_fill, new_* ----------------------------------------------------------------------
+@pytest.mark.parametrize("dim", [0, 1, -1])
+@pytest.mark.parametrize("descending", [False, True])
+def test_sort_argsort_topk_match_torch(torch, dim, descending):
+    x = rand(3, 5)
+    for cn_fn, t_fn in [(lambda t: t.sort(dim, descending).values, lambda t: t.sort(dim=dim, descending=descending).values),
+                        (lambda t: t.topk(2, dim, largest=descending)[0], lambda t: t.topk(2, dim, largest=descending)[0]),
+                        (lambda t: t.flip(dim), lambda t: t.flip(dim)),
+                        (lambda t: t.flip((0, 1)), lambda t: t.flip((0, 1))),
+                        (lambda t: t.cumsum(dim), lambda t: t.cumsum(dim))]:
+        torch_parity(torch, cn_fn, t_fn, [x])
+    np.testing.assert_array_equal(Tensor(x).sort(dim, descending).indices.data,
+                                  torch.tensor(x).sort(dim=dim, descending=descending).indices.numpy())
+    np.testing.assert_array_equal(Tensor(x).argsort(dim, descending).data,
+                                  torch.tensor(x).argsort(dim=dim, descending=descending).numpy())
+    np.testing.assert_array_equal(Tensor(x).topk(3, dim).indices.data, torch.tensor(x).topk(3, dim).indices.numpy())
+
+
+def test_sort_keeps_ties_in_order_like_torch_stable_sort(torch):
+    x = np.array([[3.0, 1.0, 3.0, 2.0], [0.0, 5.0, 5.0, 1.0]])
+    for descending in (False, True):
+        np.testing.assert_array_equal(Tensor(x).sort(1, descending).indices.data,
+                                      torch.tensor(x).sort(dim=1, descending=descending, stable=True).indices.numpy())
+    with pytest.raises(RuntimeError, match="selected index k out of range: k=5 for a dimension of size 4"):
+        Tensor(x).topk(5)
+
+
+def test_gradcheck_sort_flip_cumsum_masked_fill():
+    x = rand(3, 4)
+    mask = Tensor(rand(3, 4) > 0)
+    for fn in (lambda t: t.sort(1)[0], lambda t: t.topk(2, 0)[0], lambda t: t.flip(1), lambda t: t.cumsum(-1),
+               lambda t: t.masked_fill(mask, 0.5)):
+        gradcheck(fn, [x])
+
+
+def test_masked_fill_and_new_tensors_match_torch(torch):
+    x = rand(3, 4)
+    mask = x > 0.2
+    torch_parity(torch, lambda t: t.masked_fill(Tensor(mask), -1.0), lambda t: t.masked_fill(torch.tensor(mask), -1.0), [x])
+    t, tt = Tensor(x), torch.tensor(x)
+    for call in (lambda a: a.new_zeros(2, 3), lambda a: a.new_ones((4,)), lambda a: a.new_full((2,), 7.0),
+                 lambda a: a.new_tensor([1, 2]), lambda a: a.new_empty(0, 2)):
+        cn, ref = call(t), call(tt)
+        assert cn.shape == tuple(ref.shape) and str(cn.dtype) == str(ref.dtype).replace("torch.", "")
+        if cn.numel():
+            np.testing.assert_array_equal(cn.data, ref.numpy())

@@ -789,6 +789,60 @@ class Tensor:
         d = _wrap_dim(dim, self.data.ndim)
         return tuple(self[(slice(None),) * d + (i,)] for i in range(self.data.shape[d]))
 
+    def flip(self, *dims):
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        axes = _axes(dims, self.data.ndim) if dims else ()
+        return Tensor.from_op(np.flip(self.data, axes), (self,), lambda g: (np.flip(g, axes),), "flip")
+
+    # --- sorting and running sums ---------------------------------------------
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False):
+        """``(values, indices)`` sorted along ``dim`` (ties keep their order)."""
+        return _sort(self, dim, descending, None)
+
+    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False):
+        return _sort(self, dim, descending, None).indices
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
+        """``(values, indices)`` of the ``k`` largest (or smallest) entries along ``dim``."""
+        n = self.data.shape[_wrap_dim(dim, self.data.ndim)] if self.data.ndim else 1
+        if not 0 <= k <= n:
+            raise RuntimeError(f"selected index k out of range: k={k} for a dimension of size {n}")
+        result = _sort(self, dim, largest, k)
+        return _TopkResult(result.values, result.indices)
+
+    def cumsum(self, dim: int):
+        d = _wrap_dim(dim, self.data.ndim)
+        if self.data.ndim == 0:
+            return self.clone()
+        out = np.cumsum(self.data, axis=d)
+
+        def backward(g):
+            return (np.flip(np.cumsum(np.flip(g, d), axis=d), d),)
+
+        return Tensor.from_op(out, (self,), backward, "cumsum")
+
+    def masked_fill(self, mask, value):
+        """``value`` where ``mask`` is True, else this tensor (the gradient flows where it is kept)."""
+        return where(mask, value, self)
+
+    # --- new tensors like this one ----------------------------------------------
+    def new_zeros(self, *size, dtype=None, requires_grad: bool = False):
+        return Tensor(np.zeros(_size_args(size), dtype=dtype or self.data.dtype), requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, requires_grad: bool = False):
+        return Tensor(np.ones(_size_args(size), dtype=dtype or self.data.dtype), requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, requires_grad: bool = False):
+        return Tensor(np.empty(_size_args(size), dtype=dtype or self.data.dtype), requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, requires_grad: bool = False):
+        return Tensor(np.full(_size_args((size,)), fill_value, dtype=dtype or self.data.dtype),
+                      requires_grad=requires_grad)
+
+    def new_tensor(self, data, dtype=None, requires_grad: bool = False):
+        return Tensor(np.array(_operand(data), dtype=dtype or self.data.dtype), requires_grad=requires_grad)
+
     # --- indexing ----------------------------------------------------------
     def __getitem__(self, index):
         return getitem(self, index)
@@ -951,6 +1005,37 @@ class Tensor:
 
 _MaxResult = namedtuple("max", ["values", "indices"])
 _MinResult = namedtuple("min", ["values", "indices"])
+_SortResult = namedtuple("sort", ["values", "indices"])
+_TopkResult = namedtuple("topk", ["values", "indices"])
+
+
+def _size_args(size) -> tuple:
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    return tuple(operator.index(n) for n in size)
+
+
+def _sort(a: Tensor, dim, descending: bool, k):
+    """Stable sort along ``dim`` (descending keeps ties in order too); the first ``k`` when given."""
+    d = _wrap_dim(dim, a.ndim)
+    if a.ndim == 0:
+        return _SortResult(a.clone(), Tensor(np.zeros((), dtype=np.int64)))
+    x = a.data
+    if descending:  # a stable descending order: sort the reversed axis ascending, then reverse back
+        n = x.shape[d]
+        idx = n - 1 - np.flip(np.argsort(np.flip(x, d), axis=d, kind="stable"), d)
+    else:
+        idx = np.argsort(x, axis=d, kind="stable")
+    if k is not None:
+        idx = np.take(idx, np.arange(k), axis=d)
+    values = np.take_along_axis(x, idx, axis=d)
+
+    def backward(g):
+        out = np.zeros(a.shape, dtype=g.dtype)
+        np.put_along_axis(out, idx, g, axis=d)
+        return (out,)
+
+    return _SortResult(Tensor.from_op(values, (a,), backward, "sort"), Tensor(idx.astype(np.int64)))
 
 
 # --- helpers of the Tensor methods ---------------------------------------------------------

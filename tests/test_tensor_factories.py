@@ -180,7 +180,7 @@ def test_argmax_allclose_equal_functions(torch):
     assert cnnlab.allclose(Tensor(x), Tensor(x + 1e-12)) and cnnlab.equal(Tensor(x), Tensor(x.copy()))
 
 
-# --- dtype names, threads ----------------------------------------------------------------------------------------------
+# --- dtype names, threads -----------------------------------------------------------------------------------------
 def test_dtype_names_are_numpy_dtypes(torch):
     for name in ("float32", "float64", "int64", "int32", "int16", "int8", "uint8", "float", "double", "long",
                  "int", "bool"):

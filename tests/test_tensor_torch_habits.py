@@ -272,7 +272,8 @@ SHAPE_OPS = [
     ("swapaxes", lambda t: t.swapaxes(0, 1), lambda t: t.swapaxes(0, 1)),
     ("mT", lambda t: t.mT, lambda t: t.mT),
     ("t", lambda t: t[0].t(), lambda t: t[0].t()),
-    ("contiguous", lambda t: t.transpose(0, 1).contiguous().view(-1), lambda t: t.transpose(0, 1).contiguous().view(-1)),
+    ("contiguous", lambda t: t.transpose(0, 1).contiguous().view(-1),
+     lambda t: t.transpose(0, 1).contiguous().view(-1)),
     ("clone", lambda t: t.clone() * t, lambda t: t.clone() * t),
     ("expand", lambda t: t[:, :1].expand(2, 5, 4), lambda t: t[:, :1].expand(2, 5, 4)),
     ("expand_minus1", lambda t: t[:, :1].expand(3, -1, -1, 4), lambda t: t[:, :1].expand(3, -1, -1, 4)),
@@ -283,7 +284,8 @@ SHAPE_OPS = [
     ("split_sizes", lambda t: t.split([1, 3], -1)[1], lambda t: t.split([1, 3], -1)[1]),
     ("chunk", lambda t: t.chunk(2, 2)[0], lambda t: t.chunk(2, 2)[0]),
     ("unbind", lambda t: t.unbind(1)[2], lambda t: t.unbind(1)[2]),
-    ("view_as", lambda t: t.view_as(t[0].flatten()[None].expand(2, 12)), lambda t: t.view_as(t[0].flatten()[None].expand(2, 12))),
+    ("view_as", lambda t: t.view_as(t[0].flatten()[None].expand(2, 12)),
+     lambda t: t.view_as(t[0].flatten()[None].expand(2, 12))),
 ]
 
 
@@ -392,7 +394,8 @@ def test_clamp_gradient_at_the_bounds_matches_torch(torch):
 
 def test_where_matches_torch(torch):
     cond = rand(3, 4) > 0
-    torch_parity(torch, lambda a, b: cnnlab.where(Tensor(cond), a, b), lambda a, b: torch.where(torch.tensor(cond), a, b),
+    torch_parity(torch, lambda a, b: cnnlab.where(Tensor(cond), a, b),
+                 lambda a, b: torch.where(torch.tensor(cond), a, b),
                  [rand(3, 4), rand(4)])
     torch_parity(torch, lambda a: a.where(Tensor(cond), 0.0), lambda a: a.where(torch.tensor(cond), 0.0), [rand(3, 4)])
 
@@ -759,8 +762,10 @@ def test_reductions_of_empty_tensors_match_torch(torch, name):
 @pytest.mark.parametrize("descending", [False, True])
 def test_sort_argsort_topk_match_torch(torch, dim, descending):
     x = rand(3, 5)
-    for cn_fn, t_fn in [(lambda t: t.sort(dim, descending).values, lambda t: t.sort(dim=dim, descending=descending).values),
-                        (lambda t: t.topk(2, dim, largest=descending)[0], lambda t: t.topk(2, dim, largest=descending)[0]),
+    for cn_fn, t_fn in [(lambda t: t.sort(dim, descending).values,
+                         lambda t: t.sort(dim=dim, descending=descending).values),
+                        (lambda t: t.topk(2, dim, largest=descending)[0],
+                         lambda t: t.topk(2, dim, largest=descending)[0]),
                         (lambda t: t.flip(dim), lambda t: t.flip(dim)),
                         (lambda t: t.flip((0, 1)), lambda t: t.flip((0, 1))),
                         (lambda t: t.cumsum(dim), lambda t: t.cumsum(dim))]:
@@ -792,7 +797,8 @@ def test_gradcheck_sort_flip_cumsum_masked_fill():
 def test_masked_fill_and_new_tensors_match_torch(torch):
     x = rand(3, 4)
     mask = x > 0.2
-    torch_parity(torch, lambda t: t.masked_fill(Tensor(mask), -1.0), lambda t: t.masked_fill(torch.tensor(mask), -1.0), [x])
+    torch_parity(torch, lambda t: t.masked_fill(Tensor(mask), -1.0),
+                 lambda t: t.masked_fill(torch.tensor(mask), -1.0), [x])
     t, tt = Tensor(x), torch.tensor(x)
     for call in (lambda a: a.new_zeros(2, 3), lambda a: a.new_ones((4,)), lambda a: a.new_full((2,), 7.0),
                  lambda a: a.new_tensor([1, 2]), lambda a: a.new_empty(0, 2)):
@@ -800,3 +806,19 @@ def test_masked_fill_and_new_tensors_match_torch(torch):
         assert cn.shape == tuple(ref.shape) and str(cn.dtype) == str(ref.dtype).replace("torch.", "")
         if cn.numel():
             np.testing.assert_array_equal(cn.data, ref.numpy())
+
+
+def test_found_by_the_property_tests(torch):
+    """Softmax of a 0-d tensor; a norm of tiny values (x*x underflowed to 0); transpose of a 0-d tensor."""
+    for fn in (lambda t: t.softmax(0), lambda t: t.log_softmax(-1), lambda t: t.transpose(0, -1)):
+        torch_parity(torch, fn, fn, [np.array(0.7)])
+    torch_parity(torch, lambda t: t.norm(), lambda t: t.norm(), [np.array([1.0266e-217])], rtol=1e-12, atol=0)
+    import math
+    for x in (np.array([1e-217, -3e-220]), np.array([1e200, 3e200])):  # PyTorch gives 0 and inf here
+        t = Tensor(x, requires_grad=True)
+        out = t.norm()
+        np.testing.assert_allclose(out.item(), math.hypot(*x), rtol=1e-14)
+        out.backward()
+        np.testing.assert_allclose(t.grad, x / math.hypot(*x), rtol=1e-14)
+        s = np.abs(x).max()
+        np.testing.assert_allclose(Tensor(x).norm(3).item(), s * np.sum(np.abs(x / s) ** 3) ** (1 / 3), rtol=1e-14)

@@ -305,7 +305,8 @@ class Tensor:
 
     def __bool__(self) -> bool:
         if self.data.size != 1:
-            raise RuntimeError(f"Boolean value of Tensor with {'no values' if self.data.size == 0 else 'more than one value'} is ambiguous")
+            what = "no values" if self.data.size == 0 else "more than one value"
+            raise RuntimeError(f"Boolean value of Tensor with {what} is ambiguous")
         return bool(self.data)
 
     def __float__(self) -> float:
@@ -520,12 +521,14 @@ class Tensor:
     def softmax(self, dim, dtype=None):
         from .functional.activation import softmax
         x = self if dtype is None else self.to(dtype)
-        return softmax(x, _wrap_dim(dim, self.data.ndim) if self.data.ndim else dim)
+        d = _wrap_dim(dim, x.ndim)
+        return softmax(x, d) if x.ndim else softmax(x.reshape(1), 0).reshape(())
 
     def log_softmax(self, dim, dtype=None):
         from .functional.activation import log_softmax
         x = self if dtype is None else self.to(dtype)
-        return log_softmax(x, _wrap_dim(dim, self.data.ndim) if self.data.ndim else dim)
+        d = _wrap_dim(dim, x.ndim)
+        return log_softmax(x, d) if x.ndim else log_softmax(x.reshape(1), 0).reshape(())
 
     def where(self, condition, other):
         return where(condition, self, other)
@@ -698,6 +701,8 @@ class Tensor:
         nd = self.data.ndim
         if len(dims) == 2 and not isinstance(dims[0], (tuple, list)):
             d0, d1 = _wrap_dim(dims[0], nd), _wrap_dim(dims[1], nd)
+            if nd == 0:
+                return transpose(self, ())
             axes = list(range(nd))
             axes[d0], axes[d1] = d1, d0
             return transpose(self, tuple(axes))
@@ -1497,19 +1502,22 @@ def norm(a, p="fro", dim=None, keepdim=False) -> Tensor:
         raise ValueError(f"norm: `p` must be positive, 'fro' or inf, got {p}")
     axes = _axes(dim, a.ndim)
     x = a.data
-    if p == 2:
-        out = np.sqrt((x * x).sum(axis=axes, keepdims=True))
-    elif p == 1:
+    if p == 1:
         out = np.abs(x).sum(axis=axes, keepdims=True)
-    else:
-        out = (np.abs(x) ** p).sum(axis=axes, keepdims=True) ** (1.0 / p)
+    else:  # scaled by the largest magnitude, so tiny and huge values neither underflow nor overflow
+        scale = np.abs(x).max(axis=axes, keepdims=True) if x.size else np.zeros_like(x.sum(axis=axes, keepdims=True))
+        scale = np.where(scale == 0, 1, scale).astype(x.dtype)
+        r = np.abs(x / scale)
+        out = scale * (np.sqrt((r * r).sum(axis=axes, keepdims=True)) if p == 2 else
+                       (r ** p).sum(axis=axes, keepdims=True) ** (1.0 / p))
 
     def backward(g):
         g = _expand(g, axes, keepdim)
         if p == 1:
             return (g * np.sign(x),)
         with np.errstate(invalid="ignore", divide="ignore"):
-            local = x * np.abs(x) ** (p - 2) / out ** (p - 1) if p != 2 else x / out
+            ratio = x / out   # d|x|_p / dx = (x / |x|_p) * |x / |x|_p|^(p-2)
+            local = ratio if p == 2 else ratio * np.abs(ratio) ** (p - 2)
         return (g * np.where(out == 0, 0, local),)
 
     kept = out if keepdim else out.reshape([n for i, n in enumerate(out.shape) if i not in axes])

@@ -1,6 +1,8 @@
 """Property tests (Hypothesis): over random shapes and dims -- out-of-range ones included -- every
 reduction and shape method agrees with PyTorch in value, gradient and dtype, or both raise the same
 IndexError."""
+import os
+
 import numpy as np
 import pytest
 
@@ -10,7 +12,8 @@ from hypothesis.extra import numpy as hnp  # noqa: E402
 
 from cnnlab import Tensor  # noqa: E402
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# CNNLAB_FUZZ_EXAMPLES=2000 for a longer search
+SETTINGS = settings(max_examples=int(os.environ.get("CNNLAB_FUZZ_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 REDUCTIONS = {
     "sum": lambda t, d, k: t.sum(d, keepdim=k),
@@ -132,3 +135,21 @@ def test_view_and_permute_agree_with_torch(torch, x, data):
     _same(torch, lambda t: t.permute(*perm).reshape(shape), lambda t: t.permute(*perm).reshape(shape), x)
     _same(torch, lambda t: t.view(tuple(shape)).unsqueeze(0).squeeze(0),
           lambda t: t.view(tuple(shape)).unsqueeze(0).squeeze(0), x)
+
+
+def _positive_steps(index) -> bool:
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(not isinstance(p, slice) or p.step is None or p.step > 0 for p in parts)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_basic_indexing_agrees_with_torch(torch, data):
+    x = data.draw(hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=5),
+                             elements=st.floats(-5, 5, allow_nan=False, width=64)))
+    index = data.draw(hnp.basic_indices(x.shape, allow_newaxis=True, allow_ellipsis=True))
+    hypothesis.assume(_positive_steps(index))  # PyTorch has no negative steps
+    _same(torch, lambda t: t[index], lambda t: t[index], x)
+    int_index = data.draw(hnp.arrays(np.int64, st.integers(1, 6), elements=st.integers(-x.shape[0], x.shape[0] - 1)))
+    _same(torch, lambda t: t[Tensor(int_index)] if isinstance(t, Tensor) else t[torch.tensor(int_index)],
+          lambda t: t[torch.tensor(int_index)], x)

@@ -65,8 +65,9 @@ def _same(torch, cn_fn, t_fn, x: np.ndarray):
         np.testing.assert_allclose(cn_in.grad, t_in.grad.numpy(), rtol=1e-8, atol=1e-10, equal_nan=True)
 
 
-arrays = hnp.arrays(np.float64, hnp.array_shapes(min_dims=0, max_dims=4, min_side=1, max_side=4),
-                    elements=st.floats(-10, 10, allow_nan=False, width=64))
+# magnitudes below 1e-100 are left out: PyTorch's norm underflows there (x*x == 0) where cnnlab's is exact
+values = st.floats(-10, 10, allow_nan=False, width=64).filter(lambda v: v == 0 or abs(v) > 1e-100)
+arrays = hnp.arrays(np.float64, hnp.array_shapes(min_dims=0, max_dims=4, min_side=1, max_side=4), elements=values)
 
 
 @SETTINGS

@@ -1,11 +1,9 @@
 """Flatten, dense (linear) layers, dropout and batch normalisation."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from ..tensor import Tensor, as_tensor
+from ..tensor import Tensor, as_tensor, flatten_shape
 from ._layout import to_chwn, to_nchw
 
 
@@ -14,13 +12,13 @@ def flatten(input, start_dim: int = 1, end_dim: int = -1) -> Tensor:
 
     Shape: ``(N, C, H, W) -> (N, C*H*W)`` with the defaults; generally dims
     ``start_dim..end_dim`` are merged into one.
+
+    Raises:
+        IndexError: ``start_dim`` or ``end_dim`` out of range (PyTorch's message).
+        ValueError: ``start_dim`` after ``end_dim``.
     """
     x = as_tensor(input)
-    nd = x.ndim
-    s, e = start_dim % nd if nd else 0, end_dim % nd if nd else 0
-    if s > e:
-        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for a {nd}-D input")
-    shape = x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:]
+    shape = flatten_shape(x.shape, start_dim, end_dim)  # IndexError for a dim out of range, as PyTorch
     return x.reshape(shape)
 
 

@@ -150,9 +150,8 @@ class Flatten(Module):
         return F.flatten(x, self.start_dim, self.end_dim)
 
     def output_shape(self, input_shape):
-        shape = tuple(input_shape)
-        s, e = self.start_dim % len(shape), self.end_dim % len(shape)
-        return shape[:s] + (int(np.prod(shape[s:e + 1])),) + shape[e + 1:]
+        from ..tensor import flatten_shape  # IndexError for a dim out of range, as PyTorch
+        return flatten_shape(tuple(input_shape), self.start_dim, self.end_dim)
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

@@ -9,6 +9,7 @@ from .pool import (max_pool2d, min_pool2d, avg_pool2d, adaptive_avg_pool2d, adap
                    global_avg_pool2d, global_max_pool2d, fractional_max_pool2d)
 from .activation import (relu, leaky_relu, sigmoid, tanh, softmax, log_softmax, gelu, glu, identity)
 from .loss import cross_entropy, nll_loss, binary_cross_entropy_with_logits, mse_loss
+from .loss import binary_cross_entropy, l1_loss, smooth_l1_loss, huber_loss
 from .basic import flatten, linear, dropout, batch_norm
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "global_avg_pool2d", "global_max_pool2d", "fractional_max_pool2d",
     "relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "gelu", "glu", "identity",
     "cross_entropy", "nll_loss", "binary_cross_entropy_with_logits", "mse_loss",
+    "binary_cross_entropy", "l1_loss", "smooth_l1_loss", "huber_loss",
     "flatten", "linear", "dropout", "batch_norm",
 ]

@@ -4,8 +4,12 @@ from .layers import (Conv2d, Linear, Dense, Flatten, MaxPool2d, MinPool2d, AvgPo
                      AdaptiveMaxPool2d, GlobalAvgPool2d, GlobalMaxPool2d, FractionalMaxPool2d, ReLU,
                      LeakyReLU, Sigmoid, Tanh, Softmax, LogSoftmax, GELU, GLU, Identity, Dropout,
                      BatchNorm2d)
+from .loss import (CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, SmoothL1Loss, HuberLoss, BCELoss,
+                   BCEWithLogitsLoss)
 
 __all__ = ["Module", "Parameter", "Sequential", "Conv2d", "Linear", "Dense", "Flatten", "MaxPool2d",
            "MinPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "GlobalAvgPool2d",
            "GlobalMaxPool2d", "FractionalMaxPool2d", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax",
            "LogSoftmax", "GELU", "GLU", "Identity", "Dropout", "BatchNorm2d"]
+__all__ += ["CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss",
+            "BCEWithLogitsLoss"]

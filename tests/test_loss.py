@@ -166,7 +166,8 @@ def test_losses_match_torch(torch):
             y = RNG.uniform(0, 1, size=(N, C))
             pw = RNG.uniform(0.2, 5, size=C)
             for weight in (None, pw):
-                torch_parity(torch, lambda a: F.binary_cross_entropy_with_logits(a, y, reduction=reduction, pos_weight=weight),
+                torch_parity(torch, lambda a: F.binary_cross_entropy_with_logits(a, y, reduction=reduction,
+                                                                                 pos_weight=weight),
                              lambda a: tF.binary_cross_entropy_with_logits(
                                  a, torch.from_numpy(y), reduction=reduction,
                                  pos_weight=None if weight is None else torch.from_numpy(weight)),

@@ -54,7 +54,6 @@ def compare_schedules(torch, make_ours, make_theirs, steps=30, lr=0.1, opt_name=
     return np.array(seen)
 
 
-S = "torch.optim.lr_scheduler"
 CASES = {
     "StepLR(3, 0.5)": (lambda o: optim.StepLR(o, 3, 0.5), lambda t, o: t.optim.lr_scheduler.StepLR(o, 3, 0.5)),
     "StepLR(1)": (lambda o: optim.StepLR(o, step_size=1), lambda t, o: t.optim.lr_scheduler.StepLR(o, 1)),
@@ -71,14 +70,16 @@ CASES = {
     "CosineAnnealingLR(30)": (lambda o: optim.CosineAnnealingLR(o, T_max=30),
                               lambda t, o: t.optim.lr_scheduler.CosineAnnealingLR(o, 30)),
     "ConstantLR": (lambda o: optim.ConstantLR(o), lambda t, o: t.optim.lr_scheduler.ConstantLR(o)),
-    "ConstantLR(0.5, 3)": (lambda o: optim.ConstantLR(o, 0.5, 3), lambda t, o: t.optim.lr_scheduler.ConstantLR(o, 0.5, 3)),
+    "ConstantLR(0.5, 3)": (lambda o: optim.ConstantLR(o, 0.5, 3),
+                           lambda t, o: t.optim.lr_scheduler.ConstantLR(o, 0.5, 3)),
     "LinearLR": (lambda o: optim.LinearLR(o), lambda t, o: t.optim.lr_scheduler.LinearLR(o)),
     "LinearLR(1, 0.1, 10)": (lambda o: optim.LinearLR(o, 1.0, 0.1, 10),
                              lambda t, o: t.optim.lr_scheduler.LinearLR(o, 1.0, 0.1, 10)),
     "LambdaLR": (lambda o: optim.LambdaLR(o, lambda e: 0.95 ** e),
                  lambda t, o: t.optim.lr_scheduler.LambdaLR(o, lambda e: 0.95 ** e)),
-    "LambdaLR per group": (lambda o: optim.LambdaLR(o, [lambda e: 1 / (e + 1), lambda e: e // 5 + 1]),
-                           lambda t, o: t.optim.lr_scheduler.LambdaLR(o, [lambda e: 1 / (e + 1), lambda e: e // 5 + 1])),
+    "LambdaLR per group": (
+        lambda o: optim.LambdaLR(o, [lambda e: 1 / (e + 1), lambda e: e // 5 + 1]),
+        lambda t, o: t.optim.lr_scheduler.LambdaLR(o, [lambda e: 1 / (e + 1), lambda e: e // 5 + 1])),
     "MultiplicativeLR": (lambda o: optim.MultiplicativeLR(o, lambda e: 0.9 if e % 2 else 1.05),
                          lambda t, o: t.optim.lr_scheduler.MultiplicativeLR(o, lambda e: 0.9 if e % 2 else 1.05)),
 }

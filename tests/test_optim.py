@@ -403,7 +403,8 @@ def test_load_state_dict_errors():
     (lambda p: optim.Adam(p, betas=(0.9,)), r"betas must be a pair \(beta1, beta2\), got \(0.9,\)"),
     (lambda p: optim.Adam(p, eps=-1e-8), r"Invalid epsilon value: -1e-08"),
     (lambda p: optim.AdamW(p, weight_decay=-0.01), r"Invalid weight_decay value: -0.01"),
-    (lambda p: optim.RMSprop(p, alpha=1.5), r"Invalid alpha value: 1.5 \(alpha must be a finite number >= 0 and <= 1\)"),
+    (lambda p: optim.RMSprop(p, alpha=1.5),
+     r"Invalid alpha value: 1.5 \(alpha must be a finite number >= 0 and <= 1\)"),
     (lambda p: optim.RMSprop(p, momentum=-1), r"Invalid momentum value: -1"),
     (lambda p: optim.Adagrad(p, lr_decay=-1), r"Invalid lr_decay value: -1"),
     (lambda p: optim.Adagrad(p, initial_accumulator_value=-1), r"Invalid initial_accumulator_value value: -1"),
@@ -468,7 +469,8 @@ def test_clip_grad_norm_non_finite():
         p.grad = np.ones(p.shape)
     ps[0].grad[0, 0] = np.nan
     assert math.isnan(optim.clip_grad_norm_(ps, 1.0))
-    with pytest.raises(RuntimeError, match=r"The total norm of order 2.0 for gradients from `parameters` is non-finite"):
+    with pytest.raises(RuntimeError, match=r"The total norm of order 2.0 for gradients from `parameters` is "
+                                           r"non-finite"):
         optim.clip_grad_norm_(ps, 1.0, error_if_nonfinite=True)
 
 

@@ -160,9 +160,16 @@ def _label_weights(w, labels, keep, dtype):
     return wt
 
 
-def _expand(a: np.ndarray) -> np.ndarray:
+def _expand(a):
     """``(N, d1, ...)`` -> ``(N, 1, d1, ...)``: broadcast a per-target value over the class axis."""
-    return np.expand_dims(a, 1)
+    return a[:, None] if isinstance(a, np.ndarray) and a.ndim else a
+
+
+def _target_index(lab: np.ndarray) -> tuple:
+    """The index of every target's score in an ``(N, C, d1, ...)`` array: ``scores[index]`` has ``lab``'s shape."""
+    k = lab.ndim
+    grids = [np.arange(n).reshape((n,) + (1,) * (k - 1 - i)) for i, n in enumerate(lab.shape)]
+    return (grids[0], lab, *grids[1:])
 
 
 def _class_shape(w: np.ndarray, ndim: int) -> np.ndarray:
@@ -209,8 +216,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     d, lab, keep = _batched(x, labels, keep)
     eps = float(label_smoothing)
     logp = _log_softmax(d)
-    idx = _expand(lab)
-    picked = np.take_along_axis(logp, idx, axis=1)[:, 0]
+    sel = _target_index(lab)
+    picked = logp[sel]
     wt = _label_weights(w, lab, keep, x.dtype)
     losses = -picked if wt is None else -(wt * picked)
     if eps:
@@ -223,22 +230,19 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     denominator = losses.size if wt is None else wt.sum()
     out, scale = _reduce(losses if x.ndim > 1 else losses.reshape(()), reduction, denominator)
 
-    def per_target(v):
-        return _expand(np.broadcast_to(np.asarray(v, dtype=d.dtype), lab.shape))
-
     def backward(g):
         # d loss_i / d x_ic = (a_i + s_i W) p_ic - a_i [c = y_i] - s_i w_c, with a_i = (1 - eps) w[y_i],
         # s_i = eps / C (0 where ignored) and W = sum_c w_c; a_i + s_i W = 1 without weights or ignored targets
         grad = np.exp(logp)
-        nll_coef = per_target((1 - eps) if wt is None else (1 - eps) * wt)
-        smooth_coef = per_target(eps / n_classes if keep is None else eps / n_classes * keep)
+        nll_coef = (1 - eps) if wt is None else (1 - eps) * wt
+        smooth_coef = eps / n_classes if keep is None else (eps / n_classes) * keep.astype(d.dtype)
         if wt is not None:
-            grad *= nll_coef + smooth_coef * (n_classes if w is None else w.sum())
-        np.put_along_axis(grad, idx, np.take_along_axis(grad, idx, axis=1) - nll_coef, axis=1)
+            grad *= _expand(nll_coef + smooth_coef * (n_classes if w is None else w.sum()))
+        grad[sel] -= nll_coef
         if eps:
-            grad -= smooth_coef if w is None else smooth_coef * _class_shape(w, d.ndim)
+            grad -= _expand(smooth_coef) if w is None else _expand(smooth_coef) * _class_shape(w, d.ndim)
         g = _scaled(g, scale, reduction)
-        grad *= per_target(g.reshape(lab.shape)) if reduction == "none" else g
+        grad *= _expand(np.asarray(g, dtype=d.dtype).reshape(lab.shape)) if reduction == "none" else g
         return (grad if x.ndim > 1 else grad[0],)
 
     return Tensor.from_op(out, (x,), backward, op)
@@ -288,8 +292,8 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
     w = _class_weight(weight, n_classes, op, x.dtype)
     labels, keep = _class_targets(x, _array(target), ignore_index, op)
     d, lab, keep = _batched(x, labels, keep)
-    idx = _expand(lab)
-    picked = np.take_along_axis(d, idx, axis=1)[:, 0]
+    sel = _target_index(lab)
+    picked = d[sel]
     wt = _label_weights(w, lab, keep, x.dtype)
     losses = (-picked if wt is None else -(wt * picked)).astype(x.dtype, copy=False)
     out, scale = _reduce(losses if x.ndim > 1 else losses.reshape(()), reduction, losses.size if wt is None
@@ -301,7 +305,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
         if wt is not None:
             per_target = per_target * wt
         grad = np.zeros_like(d)
-        np.put_along_axis(grad, idx, _expand(per_target), axis=1)
+        grad[sel] = per_target
         return (grad if x.ndim > 1 else grad[0],)
 
     return Tensor.from_op(out, (x,), backward, op)

@@ -38,16 +38,20 @@ class Adam(Optimizer):
         m, v = state["exp_avg"], state["exp_avg_sq"]
         _lerp_(m, grad, 1 - beta1)
         v *= beta2
-        v += (1 - beta2) * grad * grad
+        sq = grad * (1 - beta2)
+        sq *= grad
+        v += sq
         step_size = lr / (1 - beta1 ** t)
         bias_correction2_sqrt = (1 - beta2 ** t) ** 0.5
         if group["amsgrad"]:
             np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
             v = state["max_exp_avg_sq"]
-        denom = np.sqrt(v) / bias_correction2_sqrt
+        denom = np.sqrt(v, out=sq)
+        denom /= bias_correction2_sqrt
         denom += eps
-        p.data -= step_size * (m / denom)
-
+        np.divide(m, denom, out=denom)
+        denom *= step_size
+        p.data -= denom
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter): ``p *= 1 - lr * weight_decay`` before

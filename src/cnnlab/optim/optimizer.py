@@ -346,10 +346,13 @@ class Optimizer:
 
 def _lerp_(a: np.ndarray, b: np.ndarray, weight: float) -> None:
     """``a += weight * (b - a)`` in place, rounded as ``torch.lerp_`` rounds."""
+    diff = np.subtract(b, a)
     if weight < 0.5:
-        a += weight * (b - a)
+        diff *= weight
+        a += diff
     else:
-        np.subtract(b, (b - a) * (1 - weight), out=a)
+        diff *= 1 - weight
+        np.subtract(b, diff, out=a)
 
 
 def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,

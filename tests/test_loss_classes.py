@@ -294,3 +294,10 @@ def test_random_class_losses_match_torch(n, c, spatial, weighted, ignore, eps, r
         a.backward(g)
         b.backward(torch.from_numpy(g))
         np.testing.assert_allclose(xa.grad, xb.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_numpy_scalars_are_accepted_as_arguments():
+    x, t, w = _case((3, 4))
+    want = F.cross_entropy(x, t, ignore_index=1, label_smoothing=0.1).data
+    got = F.cross_entropy(x, t, ignore_index=np.int64(1), label_smoothing=np.float32(0.1)).data
+    np.testing.assert_allclose(got, want, rtol=1e-6)

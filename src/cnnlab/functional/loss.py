@@ -40,6 +40,10 @@ def _reduction(op: str, size_average, reduce, reduction) -> str:
     return reduction
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
 def _float_input(input, op: str) -> Tensor:
     x = as_tensor(input)
     if x.dtype.kind != "f":
@@ -126,7 +130,7 @@ def _class_targets(x: Tensor, t: np.ndarray, ignore_index: int, op: str):
     if t.shape != want:
         raise ValueError(f"{op}: expected target of shape {want} for input of shape {tuple(x.shape)}, got target "
                          f"of shape {tuple(t.shape)}")
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, (int, np.integer)):
         raise TypeError(f"{op}: ignore_index must be an integer, got {ignore_index!r}")
     n_classes = x.shape[1 if x.ndim > 1 else 0]
     ignored = t == ignore_index
@@ -204,8 +208,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     op = "cross_entropy"
     x = _float_input(input, op)
     reduction = _reduction(op, size_average, reduce, reduction)
-    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
-            or not 0.0 <= label_smoothing <= 1.0:
+    if not _is_number(label_smoothing) or not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
     n_classes = _n_classes(x, op)
     w = _class_weight(weight, n_classes, op, x.dtype)
@@ -442,7 +445,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str
     """
     op = "smooth_l1_loss"
     reduction = _reduction(op, size_average, reduce, reduction)
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta >= 0:
+    if not _is_number(beta) or not beta >= 0:
         raise ValueError(f"{op}: beta must be a number >= 0, got {beta!r}")
     if beta == 0:
         return _pointwise(op, input, target, reduction, np.abs, np.sign)
@@ -459,7 +462,7 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weigh
     """
     op = "huber_loss"
     reduction = _reduction(op, None, None, reduction)
-    if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not delta > 0:
+    if not _is_number(delta) or not delta > 0:
         raise ValueError(f"{op}: delta must be a number > 0, got {delta!r}")
     return _pointwise(op, input, target, reduction,
                       lambda d: np.where(np.abs(d) < delta, 0.5 * d * d, delta * (np.abs(d) - 0.5 * delta)),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from ..functional.loss import REDUCTIONS, _reduction
+from ..functional.loss import REDUCTIONS, _is_number, _reduction
 from ..tensor import Tensor
 from .module import Module
 
@@ -48,7 +48,7 @@ class _ClassLoss(_Loss):
         w = _buffer(weight, "weight", name)
         if w is not None and w.ndim != 1:
             raise ValueError(f"{name}: weight must hold one value per class, shape (C,), got shape {w.shape}")
-        if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+        if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, (int, np.integer)):
             raise TypeError(f"{name}: ignore_index must be an integer, got {ignore_index!r}")
         self.register_buffer("weight", w)
         self.ignore_index = int(ignore_index)
@@ -74,8 +74,7 @@ class CrossEntropyLoss(_ClassLoss):
     def __init__(self, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
                  reduction: str = "mean", label_smoothing: float = 0.0):
         super().__init__(weight, size_average, ignore_index, reduce, reduction)
-        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
-                or not 0.0 <= label_smoothing <= 1.0:
+        if not _is_number(label_smoothing) or not 0.0 <= label_smoothing <= 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
         self.label_smoothing = float(label_smoothing)
 
@@ -125,7 +124,7 @@ class SmoothL1Loss(_Loss):
 
     def __init__(self, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0):
         super().__init__(size_average, reduce, reduction)
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta >= 0:
+        if not _is_number(beta) or not beta >= 0:
             raise ValueError(f"SmoothL1Loss: beta must be a number >= 0, got {beta!r}")
         self.beta = float(beta)
 
@@ -141,7 +140,7 @@ class HuberLoss(_Loss):
 
     def __init__(self, reduction: str = "mean", delta: float = 1.0):
         super().__init__(reduction=reduction)
-        if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not delta > 0:
+        if not _is_number(delta) or not delta > 0:
             raise ValueError(f"HuberLoss: delta must be a number > 0, got {delta!r}")
         self.delta = float(delta)
 

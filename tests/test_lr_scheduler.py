@@ -82,6 +82,25 @@ CASES = {
         lambda t, o: t.optim.lr_scheduler.LambdaLR(o, [lambda e: 1 / (e + 1), lambda e: e // 5 + 1])),
     "MultiplicativeLR": (lambda o: optim.MultiplicativeLR(o, lambda e: 0.9 if e % 2 else 1.05),
                          lambda t, o: t.optim.lr_scheduler.MultiplicativeLR(o, lambda e: 0.9 if e % 2 else 1.05)),
+    "PolynomialLR": (lambda o: optim.PolynomialLR(o), lambda t, o: t.optim.lr_scheduler.PolynomialLR(o)),
+    "PolynomialLR(12, 2)": (lambda o: optim.PolynomialLR(o, total_iters=12, power=2.0),
+                            lambda t, o: t.optim.lr_scheduler.PolynomialLR(o, total_iters=12, power=2.0)),
+    "SequentialLR warm-up then cosine": (
+        lambda o: optim.SequentialLR(o, [optim.LinearLR(o, 0.1, total_iters=5), optim.CosineAnnealingLR(o, 20)],
+                                     milestones=[5]),
+        lambda t, o: t.optim.lr_scheduler.SequentialLR(
+            o, [t.optim.lr_scheduler.LinearLR(o, 0.1, total_iters=5), t.optim.lr_scheduler.CosineAnnealingLR(o, 20)],
+            milestones=[5])),
+    "SequentialLR three": (
+        lambda o: optim.SequentialLR(o, [optim.ConstantLR(o, 0.5, 3), optim.ExponentialLR(o, 0.9),
+                                         optim.StepLR(o, 4, 0.5)], milestones=[3, 10]),
+        lambda t, o: t.optim.lr_scheduler.SequentialLR(
+            o, [t.optim.lr_scheduler.ConstantLR(o, 0.5, 3), t.optim.lr_scheduler.ExponentialLR(o, 0.9),
+                t.optim.lr_scheduler.StepLR(o, 4, 0.5)], milestones=[3, 10])),
+    "ChainedScheduler": (
+        lambda o: optim.ChainedScheduler([optim.ConstantLR(o, 0.1, 4), optim.ExponentialLR(o, 0.9)]),
+        lambda t, o: t.optim.lr_scheduler.ChainedScheduler([t.optim.lr_scheduler.ConstantLR(o, 0.1, 4),
+                                                            t.optim.lr_scheduler.ExponentialLR(o, 0.9)])),
 }
 
 
@@ -215,6 +234,9 @@ STATEFUL = {
     "linear": lambda o: optim.LinearLR(o, 0.2, 1.0, 8),
     "lambda": lambda o: optim.LambdaLR(o, lambda e: 1 / (1 + e)),
     "plateau": lambda o: optim.ReduceLROnPlateau(o, patience=1, cooldown=1),
+    "sequential": lambda o: optim.SequentialLR(o, [optim.LinearLR(o, 0.1, total_iters=4),
+                                                   optim.CosineAnnealingLR(o, 10)], [4]),
+    "chained": lambda o: optim.ChainedScheduler([optim.StepLR(o, 3), optim.ExponentialLR(o, 0.95)]),
 }
 
 
@@ -295,6 +317,21 @@ def test_scheduler_state_errors():
 def test_scheduler_errors(make, message):
     with pytest.raises(ValueError, match=message):
         make(optim.SGD(_params(), lr=0.1, momentum=0.9))
+
+
+def test_composite_scheduler_errors():
+    opt, other = optim.SGD(_params(), lr=0.1), optim.SGD(_params(), lr=0.1)
+    with pytest.raises(ValueError, match=r"Sequential Schedulers expects number of schedulers provided to be one more "
+                                         r"than the number of milestone points, but got number of schedulers 2 and "
+                                         r"the number of milestones to be equal to 2"):
+        optim.SequentialLR(opt, [optim.StepLR(opt, 2), optim.StepLR(opt, 3)], [2, 4])
+    with pytest.raises(ValueError, match=r"SequentialLR does not support `ReduceLROnPlateau`"):
+        optim.SequentialLR(opt, [optim.StepLR(opt, 2), optim.ReduceLROnPlateau(opt)], [2])
+    with pytest.raises(ValueError, match=r"ChainedScheduler expects all schedulers to belong to the same optimizer, but "
+                                         r"got scheduler StepLR at index 1 with another optimizer"):
+        optim.ChainedScheduler([optim.StepLR(opt, 2), optim.StepLR(other, 2)])
+    with pytest.raises(ValueError, match=r"ChainedScheduler expects at least one scheduler"):
+        optim.ChainedScheduler([])
 
 
 def test_scheduler_needs_an_optimizer():

@@ -6,8 +6,10 @@ from .rmsprop import RMSprop
 from .adagrad import Adagrad
 from . import lr_scheduler
 from .lr_scheduler import (LRScheduler, LambdaLR, MultiplicativeLR, StepLR, MultiStepLR, ConstantLR, LinearLR,
-                           ExponentialLR, CosineAnnealingLR, OneCycleLR, ReduceLROnPlateau)
+                           ExponentialLR, PolynomialLR, CosineAnnealingLR, OneCycleLR, SequentialLR,
+                           ChainedScheduler, ReduceLROnPlateau)
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "clip_grad_norm_", "lr_scheduler",
            "LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
-           "ExponentialLR", "CosineAnnealingLR", "OneCycleLR", "ReduceLROnPlateau"]
+           "ExponentialLR", "PolynomialLR", "CosineAnnealingLR", "OneCycleLR", "SequentialLR", "ChainedScheduler",
+           "ReduceLROnPlateau"]

@@ -51,6 +51,9 @@ class LRScheduler:
                                    f"scheduler with last_epoch={last_epoch} (load the optimizer's state first)")
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
+        self._initial_step()
+
+    def _initial_step(self) -> None:
         self._step_count = 0
         self._is_initial = True
         try:
@@ -67,11 +70,15 @@ class LRScheduler:
 
     def step(self, epoch=None) -> None:
         self._step_count += 1
+        if epoch is not None:
+            warnings.warn(_EPOCH_DEPRECATION, UserWarning, stacklevel=2)
+        self._update_lr(epoch)
+
+    def _update_lr(self, epoch=None) -> None:
         if epoch is None:
             self.last_epoch += 1
             values = self.get_lr()
         else:
-            warnings.warn(_EPOCH_DEPRECATION, UserWarning, stacklevel=2)
             self.last_epoch = int(epoch)
             values = self._get_closed_form_lr() if hasattr(self, "_get_closed_form_lr") else self.get_lr()
         for group, lr in zip(self.optimizer.param_groups, values):
@@ -264,6 +271,27 @@ class ExponentialLR(LRScheduler):
         return [base_lr * self.gamma ** self.last_epoch for base_lr in self.base_lrs]
 
 
+class PolynomialLR(LRScheduler):
+    """``initial_lr * (1 - epoch / total_iters) ** power`` until ``total_iters``, then that (0)."""
+
+    def __init__(self, optimizer, total_iters: int = 5, power: float = 1.0, last_epoch: int = -1):
+        if isinstance(total_iters, bool) or not isinstance(total_iters, int) or total_iters < 1:
+            raise ValueError(f"total_iters must be an integer >= 1, got {total_iters!r}")
+        self.total_iters, self.power = total_iters, power
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        if self._is_initial or self.last_epoch > self.total_iters:
+            return _group_lrs(self.optimizer)
+        decay = ((1.0 - self.last_epoch / self.total_iters)
+                 / (1.0 - (self.last_epoch - 1) / self.total_iters)) ** self.power
+        return [lr * decay for lr in _group_lrs(self.optimizer)]
+
+    def _get_closed_form_lr(self):
+        return [base_lr * (1.0 - min(self.total_iters, self.last_epoch) / self.total_iters) ** self.power
+                for base_lr in self.base_lrs]
+
+
 class CosineAnnealingLR(LRScheduler):
     """``eta_min + (initial_lr - eta_min) (1 + cos(pi epoch / T_max)) / 2`` (PyTorch's recursive form)."""
 
@@ -381,6 +409,104 @@ class OneCycleLR(LRScheduler):
                     break
                 start_step = end_step
         return lrs
+
+
+def _check_schedulers(cls: str, optimizer, schedulers) -> list:
+    schedulers = list(schedulers)
+    if not schedulers:
+        raise ValueError(f"{cls} expects at least one scheduler, but got no scheduler.")
+    for i, scheduler in enumerate(schedulers):
+        if isinstance(scheduler, ReduceLROnPlateau):
+            raise ValueError(f"{cls} does not support `ReduceLROnPlateau` scheduler as it requires additional kwargs "
+                             f"to be specified when calling `step`, but got one at index {i} in the given schedulers "
+                             "sequence.")
+        if not isinstance(scheduler, LRScheduler):
+            raise TypeError(f"{cls}: schedulers[{i}] must be a learning-rate scheduler, got "
+                            f"{type(scheduler).__name__}")
+        if scheduler.optimizer is not optimizer:
+            raise ValueError(f"{cls} expects all schedulers to belong to the same optimizer, but got scheduler "
+                             f"{type(scheduler).__name__} at index {i} with another optimizer")
+    return schedulers
+
+
+class _Composite(LRScheduler):
+    """State dicts of schedulers made of schedulers: their own fields plus one state per part."""
+
+    _NOT_SAVED = ("optimizer", "_is_initial", "_schedulers")
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = dict(state_dict)
+        parts = state.pop("_schedulers", None)
+        if parts is not None:
+            if not isinstance(parts, list) or len(parts) != len(self._schedulers):
+                raise ValueError(f"{type(self).__name__} state: '_schedulers' must hold {len(self._schedulers)} "
+                                 "scheduler states")
+            for scheduler, part in zip(self._schedulers, parts):
+                scheduler.load_state_dict(part)
+        super().load_state_dict(state)
+
+
+class SequentialLR(_Composite):
+    """One scheduler after another: ``schedulers[i]`` runs from ``milestones[i - 1]`` on (e.g. a
+    ``LinearLR`` warm-up, then ``CosineAnnealingLR``)."""
+
+    def __init__(self, optimizer, schedulers, milestones, last_epoch: int = -1):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        self._schedulers = _check_schedulers("SequentialLR", optimizer, schedulers)
+        milestones = list(milestones)
+        if len(milestones) != len(self._schedulers) - 1:
+            raise ValueError("Sequential Schedulers expects number of schedulers provided to be one more than the "
+                             f"number of milestone points, but got number of schedulers {len(self._schedulers)} and "
+                             f"the number of milestones to be equal to {len(milestones)}")
+        self._milestones = milestones
+        self.last_epoch = last_epoch + 1
+        self.optimizer = optimizer
+        for group in optimizer.param_groups:  # undo the first steps the schedulers took when created
+            group["lr"] = group["initial_lr"]
+        self._undo(self)
+        first = self._schedulers[bisect_right(self._milestones, 0)]
+        first._initial_step()
+        self._last_lr = first.get_last_lr()
+
+    @classmethod
+    def _undo(cls, scheduler) -> None:
+        if hasattr(scheduler, "_schedulers"):
+            for part in scheduler._schedulers:
+                cls._undo(part)
+        else:
+            scheduler.last_epoch -= 1
+
+    def step(self) -> None:
+        self.last_epoch += 1
+        idx = bisect_right(self._milestones, self.last_epoch)
+        scheduler = self._schedulers[idx]
+        if idx > 0 and self._milestones[idx - 1] == self.last_epoch:
+            scheduler._update_lr(0)
+        else:
+            scheduler.step()
+        self._last_lr = scheduler.get_last_lr()
+
+
+class ChainedScheduler(_Composite):
+    """Several schedulers stepped together, each scaling the rate the previous one left."""
+
+    def __init__(self, schedulers, optimizer=None):
+        schedulers = list(schedulers)
+        optimizer = optimizer or (schedulers[0].optimizer if schedulers else None)
+        self._schedulers = _check_schedulers("ChainedScheduler", optimizer, schedulers)
+        self.optimizer = optimizer
+        self._last_lr = _group_lrs(optimizer)
+
+    def step(self) -> None:
+        for scheduler in self._schedulers:
+            scheduler.step()
+        self._last_lr = _group_lrs(self.optimizer)
 
 
 class ReduceLROnPlateau(LRScheduler):

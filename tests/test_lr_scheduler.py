@@ -97,6 +97,11 @@ CASES = {
         lambda t, o: t.optim.lr_scheduler.SequentialLR(
             o, [t.optim.lr_scheduler.ConstantLR(o, 0.5, 3), t.optim.lr_scheduler.ExponentialLR(o, 0.9),
                 t.optim.lr_scheduler.StepLR(o, 4, 0.5)], milestones=[3, 10])),
+    "CosineAnnealingWarmRestarts(5)": (lambda o: optim.CosineAnnealingWarmRestarts(o, 5),
+                                       lambda t, o: t.optim.lr_scheduler.CosineAnnealingWarmRestarts(o, 5)),
+    "CosineAnnealingWarmRestarts(3, 2, 0.01)": (
+        lambda o: optim.CosineAnnealingWarmRestarts(o, 3, T_mult=2, eta_min=0.01),
+        lambda t, o: t.optim.lr_scheduler.CosineAnnealingWarmRestarts(o, 3, T_mult=2, eta_min=0.01)),
     "ChainedScheduler": (
         lambda o: optim.ChainedScheduler([optim.ConstantLR(o, 0.1, 4), optim.ExponentialLR(o, 0.9)]),
         lambda t, o: t.optim.lr_scheduler.ChainedScheduler([t.optim.lr_scheduler.ConstantLR(o, 0.1, 4),
@@ -226,6 +231,21 @@ def test_step_with_an_epoch_uses_the_closed_form(torch):
     assert sched.get_last_lr() == [pytest.approx(0.025)]
 
 
+@pytest.mark.parametrize("T_mult", [1, 2, 3])
+def test_warm_restarts_with_fractional_epochs_match_torch(torch, T_mult):
+    opt, t_opt = _optimizers(torch, "SGD", 0.1, dict(momentum=0.9))
+    sched = optim.CosineAnnealingWarmRestarts(opt, 4, T_mult=T_mult)
+    t_sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(t_opt, 4, T_mult=T_mult)
+    for epoch in range(12):
+        for batch in range(3):
+            t_opt.step()
+            sched.step(epoch + batch / 3)
+            t_sched.step(epoch + batch / 3)
+            np.testing.assert_allclose(sched.get_last_lr(), t_sched.get_last_lr(), rtol=1e-12, atol=1e-16)
+    with pytest.raises(ValueError, match=r"Expected non-negative epoch, but got -1"):
+        sched.step(-1)
+
+
 # --- state dicts ---------------------------------------------------------------------------------------
 STATEFUL = {
     "cosine": lambda o: optim.CosineAnnealingLR(o, 10, 0.001),
@@ -236,6 +256,7 @@ STATEFUL = {
     "plateau": lambda o: optim.ReduceLROnPlateau(o, patience=1, cooldown=1),
     "sequential": lambda o: optim.SequentialLR(o, [optim.LinearLR(o, 0.1, total_iters=4),
                                                    optim.CosineAnnealingLR(o, 10)], [4]),
+    "restarts": lambda o: optim.CosineAnnealingWarmRestarts(o, 3, T_mult=2),
     "chained": lambda o: optim.ChainedScheduler([optim.StepLR(o, 3), optim.ExponentialLR(o, 0.95)]),
 }
 
@@ -308,6 +329,9 @@ def test_scheduler_state_errors():
     (lambda o: optim.LinearLR(o, start_factor=0), r"Starting multiplicative factor expected to be greater than 0"),
     (lambda o: optim.LambdaLR(o, [lambda e: 1, lambda e: 2]), r"Expected 1 lr_lambdas, but got 2"),
     (lambda o: optim.MultiStepLR(o, [2.5]), r"milestones must be integers \(epoch numbers\), got \[2.5\]"),
+    (lambda o: optim.CosineAnnealingWarmRestarts(o, 0), r"Expected positive integer T_0, but got 0"),
+    (lambda o: optim.CosineAnnealingWarmRestarts(o, 2, T_mult=1.5), r"Expected integer T_mult >= 1, but got 1.5"),
+    (lambda o: optim.PolynomialLR(o, total_iters=0), r"total_iters must be an integer >= 1, got 0"),
     (lambda o: optim.ReduceLROnPlateau(o, factor=1.5), r"Factor should be < 1.0 \(and >= 0\), got factor=1.5"),
     (lambda o: optim.ReduceLROnPlateau(o, mode="avg"), r"mode 'avg' is unknown! Expected 'min' or 'max'"),
     (lambda o: optim.ReduceLROnPlateau(o, threshold_mode="pct"), r"threshold mode 'pct' is unknown!"),

@@ -6,10 +6,12 @@ from .rmsprop import RMSprop
 from .adagrad import Adagrad
 from . import lr_scheduler
 from .lr_scheduler import (LRScheduler, LambdaLR, MultiplicativeLR, StepLR, MultiStepLR, ConstantLR, LinearLR,
-                           ExponentialLR, PolynomialLR, CosineAnnealingLR, OneCycleLR, SequentialLR,
+                           ExponentialLR, PolynomialLR, CosineAnnealingLR, CosineAnnealingWarmRestarts,
+                           OneCycleLR, SequentialLR,
                            ChainedScheduler, ReduceLROnPlateau)
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "clip_grad_norm_", "lr_scheduler",
            "LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
-           "ExponentialLR", "PolynomialLR", "CosineAnnealingLR", "OneCycleLR", "SequentialLR", "ChainedScheduler",
+           "ExponentialLR", "PolynomialLR", "CosineAnnealingLR",
+           "CosineAnnealingWarmRestarts", "OneCycleLR", "SequentialLR", "ChainedScheduler",
            "ReduceLROnPlateau"]

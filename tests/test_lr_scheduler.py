@@ -351,8 +351,8 @@ def test_composite_scheduler_errors():
         optim.SequentialLR(opt, [optim.StepLR(opt, 2), optim.StepLR(opt, 3)], [2, 4])
     with pytest.raises(ValueError, match=r"SequentialLR does not support `ReduceLROnPlateau`"):
         optim.SequentialLR(opt, [optim.StepLR(opt, 2), optim.ReduceLROnPlateau(opt)], [2])
-    with pytest.raises(ValueError, match=r"ChainedScheduler expects all schedulers to belong to the same optimizer, but "
-                                         r"got scheduler StepLR at index 1 with another optimizer"):
+    with pytest.raises(ValueError, match=r"ChainedScheduler expects all schedulers to belong to the same optimizer, "
+                                         r"but got scheduler StepLR at index 1 with another optimizer"):
         optim.ChainedScheduler([optim.StepLR(opt, 2), optim.StepLR(other, 2)])
     with pytest.raises(ValueError, match=r"ChainedScheduler expects at least one scheduler"):
         optim.ChainedScheduler([])

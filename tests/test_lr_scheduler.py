@@ -358,6 +358,16 @@ def test_composite_scheduler_errors():
         optim.ChainedScheduler([])
 
 
+def test_a_group_added_after_the_scheduler_is_an_error():
+    ps = _params()
+    opt = optim.SGD(ps[:1], lr=0.1)
+    sched = optim.LambdaLR(opt, lambda e: 0.5 ** e)
+    opt.add_param_group({"params": ps[1:]})
+    with pytest.raises(ValueError, match=r"LambdaLR: the optimizer has 2 parameter groups but the scheduler was made "
+                                         r"for 1; create the scheduler after add_param_group"):
+        sched.step()
+
+
 def test_scheduler_needs_an_optimizer():
     with pytest.raises(TypeError, match=r"list is not an Optimizer"):
         optim.StepLR([], 2)

@@ -81,6 +81,10 @@ class LRScheduler:
         else:
             self.last_epoch = int(epoch)
             values = self._get_closed_form_lr() if hasattr(self, "_get_closed_form_lr") else self.get_lr()
+        if len(values) != len(self.optimizer.param_groups):
+            raise ValueError(f"{type(self).__name__}: the optimizer has {len(self.optimizer.param_groups)} parameter "
+                             f"groups but the scheduler was made for {len(values)}; create the scheduler after "
+                             "add_param_group")
         for group, lr in zip(self.optimizer.param_groups, values):
             group["lr"] = lr
         self._last_lr = _group_lrs(self.optimizer)

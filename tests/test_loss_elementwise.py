@@ -237,3 +237,31 @@ def test_elementwise_loss_errors():
         F.binary_cross_entropy_with_logits(np.zeros(2), np.zeros(2), "none")
     with pytest.raises(TypeError, match=r"l1_loss: expected floating point input, got dtype int64"):
         F.l1_loss(np.zeros(2, dtype=np.int64), np.zeros(2))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_target_gradients_match_torch_and_central_differences(torch, reduction):
+    """As PyTorch, a float target that requires a gradient gets one (soft targets, distillation)."""
+    tF = torch.nn.functional
+    x = RNG.standard_normal((3, 4)) * 2
+    y = RNG.uniform(0.05, 0.95, size=(3, 4))
+    p = RNG.uniform(0.05, 0.95, size=(3, 4))
+    w, pw = RNG.uniform(0.5, 2, size=4), RNG.uniform(0.5, 3, size=4)
+    cases = [
+        (lambda a, b: F.binary_cross_entropy_with_logits(a, b, reduction=reduction),
+         lambda a, b: tF.binary_cross_entropy_with_logits(a, b, reduction=reduction), [x, y]),
+        (lambda a, b: F.binary_cross_entropy_with_logits(a, b, w, reduction=reduction, pos_weight=pw),
+         lambda a, b: tF.binary_cross_entropy_with_logits(a, b, torch.from_numpy(w), reduction=reduction,
+                                                          pos_weight=torch.from_numpy(pw)), [x, y]),
+        (lambda a, b: F.binary_cross_entropy(a, b, w, reduction=reduction),
+         lambda a, b: tF.binary_cross_entropy(a, b, torch.from_numpy(w), reduction=reduction), [p, y]),
+        (lambda a, b: F.cross_entropy(a, b, reduction=reduction),
+         lambda a, b: tF.cross_entropy(a, b, reduction=reduction), [x, y]),
+        (lambda a, b: F.cross_entropy(a, b, w, reduction=reduction, label_smoothing=0.2),
+         lambda a, b: tF.cross_entropy(a, b, torch.from_numpy(w), reduction=reduction, label_smoothing=0.2), [x, y]),
+        (lambda a, b: F.cross_entropy(a[0], b[0], reduction=reduction),
+         lambda a, b: tF.cross_entropy(a[0], b[0], reduction=reduction), [x, y]),
+    ]
+    for seed, (ours, theirs, inputs) in enumerate(cases):
+        torch_parity(torch, ours, theirs, inputs, seed=seed)
+        gradcheck(ours, inputs)

@@ -9,6 +9,8 @@ Class losses (``cross_entropy``, ``nll_loss``) take ``(N, C)`` scores, ``(N, C, 
 per-pixel classification, or ``(C,)`` for one sample, with integer class targets ``(N,)``,
 ``(N, d1, ...)`` or ``()``; targets equal to ``ignore_index`` count nowhere.  With per-class
 ``weight``, ``'mean'`` divides by the sum of the weights of the counted targets, as PyTorch does.
+A float target (regression values, binary or class probabilities) that requires a gradient gets one,
+as in PyTorch.
 """
 from __future__ import annotations
 
@@ -89,6 +91,12 @@ def _broadcast_weight(weight, shape: tuple, op: str, name: str, dtype):
         raise ValueError(f"{op}: {name} of shape {tuple(w.shape)} does not broadcast to the input's shape "
                          f"{tuple(shape)}{hint}")
     return w
+
+
+def _target_tensor(target, dtype) -> Tensor:
+    """The target as a Tensor of the input's dtype; a float target that requires a gradient gets one."""
+    t = target if isinstance(target, Tensor) else Tensor(np.asarray(target))
+    return t if t.dtype == dtype else Tensor(t.data.astype(dtype))
 
 
 def _check_same_shape(x: Tensor, t: np.ndarray, op: str) -> None:
@@ -214,7 +222,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     w = _class_weight(weight, n_classes, op, x.dtype)
     t = _array(target)
     if t.shape == x.shape:  # class probabilities (a class-index target never has the input's shape)
-        return _cross_entropy_probabilities(x, t, w, ignore_index, reduction, label_smoothing)
+        return _cross_entropy_probabilities(x, target, w, ignore_index, reduction, label_smoothing)
     labels, keep = _class_targets(x, t, ignore_index, op)
     d, lab, keep = _batched(x, labels, keep)
     eps = float(label_smoothing)
@@ -251,16 +259,18 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     return Tensor.from_op(out, (x,), backward, op)
 
 
-def _cross_entropy_probabilities(x: Tensor, t: np.ndarray, w, ignore_index, reduction: str, eps: float) -> Tensor:
+def _cross_entropy_probabilities(x: Tensor, target, w, ignore_index, reduction: str, eps: float) -> Tensor:
     op = "cross_entropy"
+    t = _array(target)
     if t.dtype.kind != "f":
         raise TypeError(f"{op}: a target of the input's shape {tuple(x.shape)} holds class probabilities and must "
                         f"be floating point, got dtype {t.dtype}")
     if ignore_index >= 0:
         raise ValueError(f"{op}: ignore_index is not supported for class-probability targets, got "
                          f"ignore_index={ignore_index}")
+    target = _target_tensor(target, x.dtype)
     d = x.data if x.ndim > 1 else x.data[None]
-    q = (t if x.ndim > 1 else t[None]).astype(x.dtype, copy=False)
+    q = target.data if x.ndim > 1 else target.data[None]
     n_classes = d.shape[1]
     if eps:
         q = q * (1 - eps) + eps / n_classes
@@ -271,11 +281,16 @@ def _cross_entropy_probabilities(x: Tensor, t: np.ndarray, w, ignore_index, redu
 
     def backward(g):
         g = _scaled(g, scale, reduction)
-        grad = np.exp(logp) * wq.sum(axis=1, keepdims=True) - wq
-        grad *= _expand(np.asarray(g, dtype=grad.dtype).reshape(losses.shape)) if reduction == "none" else g
-        return (grad if x.ndim > 1 else grad[0],)
+        g = _expand(np.asarray(g, dtype=d.dtype).reshape(losses.shape)) if reduction == "none" else g
+        grad = (np.exp(logp) * wq.sum(axis=1, keepdims=True) - wq) * g
+        grad_t = None
+        if target.requires_grad:  # d loss / d target_c = -(1 - eps) w_c log p_c
+            grad_t = -(1 - eps) * g * (logp if w is None else logp * _class_shape(w, d.ndim))
+        if x.ndim == 1:
+            grad, grad_t = grad[0], None if grad_t is None else grad_t[0]
+        return grad, grad_t
 
-    return Tensor.from_op(out, (x,), backward, op)
+    return Tensor.from_op(out, (x, target), backward, op)
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
@@ -329,7 +344,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     op = "binary_cross_entropy_with_logits"
     x = _float_input(input, op)
     reduction = _reduction(op, size_average, reduce, reduction)
-    t = np.asarray(_array(target), dtype=x.dtype)
+    target = _target_tensor(target, x.dtype)
+    t = target.data
     _check_same_shape(x, t, op)
     w = _broadcast_weight(weight, x.shape, op, "weight", x.dtype)
     pw = _broadcast_weight(pos_weight, x.shape, op, "pos_weight", x.dtype)
@@ -342,12 +358,13 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     out, scale = _reduce(np.asarray(losses, dtype=x.dtype), reduction, d.size)
 
     def backward(g):
-        grad = (1 - t) - log_weight * (1 - _sigmoid(d))
-        if w is not None:
-            grad = grad * w
-        return (grad * _scaled(g, scale, reduction),)
+        g = _scaled(g, scale, reduction) if w is None else _scaled(g, scale, reduction) * w
+        grad = ((1 - t) - log_weight * (1 - _sigmoid(d))) * g
+        if not target.requires_grad:
+            return grad, None
+        return grad, (-d if pw is None else (pw - 1) * log_sig_neg - d) * g
 
-    return Tensor.from_op(out, (x,), backward, op)
+    return Tensor.from_op(out, (x, target), backward, op)
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
@@ -364,7 +381,8 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     op = "binary_cross_entropy"
     x = _float_input(input, op)
     reduction = _reduction(op, size_average, reduce, reduction)
-    t = np.asarray(_array(target), dtype=x.dtype)
+    target = _target_tensor(target, x.dtype)
+    t = target.data
     _check_same_shape(x, t, op)
     w = _broadcast_weight(weight, x.shape, op, "weight", x.dtype)
     d = x.data
@@ -382,12 +400,11 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     out, scale = _reduce(np.asarray(losses, dtype=x.dtype), reduction, d.size)
 
     def backward(g):
-        grad = (d - t) / np.maximum((1 - d) * d, 1e-12)
-        if w is not None:
-            grad = grad * w
-        return (grad * _scaled(g, scale, reduction),)
+        g = _scaled(g, scale, reduction) if w is None else _scaled(g, scale, reduction) * w
+        grad = (d - t) / np.maximum((1 - d) * d, 1e-12) * g
+        return grad, ((log_1mx - log_x) * g if target.requires_grad else None)
 
-    return Tensor.from_op(out, (x,), backward, op)
+    return Tensor.from_op(out, (x, target), backward, op)
 
 
 # --- regression losses ----------------------------------------------------------------------------
@@ -400,9 +417,7 @@ def _pointwise(op: str, input, target, reduction: str, loss_of, slope_of, weight
     as PyTorch does.  The target gets the opposite gradient when it requires one.
     """
     x = _float_input(input, op)
-    t = target if isinstance(target, Tensor) else Tensor(np.asarray(target))
-    if t.dtype != x.dtype:
-        t = Tensor(t.data.astype(x.dtype))
+    t = _target_tensor(target, x.dtype)
     _check_same_shape(x, t.data, op)
     w = None
     if weight is not None:

@@ -192,6 +192,13 @@ class Tensor:
     the old value), and the method forms (``add_``, ...) and ``x[i] = v`` raise.
     As in PyTorch, a tensor changed in place must not be one an earlier op
     still needs for its backward (PyTorch detects that; cnnlab does not).
+
+    Where cnnlab differs from PyTorch: ``.data`` and ``.grad`` are NumPy
+    arrays (``p.grad.zero_()`` is ``p.grad = None`` or ``p.grad[...] = 0``);
+    ``view`` is ``reshape`` (it copies when the memory layout needs it, never
+    raises); only float32/float64 floating tensors exist; the device is always
+    the CPU; ``transpose()`` with no argument or a whole permutation keeps
+    NumPy's meaning besides PyTorch's ``transpose(dim0, dim1)``.
     """
 
     __slots__ = ("data", "grad", "requires_grad", "_backward", "_parents", "op", "__weakref__")

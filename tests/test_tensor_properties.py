@@ -13,7 +13,8 @@ from hypothesis.extra import numpy as hnp  # noqa: E402
 from cnnlab import Tensor  # noqa: E402
 
 # CNNLAB_FUZZ_EXAMPLES=2000 for a longer search
-SETTINGS = settings(max_examples=int(os.environ.get("CNNLAB_FUZZ_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(max_examples=int(os.environ.get("CNNLAB_FUZZ_EXAMPLES", "60")), deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 REDUCTIONS = {
     "sum": lambda t, d, k: t.sum(d, keepdim=k),

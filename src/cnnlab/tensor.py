@@ -457,6 +457,41 @@ class Tensor:
     def __abs__(self):
         return tabs(self)
 
+    def __floordiv__(self, other):
+        return _stepwise(np.floor_divide, self, other)
+
+    def __rfloordiv__(self, other):
+        return _stepwise(np.floor_divide, other, self)
+
+    def __mod__(self, other):
+        return remainder(self, other)
+
+    def __rmod__(self, other):
+        return remainder(other, self)
+
+    def __format__(self, spec: str) -> str:
+        if self.data.ndim == 0:  # f"{loss:.4f}" as in PyTorch
+            return self.data.item().__format__(spec)
+        return object.__format__(self, spec)
+
+    def floor(self):
+        return _stepwise(np.floor, self)
+
+    def ceil(self):
+        return _stepwise(np.ceil, self)
+
+    def round(self, decimals: int = 0):
+        return _stepwise(lambda x: np.round(x, decimals), self)
+
+    def sign(self):
+        return _stepwise(np.sign, self)
+
+    def floor_divide(self, other):
+        return _stepwise(np.floor_divide, self, other)
+
+    def remainder(self, other):
+        return remainder(self, other)
+
     def add(self, other, *, alpha=1):
         return add(self, other if alpha == 1 else mul(other, alpha))
 
@@ -1257,6 +1292,30 @@ def power(a, exponent) -> Tensor:
         return ga, gb
 
     return Tensor.from_op(out, (a, b), backward_tensor, "pow")
+
+
+def _stepwise(fn, a, b=None) -> Tensor:
+    """A piecewise-constant op (floor, round, sign, ``//``): its gradient is zero, as in PyTorch."""
+    if b is None:
+        a = as_tensor(a)
+        return Tensor.from_op(fn(a.data), (a,), lambda g: (np.zeros_like(g),), fn.__name__)
+    a, b = _pair(a, b)
+
+    def backward(g):
+        return np.zeros(a.shape, g.dtype), np.zeros(b.shape, g.dtype)
+
+    return Tensor.from_op(fn(a.data, b.data), (a, b), backward, getattr(fn, "__name__", "stepwise"))
+
+
+def remainder(a, b) -> Tensor:
+    """``a % b`` with the sign of ``b`` (Python's and PyTorch's rule); d/da = 1, d/db = -floor(a / b)."""
+    a, b = _pair(a, b)
+
+    def backward(g):
+        return (unbroadcast(g, a.shape) if a.requires_grad else None,
+                unbroadcast(-g * np.floor_divide(a.data, b.data), b.shape) if b.requires_grad else None)
+
+    return Tensor.from_op(np.remainder(a.data, b.data), (a, b), backward, "remainder")
 
 
 def exp(a) -> Tensor:

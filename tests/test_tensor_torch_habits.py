@@ -845,3 +845,13 @@ def test_floor_round_sign_floordiv_mod_match_torch(torch):
 def test_format_of_a_scalar_tensor_like_torch(torch):
     assert f"{Tensor(np.float64(0.123456)):.3f}" == f"{torch.tensor(0.123456):.3f}" == "0.123"
     assert f"{Tensor(np.array(7)):d}" == "7" and format(Tensor(np.ones(2)), "") .startswith("Tensor(")
+
+
+def test_split_and_chunk_errors_match_torch(torch):
+    for call in (lambda t: t.chunk(0, 1), lambda t: t.split([1, 1], 1), lambda t: t.split(0, 1),
+                 lambda t: t.split(-1, 1)):
+        with pytest.raises(RuntimeError) as expected:
+            call(torch.zeros(2, 3))
+        with pytest.raises(RuntimeError) as got:
+            call(Tensor(np.zeros((2, 3))))
+        assert str(got.value) == str(expected.value)

@@ -816,14 +816,27 @@ class Tensor:
 
     def chunk(self, chunks: int, dim: int = 0):
         n = self.data.shape[_wrap_dim(dim, self.data.ndim)]
-        step = -(-n // chunks)
-        return self.split(step, dim)
+        if chunks <= 0:
+            raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
+        return self.split(max(-(-n // chunks), 1), dim)
 
     def split(self, split_size, dim: int = 0):
         d = _wrap_dim(dim, self.data.ndim)
         n = self.data.shape[d]
-        sizes = [split_size] * (n // split_size) + ([n % split_size] if n % split_size else []) \
-            if isinstance(split_size, int) else list(split_size)
+        if isinstance(split_size, (tuple, list)):
+            sizes = list(split_size)
+            if sum(sizes) != n or any(s < 0 for s in sizes):
+                raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's "
+                                   f"size at dimension {d}), but got split_sizes={sizes}")
+        else:
+            if split_size < 0:
+                raise RuntimeError(f"split expects split_size be non-negative, but got split_size={split_size}")
+            if split_size == 0:
+                if n:
+                    raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size "
+                                       f"of {n}")
+                return (self,)
+            sizes = [split_size] * (n // split_size) + ([n % split_size] if n % split_size else [])
         out, start = [], 0
         for s in sizes:
             index = (slice(None),) * d + (slice(start, start + s),)

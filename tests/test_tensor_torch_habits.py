@@ -855,3 +855,16 @@ def test_split_and_chunk_errors_match_torch(torch):
         with pytest.raises(RuntimeError) as got:
             call(Tensor(np.zeros((2, 3))))
         assert str(got.value) == str(expected.value)
+
+
+def test_backward_takes_torch_arguments():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = x * x
+    y.backward(gradient=np.ones(2), retain_graph=True)
+    y.backward(Tensor(np.ones(2)))
+    y.backward(grad=np.ones(2))
+    np.testing.assert_allclose(x.grad, 3 * 2 * x.data)
+    with pytest.raises(NotImplementedError, match="first-order gradients only"):
+        y.backward(np.ones(2), create_graph=True)
+    with pytest.raises(TypeError, match="give `gradient` or its alias `grad`, not both"):
+        y.backward(np.ones(2), grad=np.ones(2))

@@ -356,13 +356,23 @@ class Tensor:
             out._parents = ()
         return out
 
-    def backward(self, grad=None) -> None:
+    def backward(self, gradient=None, retain_graph=None, create_graph: bool = False, *, grad=None) -> None:
         """Accumulate d(self)/d(leaf) into ``.grad`` of every leaf that requires it.
 
         Args:
-            grad: the gradient of some scalar with respect to this tensor, an
-                array of this tensor's shape.  May be omitted for a scalar.
+            gradient: the gradient of some scalar with respect to this tensor,
+                an array of this tensor's shape.  May be omitted for a scalar.
+                (``grad=`` is accepted too.)
+            retain_graph: accepted for PyTorch code; the graph is always kept,
+                so ``backward`` may run again.
+            create_graph: higher-order gradients are not supported.
         """
+        if create_graph:
+            raise NotImplementedError("backward(create_graph=True): cnnlab computes first-order gradients only")
+        if grad is None:
+            grad = gradient
+        elif gradient is not None:
+            raise TypeError("give `gradient` or its alias `grad`, not both")
         if not self.requires_grad:
             raise RuntimeError("backward() called on a tensor that does not require grad "
                                "(no input of its graph has requires_grad=True)")

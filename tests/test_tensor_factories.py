@@ -231,3 +231,11 @@ def test_cnnlab_tensor_is_both_the_module_and_the_function():
     assert isinstance(cnnlab.tensor, types.ModuleType) and module.Tensor is Tensor
     t = cnnlab.tensor([[1, 2]], dtype=cnnlab.float64, requires_grad=True)
     assert t.dtype == np.float64 and t.requires_grad and t.shape == (1, 2)
+
+
+def test_star_import_leaves_the_builtins_alone():
+    namespace = {}
+    exec("from cnnlab import *", namespace)
+    for name in ("sum", "max", "min", "abs", "pow", "float", "int", "bool"):
+        assert name not in namespace and hasattr(cnnlab, name)
+    assert namespace["cat"] is cnnlab.cat and namespace["float32"] is np.float32

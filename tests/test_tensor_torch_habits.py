@@ -822,3 +822,49 @@ def test_found_by_the_property_tests(torch):
         np.testing.assert_allclose(t.grad, x / math.hypot(*x), rtol=1e-14)
         s = np.abs(x).max()
         np.testing.assert_allclose(Tensor(x).norm(3).item(), s * np.sum(np.abs(x / s) ** 3) ** (1 / 3), rtol=1e-14)
+
+
+def test_floor_round_sign_floordiv_mod_match_torch(torch):
+    x = rand(3, 4) * 5
+    y = rand(3, 4) + np.sign(rand(3, 4)) * 1.5
+    for fn in (lambda a, b: a.floor() * b, lambda a, b: a.ceil() + b, lambda a, b: a.round() * b,
+               lambda a, b: a.sign() * b, lambda a, b: a % b, lambda a, b: a.remainder(2.0)):
+        torch_parity(torch, fn, fn, [x, y])
+    torch_parity(torch, lambda a, b: 7.5 % b, lambda a, b: torch.tensor(7.5, dtype=torch.float64) % b, [x, y])
+    # PyTorch has no derivative for floor_divide; cnnlab's is zero (the op is piecewise constant)
+    torch_parity(torch, lambda a, b: (a // b) * a, lambda a, b: (a.detach() // b.detach()) * a, [x, y])
+    torch_parity(torch, lambda a, b: 3.0 // (b * b + 1) + a, lambda a, b: 3.0 // (b * b + 1).detach() + a, [x, y])
+    torch_parity(torch, lambda a, b: a.floor_divide(b) + b, lambda a, b: a.detach().floor_divide(b.detach()) + b,
+                 [x, y])
+    torch_parity(torch, lambda a: a.round(decimals=2), lambda a: a.round(decimals=2), [x])
+    i = Tensor(np.arange(-4, 5))
+    np.testing.assert_array_equal((i // 3).data, (torch.arange(-4, 5) // 3).numpy())
+    np.testing.assert_array_equal((i % 3).data, (torch.arange(-4, 5) % 3).numpy())
+
+
+def test_format_of_a_scalar_tensor_like_torch(torch):
+    assert f"{Tensor(np.float64(0.123456)):.3f}" == f"{torch.tensor(0.123456):.3f}" == "0.123"
+    assert f"{Tensor(np.array(7)):d}" == "7" and format(Tensor(np.ones(2)), "") .startswith("Tensor(")
+
+
+def test_split_and_chunk_errors_match_torch(torch):
+    for call in (lambda t: t.chunk(0, 1), lambda t: t.split([1, 1], 1), lambda t: t.split(0, 1),
+                 lambda t: t.split(-1, 1)):
+        with pytest.raises(RuntimeError) as expected:
+            call(torch.zeros(2, 3))
+        with pytest.raises(RuntimeError) as got:
+            call(Tensor(np.zeros((2, 3))))
+        assert str(got.value) == str(expected.value)
+
+
+def test_backward_takes_torch_arguments():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = x * x
+    y.backward(gradient=np.ones(2), retain_graph=True)
+    y.backward(Tensor(np.ones(2)))
+    y.backward(grad=np.ones(2))
+    np.testing.assert_allclose(x.grad, 3 * 2 * x.data)
+    with pytest.raises(NotImplementedError, match="first-order gradients only"):
+        y.backward(np.ones(2), create_graph=True)
+    with pytest.raises(TypeError, match="give `gradient` or its alias `grad`, not both"):
+        y.backward(np.ones(2), grad=np.ones(2))

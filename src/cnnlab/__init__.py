@@ -15,17 +15,19 @@ from .creation import __all__ as _creation_names
 from . import functional, nn, optim, filters
 
 __version__ = "0.1.0"
+# ``cnnlab.sum``, ``cnnlab.max``, ... exist as ``torch.sum`` does, but ``from cnnlab import *`` leaves the
+# builtins of those names alone
+_BUILTIN_NAMES = {"sum", "max", "min", "abs", "pow", "float", "int", "bool"}
 __all__ = ["Tensor", "Size", "no_grad", "enable_grad", "inference_mode", "set_grad_enabled",
            "is_grad_enabled", "functional", "nn", "optim", "filters", "__version__", "manual_seed",
-           "set_num_threads", "get_num_threads", *_creation_names]
+           "set_num_threads", "get_num_threads", *(n for n in _creation_names if n not in _BUILTIN_NAMES)]
 
 # PyTorch's dtype names, as NumPy dtypes (``cnnlab.float32``, ``cnnlab.long``, ...).  Last, because
 # ``float``, ``int`` and ``bool`` shadow the builtins in this module, as in ``torch``.
 float32, float64, int64, int32, int16, int8, uint8 = (_np.float32, _np.float64, _np.int64, _np.int32,
                                                       _np.int16, _np.int8, _np.uint8)
 float, double, long, int, bool = _np.float32, _np.float64, _np.int64, _np.int32, _np.bool_  # noqa: A001
-__all__ += ["float32", "float64", "int64", "int32", "int16", "int8", "uint8",
-            "float", "double", "long", "int", "bool"]
+__all__ += ["float32", "float64", "int64", "int32", "int16", "int8", "uint8", "double", "long"]
 
 _LAZY_SUBMODULES = ("io", "models", "train", "data", "explain")
 

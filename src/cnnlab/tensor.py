@@ -192,6 +192,13 @@ class Tensor:
     the old value), and the method forms (``add_``, ...) and ``x[i] = v`` raise.
     As in PyTorch, a tensor changed in place must not be one an earlier op
     still needs for its backward (PyTorch detects that; cnnlab does not).
+
+    Where cnnlab differs from PyTorch: ``.data`` and ``.grad`` are NumPy
+    arrays (``p.grad.zero_()`` is ``p.grad = None`` or ``p.grad[...] = 0``);
+    ``view`` is ``reshape`` (it copies when the memory layout needs it, never
+    raises); only float32/float64 floating tensors exist; the device is always
+    the CPU; ``transpose()`` with no argument or a whole permutation keeps
+    NumPy's meaning besides PyTorch's ``transpose(dim0, dim1)``.
     """
 
     __slots__ = ("data", "grad", "requires_grad", "_backward", "_parents", "op", "__weakref__")
@@ -349,13 +356,23 @@ class Tensor:
             out._parents = ()
         return out
 
-    def backward(self, grad=None) -> None:
+    def backward(self, gradient=None, retain_graph=None, create_graph: bool = False, *, grad=None) -> None:
         """Accumulate d(self)/d(leaf) into ``.grad`` of every leaf that requires it.
 
         Args:
-            grad: the gradient of some scalar with respect to this tensor, an
-                array of this tensor's shape.  May be omitted for a scalar.
+            gradient: the gradient of some scalar with respect to this tensor,
+                an array of this tensor's shape.  May be omitted for a scalar.
+                (``grad=`` is accepted too.)
+            retain_graph: accepted for PyTorch code; the graph is always kept,
+                so ``backward`` may run again.
+            create_graph: higher-order gradients are not supported.
         """
+        if create_graph:
+            raise NotImplementedError("backward(create_graph=True): cnnlab computes first-order gradients only")
+        if grad is None:
+            grad = gradient
+        elif gradient is not None:
+            raise TypeError("give `gradient` or its alias `grad`, not both")
         if not self.requires_grad:
             raise RuntimeError("backward() called on a tensor that does not require grad "
                                "(no input of its graph has requires_grad=True)")
@@ -449,6 +466,41 @@ class Tensor:
 
     def __abs__(self):
         return tabs(self)
+
+    def __floordiv__(self, other):
+        return _stepwise(np.floor_divide, self, other)
+
+    def __rfloordiv__(self, other):
+        return _stepwise(np.floor_divide, other, self)
+
+    def __mod__(self, other):
+        return remainder(self, other)
+
+    def __rmod__(self, other):
+        return remainder(other, self)
+
+    def __format__(self, spec: str) -> str:
+        if self.data.ndim == 0:  # f"{loss:.4f}" as in PyTorch
+            return self.data.item().__format__(spec)
+        return object.__format__(self, spec)
+
+    def floor(self):
+        return _stepwise(np.floor, self)
+
+    def ceil(self):
+        return _stepwise(np.ceil, self)
+
+    def round(self, decimals: int = 0):
+        return _stepwise(lambda x: np.round(x, decimals), self)
+
+    def sign(self):
+        return _stepwise(np.sign, self)
+
+    def floor_divide(self, other):
+        return _stepwise(np.floor_divide, self, other)
+
+    def remainder(self, other):
+        return remainder(self, other)
 
     def add(self, other, *, alpha=1):
         return add(self, other if alpha == 1 else mul(other, alpha))
@@ -774,14 +826,27 @@ class Tensor:
 
     def chunk(self, chunks: int, dim: int = 0):
         n = self.data.shape[_wrap_dim(dim, self.data.ndim)]
-        step = -(-n // chunks)
-        return self.split(step, dim)
+        if chunks <= 0:
+            raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
+        return self.split(max(-(-n // chunks), 1), dim)
 
     def split(self, split_size, dim: int = 0):
         d = _wrap_dim(dim, self.data.ndim)
         n = self.data.shape[d]
-        sizes = [split_size] * (n // split_size) + ([n % split_size] if n % split_size else []) \
-            if isinstance(split_size, int) else list(split_size)
+        if isinstance(split_size, (tuple, list)):
+            sizes = list(split_size)
+            if sum(sizes) != n or any(s < 0 for s in sizes):
+                raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's "
+                                   f"size at dimension {d}), but got split_sizes={sizes}")
+        else:
+            if split_size < 0:
+                raise RuntimeError(f"split expects split_size be non-negative, but got split_size={split_size}")
+            if split_size == 0:
+                if n:
+                    raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size "
+                                       f"of {n}")
+                return (self,)
+            sizes = [split_size] * (n // split_size) + ([n % split_size] if n % split_size else [])
         out, start = [], 0
         for s in sizes:
             index = (slice(None),) * d + (slice(start, start + s),)
@@ -1250,6 +1315,30 @@ def power(a, exponent) -> Tensor:
         return ga, gb
 
     return Tensor.from_op(out, (a, b), backward_tensor, "pow")
+
+
+def _stepwise(fn, a, b=None) -> Tensor:
+    """A piecewise-constant op (floor, round, sign, ``//``): its gradient is zero, as in PyTorch."""
+    if b is None:
+        a = as_tensor(a)
+        return Tensor.from_op(fn(a.data), (a,), lambda g: (np.zeros_like(g),), fn.__name__)
+    a, b = _pair(a, b)
+
+    def backward(g):
+        return np.zeros(a.shape, g.dtype), np.zeros(b.shape, g.dtype)
+
+    return Tensor.from_op(fn(a.data, b.data), (a, b), backward, getattr(fn, "__name__", "stepwise"))
+
+
+def remainder(a, b) -> Tensor:
+    """``a % b`` with the sign of ``b`` (Python's and PyTorch's rule); d/da = 1, d/db = -floor(a / b)."""
+    a, b = _pair(a, b)
+
+    def backward(g):
+        return (unbroadcast(g, a.shape) if a.requires_grad else None,
+                unbroadcast(-g * np.floor_divide(a.data, b.data), b.shape) if b.requires_grad else None)
+
+    return Tensor.from_op(np.remainder(a.data, b.data), (a, b), backward, "remainder")
 
 
 def exp(a) -> Tensor:

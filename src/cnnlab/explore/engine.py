@@ -98,6 +98,8 @@ def decode_image(data: bytes, channels: int, size: Tuple[int, int],
         raise RequestError("the image field is empty: expected an image file (PNG, JPEG, BMP, GIF, WebP)")
     try:
         image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise RequestError(f"image over the limit of {max_pixels:,} pixels: {exc}", 413) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise RequestError(f"not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP): {exc}") from None
     with image:

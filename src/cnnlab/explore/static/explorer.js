@@ -133,9 +133,10 @@ async function run() {
 }
 
 function columnWidth(h, w, channels) {
-  const per = channels > 16 ? 4 : channels > 4 ? 2 : 1;
-  const size = Math.max(14, Math.min(per === 1 ? 96 : per === 2 ? 64 : 40, Math.floor(160 / per)));
-  return { per, cssW: size, cssH: Math.round(size * h / w) };
+  // about 100 px wide per column: one big map, or a grid of small ones
+  const per = channels <= 1 ? 1 : channels <= 8 ? 2 : channels <= 32 ? 4 : 8;
+  const size = Math.max(10, Math.floor((per === 1 ? 96 : 104) / per) - 2);
+  return { per, cssW: size, cssH: Math.max(4, Math.round(size * h / w)) };
 }
 
 function drawOverview() {
@@ -442,6 +443,7 @@ async function updateOverlay() {
   }
   ctx.putImageData(img, 0, 0);
   $("overlay-info").textContent = `${r.method === "gradcam" ? "Grad-CAM at layer " + r.layer : "saliency |d score / d pixel|"} for class ${r.class} (p = ${(100 * r.probability).toFixed(1)}%)`;
+  if (m.max <= 0) $("overlay-info").textContent += ": zero everywhere (no pixel raises this class's score at that layer)";
   $("overlay-info").dataset.method = r.method;
 }
 

@@ -4,8 +4,13 @@ from .layers import (Conv2d, Linear, Dense, Flatten, MaxPool2d, MinPool2d, AvgPo
                      AdaptiveMaxPool2d, GlobalAvgPool2d, GlobalMaxPool2d, FractionalMaxPool2d, ReLU,
                      LeakyReLU, Sigmoid, Tanh, Softmax, LogSoftmax, GELU, GLU, Identity, Dropout,
                      BatchNorm2d)
+from .merge import Add, Sub, Mul, Div, Concat, Reshape, Mean
+from .graph import Node, Graph, as_graph
+from .trace import trace, TraceError
 
 __all__ = ["Module", "Parameter", "Sequential", "Conv2d", "Linear", "Dense", "Flatten", "MaxPool2d",
            "MinPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "GlobalAvgPool2d",
            "GlobalMaxPool2d", "FractionalMaxPool2d", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax",
-           "LogSoftmax", "GELU", "GLU", "Identity", "Dropout", "BatchNorm2d"]
+           "LogSoftmax", "GELU", "GLU", "Identity", "Dropout", "BatchNorm2d",
+           "Add", "Sub", "Mul", "Div", "Concat", "Reshape", "Mean",
+           "Node", "Graph", "as_graph", "trace", "TraceError"]

@@ -6,7 +6,10 @@ from typing import Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
-from ..tensor import Tensor
+from ..tensor import Tensor, no_grad
+
+# set by cnnlab.nn.trace while it captures a forward as a graph (None otherwise)
+_tracer = None
 
 
 class Parameter(Tensor):
@@ -161,11 +164,21 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
     def __call__(self, *args, **kwargs):
+        if _tracer is not None:
+            return _tracer.call_module(self, args, kwargs)
         return self.forward(*args, **kwargs)
 
-    def output_shape(self, input_shape: tuple) -> tuple:
-        """The output shape for an input of ``input_shape`` (batch included), without running."""
-        return tuple(input_shape)
+    def output_shape(self, *input_shapes: tuple) -> tuple:
+        """The output shape for inputs of ``input_shapes`` (batch included).
+
+        cnnlab's layers that change the shape compute it without running; the
+        others keep their input's shape.  A user's own Module that does not
+        override this is run once, in eval mode and without gradients, on one
+        zero image of each input shape (its batch size put back afterwards).
+        """
+        if type(self).forward.__module__.startswith("cnnlab."):
+            return tuple(input_shapes[0])
+        return _dry_run_shape(self, input_shapes)
 
     def extra_repr(self) -> str:
         return ""
@@ -176,6 +189,21 @@ class Module:
         if not lines:
             return head + ")"
         return head + "\n  " + "\n  ".join(lines) + "\n)"
+
+
+def _dry_run_shape(module: Module, input_shapes) -> tuple:
+    dtype = next((p.data.dtype for p in module.parameters()), np.dtype(np.float32))
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        with no_grad():
+            out = module.forward(*[Tensor(np.zeros((1,) + tuple(int(s) for s in shape[1:]), dtype=dtype))
+                                   for shape in input_shapes])
+    finally:
+        for m, mode in modes:
+            object.__setattr__(m, "training", mode)
+    shape = tuple(out.shape)
+    return (int(input_shapes[0][0]),) + shape[1:] if shape else shape
 
 
 class Sequential(Module):

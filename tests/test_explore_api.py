@@ -98,8 +98,8 @@ def client(digits_run):
 @pytest.fixture(scope="module")
 def zoo_model_dir(tmp_path_factory):
     """A model with every traced layer kind (no run: no test images)."""
-    from cnnlab import random as crandom
-    crandom.manual_seed(0) if hasattr(crandom, "manual_seed") else None
+    import cnnlab
+    cnnlab.manual_seed(0)
     model = nn.Sequential(
         nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.LeakyReLU(0.1), nn.AvgPool2d(2),
         nn.Conv2d(4, 4, 3, stride=2, padding="same", padding_mode="reflect"), nn.Tanh(), nn.MaxPool2d(2, padding=1),
@@ -505,3 +505,68 @@ def test_command_warns_when_not_on_127_0_0_1_and_refuses_a_busy_port(digits_run)
     assert r.returncode == 1 and f"cannot listen on 127.0.0.1:{busy}" in r.stderr
     r = _cli("explore", "/nonexistent/run", "--no-browser", check=False)
     assert r.returncode == 1 and "does not exist" in r.stderr
+
+
+# ---------------------------------------------------------------------------------------- graph models
+@pytest.fixture(scope="module")
+def residual_dir(tmp_path_factory):
+    if not hasattr(nn, "Graph"):
+        pytest.skip("graph models are not in this cnnlab")
+    import cnnlab
+    cnnlab.manual_seed(1)
+    model = nn.Graph([
+        ("stem", nn.Conv2d(1, 4, 3, padding=1), ["input"]),
+        ("stem_relu", nn.ReLU(), ["stem"]),
+        ("conv_a", nn.Conv2d(4, 4, 3, padding=1), ["stem_relu"]),
+        ("relu_a", nn.ReLU(), ["conv_a"]),
+        ("conv_b", nn.Conv2d(4, 4, 3, padding=1), ["relu_a"]),
+        ("add", nn.Add(), ["conv_b", "stem_relu"]),
+        ("relu", nn.ReLU(), ["add"]),
+        ("down", nn.Conv2d(4, 4, 1, stride=2), ["relu"]),
+        ("pool", nn.MaxPool2d(2), ["relu"]),
+        ("cat", nn.Concat(dim=1), ["down", "pool"]),
+        ("gap", nn.GlobalAvgPool2d(), ["cat"]),
+        ("flat", nn.Flatten(), ["gap"]),
+        ("fc", nn.Linear(8, 10), ["flat"]),
+    ])
+    model.eval()
+    out = tmp_path_factory.mktemp("graph") / "residual"
+    save_model(model, out, (1, 8, 8), name="tiny-residual")
+    return out
+
+
+def test_graph_model_branches_merges_and_traces(residual_dir, digit_png):
+    saved, run_dir = load_target(residual_dir)
+    data = digit_png.read_bytes()
+    with TestClient(create_app(saved, run_dir)) as c:
+        info = c.get("/api/model").json()
+        by_name = {layer["name"]: layer for layer in info["layers"]}
+        assert by_name["add"]["inputs"] == ["conv_b", "stem_relu"]
+        assert by_name["cat"]["inputs"] == ["down", "pool"] and by_name["cat"]["output_shape"] == [8, 4, 4]
+        assert by_name["stem"]["inputs"] == ["input"]
+        got = c.post("/api/predict?maps=1", files={"image": ("d.png", data, "image/png")}).json()
+        maps = {layer["name"]: decode(layer) for layer in got["layers"]}
+        ex = Explorer(saved, run_dir)
+        img = ex.prepare_upload(data)
+        from cnnlab.tensor import Tensor, no_grad
+        with no_grad():
+            values = saved.model.run_all(Tensor(img.x))
+        for name, m in maps.items():
+            np.testing.assert_array_equal(m, values[name].data[0])
+        for layer, (ch, y, x) in [("add", (1, 2, 3)), ("cat", (5, 1, 2)), ("cat", (1, 3, 3)), ("conv_b", (2, 0, 7)),
+                                  ("down", (3, 3, 3)), ("gap", (6, 0, 0)), ("fc", (4, 0, 0))]:
+            t = c.post(f"/api/trace?layer={layer}&channel={ch}&y={y}&x={x}",
+                       files={"image": ("d.png", data, "image/png")}).json()
+            assert "value" in t, t
+            out = values[layer].data[0]
+            value = float(out[ch, y, x] if out.ndim == 3 else out[ch])
+            assert t["value"] == value and t["total"] == pytest.approx(value, rel=1e-4, abs=1e-6), t
+        t = c.post("/api/trace?layer=add&channel=0&y=0&x=0", files={"image": ("d.png", data, "image/png")}).json()
+        assert t["expression"].count(" + ") == 1 and t["inputs"] == ["conv_b", "stem_relu"]
+        # the receptive field follows both branches of the residual block back to the input
+        t = c.post("/api/trace?layer=relu&channel=0&y=4&x=4", files={"image": ("d.png", data, "image/png")}).json()
+        rf = t["receptive_field"]
+        assert rf["conv_b"] == [4, 4, 4, 4] and rf["stem_relu"] == [2, 6, 2, 6] and rf["input"] == [1, 7, 1, 7]
+        r = c.post("/api/explain?method=gradcam", files={"image": ("d.png", data, "image/png")})
+        assert r.status_code == 200, r.text
+        assert r.json()["heatmap"]["shape"] == [8, 8]

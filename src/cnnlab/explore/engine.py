@@ -242,7 +242,69 @@ def load_target(path) -> Tuple[object, Optional[Path]]:
     return saved, Path(saved.path) if saved.path is not None else path
 
 
+def _graph_grad_cam(model, x, target, layers):
+    """Grad-CAM on a graph model: the gradient of the class score with respect to the last node whose
+    output is a set of feature maps, by re-running the nodes after it from a leaf tensor."""
+    from types import SimpleNamespace
+
+    from ..explain.features import as_model_input, to_probabilities
+    from ..explain.saliency import _keep_parameter_grads, _score_seed, resize_bilinear
+    from ..tensor import Tensor, no_grad
+    candidates = [d["name"] for d in layers if len(d["output_shape"]) == 3 and d["output_shape"][1:] != [1, 1]]
+    if not candidates:
+        raise RequestError("Grad-CAM needs a node with feature maps (C, H, W); this model has none")
+    name = candidates[-1]
+    data = as_model_input(model, x)
+    with no_grad():
+        values = model.run_all(Tensor(data))
+    index = [n.name for n in model.nodes].index(name)
+    with _keep_parameter_grads(model):
+        leaf = Tensor(np.array(values[name].data), requires_grad=True)
+        live = dict(values)
+        live[name] = leaf
+        for node in model.nodes[index + 1:]:
+            live[node.name] = node.module(*[live[i] for i in node.inputs])
+        out = live[model.output]
+        seed, t = _score_seed(out, target)
+        out.backward(seed)
+        grads = np.asarray(leaf.grad, dtype=np.float64)
+    acts = np.asarray(leaf.data, dtype=np.float64)
+    weights = grads.mean(axis=(2, 3))
+    cam = np.maximum(np.einsum("nk,nkhw->nhw", weights, acts), 0.0)
+    peak = cam.max(axis=(1, 2), keepdims=True)
+    scaled = np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)
+    heat = np.clip(resize_bilinear(scaled, data.shape[2:]), 0.0, 1.0)
+    probs = to_probabilities(out.data, model.nodes[-1].module)
+    return SimpleNamespace(target=t, probabilities=probs, layer=name, heatmap=heat)
+
+
 # =========================================================================== the explorer
+def layer_outputs(model, x) -> list:
+    """Every node's output for preprocessed images ``x``: :func:`cnnlab.explain.features.layer_outputs`.
+
+    Each entry has ``name``, ``layer``, ``output`` and ``inputs`` (the names of
+    the values it reads; ``"input"`` is the image).  For a graph model, while
+    ``layer_outputs`` gives no ``inputs``, the graph's own nodes are used.
+    """
+    from .. import nn
+    from ..explain.features import layer_outputs as explain_layer_outputs
+    graph = getattr(nn, "Graph", None)
+    if graph is not None and isinstance(model, graph):
+        outs = explain_layer_outputs(model, x)
+        if outs and getattr(outs[0], "inputs", None) is not None and len(outs) == len(model.nodes):
+            return outs
+        from types import SimpleNamespace
+
+        from ..explain.features import as_model_input
+        from ..tensor import Tensor, no_grad
+        with no_grad():
+            values = model.run_all(Tensor(as_model_input(model, x)))
+        rename = {model.input_name: "input"}
+        return [SimpleNamespace(name=n.name, layer=n.module, output=np.ascontiguousarray(values[n.name].data),
+                                inputs=[rename.get(i, i) for i in n.inputs]) for n in model.nodes]
+    return explain_layer_outputs(model, x)
+
+
 @dataclass
 class _Forward:
     image: PreparedImage
@@ -260,7 +322,6 @@ class Explorer:
     """
 
     def __init__(self, saved, run_dir=None):
-        from ..explain.features import layer_outputs
         self.saved = saved
         self.model = saved.model
         self.model.eval()
@@ -403,7 +464,7 @@ class Explorer:
 
     # ------------------------------------------------------------------ forward
     def forward(self, img: PreparedImage) -> _Forward:
-        from ..explain.features import layer_outputs, to_probabilities
+        from ..explain.features import to_probabilities
         with self.lock:
             outs = layer_outputs(self.model, img.x)
         probs = to_probabilities(outs[-1].output, outs[-1].layer)[0]
@@ -535,7 +596,7 @@ class Explorer:
                     heat = heat / peak if peak > 0 else heat
                     layer = None
                 elif method == "gradcam":
-                    r = grad_cam(self.model, img.x, target)
+                    r = self._grad_cam(img.x, target)
                     heat, layer = r.heatmap[0], r.layer
                 else:
                     raise RequestError(f"method must be 'saliency' or 'gradcam', got {method!r}")
@@ -544,6 +605,20 @@ class Explorer:
         t = int(r.target[0])
         return {"method": method, "class": self.classes[t], "index": t, "layer": layer,
                 "probability": float(r.probabilities[0, t]), "heatmap": encode_array(heat)}
+
+    def _grad_cam(self, x, target):
+        """:func:`cnnlab.explain.saliency.grad_cam`; for a graph model it names the node itself when
+        ``grad_cam`` cannot (the last node with feature maps before the maps are pooled away)."""
+        from .. import nn
+        from ..explain.saliency import grad_cam
+        graph = getattr(nn, "Graph", None)
+        if graph is None or not isinstance(self.model, graph):
+            return grad_cam(self.model, x, target)
+        try:
+            return grad_cam(self.model, x, target)
+        except (ValueError, KeyError):
+            pass
+        return _graph_grad_cam(self.model, x, target, self._layers)
 
     # ------------------------------------------------------------------ run and test data
     def test_data(self) -> dict:

@@ -69,9 +69,11 @@ def trace_layer(layer, kind: str, ins: Sequence[np.ndarray], out: np.ndarray, po
     if kind in ("Add", "Sub", "Mul", "Div"):
         vals = [float(np.broadcast_to(a, out.shape)[pos if out.ndim == 3 else (c,)]) for a in ins]
         op = {"Add": " + ", "Sub": " - ", "Mul": " x ", "Div": " / "}[kind]
+        import operator
+        apply = {"Add": operator.add, "Sub": operator.sub, "Mul": operator.mul, "Div": np.divide}[kind]
         total = vals[0]
         for v in vals[1:]:
-            total = {"Add": total + v, "Sub": total - v, "Mul": total * v, "Div": total / v}[kind]
+            total = float(apply(np.float64(total), np.float64(v)))
         return {"formula": f"{kind.lower()}: the inputs, element by element",
                 "expression": op.join(_paren(v) if i else fmt(v) for i, v in enumerate(vals)) + f" = {fmt(total)}",
                 "total": total, "terms": [{"input": i, "value": v} for i, v in enumerate(vals)]}

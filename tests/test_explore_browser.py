@@ -1,0 +1,130 @@
+"""`cnnlab explore` in a real browser: Debian's Chromium driven by Playwright (no browser download).
+
+Starts `cnnlab explore --no-browser` on a freshly trained digits run, draws a digit on the canvas with the
+mouse, checks the prediction bars, clicks a pixel of the first convolution's feature map and compares the
+total the page shows with the engine's value, switches to Grad-CAM, and checks that the page asked nothing
+of any host but the local server.  Skips when playwright or /usr/bin/chromium is missing.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+
+from cnnlab.explore.browser import browser_available, launch_chromium, start_server, stop_server
+
+ok, why = browser_available()
+pytestmark = pytest.mark.skipif(not ok, reason=why)
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("browser") / "digits-run"
+    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    subprocess.run([sys.executable, "-m", "cnnlab", "train", "--epochs", "1", "--out", str(out), "-q"],
+                   check=True, env=env, capture_output=True)
+    return out
+
+
+def test_draw_predict_trace_and_grad_cam_in_chromium(digits_run):
+    pytest.importorskip("starlette")
+    from playwright.sync_api import sync_playwright
+
+    from cnnlab.explore.engine import Explorer, load_target
+
+    proc, url = start_server(digits_run)
+    requests, outside, errors = [], [], []
+    try:
+        with sync_playwright() as p:
+            browser = launch_chromium(p)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            local = urlparse(url).netloc
+
+            def route(r):
+                u = urlparse(r.request.url)
+                requests.append(r.request.url)
+                if u.scheme in ("http", "https", "ws", "wss") and u.netloc != local:
+                    outside.append(r.request.url)
+                    return r.abort()
+                return r.continue_()
+            page.route("**/*", route)
+            page.on("request", lambda req: requests.append(req.url))
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(url + "/")
+            page.wait_for_function("window.__explore && window.__explore.ready", timeout=60000)
+            assert page.locator("#prob-bars .prob-row").count() == 10   # test image 0 shown first
+
+            # draw a "1" with the mouse
+            box = page.locator("#draw").bounding_box()
+            x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
+            page.mouse.move(x0 + w * 0.5, y0 + h * 0.15)
+            page.mouse.down()
+            for k in range(1, 15):
+                page.mouse.move(x0 + w * 0.5, y0 + h * (0.15 + 0.05 * k))
+            page.mouse.up()
+            page.wait_for_function("document.querySelector('#preprocess-steps') && "
+                                   "document.querySelector('#preprocess-steps').textContent.includes('upload')",
+                                   timeout=30000)
+            bars = page.locator("#prob-bars .prob-bar")
+            assert bars.count() == 10
+            widths = [float(bars.nth(i).evaluate("e => parseFloat(e.style.width)")) for i in range(10)]
+            assert sum(widths) == pytest.approx(100, abs=0.1) and max(widths) > 10
+            drawn = page.evaluate("""async () => {
+                const buf = new Uint8Array(await new Response(window.__explore.state.upload).arrayBuffer());
+                let s = ''; for (const b of buf) s += String.fromCharCode(b); return btoa(s); }""")
+            image = base64.b64decode(drawn)
+
+            # the engine, on the same file
+            saved, run_dir = load_target(digits_run)
+            ex = Explorer(saved, run_dir)
+            fw = ex.forward(ex.prepare_upload(image))
+            shown = {row.get_attribute("data-class"): float(row.locator(".pct").inner_text().rstrip("%"))
+                     for row in page.locator("#prob-bars .prob-row").all()}
+            for cls, pct in shown.items():
+                assert pct == pytest.approx(100 * fw.probabilities[int(cls)], abs=0.051)
+            assert page.locator("#predicted").inner_text() == ex.classes[int(np.argmax(fw.probabilities))]
+
+            # click pixel (row 5, column 2) of channel 3 of the first convolution
+            canvas = page.locator('#overview .map-wrap[data-layer="0"][data-channel="3"] canvas')
+            cb = canvas.bounding_box()
+            canvas.click(position={"x": cb["width"] * 2.5 / 8, "y": cb["height"] * 5.5 / 8})
+            page.wait_for_selector("#detail-total", timeout=30000)
+            state = page.evaluate("({...window.__explore.state, upload: null})")
+            assert (state["layer"], state["channel"], state["y"], state["x"]) == ("0", 3, 5, 2)
+            total = float(page.locator("#detail-total").get_attribute("data-value"))
+            engine = float(fw.by_name["0"].output[0, 3, 5, 2])
+            assert total == engine
+            assert page.locator("#detail-total").inner_text().startswith("total = ")
+            expression = page.locator("#detail-expression").inner_text()
+            assert expression.startswith("(") and expression.count("x") >= 9
+            assert page.locator("#overview .box.sel").count() == 1          # the clicked pixel
+            assert page.locator("#overview .map-wrap[data-layer='input'] .box").count() >= 1   # its window
+            assert "layer=0" in page.url and "y=5" in page.url and "x=2" in page.url
+
+            # arrow key: the next position
+            page.keyboard.press("ArrowRight")
+            page.wait_for_function("window.__explore.state.x === 3", timeout=10000)
+            page.wait_for_function(
+                "document.querySelector('#detail-title').textContent.includes('(5, 3)')", timeout=10000)
+
+            # Grad-CAM overlay
+            page.select_option("#overlay", "gradcam")
+            page.wait_for_function("document.querySelector('#overlay-info').dataset.method === 'gradcam'",
+                                   timeout=30000)
+            assert "Grad-CAM" in page.locator("#overlay-info").inner_text()
+            assert "overlay=gradcam" in page.url
+            browser.close()
+    finally:
+        stop_server(proc)
+    assert not errors, errors
+    assert requests and all(urlparse(u).netloc == urlparse(url).netloc for u in requests
+                            if urlparse(u).scheme in ("http", "https", "ws", "wss")), requests
+    assert not outside, outside

@@ -133,9 +133,9 @@ async function run() {
 }
 
 function columnWidth(h, w, channels) {
-  // about 100 px wide per column: one big map, or a grid of small ones
+  // about 84 px wide per column: one big map, or a grid of small ones
   const per = channels <= 1 ? 1 : channels <= 8 ? 2 : channels <= 32 ? 4 : 8;
-  const size = Math.max(10, Math.floor((per === 1 ? 96 : 104) / per) - 2);
+  const size = Math.max(8, Math.floor((per === 1 ? 84 : 88) / per) - 2);
   return { per, cssW: size, cssH: Math.max(4, Math.round(size * h / w)) };
 }
 
@@ -217,7 +217,7 @@ function makeVectorColumn(info, m) {
     legend(scale), vec);
   if (n > cells) col.append(el("div", { class: "hint", text: `first ${cells} of ${n}` }));
   if (n <= 20 && n === model.classes.length)
-    col.append(el("div", { class: "foot", text: isProb ? "probabilities" : "one score per class" }));
+    col.append(el("div", { class: "foot", text: isProb ? "probabilities" : "class scores" }));
   col.append(footer(info));
   return col;
 }
@@ -347,7 +347,11 @@ function grid(rows, opts = {}) {
       const td = el("td", { text: v == null ? "pad" : fmt(v) });
       if (v == null) td.className = "pad";
       if (opts.pick && opts.pick[0] === i && opts.pick[1] === j) td.classList.add("pick");
-      if (opts.scale && v != null) { const [r, g, b] = opts.scale.f(v); td.style.background = `rgb(${r},${g},${b})`; }
+      if (opts.scale && v != null) {
+        const [r, g, b] = opts.scale.f(v);
+        td.style.background = `rgb(${r},${g},${b})`;
+        if (0.3 * r + 0.59 * g + 0.11 * b < 128) td.style.color = "#fff";
+      }
       tr.append(td);
     });
     t.append(tr);
@@ -372,7 +376,9 @@ function drawDetail() {
       const win = [], ker = t.kernel[ci];
       for (let i = 0; i < wH; i++) { const row = []; for (let j = 0; j < wW; j++) { const term = t.terms[ci * wH * wW + i * wW + j]; row.push(term && !term.padding ? term.input : term ? 0 : null); } win.push(row); }
       const kmax = Math.max(...ker.flat().map(Math.abs)) || 1;
-      grids.append(el("div", {}, el("div", { class: "cap", text: `input channel ${t.window.channels[0] + ci}: window` }), grid(win)),
+      const sm = current.maps[(t.inputs || [])[0]];
+      const inScale = sm ? scaleOf(sm.min, sm.max, (t.inputs || [])[0] === "input") : null;
+      grids.append(el("div", {}, el("div", { class: "cap", text: `input channel ${t.window.channels[0] + ci}: window` }), grid(win, { scale: inScale })),
                    el("div", {}, el("div", { class: "cap", text: "× kernel" }), grid(ker, { scale: scaleOf(-kmax, kmax, false) })));
     }
     left.append(grids);
@@ -395,12 +401,39 @@ function drawDetail() {
   }
   body.append(left);
   const right = el("div", { class: "block" });
+  right.append(bigMaps(t));
   if (t.expression) right.append(el("div", { class: "cap", text: "written out" }), el("div", { class: "expr", id: "detail-expression", text: t.expression }));
   if (t.bias != null) right.append(el("div", { text: "bias: " + fmt(t.bias) }));
   right.append(el("div", { id: "detail-total", "data-value": String(t.value), text: `total = ${fmt(t.value)}` }),
                el("div", { class: "hint", text: `the engine's value: ${t.value}` + (t.total != null ? `; the float64 arithmetic above: ${t.total}` : "") }));
   for (const n of t.notes || []) right.append(el("div", { class: "hint", text: "note: " + n }));
   body.append(right);
+}
+
+function bigMap(name, ch, boxes) {
+  const m = current.maps[name];
+  const [c, h, w] = m.shape;
+  const canvas = el("canvas");
+  canvas.style.width = "120px"; canvas.style.height = Math.round(120 * h / w) + "px";
+  drawMap(canvas, m.values, ch * h * w, h, w, scaleOf(m.min, m.max, name === "input" && c !== 3));
+  const wrap = el("div", { class: "map-wrap" }, canvas);
+  for (const [cls, b] of boxes) addBox(wrap, cls, b[0], b[1], b[2], b[3], h, w);
+  return el("div", { class: "bigmap" }, wrap, el("div", { class: "cap", text: `${name === "input" ? "input" : "layer " + name}, channel ${ch}` }));
+}
+function bigMaps(t) {
+  // the layer's input with the window highlighted, and the output map with the pixel
+  const row = el("div", { class: "row bigmaps" });
+  const src = (t.inputs || [])[0], out = current.maps[t.layer];
+  if (!out || out.shape.length !== 3) return row;
+  if (src && t.window && current.maps[src] && current.maps[src].shape.length === 3) {
+    const w = t.window, box = [w.y0, w.y0 + w.height - 1, w.x0, w.x0 + w.width - 1];
+    const last = Math.min(w.channels[1], w.channels[0] + 2);
+    for (let ch = w.channels[0]; ch <= last; ch++) row.append(bigMap(src, ch, [["", box]]));
+    if (w.channels[1] > last) row.append(el("span", { class: "hint", text: `+ ${w.channels[1] - last} more channels` }));
+    row.append(el("span", { class: "arrow", text: "→" }));
+  }
+  row.append(bigMap(t.layer, t.channel, [["sel", [t.y, t.y, t.x, t.x]]]));
+  return row;
 }
 
 function step(dy, dx) {

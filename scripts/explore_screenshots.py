@@ -61,6 +61,13 @@ def main(argv=None) -> int:
             page.wait_for_timeout(300)
             page.locator("main").screenshot(path=str(out / "explore_overview.png"))
             page.locator("#detail").screenshot(path=str(out / "explore_conv_detail.png"))
+            # the playground with a stride that drops pixels
+            page.select_option("#pg-layer", "")
+            for field, value in (("#pg-size", "28"), ("#pg-kernel", "5"), ("#pg-stride", "3"), ("#pg-padding", "1")):
+                page.fill(field, value)
+            page.wait_for_function("document.querySelector('#pg-formula') && "
+                                   "document.querySelector('#pg-formula').textContent.includes('/ 3')")
+            page.wait_for_timeout(200)
             page.locator("#playground").screenshot(path=str(out / "explore_playground.png"))
             browser.close()
     finally:

@@ -570,3 +570,30 @@ def test_graph_model_branches_merges_and_traces(residual_dir, digit_png):
         r = c.post("/api/explain?method=gradcam", files={"image": ("d.png", data, "image/png")})
         assert r.status_code == 200, r.text
         assert r.json()["heatmap"]["shape"] == [8, 8]
+
+
+# ---------------------------------------------------------------------------------------- .onnx files
+def test_onnx_files_go_through_cnnlab_onnx(tmp_path, monkeypatch, digits_run):
+    import types
+
+    import cnnlab
+    onnx_file = tmp_path / "model.onnx"
+    onnx_file.write_bytes(b"not really onnx: the loader is replaced below")
+    saved = load_model(digits_run)
+    fake = types.ModuleType("cnnlab.onnx")
+    fake.load_saved = lambda path: saved if Path(path) == onnx_file else None
+    monkeypatch.setitem(sys.modules, "cnnlab.onnx", fake)
+    monkeypatch.setattr(cnnlab, "onnx", fake, raising=False)
+    got, run_dir = load_target(onnx_file)
+    assert got is saved and run_dir is None
+    # a loader that gives only the module: the input shape comes from the model
+    del fake.load_saved
+    model = saved.model
+    model.input_shape = (1, 8, 8)
+    fake.load = lambda path: model
+    got, run_dir = load_target(onnx_file)
+    assert got.input_shape == (1, 8, 8) and got.classes == [str(i) for i in range(10)] and got.name == "model"
+    with TestClient(create_app(got, run_dir)) as c:
+        assert c.get("/api/model").json()["input_shape"] == [1, 8, 8]
+    with pytest.raises(FileNotFoundError, match="ONNX file .*missing.onnx does not exist"):
+        load_target(tmp_path / "missing.onnx")

@@ -545,12 +545,12 @@ function drawWindows(r) {
     ctx.fillStyle = pad ? "#eeeeee" : dropped ? "#ef9a9a" : "#90caf9";
     ctx.fillRect(x, yIn, cell - 1, cell - 1);
   }
-  const rows = Math.min(r.windows.length, Math.floor((c.height - yIn - cell - 6) / 6));
+  const rows = Math.min(r.windows.length, Math.floor((c.height - yIn - cell - 24) / 5));
   r.windows.slice(0, rows).forEach(([a, b], k) => {
-    const y = yIn + cell + 4 + k * 6, xa = x0 + (a + r.padding[0]) * cell;
+    const y = yIn + cell + 4 + k * 5;
     ctx.fillStyle = k % 2 ? "#00897b" : "#4db6ac";
     const taps = r.dilation;
-    for (let t = a; t <= b; t += taps) ctx.fillRect(x0 + (t + r.padding[0]) * cell, y, cell - 1, 4);
+    for (let t = a; t <= b; t += taps) ctx.fillRect(x0 + (t + r.padding[0]) * cell, y, cell - 1, 3);
   });
   ctx.fillStyle = "#333"; ctx.font = "12px sans-serif";
   ctx.fillText(`${r.output} windows${r.windows.length > rows ? ` (first ${rows} drawn)` : ""}; blue: input, gray: padding, red: never covered`, x0, c.height - 4);

@@ -597,3 +597,12 @@ def test_onnx_files_go_through_cnnlab_onnx(tmp_path, monkeypatch, digits_run):
         assert c.get("/api/model").json()["input_shape"] == [1, 8, 8]
     with pytest.raises(FileNotFoundError, match="ONNX file .*missing.onnx does not exist"):
         load_target(tmp_path / "missing.onnx")
+
+
+def test_the_web_framework_is_imported_only_by_the_explorer():
+    code = ("import sys, cnnlab, cnnlab.cli, cnnlab.explore, cnnlab.explore.engine; "
+            "from cnnlab.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('starlette', 'uvicorn', 'multipart', 'httpx') if m in sys.modules))")
+    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.strip() == "[]"

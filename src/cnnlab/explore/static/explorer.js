@@ -100,7 +100,8 @@ function drawMap(canvas, values, offset, h, w, scale) {
 }
 function legend(scale) {
   return el("div", {}, el("div", { class: "legend", style: `background:${scale.css}` }),
-    el("div", { class: "legend-labels" }, el("span", { text: fmt(scale.lo) }), el("span", { text: fmt(scale.hi) })));
+    el("div", { class: "legend-labels" }, el("span", { text: String(Number(scale.lo.toPrecision(3))) }),
+       el("span", { text: String(Number(scale.hi.toPrecision(3))) })));
 }
 function addBox(wrap, cls, y0, y1, x0, x1, h, w) {
   const b = el("div", { class: "box " + cls });
@@ -537,6 +538,7 @@ function drawWindows(r) {
   const c = $("pg-canvas"), ctx = c.getContext("2d");
   ctx.clearRect(0, 0, c.width, c.height);
   if (!r) return;
+  c.height = 10 + 28 + 4 + Math.min(r.windows.length, 40) * 5 + 22;
   const total = r.size + r.padding[0] + r.padding[1], cell = Math.max(3, Math.min(28, Math.floor((c.width - 20) / total)));
   const x0 = 10, yIn = 10;
   for (let i = -r.padding[0]; i < r.size + r.padding[1]; i++) {
@@ -545,7 +547,7 @@ function drawWindows(r) {
     ctx.fillStyle = pad ? "#eeeeee" : dropped ? "#ef9a9a" : "#90caf9";
     ctx.fillRect(x, yIn, cell - 1, cell - 1);
   }
-  const rows = Math.min(r.windows.length, Math.floor((c.height - yIn - cell - 24) / 5));
+  const rows = Math.min(r.windows.length, 40);
   r.windows.slice(0, rows).forEach(([a, b], k) => {
     const y = yIn + cell + 4 + k * 5;
     ctx.fillStyle = k % 2 ? "#00897b" : "#4db6ac";

@@ -101,8 +101,10 @@ def measure(page, url: str, layer: str, repeats: int):
     renders = [page.evaluate(NEW_IMAGE_JS, 7 + i) for i in range(repeats)]
     page.evaluate(TRACE_JS, [layer, 0, 2, 2])
     traces = [page.evaluate(TRACE_JS, [layer, i % 4, 1 + i % 5, 2 + i % 3]) for i in range(repeats)]
-    maps = page.evaluate("document.querySelectorAll('#overview canvas').length")
-    return renders, traces, maps
+    maps = page.evaluate("[...document.querySelectorAll('#overview .map-wrap.grid')].reduce((n, w) => n + w.grid.c, 0)")
+    parts = page.evaluate("window.__explore.timings.parts.slice(3)")
+    split = {k: statistics.median(p[k] for p in parts) for k in parts[0]}
+    return renders, traces, maps, split
 
 
 def main(argv=None) -> int:
@@ -124,14 +126,15 @@ def main(argv=None) -> int:
                 proc, url = start_server(folder)
                 try:
                     page = browser.new_page(viewport={"width": 1600, "height": 1000})
-                    renders, traces, maps = measure(page, url, layer, args.repeats)
+                    renders, traces, maps, split = measure(page, url, layer, args.repeats)
                     page.close()
                 finally:
                     stop_server(proc)
                 results.append({"model": name, "maps_drawn": maps, "new_image_ms_median": statistics.median(renders),
                                 "new_image_ms_p90": sorted(renders)[int(0.9 * (len(renders) - 1))],
                                 "trace_ms_median": statistics.median(traces),
-                                "trace_ms_p90": sorted(traces)[int(0.9 * (len(traces) - 1))], "trace_layer": layer})
+                                "trace_ms_p90": sorted(traces)[int(0.9 * (len(traces) - 1))], "trace_layer": layer,
+                                "new_image_split_ms": split})
             browser.close()
     if args.json:
         print(json.dumps(results, indent=2))
@@ -140,6 +143,8 @@ def main(argv=None) -> int:
     for r in results:
         print(f"{r['model']:<14} {r['maps_drawn']:>5}  {r['new_image_ms_median']:>9.0f} ms (p90 {r['new_image_ms_p90']:>4.0f} ms)"
               f"  {r['trace_ms_median']:>6.0f} ms (p90 {r['trace_ms_p90']:>3.0f} ms)")
+    print("new image, median split (ms): " + "; ".join(
+        r["model"] + ": " + ", ".join(f"{k} {v:.0f}" for k, v in r["new_image_split_ms"].items()) for r in results))
     return 0
 
 

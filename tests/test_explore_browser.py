@@ -93,9 +93,13 @@ def test_draw_predict_trace_and_grad_cam_in_chromium(digits_run):
             assert page.locator("#predicted").inner_text() == ex.classes[int(np.argmax(fw.probabilities))]
 
             # click pixel (row 5, column 2) of channel 3 of the first convolution
-            canvas = page.locator('#overview .map-wrap[data-layer="0"][data-channel="3"] canvas')
+            grid = page.evaluate("(() => { const g = document.querySelector("
+                                 "'#overview .map-wrap[data-layer=\"0\"]').grid; return {...g}; })()")
+            canvas = page.locator('#overview .map-wrap[data-layer="0"] canvas').first
             cb = canvas.bounding_box()
-            canvas.click(position={"x": cb["width"] * 2.5 / 8, "y": cb["height"] * 5.5 / 8})
+            px = (3 % grid["per"]) * (grid["w"] + 1) + 2 + 0.5
+            py = (3 // grid["per"]) * (grid["h"] + 1) + 5 + 0.5
+            canvas.click(position={"x": cb["width"] * px / grid["W"], "y": cb["height"] * py / grid["H"]})
             page.wait_for_selector("#detail-total", timeout=30000)
             state = page.evaluate("({...window.__explore.state, upload: null})")
             assert (state["layer"], state["channel"], state["y"], state["x"]) == ("0", 3, 5, 2)

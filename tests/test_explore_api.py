@@ -606,3 +606,37 @@ def test_the_web_framework_is_imported_only_by_the_explorer():
     env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_pytorch_model_exported_to_onnx_is_explored(tmp_path):
+    """With cnnlab's ONNX import (the onnx extra) and PyTorch: an imported LeNet-5 predicts as PyTorch."""
+    import importlib.util
+    if importlib.util.find_spec("cnnlab.onnx") is None:
+        pytest.skip("cnnlab.onnx is not in this cnnlab")
+    pytest.importorskip("onnx")
+    torch = pytest.importorskip("torch")
+    tn = torch.nn
+    torch.manual_seed(0)
+    net = tn.Sequential(tn.Conv2d(1, 6, 5, padding=2), tn.ReLU(), tn.MaxPool2d(2), tn.Conv2d(6, 16, 5), tn.ReLU(),
+                        tn.MaxPool2d(2), tn.Flatten(), tn.Linear(400, 10)).eval()
+    path = tmp_path / "lenet.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, torch.zeros(1, 1, 28, 28), str(path), dynamo=False, input_names=["x"],
+                          dynamic_axes={"x": {0: "n"}})
+    saved, run_dir = load_target(path)
+    assert tuple(saved.input_shape) == (1, 28, 28) and run_dir is None
+    rng = np.random.default_rng(0)
+    data = png(rng.integers(0, 255, (28, 28), dtype=np.uint8))
+    with TestClient(create_app(saved, run_dir)) as c:
+        got = c.post("/api/predict", files={"image": ("x.png", data, "image/png")}).json()
+        ex = Explorer(saved, run_dir)
+        x = torch.tensor(ex.prepare_upload(data).x)
+        with torch.no_grad():
+            ref = torch.softmax(net(x), 1)[0].numpy()
+        assert [got["probabilities"][k] for k in saved.classes] == pytest.approx(ref.tolist(), abs=1e-6)
+        first = c.get("/api/model").json()["layers"][0]
+        t = c.post(f"/api/trace?layer={first['name']}&channel=2&y=10&x=11",
+                   files={"image": ("x.png", data, "image/png")}).json()
+        with torch.no_grad():
+            assert t["value"] == pytest.approx(float(net[0](x)[0, 2, 10, 11]), abs=1e-5)

@@ -226,12 +226,13 @@ def load_target(path) -> Tuple[object, Optional[Path]]:
             raise ImportError(f"opening an .onnx file needs cnnlab's ONNX import (cnnlab.onnx and the onnx "
                               f"package: pip install 'cnnlab[onnx]'): {exc}") from None
         if hasattr(cnnlab_onnx, "load_saved"):
-            return cnnlab_onnx.load_saved(path), None
+            try:
+                return cnnlab_onnx.load_saved(path), None
+            except (ImportError, NotImplementedError):
+                pass  # an older cnnlab.onnx: load the module and read the input shape below
         from ..io import SavedModel
         model = cnnlab_onnx.load(path)
-        shape = getattr(model, "input_shape", None)
-        if shape is None:
-            raise ValueError(f"{path}: the ONNX model does not say its input shape (C, H, W)")
+        shape = getattr(model, "input_shape", None) or _onnx_input_shape(path)
         shape = tuple(int(s) for s in tuple(shape)[-3:])
         k = int(model.output_shape((1,) + shape)[-1])
         model.eval()
@@ -276,6 +277,22 @@ def _graph_grad_cam(model, x, target, layers):
     heat = np.clip(resize_bilinear(scaled, data.shape[2:]), 0.0, 1.0)
     probs = to_probabilities(out.data, model.nodes[-1].module)
     return SimpleNamespace(target=t, probabilities=probs, layer=name, heatmap=heat)
+
+
+def _onnx_input_shape(path) -> Tuple[int, int, int]:
+    """``(C, H, W)`` of an ONNX file's first graph input (the onnx package reads the file)."""
+    import onnx
+    graph = onnx.load(str(path), load_external_data=False).graph
+    initializers = {t.name for t in graph.initializer}
+    for value in graph.input:
+        if value.name in initializers:
+            continue
+        dims = [d.dim_value for d in value.type.tensor_type.shape.dim]
+        if len(dims) == 4 and all(d > 0 for d in dims[1:]):
+            return tuple(dims[1:])
+        raise ValueError(f"{path}: the model's input {value.name!r} has shape {dims}, not an image batch "
+                         f"(N, C, H, W) with known C, H, W")
+    raise ValueError(f"{path}: the ONNX graph has no input")
 
 
 # =========================================================================== the explorer

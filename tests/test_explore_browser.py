@@ -125,6 +125,43 @@ def test_draw_predict_trace_and_grad_cam_in_chromium(digits_run):
                                    timeout=30000)
             assert "Grad-CAM" in page.locator("#overlay-info").inner_text()
             assert "overlay=gradcam" in page.url
+
+            # the play button slides the window
+            n = page.evaluate("window.__explore.timings.trace.length")
+            page.click("#play")
+            page.wait_for_function(f"window.__explore.timings.trace.length >= {n + 2}", timeout=30000)
+            page.click("#play")
+
+            # drop an image file on the input panel
+            from PIL import Image
+            import io
+            buf = io.BytesIO()
+            Image.fromarray(np.tile(np.arange(0, 240, 20, dtype=np.uint8), (12, 1))).save(buf, format="PNG")
+            dt = page.evaluate_handle("""(b64) => {
+                const bin = atob(b64), a = new Uint8Array(bin.length);
+                for (let i = 0; i < bin.length; i++) a[i] = bin.charCodeAt(i);
+                const dt = new DataTransfer(); dt.items.add(new File([a], 'ramp.png', {type: 'image/png'}));
+                return dt; }""", base64.b64encode(buf.getvalue()).decode())
+            page.dispatch_event("#drop-zone", "drop", {"dataTransfer": dt})
+            page.wait_for_function("document.querySelector('#preprocess-steps').textContent.includes('12x12')",
+                                   timeout=30000)
+
+            # a confusion-matrix cell lists its test images; a click loads one
+            page.click('#confusion td[data-true="1"][data-pred="1"]')
+            page.wait_for_selector("#cell-samples img", timeout=30000)
+            page.locator("#cell-samples img").first.click()
+            page.wait_for_function("document.querySelector('#preprocess-steps').textContent.includes('test image')",
+                                   timeout=30000)
+            page.wait_for_function("location.hash.includes('sample=')", timeout=10000)
+
+            # the shape playground warns about dropped pixels
+            page.select_option("#pg-layer", "")
+            for field, value in (("#pg-size", "7"), ("#pg-kernel", "2"), ("#pg-stride", "2"), ("#pg-padding", "0")):
+                page.fill(field, value)
+            page.wait_for_function("document.querySelector('#pg-result').textContent.includes('(7 + 2*0 - 2) / 2')",
+                                   timeout=10000)
+            assert "never reaches" in page.locator("#pg-result").inner_text()
+            assert page.locator("#pg-formula").count() == 1
             browser.close()
     finally:
         stop_server(proc)

@@ -112,15 +112,18 @@ function addBox(wrap, cls, y0, y1, x0, x1, h, w) {
 }
 
 // ------------------------------------------------------------------ running the network
+let runSeq = 0, overlaySeq = 0;
 async function run() {
-  const t0 = performance.now();
+  const t0 = performance.now(), seq = ++runSeq;
   status("running the network...");
   let t1, t2;
   try {
     const r = await imageRequest("/api/predict", { maps: "1" });
     t1 = performance.now();
-    current = await json(Promise.resolve(r));
-  } catch (err) { status("error: " + err.message); showWarnings([err.message]); return; }
+    const answer = await json(Promise.resolve(r));
+    if (seq !== runSeq) return;            // a newer image was sent meanwhile: show only the latest
+    current = answer;
+  } catch (err) { if (seq === runSeq) { status("error: " + err.message); showWarnings([err.message]); } return; }
   t2 = performance.now();
   current.maps = {};
   for (const l of current.layers) current.maps[l.name] = decode(l);
@@ -507,8 +510,10 @@ async function updateOverlay() {
   const ctx = canvas.getContext("2d");
   if (state.overlay === "none") { ctx.clearRect(0, 0, canvas.width, canvas.height); $("overlay-info").textContent = ""; return; }
   let r;
+  const seq = ++overlaySeq;
   try { r = await json(imageRequest("/api/explain", { method: state.overlay, class: state.cls })); }
-  catch (err) { $("overlay-info").textContent = "error: " + err.message; return; }
+  catch (err) { if (seq === overlaySeq) $("overlay-info").textContent = "error: " + err.message; return; }
+  if (seq !== overlaySeq) return;
   const m = decode(r.heatmap), [h, w] = m.shape;
   canvas.width = w; canvas.height = h;
   const img = ctx.createImageData(w, h);
@@ -565,13 +570,19 @@ function setupDrawing() {
 }
 
 // ------------------------------------------------------------------ shape playground
+let playgroundSeq = 0;
 async function playground() {
   const q = new URLSearchParams({ size: $("pg-size").value, kernel: $("pg-kernel").value, stride: $("pg-stride").value,
     padding: $("pg-padding").value, dilation: $("pg-dilation").value, pool: $("pg-pool").checked ? "1" : "0",
     ceil_mode: $("pg-ceil").checked ? "1" : "0" });
-  const box = $("pg-result"); box.textContent = "";
+  const seq = ++playgroundSeq, box = $("pg-result");
   let r;
-  try { r = await json(fetch("/api/shape?" + q)); } catch (err) { box.append(el("div", { class: "warn", text: "⚠ " + err.message })); drawWindows(null); return; }
+  try { r = await json(fetch("/api/shape?" + q)); } catch (err) {
+    if (seq !== playgroundSeq) return;
+    box.textContent = ""; box.append(el("div", { class: "warn", text: "⚠ " + err.message })); drawWindows(null); return;
+  }
+  if (seq !== playgroundSeq) return;   // a newer request is on its way: only the latest answer is shown
+  box.textContent = "";
   box.append(el("div", { text: r.rule }), el("div", { id: "pg-formula", text: "output = " + r.formula }));
   if (r.warning) box.append(el("div", { class: "warn", text: "⚠ " + r.warning }));
   drawWindows(r);

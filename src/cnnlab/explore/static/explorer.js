@@ -112,7 +112,7 @@ function addBox(wrap, cls, y0, y1, x0, x1, h, w) {
 }
 
 // ------------------------------------------------------------------ running the network
-let runSeq = 0, overlaySeq = 0;
+let runSeq = 0, overlaySeq = 0, heatCache = null;
 async function run() {
   const t0 = performance.now(), seq = ++runSeq;
   status("running the network...");
@@ -510,10 +510,15 @@ async function updateOverlay() {
   const ctx = canvas.getContext("2d");
   if (state.overlay === "none") { ctx.clearRect(0, 0, canvas.width, canvas.height); $("overlay-info").textContent = ""; return; }
   let r;
-  const seq = ++overlaySeq;
-  try { r = await json(imageRequest("/api/explain", { method: state.overlay, class: state.cls })); }
-  catch (err) { if (seq === overlaySeq) $("overlay-info").textContent = "error: " + err.message; return; }
-  if (seq !== overlaySeq) return;
+  const key = state.overlay + "|" + state.cls;
+  if (heatCache && heatCache.key === key && heatCache.of === current) r = heatCache.r;   // opacity only: redraw
+  else {
+    const seq = ++overlaySeq;
+    try { r = await json(imageRequest("/api/explain", { method: state.overlay, class: state.cls })); }
+    catch (err) { if (seq === overlaySeq) $("overlay-info").textContent = "error: " + err.message; return; }
+    if (seq !== overlaySeq) return;
+    heatCache = { key, of: current, r };
+  }
   const m = decode(r.heatmap), [h, w] = m.shape;
   canvas.width = w; canvas.height = h;
   const img = ctx.createImageData(w, h);

@@ -1,7 +1,8 @@
 """The model zoo, and models written as small JSON/YAML/TOML files of layers.
 
-Every model here is a plain :class:`~cnnlab.nn.Sequential` whose layers read
-top to bottom like the network's diagram.  The sizes that depend on the input
+Every model here but ``resnet8`` is a plain :class:`~cnnlab.nn.Sequential`
+whose layers read top to bottom like the network's diagram; ``resnet8`` is a
+:class:`~cnnlab.nn.Graph`, since its blocks add their input back.  The sizes that depend on the input
 (the ``in_features`` of the first dense layer) are computed with each layer's
 ``output_shape``, i.e. with the one output-size rule
 :func:`~cnnlab.functional.conv_output_size`, never by hand.
@@ -19,6 +20,9 @@ The zoo
 ``smallnet``  (a modern small network for Fashion-MNIST and 32x32 RGB)
     [conv3(32)-BN-ReLU] x2, maxpool2, [conv3(64)-BN-ReLU] x2, maxpool2,
     conv3(128)-BN-ReLU, global average pooling, dropout, dense.
+``resnet8``  (a small residual network, a :class:`~cnnlab.nn.Graph`)
+    conv3-BN-ReLU stem, three residual blocks (the last two strided, with 1x1
+    conv-BN shortcuts), global average pooling, dense.
 
 Model files
 -----------
@@ -51,7 +55,7 @@ from . import nn
 from .nn.graph import INPUT
 from .nn.trace import is_layer, layer_types
 
-__all__ = ["lenet5", "tinyvgg", "smallnet", "digitsnet", "MODELS", "create_model", "build_model",
+__all__ = ["lenet5", "tinyvgg", "smallnet", "digitsnet", "resnet8", "MODELS", "create_model", "build_model",
            "model_to_spec", "load_model_file", "parse_model_spec", "default_model_name",
            "is_model_file", "LAYER_TYPES", "MODEL_FILE_SUFFIXES", "DEFAULT_INPUT_SHAPES",
            "MODEL_DESCRIPTIONS"]
@@ -179,13 +183,56 @@ def digitsnet(in_channels: int = 1, num_classes: int = 10, input_size: Size = 8,
     return nn.Sequential(*features, *head)
 
 
+def _residual_block(nodes: list, source: str, prefix: str, cin: int, cout: int, stride: int) -> str:
+    """conv3-BN-ReLU-conv3-BN plus the shortcut (1x1 conv-BN where the shape changes), then ReLU."""
+    nodes += [(f"{prefix}.conv1", nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), [source]),
+              (f"{prefix}.bn1", nn.BatchNorm2d(cout), [f"{prefix}.conv1"]),
+              (f"{prefix}.relu1", nn.ReLU(), [f"{prefix}.bn1"]),
+              (f"{prefix}.conv2", nn.Conv2d(cout, cout, 3, padding=1, bias=False), [f"{prefix}.relu1"]),
+              (f"{prefix}.bn2", nn.BatchNorm2d(cout), [f"{prefix}.conv2"])]
+    shortcut = source
+    if stride != 1 or cin != cout:
+        nodes += [(f"{prefix}.shortcut.conv", nn.Conv2d(cin, cout, 1, stride=stride, bias=False), [source]),
+                  (f"{prefix}.shortcut.bn", nn.BatchNorm2d(cout), [f"{prefix}.shortcut.conv"])]
+        shortcut = f"{prefix}.shortcut.bn"
+    nodes += [(f"{prefix}.add", nn.Add(), [f"{prefix}.bn2", shortcut]),
+              (f"{prefix}.relu2", nn.ReLU(), [f"{prefix}.add"])]
+    return f"{prefix}.relu2"
+
+
+def resnet8(in_channels: int = 1, num_classes: int = 10, input_size: Size = 28, width: int = 16) -> nn.Graph:
+    """A small residual network (He et al. 2016): 8 weighted layers, as a graph model.
+
+    stem conv3(w)-BN-ReLU; three residual blocks of two conv3-BN with w, 2w (stride 2)
+    and 4w (stride 2) filters, whose input is added back to their output (through a
+    1x1 conv-BN where the block changes the shape); global average pooling; dense.
+    Node names follow PyTorch's ResNets (``layer2.conv1``, ``layer2.shortcut.conv``).
+
+    Shape:
+        - input: ``(N, in_channels, H, W)``, H and W at least 4 (28x28 gray, 32x32 RGB)
+        - output: ``(N, num_classes)``
+    """
+    h, w_ = _size_pair(input_size)
+    if min(h, w_) < 4:
+        raise ValueError(f"model resnet8 needs images of at least 4x4, got {h}x{w_}")
+    w = int(width)
+    nodes = [("stem.conv", nn.Conv2d(in_channels, w, 3, padding=1, bias=False), ["input"]),
+             ("stem.bn", nn.BatchNorm2d(w), ["stem.conv"]),
+             ("stem.relu", nn.ReLU(), ["stem.bn"])]
+    x = _residual_block(nodes, "stem.relu", "layer1", w, w, 1)
+    x = _residual_block(nodes, x, "layer2", w, 2 * w, 2)
+    x = _residual_block(nodes, x, "layer3", 2 * w, 4 * w, 2)
+    nodes += [("pool", nn.GlobalAvgPool2d(), [x]), ("fc", nn.Linear(4 * w, num_classes), ["pool"])]
+    return nn.Graph(nodes)
+
+
 #: name -> builder taking ``(in_channels, num_classes, input_size)``
 MODELS: Dict[str, Callable[..., nn.Sequential]] = {
-    "digitsnet": digitsnet, "lenet5": lenet5, "tinyvgg": tinyvgg, "smallnet": smallnet}
+    "digitsnet": digitsnet, "lenet5": lenet5, "tinyvgg": tinyvgg, "smallnet": smallnet, "resnet8": resnet8}
 
 #: the input each zoo model was designed for, (C, H, W)
 DEFAULT_INPUT_SHAPES = {"digitsnet": (1, 8, 8), "lenet5": (1, 28, 28), "tinyvgg": (3, 64, 64),
-                        "smallnet": (1, 28, 28)}
+                        "smallnet": (1, 28, 28), "resnet8": (1, 28, 28)}
 
 # a short "what it is for" line per zoo model (CLI help, errors)
 MODEL_DESCRIPTIONS = {
@@ -193,6 +240,7 @@ MODEL_DESCRIPTIONS = {
     "lenet5": "LeNet-5 (1998) for 28x28 digits (default for MNIST)",
     "tinyvgg": "CNN Explainer's TinyVGG (2 x [conv-relu-conv-relu-maxpool], 10 filters)",
     "smallnet": "modern conv-BN-ReLU network with global average pooling (Fashion-MNIST, CIFAR-10)",
+    "resnet8": "small residual network, a graph model (Fashion-MNIST, CIFAR-10)",
 }
 
 

@@ -205,21 +205,11 @@ def make_scheduler(schedule, optimizer: optim.Optimizer, epochs: int,
     if key == "cosine":
         return optim.CosineAnnealingLR(optimizer, T_max=total), True
     if key == "step":
-        return _MultiStep(optimizer, [max(1, epochs // 2), max(2, (3 * epochs) // 4)]), False
+        return optim.MultiStepLR(optimizer, [max(1, epochs // 2), max(2, (3 * epochs) // 4)]), False
     if key == "onecycle":
-        return optim.OneCycleLR(optimizer, max_lr=optimizer.lr, total_steps=total), True
+        return optim.OneCycleLR(optimizer, max_lr=optimizer.param_groups[0]["lr"], total_steps=total,
+                                cycle_momentum=False), True
     raise ValueError(f"unknown schedule {schedule!r}: expected one of {', '.join(SCHEDULES)}")
-
-
-class _MultiStep(optim.LRScheduler):
-    """``lr = base_lr * 0.1 ** (number of milestones passed)``."""
-
-    def __init__(self, optimizer, milestones: Sequence[int], gamma: float = 0.1):
-        self.milestones, self.gamma = sorted(milestones), gamma
-        super().__init__(optimizer)
-
-    def get_lr(self, step):
-        return self.base_lr * self.gamma ** sum(step >= m for m in self.milestones)
 
 
 # --- data plumbing ------------------------------------------------------------------------
@@ -544,6 +534,12 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
         raise ValueError(f"the model does not fit the data ({'x'.join(map(str, input_shape))} images): "
                          f"{exc}") from None
     num_outputs = int(out_shape[-1])
+    to_save = model
+    if out_dir is not None and not isinstance(model, nn.Graph) and type(model) is not nn.Sequential:
+        try:  # capture a user's own Module now, not after hours of training
+            to_save = nn.as_graph(model, input_shape)
+        except ValueError as exc:
+            raise ValueError(f"the model cannot be saved to {out_dir}: {exc}") from None
     if classes is not None and len(classes) != num_outputs:
         raise ValueError(f"the model gives {num_outputs} scores per image but the data have "
                          f"{len(classes)} classes")
@@ -593,14 +589,16 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
                 raise ValueError(f"cannot resume {out_dir}: it was trained with {key}={saved[key]!r}, "
                                  f"now {key}={config[key]!r}")
         model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model/")})
-        opt.load_state_dict({"lr": meta["optimizer"]["lr"], "step_count": meta["optimizer"]["step_count"],
+        opt.load_state_dict({**meta["optimizer"],
                              "state": {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}})
         if scheduler is not None and meta.get("scheduler") is not None:
             if saved.get("epochs") == int(epochs) or not per_batch:
                 scheduler.load_state_dict(meta["scheduler"])
             else:  # more epochs than planned: the per-batch schedule restarts its curve where it was
                 scheduler.last_epoch = int(meta["scheduler"]["last_epoch"])
-                opt.lr = scheduler.get_lr(scheduler.last_epoch)
+                closed_form = getattr(scheduler, "_get_closed_form_lr", scheduler.get_lr)
+                for group, group_lr in zip(opt.param_groups, closed_form()):
+                    group["lr"] = group_lr
         _random.set_state(meta["rng"])
         if meta.get("loader") is not None and hasattr(loader, "load_state_dict"):
             loader.load_state_dict(meta["loader"])
@@ -621,17 +619,17 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
 
     def save_model_files():
         if out_dir is not None:
-            save_model(model, out_dir, input_shape, classes, history.mean, history.std, name=model_name,
+            save_model(to_save, out_dir, input_shape, classes, history.mean, history.std, name=model_name,
                        extra=model_extra)
 
     def write_checkpoint(epoch_done: int):
         arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
         state = opt.state_dict()
-        arrays.update({f"optim/{k}": v for k, v in state["state"].items()})
+        arrays.update({f"optim/{i}.{k}": v for i, bufs in state["state"].items() for k, v in bufs.items()})
         if best_state is not None:
             arrays.update({f"best/{k}": v for k, v in best_state.items()})
         meta = {"format": "cnnlab-checkpoint", "epoch": epoch_done, "config": config,
-                "optimizer": {"lr": state["lr"], "step_count": state["step_count"]},
+                "optimizer": {"param_groups": state["param_groups"]},
                 "scheduler": None if scheduler is None else scheduler.state_dict(),
                 "rng": _random.get_state(),
                 "loader": loader.state_dict() if hasattr(loader, "state_dict") else None,

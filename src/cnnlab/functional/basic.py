@@ -1,11 +1,9 @@
 """Flatten, dense (linear) layers, dropout and batch normalisation."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from ..tensor import Tensor, as_tensor
+from ..tensor import Tensor, as_tensor, flatten_shape
 from ._layout import to_chwn, to_nchw
 
 
@@ -14,13 +12,13 @@ def flatten(input, start_dim: int = 1, end_dim: int = -1) -> Tensor:
 
     Shape: ``(N, C, H, W) -> (N, C*H*W)`` with the defaults; generally dims
     ``start_dim..end_dim`` are merged into one.
+
+    Raises:
+        IndexError: ``start_dim`` or ``end_dim`` out of range (PyTorch's message).
+        ValueError: ``start_dim`` after ``end_dim``.
     """
     x = as_tensor(input)
-    nd = x.ndim
-    s, e = start_dim % nd if nd else 0, end_dim % nd if nd else 0
-    if s > e:
-        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for a {nd}-D input")
-    shape = x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:]
+    shape = flatten_shape(x.shape, start_dim, end_dim)  # IndexError for a dim out of range, as PyTorch
     return x.reshape(shape)
 
 
@@ -80,6 +78,26 @@ def dropout(input, p: float = 0.5, training: bool = True, rng=None) -> Tensor:
     mask = (rng.random(x.shape, dtype=np.float64 if x.dtype == np.float64 else np.float32) >= p)
     scale = mask * x.dtype.type(1.0 / (1.0 - p))
     return Tensor.from_op(x.data * scale, (x,), lambda g: (g * scale,), "dropout")
+
+
+def dropout2d(input, p: float = 0.5, training: bool = True, rng=None) -> Tensor:
+    """Zero whole channels (feature maps) with probability ``p``, scale the rest by ``1/(1-p)``.
+
+    Neighbouring pixels of a feature map are strongly correlated, so dropping
+    single pixels regularises little; dropping the whole map does (Tompson et al.).
+    Shape: ``(N, C, H, W)``, unchanged; one keep/drop draw per ``(n, c)``.
+    """
+    x = as_tensor(input)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if x.ndim != 4:
+        raise ValueError(f"dropout2d: expected a 4-D input (N, C, H, W), got shape {tuple(x.shape)}")
+    if not training or p == 0.0:
+        return x
+    rng = np.random.default_rng() if rng is None else rng
+    keep = rng.random(x.shape[:2]) >= p
+    scale = (keep * (1.0 / (1.0 - p) if p < 1.0 else 0.0)).astype(x.dtype)[:, :, None, None]
+    return Tensor.from_op(x.data * scale, (x,), lambda g: (g * scale,), "dropout2d")
 
 
 def batch_norm(input, running_mean=None, running_var=None, weight=None, bias=None,

@@ -138,11 +138,23 @@ class Graph(Module):
                 del values[name]
         return values[self.output]
 
-    def run_all(self, x) -> Dict[str, object]:
-        """Every node's value (input included) for input ``x``, in the nodes' order."""
+    def run_all(self, x, upto: Optional[str] = None, given: Optional[Dict[str, object]] = None
+                ) -> Dict[str, object]:
+        """Every node's value (input included) for input ``x``, in the nodes' order.
+
+        Args:
+            upto: stop after the node of this name.
+            given: values to use instead of computing them (by node name): Grad-CAM
+                feeds a feature map back in as a leaf to differentiate against.
+        """
         values = {self.input_name: x}
         for node in self.nodes:
-            values[node.name] = node.module(*[values[name] for name in node.inputs])
+            if given is not None and node.name in given:
+                values[node.name] = given[node.name]
+            else:
+                values[node.name] = node.module(*[values[name] for name in node.inputs])
+            if node.name == upto:
+                break
         return values
 
     # --- shapes ----------------------------------------------------------------------------

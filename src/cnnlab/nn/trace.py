@@ -35,6 +35,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import functional as F
+from ..random import get_rng
 from ..tensor import Tensor, no_grad
 from . import module as _module_mod
 from .graph import INPUT, Graph, Node
@@ -386,12 +387,14 @@ def trace(model: Module, input_shape: Sequence[int], check: bool = True) -> Grap
         raise TraceError("trace() cannot run inside another trace")
     dtype = _param_dtype(model)
     rng = np.random.default_rng(0)
-    was_training = [(m, m.training) for m in model.modules()]
-    model.eval()
+    modes = [(m, m.training) for m in model.modules()]
+    buffers = [(m, name, None if b is None else b.copy()) for m in model.modules()
+               for name, b in m._buffers.items()]
+    generator_state = get_rng().bit_generator.state
+    model.train()  # training mode, so F.dropout(x, p, self.training) is captured as Dropout
     try:
-        batch = 2
-        x = Tensor(rng.standard_normal((batch,) + shape).astype(dtype))
-        tracer = _Tracer(model, batch)
+        x = Tensor(rng.standard_normal((2,) + shape).astype(dtype))
+        tracer = _Tracer(model, 2)
         tracer.values[id(x)] = (INPUT, x)
         with no_grad(), _Patches(tracer):
             out = model(x)
@@ -403,12 +406,27 @@ def trace(model: Module, input_shape: Sequence[int], check: bool = True) -> Grap
             raise TraceError(f"{type(model).__name__}.forward returned a tensor that was not computed by "
                              "captured ops from its input")
         graph = Graph(tracer.nodes, output=name)
-        if check:
-            _check_same(model, graph, shape, dtype, rng)
-        return graph
-    finally:
-        for m, mode in was_training:
+    finally:  # the trace leaves no trace: batch-norm statistics, modes and random state restored
+        for m, buffer_name, value in buffers:
+            if value is not None:
+                np.copyto(m._buffers[buffer_name], value) if m._buffers[buffer_name] is not None \
+                    and m._buffers[buffer_name].shape == value.shape else m._set_buffer(buffer_name, value)
+        get_rng().bit_generator.state = generator_state
+        for m, mode in modes:
             object.__setattr__(m, "training", mode)
+    if check:
+        model.eval()
+        graph.eval()
+        try:
+            _check_same(model, graph, shape, dtype, rng)
+        finally:
+            for m, mode in modes:
+                object.__setattr__(m, "training", mode)
+    for node in graph.nodes:  # layers the trace made (from F.relu, F.dropout ...) take the model's mode
+        if all(node.module is not m for m, _ in modes):
+            node.module.train(model.training)
+    object.__setattr__(graph, "training", model.training)
+    return graph
 
 
 def _param_dtype(model: Module):
@@ -419,9 +437,14 @@ def _param_dtype(model: Module):
 
 def _check_same(model: Module, graph: Graph, shape, dtype, rng) -> None:
     x = rng.standard_normal((3,) + shape).astype(dtype)
-    with no_grad():
-        want = model(Tensor(x)).data
-        got = graph(Tensor(x)).data
+    try:
+        with no_grad():
+            want = model(Tensor(x)).data
+            got = graph(Tensor(x)).data
+    except (ValueError, TypeError, IndexError) as exc:
+        raise TraceError(f"the graph captured from {type(model).__name__}.forward does not reproduce it on a "
+                         f"batch of 3 ({exc}): its forward seems to depend on the batch size in Python code "
+                         "(use x.size(0) or -1 rather than a number)") from None
     if want.shape != got.shape or not np.allclose(got, want, rtol=1e-4, atol=1e-5 * max(1.0, float(np.abs(want).max(initial=0)))):
         raise TraceError(f"the graph captured from {type(model).__name__}.forward does not reproduce it on a "
                          f"batch of 3 (outputs {want.shape} vs {got.shape}): its forward seems to depend on "

@@ -640,3 +640,30 @@ def test_a_pytorch_model_exported_to_onnx_is_explored(tmp_path):
                    files={"image": ("x.png", data, "image/png")}).json()
         with torch.no_grad():
             assert t["value"] == pytest.approx(float(net[0](x)[0, 2, 10, 11]), abs=1e-5)
+
+
+def test_a_resnet8_run_every_node_traced(tmp_path):
+    """The zoo's residual network (a graph model) trained briefly on the digits: every node's value."""
+    from cnnlab.models import MODELS
+    if "resnet8" not in MODELS:
+        pytest.skip("no resnet8 in this cnnlab's zoo")
+    run = tmp_path / "res8"
+    _cli("train", "--model", "resnet8", "--epochs", "1", "--limit", "200", "--out", str(run), "-q")
+    saved, run_dir = load_target(run)
+    with TestClient(create_app(saved, run_dir)) as c:
+        info = c.get("/api/model").json()
+        adds = [layer for layer in info["layers"] if layer["type"] == "Add"]
+        assert len(adds) == 3 and all(len(layer["inputs"]) == 2 for layer in adds)
+        got = c.post("/api/predict?maps=1", json={"sample": 5}).json()
+        maps = {layer["name"]: decode(layer) for layer in got["layers"]}
+        for layer in info["layers"]:
+            m = maps[layer["name"]]
+            pos = (m.shape[0] - 1, m.shape[1] // 2, m.shape[2] - 1) if m.ndim == 3 else (m.shape[0] - 1, 0, 0)
+            t = c.post(f"/api/trace?layer={layer['name']}&channel={pos[0]}&y={pos[1]}&x={pos[2]}",
+                       json={"sample": 5}).json()
+            assert t["value"] == float(m[pos] if m.ndim == 3 else m[pos[0]]), layer["name"]
+            assert t["total"] == pytest.approx(t["value"], rel=1e-4, abs=1e-5), (layer["name"], t["expression"])
+            assert t["expression"], layer["name"]
+        r = c.post("/api/explain?method=gradcam", json={"sample": 5})
+        assert r.status_code == 200 and r.json()["heatmap"]["shape"] == [8, 8]
+        assert len(c.get("/api/run").json()["confusion"]) == 10

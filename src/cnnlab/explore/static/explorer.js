@@ -415,8 +415,8 @@ function drawDetail() {
   if (t.formula) left.append(el("div", {}, el("b", { text: "rule: " }), t.formula));
   if (t.sizes) left.append(el("div", { class: "hint", text: "output size: " + t.sizes.join("; ") }));
   if (t.type === "Conv2d" && t.kernel) {
-    const grids = el("div", { class: "grids" });
-    const wH = t.window.height, wW = t.window.width, shown = Math.min(t.kernel.length, 8);
+    const grids = el("div", { class: "grids scroll" });
+    const wH = t.window.height, wW = t.window.width, shown = Math.min(t.kernel.length, 64);
     const wScale = scaleOf(-1, 1, false);
     for (let ci = 0; ci < shown; ci++) {
       const win = [], ker = t.kernel[ci];

@@ -22,6 +22,7 @@ window.__explore = { timings, state };
 
 function readUrl() {
   const q = new URLSearchParams(location.hash.slice(1));
+  Object.assign(state, { sample: null, layer: null, channel: 0, y: 0, x: 0, overlay: "none", cls: "", opacity: 0.6 });
   if (q.has("sample")) state.sample = parseInt(q.get("sample"), 10);
   if (q.has("layer")) state.layer = q.get("layer");
   for (const k of ["channel", "y", "x"]) if (q.has(k)) state[k] = parseInt(q.get(k), 10) || 0;
@@ -717,6 +718,12 @@ async function main() {
   });
   for (const id of ["pg-size", "pg-kernel", "pg-stride", "pg-padding", "pg-dilation", "pg-pool", "pg-ceil"]) $(id).addEventListener("input", playground);
   $("pg-layer").addEventListener("change", playgroundFromLayer);
+  window.addEventListener("hashchange", () => {   // a link to another view of the same page
+    state.upload = null; readUrl();
+    $("invert").checked = state.invert; $("overlay").value = state.overlay; $("overlay-class").value = state.cls;
+    $("opacity").value = state.opacity;
+    run();
+  });
   setupDrawing();
   const haveSamples = await loadSamples();
   if (state.sample == null && haveSamples) state.sample = 0;

@@ -92,6 +92,9 @@ def test_draw_predict_trace_and_grad_cam_in_chromium(digits_run):
                 assert pct == pytest.approx(100 * fw.probabilities[int(cls)], abs=0.051)
             assert page.locator("#predicted").inner_text() == ex.classes[int(np.argmax(fw.probabilities))]
 
+            page.wait_for_function("location.hash.includes('img=')", timeout=10000)
+            drawn_link, drawn_prediction = page.url, page.locator("#predicted").inner_text()
+
             # click pixel (row 5, column 2) of channel 3 of the first convolution
             grid = page.evaluate("(() => { const g = document.querySelector("
                                  "'#overview .map-wrap[data-layer=\"0\"]').grid; return {...g}; })()")
@@ -162,6 +165,13 @@ def test_draw_predict_trace_and_grad_cam_in_chromium(digits_run):
                                    timeout=10000)
             assert "never reaches" in page.locator("#pg-result").inner_text()
             assert page.locator("#pg-formula").count() == 1
+
+            # the link made after drawing reopens the drawing and its prediction
+            page.goto("about:blank")
+            page.goto(drawn_link)
+            page.wait_for_function("window.__explore && window.__explore.ready", timeout=60000)
+            assert "upload" in page.locator("#preprocess-steps").inner_text()
+            assert page.locator("#predicted").inner_text() == drawn_prediction
             browser.close()
     finally:
         stop_server(proc)

@@ -14,7 +14,7 @@ const el = (tag, attrs = {}, ...kids) => {
 };
 
 // ------------------------------------------------------------------ state (mirrored in the URL)
-const state = { sample: null, upload: null, invert: false, layer: null, channel: 0, y: 0, x: 0,
+const state = { sample: null, upload: null, uploadUrl: null, invert: false, layer: null, channel: 0, y: 0, x: 0,
                 overlay: "none", cls: "", opacity: 0.6 };
 let model = null, current = null, trace = null, playing = null, runInfo = null;
 const timings = { render: [], trace: [] };
@@ -23,6 +23,13 @@ window.__explore = { timings, state };
 function readUrl() {
   const q = new URLSearchParams(location.hash.slice(1));
   Object.assign(state, { sample: null, layer: null, channel: 0, y: 0, x: 0, overlay: "none", cls: "", opacity: 0.6 });
+  if (q.has("img")) {   // a small uploaded or drawn image travels in the link itself
+    try {
+      const bin = atob(q.get("img")), a = new Uint8Array(bin.length);
+      for (let i = 0; i < bin.length; i++) a[i] = bin.charCodeAt(i);
+      state.upload = new Blob([a], { type: "image/png" }); state.uploadUrl = q.get("img");
+    } catch (err) { state.upload = null; state.uploadUrl = null; }
+  }
   if (q.has("sample")) state.sample = parseInt(q.get("sample"), 10);
   if (q.has("layer")) state.layer = q.get("layer");
   for (const k of ["channel", "y", "x"]) if (q.has(k)) state[k] = parseInt(q.get(k), 10) || 0;
@@ -34,6 +41,7 @@ function readUrl() {
 function writeUrl() {
   const q = new URLSearchParams();
   if (state.sample != null && !state.upload) q.set("sample", state.sample);
+  if (state.upload && state.uploadUrl) q.set("img", state.uploadUrl);
   if (state.invert) q.set("invert", "1");
   if (state.layer != null) { q.set("layer", state.layer); q.set("channel", state.channel); q.set("y", state.y); q.set("x", state.x); }
   if (state.overlay !== "none") q.set("overlay", state.overlay);
@@ -551,9 +559,16 @@ function sampleThumb(s) {
     title: `test image ${s.index}: true ${s.label}, predicted ${s.predicted} (${(100 * s.probability).toFixed(0)}%)${s.correct ? "" : " — misclassified"}`,
     onclick: () => { state.sample = s.index; state.upload = null; run(); } });
 }
-function useFile(file) {
+const URL_IMAGE_BYTES = 24000;   // uploads up to this size are kept in the link (base64)
+async function useFile(file) {
   if (!file) return;
-  state.upload = file; state.sample = null; run();
+  state.upload = file; state.sample = null; state.uploadUrl = null;
+  if (file.size <= URL_IMAGE_BYTES) {
+    const a = new Uint8Array(await file.arrayBuffer());
+    let bin = ""; for (const b of a) bin += String.fromCharCode(b);
+    state.uploadUrl = btoa(bin);
+  }
+  run();
 }
 function setupDrawing() {
   const c = $("draw"), ctx = c.getContext("2d");
@@ -719,7 +734,7 @@ async function main() {
   for (const id of ["pg-size", "pg-kernel", "pg-stride", "pg-padding", "pg-dilation", "pg-pool", "pg-ceil"]) $(id).addEventListener("input", playground);
   $("pg-layer").addEventListener("change", playgroundFromLayer);
   window.addEventListener("hashchange", () => {   // a link to another view of the same page
-    state.upload = null; readUrl();
+    state.upload = null; state.uploadUrl = null; readUrl();
     $("invert").checked = state.invert; $("overlay").value = state.overlay; $("overlay-class").value = state.cls;
     $("opacity").value = state.opacity;
     run();
@@ -730,7 +745,7 @@ async function main() {
   const firstPool = model.layers.find((l) => l.kernel_size && l.input_shape.length === 3);
   if (firstPool) { $("pg-layer").value = firstPool.name; playgroundFromLayer(); } else playground();
   loadRun();
-  if (haveSamples) await run();
+  if (haveSamples || state.upload) await run();
   else status("no test images: upload, drop or draw an image");
   window.__explore.ready = true;
 }

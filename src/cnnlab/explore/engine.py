@@ -39,6 +39,8 @@ MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_TEST_IMAGES = 2000
 #: Contributions listed for a dense unit.
 TOP_CONTRIBUTIONS = 10
+#: Layers with a kernel_size whose output pixel is not one window of the input (receptive field: the whole map)
+_NOT_SLIDING = ("ConvTranspose2d", "FractionalMaxPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d")
 #: Name of the pseudo-layer that turns the last scores into probabilities when the model has no Softmax.
 PROBABILITIES = "probabilities"
 
@@ -579,7 +581,7 @@ class Explorer:
             in_shape = info["input_shape"]
             if len(in_shape) != 3:
                 continue
-            if "kernel_size" in info and "padding" in info:
+            if "kernel_size" in info and "padding" in info and info["type"] not in _NOT_SLIDING:
                 (kh, kw), (sh, sw) = info["kernel_size"], info["stride"]
                 dh, dw = info.get("dilation", [1, 1])
                 (pt, _), (pl, _) = info["padding"]

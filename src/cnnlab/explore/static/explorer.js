@@ -705,12 +705,13 @@ function drawCurves(h) {
 }
 
 // ------------------------------------------------------------------ start
+const slides = (l) => !["ConvTranspose2d", "FractionalMaxPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d"].includes(l.type);
 async function main() {
   readUrl();
   model = await json(fetch("/api/model"));
   $("model-title").textContent = `${model.name} · input ${model.input_shape.join("×")} · ${model.classes.length} classes${model.dataset ? " · " + model.dataset : ""}`;
   for (const [i, c] of model.classes.entries()) { $("sample-class").append(el("option", { value: i, text: c })); $("overlay-class").append(el("option", { value: i, text: c })); }
-  for (const l of model.layers) if (l.kernel_size && l.input_shape.length === 3) $("pg-layer").append(el("option", { value: l.name, text: `${l.name} ${l.description}` }));
+  for (const l of model.layers) if (l.kernel_size && l.input_shape.length === 3 && slides(l)) $("pg-layer").append(el("option", { value: l.name, text: `${l.name} ${l.description}` }));
   $("draw-box").hidden = !model.can_draw;
   $("invert").checked = state.invert; $("overlay").value = state.overlay; $("overlay-class").value = state.cls; $("opacity").value = state.opacity;
   $("sample-class").addEventListener("change", loadSamples); $("sample-wrong").addEventListener("change", loadSamples);
@@ -742,7 +743,7 @@ async function main() {
   setupDrawing();
   const haveSamples = await loadSamples();
   if (state.sample == null && haveSamples) state.sample = 0;
-  const firstPool = model.layers.find((l) => l.kernel_size && l.input_shape.length === 3);
+  const firstPool = model.layers.find((l) => l.kernel_size && l.input_shape.length === 3 && slides(l));
   if (firstPool) { $("pg-layer").value = firstPool.name; playgroundFromLayer(); } else playground();
   loadRun();
   if (haveSamples || state.upload) await run();

@@ -26,3 +26,13 @@ float32, float64, int64, int32, int16, int8, uint8 = (_np.float32, _np.float64, 
 float, double, long, int, bool = _np.float32, _np.float64, _np.int64, _np.int32, _np.bool_  # noqa: A001
 __all__ += ["float32", "float64", "int64", "int32", "int16", "int8", "uint8",
             "float", "double", "long", "int", "bool"]
+
+_LAZY_SUBMODULES = ("io", "models", "train", "data", "explain")
+
+
+def __getattr__(name):
+    """``cnnlab.io``, ``cnnlab.models``, ... load on first use (``import cnnlab`` stays light)."""
+    if name in _LAZY_SUBMODULES:
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'cnnlab' has no attribute {name!r}")

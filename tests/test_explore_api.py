@@ -9,6 +9,7 @@ import base64
 import io
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -398,12 +399,13 @@ def test_40_concurrent_requests_on_a_live_server(digits_run, digit_png):
     import httpx
     import uvicorn
 
-    from cnnlab.explore.browser import free_port
+    import socket
     saved, run_dir = load_target(digits_run)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(saved, run_dir), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))      # a free port, held from the start (no race with other programs)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(saved, run_dir), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
     try:
@@ -452,6 +454,7 @@ def test_40_concurrent_requests_on_a_live_server(digits_run, digit_png):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        sock.close()
 
 
 # ---------------------------------------------------------------------------------------- the command
@@ -484,16 +487,16 @@ def test_command_without_a_run_trains_the_default_then_takes_the_newest(tmp_path
 def test_command_warns_when_not_on_127_0_0_1_and_refuses_a_busy_port(digits_run):
     import socket
 
-    from cnnlab.explore.browser import free_port
     env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "cnnlab", "explore", str(digits_run), "--no-browser", "--host",
-                             "127.0.0.2", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             "127.0.0.2", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env)
     try:
         line = proc.stderr.readline()
         assert "warning: listening on 127.0.0.2, not 127.0.0.1" in line
-        assert proc.stdout.readline().startswith(f"serving {digits_run} on http://127.0.0.2:{port}")
+        served = proc.stdout.readline()
+        assert re.match(rf"serving {re.escape(str(digits_run))} on http://127\.0\.0\.2:\d+$", served.strip()), served
+        assert not served.strip().endswith(":0")
     finally:
         proc.send_signal(__import__("signal").SIGINT)
         proc.wait(timeout=15)

@@ -46,7 +46,7 @@ def start_server(target, port: Optional[int] = None, cwd=None, timeout: float = 
 
     Returns ``(process, url)``.
     """
-    port = free_port() if port is None else port
+    port = 0 if port is None else port   # 0: the server picks a free port and prints it (no race)
     env = dict(os.environ)
     src = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")

@@ -27,7 +27,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every subcommand registered."""
-    from . import explain_cmds, train_cmds
+    from . import explain_cmds, explore_cmd, train_cmds
 
     parser = argparse.ArgumentParser(
         prog="cnnlab",
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     train_cmds.register(subparsers)
     explain_cmds.register(subparsers)
+    explore_cmd.register(subparsers)
     # `cnnlab train --debug ...` works as well as `cnnlab --debug train ...`
     for sub in subparsers.choices.values():
         if not any("--debug" in a.option_strings for a in sub._actions):

@@ -58,7 +58,9 @@ def register(subparsers) -> None:
                "12x12 images, so for the 8x8 digits use digitsnet or smallnet.\n\n"
                "examples:\n  cnnlab train\n  cnnlab train --dataset mnist --data-dir ~/data/mnist --epochs 5\n"
                "  cnnlab train --dataset my_photos/ --model smallnet --out runs/photos\n"
-               "  cnnlab train --resume runs/photos")
+               "  cnnlab train --resume runs/photos\n"
+               "  mpiexec -n 4 cnnlab train --dataset mnist --data-dir ~/data/mnist   (data-parallel, 4 ranks;\n"
+               "      --batch-size stays the global batch)")
     p.add_argument("--dataset", default="digits", metavar="NAME|PATH",
                    help="digits (default), mnist, fashion-mnist, cifar10, or an image folder")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files")
@@ -87,6 +89,7 @@ def register(subparsers) -> None:
                    help="threads for the matrix products "
                         "(default: 1 for images up to 16x16, else all)")
     p.add_argument("--no-download", action="store_true", help="never download data (offline)")
+    _distributed_option(p, "train data-parallel: each rank takes its share of every global batch")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output, only the result")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=cmd_train)
@@ -142,6 +145,12 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_summary)
 
 
+def _distributed_option(p, what: str) -> None:
+    p.add_argument("--distributed", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"under MPI (mpiexec -n N cnnlab ...): {what}; on by default when N > 1, "
+                        "--no-distributed makes every process work alone")
+
+
 # --- train ------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
     from ..train import train
@@ -157,15 +166,20 @@ def cmd_train(args) -> int:
             raise UsageError(f"{', '.join(given)} cannot change when resuming: --resume continues the run with "
                              "its own settings (config.json); only --epochs, --data-dir and output options "
                              "may be given")
+    from ..distributed import session
+
     verbose = 0 if args.quiet else "auto"
     log = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
-    metrics = train(dataset=args.dataset, model=args.model, data_dir=args.data_dir, epochs=args.epochs,
-                    batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, schedule=args.schedule,
-                    weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
-                    patience=args.patience, clip_grad=args.clip_grad, augment=args.augment,
-                    val_fraction=args.val_fraction, seed=args.seed, out_dir=args.out, resume=args.resume,
-                    limit=args.limit, verbose=verbose, download=not args.no_download, log=log,
-                    threads=args.threads or "auto")
+    with session(args.distributed) as group:  # under mpiexec: data-parallel
+        metrics = train(dataset=args.dataset, model=args.model, data_dir=args.data_dir, epochs=args.epochs,
+                        batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+                        schedule=args.schedule, weight_decay=args.weight_decay,
+                        label_smoothing=args.label_smoothing, patience=args.patience, clip_grad=args.clip_grad,
+                        augment=args.augment, val_fraction=args.val_fraction, seed=args.seed, out_dir=args.out,
+                        resume=args.resume, limit=args.limit, verbose=verbose, download=not args.no_download,
+                        log=log, threads=args.threads or "auto")
+    if group is not None and not group.is_root:  # rank 0 alone reports
+        return 0
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:

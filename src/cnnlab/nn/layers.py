@@ -13,6 +13,7 @@ import numpy as np
 from .. import functional as F
 from ..functional.shape import (conv_output_size, conv_padding, pair, pool_output_size,
                                 positive_pair)
+from ..distributed import current_group
 from ..random import get_rng
 from .module import Module, Parameter
 
@@ -407,7 +408,9 @@ class Dropout(Module):
         self.p, self.rng = p, rng
 
     def forward(self, x):
-        return F.dropout(x, self.p, self.training, self.rng if self.rng is not None else get_rng())
+        group = current_group()  # data-parallel training: masks of the global batch
+        return F.dropout(x, self.p, self.training, self.rng if self.rng is not None else get_rng(),
+                         batch_slice=None if group is None else group.batch)
 
     def extra_repr(self):
         return f"p={self.p}"
@@ -443,7 +446,8 @@ class BatchNorm2d(Module):
         return F.batch_norm(x, self.running_mean if self.track_running_stats else None,
                             self.running_var if self.track_running_stats else None,
                             self.weight, self.bias, use_batch_stats,
-                            0.0 if momentum is None else momentum, self.eps)
+                            0.0 if momentum is None else momentum, self.eps,
+                            process_group=current_group() if self.training else None)  # data-parallel
 
     def output_shape(self, input_shape):
         n, c, h, w = _check_shape(self, input_shape, 4, "(N, C, H, W)")

@@ -8,6 +8,7 @@ skip when mpi4py or mpiexec is missing (``pip install ".[mpi]"`` brings both).
 from __future__ import annotations
 
 import copy
+import json
 import csv
 import importlib.util
 import os
@@ -297,8 +298,33 @@ def _fit_digitsnet(initial):
     return model.state_dict(), history.history
 
 
+@pytest.fixture
+def threadsafe_no_grad(monkeypatch):
+    """cnnlab's grad mode is one global flag; ranks as threads share it, so count the users."""
+    import contextlib
+
+    import cnnlab.tensor
+    import cnnlab.train
+    lock, depth = threading.Lock(), [0]
+
+    @contextlib.contextmanager
+    def no_grad():
+        with lock:
+            depth[0] += 1
+            cnnlab.tensor._GRAD_ENABLED = False
+        try:
+            yield
+        finally:
+            with lock:
+                depth[0] -= 1
+                if depth[0] == 0:
+                    cnnlab.tensor._GRAD_ENABLED = True
+
+    monkeypatch.setattr(cnnlab.train, "no_grad", no_grad)
+
+
 @pytest.mark.parametrize("ranks", [2, 3])
-def test_fit_on_several_ranks_reproduces_one_process(ranks):
+def test_fit_on_several_ranks_reproduces_one_process(ranks, threadsafe_no_grad):
     from cnnlab.models import digitsnet
     initial = digitsnet(dropout=0).state_dict()
     weights, history = _fit_digitsnet(initial)
@@ -312,3 +338,226 @@ def test_fit_on_several_ranks_reproduces_one_process(ranks):
         assert hist["val_accuracy"] == history["val_accuracy"]
     for key in weights:  # and the ranks agree bit for bit
         np.testing.assert_array_equal(results[0][0][key], results[-1][0][key])
+
+
+# --- end to end: mpiexec -n 2 python -m cnnlab ... ---------------------------------------------------
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
+needs_mpi = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None or MPIEXEC is None,
+                               reason="needs mpi4py and mpiexec (pip install '.[mpi]')")
+
+
+def _env():
+    env = {k: v for k, v in os.environ.items() if k not in distributed.LAUNCHER_VARIABLES}
+    env["PYTHONPATH"] = SRC + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    return env
+
+
+def cnnlab(*args, cwd=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "cnnlab", *map(str, args)], capture_output=True, text=True,
+                          env=_env(), cwd=cwd, timeout=timeout)
+
+
+def mpi_command(n, *args, script=None):
+    program = [str(script)] if script else ["-m", "cnnlab"]
+    return [MPIEXEC, "-n", str(n), sys.executable, *program, *map(str, args)]
+
+
+def mpirun(n, *args, cwd=None, timeout=600, script=None):
+    return subprocess.run(mpi_command(n, *args, script=script), capture_output=True, text=True, env=_env(),
+                          cwd=cwd, timeout=timeout)
+
+
+def _mnist_base():
+    base = os.environ.get("CNNLAB_DATA_DIR")
+    if base and (Path(base) / "mnist" / "train-images-idx3-ubyte.gz").is_file():
+        return Path(base) / "mnist"
+    return None
+
+
+def _weights(run):
+    with np.load(Path(run) / "model.npz", allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def _assert_close_weights(a, b, rel):
+    assert a.keys() == b.keys()
+    for key in a:
+        if a[key].dtype.kind != "f":
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+            continue
+        diff = np.linalg.norm((a[key] - b[key]).ravel()) / max(np.linalg.norm(a[key].ravel()), 1e-12)
+        assert diff < rel, f"{key}: relative difference {diff:.2e}"
+
+
+def _metrics(result):
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@needs_mpi
+def test_lenet5_on_mnist_two_ranks_equal_one_process(tmp_path):
+    data = _mnist_base()
+    if data is None:
+        pytest.skip("MNIST files not found (set CNNLAB_DATA_DIR)")
+    args = ["train", "--dataset", "mnist", "--data-dir", data, "--model", "lenet5", "--epochs", 1, "--limit", 10000,
+            "--batch-size", 64, "--no-download", "--json", "--quiet"]
+    one = _metrics(cnnlab(*args, "--out", tmp_path / "one", "--threads", 1))
+    two = _metrics(mpirun(2, *args, "--out", tmp_path / "two"))
+    assert two["processes"] == 2 and one["processes"] == 1
+    assert one["test_size"] == two["test_size"] == 10000
+    assert abs(one["test_accuracy"] - two["test_accuracy"]) <= 0.003
+    assert abs(one["final_train_loss"] - two["final_train_loss"]) < 1e-3 * one["final_train_loss"]
+    _assert_close_weights(_weights(tmp_path / "one"), _weights(tmp_path / "two"), rel=2e-3)
+
+
+@needs_mpi
+def test_batch_norm_model_two_ranks_equal_one_process_and_only_rank_0_writes(tmp_path):
+    args = ["train", "--epochs", 2, "--limit", 600, "--batch-size", 32, "--optimizer", "sgd", "--lr", "0.01",
+            "--json", "--quiet"]  # digits, digitsnet: batch norm and dropout
+    one = _metrics(cnnlab(*args, "--out", tmp_path / "one", "--threads", 1))
+    (tmp_path / "cwd").mkdir()
+    two = _metrics(mpirun(2, *args, cwd=tmp_path / "cwd"))  # the default run directory: runs/<name>-<time>
+    runs = list((tmp_path / "cwd" / "runs").iterdir())
+    assert len(runs) == 1 and Path(two["run_dir"]).name == runs[0].name  # one directory, rank 0's name
+    assert sorted(p.name for p in runs[0].iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert sorted(p.name for p in (tmp_path / "cwd").iterdir()) == ["runs"]
+    assert two["model"] == "digitsnet" and two["processes"] == 2
+    assert abs(one["test_accuracy"] - two["test_accuracy"]) <= 0.003
+    _assert_close_weights(_weights(tmp_path / "one"), _weights(runs[0]), rel=1e-4)
+    with open(tmp_path / "one" / "history.csv") as a, open(runs[0] / "history.csv") as b:
+        rows_a, rows_b = list(csv.DictReader(a)), list(csv.DictReader(b))
+    for ra, rb in zip(rows_a, rows_b):
+        assert abs(float(ra["train_loss"]) - float(rb["train_loss"])) < 1e-4
+        assert abs(float(ra["val_accuracy"]) - float(rb["val_accuracy"])) <= 0.01
+
+
+def _wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def _rank_pids(marker):
+    """Process ids of the python ranks whose command line holds ``marker``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if cmd and Path(cmd[0].decode(errors="replace")).name.startswith("python") \
+                    and marker.encode() in b" ".join(cmd):
+                pids.append(int(entry.name))
+    return pids
+
+
+@needs_mpi
+def test_resume_after_kill_9_of_the_job_with_another_number_of_ranks(tmp_path):
+    run = tmp_path / "run"
+    args = ["train", "--epochs", 4, "--limit", 800, "--batch-size", 32, "--optimizer", "sgd", "--lr", "0.01",
+            "--quiet", "--out", run]
+    job = subprocess.Popen(mpi_command(2, *args), env=_env(), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_for(lambda: (run / "checkpoint.npz").is_file() or job.poll() is not None, 300, "a checkpoint")
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)  # kill -9 of every process of the job
+        job.wait(timeout=60)
+    with open(run / "history.csv") as f:
+        done = len(list(csv.DictReader(f)))
+    assert 1 <= done <= 4
+    resumed = _metrics(mpirun(3, "train", "--resume", run, "--json", "--quiet"))  # 3 ranks now
+    assert resumed["epochs"] == 4 and resumed["processes"] == 3
+    whole = _metrics(cnnlab(*args[:-1], tmp_path / "whole", "--threads", 1, "--json"))
+    assert abs(resumed["test_accuracy"] - whole["test_accuracy"]) <= 0.01
+    _assert_close_weights(_weights(tmp_path / "whole"), _weights(run), rel=1e-3)
+
+
+@needs_mpi
+def test_a_killed_rank_ends_the_job_within_a_minute(tmp_path):
+    marker = str(tmp_path / "killed")
+    job = subprocess.Popen(mpi_command(2, "train", "--epochs", 200, "--quiet", "--out", marker), env=_env(),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        _wait_for(lambda: (Path(marker) / "checkpoint.npz").is_file() or job.poll() is not None, 300,
+                  "the first epoch")
+        pids = _rank_pids(marker)
+        assert len(pids) == 2, pids
+        os.kill(max(pids), signal.SIGKILL)
+        start = time.monotonic()
+        job.wait(timeout=60)
+        assert time.monotonic() - start < 60
+        assert job.returncode != 0
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait()
+    assert (Path(marker) / "checkpoint.npz").is_file()  # the last good checkpoint stays
+
+
+@needs_mpi
+def test_an_exception_on_one_rank_ends_the_job_with_its_message(tmp_path):
+    script = tmp_path / "fail.py"
+    script.write_text(
+        "import sys\n"
+        "import cnnlab.distributed as d\n"
+        "real, calls = d.backward, [0]\n"
+        "def failing(group, *args):\n"
+        "    calls[0] += 1\n"
+        "    if group.rank == 1 and calls[0] == 3:\n"
+        "        raise RuntimeError('injected failure')\n"
+        "    return real(group, *args)\n"
+        "d.backward = failing\n"
+        "from cnnlab.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n")
+    start = time.monotonic()
+    result = mpirun(2, "train", "--epochs", 3, "--limit", 300, "--quiet", "--out", tmp_path / "run",
+                    script=script, timeout=120)
+    assert time.monotonic() - start < 60
+    assert result.returncode != 0
+    assert "cnnlab (rank 1 of 2): error: injected failure" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@needs_mpi
+def test_an_error_on_every_rank_is_reported_once_by_rank_0(tmp_path):
+    result = mpirun(2, "train", "--dataset", tmp_path / "nowhere", timeout=120)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith("cnnlab: error: unknown data set"), result.stderr
+
+
+@needs_mpi
+def test_distributed_predict_writes_the_same_csv_as_one_process(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    run = tmp_path / "run"
+    assert cnnlab("train", "--epochs", 1, "--limit", 200, "--quiet", "--out", run).returncode == 0
+    rng = np.random.default_rng(0)
+    for i in range(27):
+        folder = tmp_path / "scans" / f"box{i % 3}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = (rng.random((8 + 4 * (i % 2), 8)) * 255).astype(np.uint8)
+        image = Image.fromarray(np.stack([pixels] * 3, -1) if i % 5 == 0 else pixels)
+        image.save(folder / f"{i:02d}.png")
+    one = cnnlab("predict", run, tmp_path / "scans", "--batch-size", 4, "--output", tmp_path / "one.csv")
+    two = mpirun(2, "predict", run, tmp_path / "scans", "--batch-size", 4, "--output", tmp_path / "two.csv")
+    assert one.returncode == 0 and two.returncode == 0, two.stderr
+    text = (tmp_path / "one.csv").read_text()
+    assert (tmp_path / "two.csv").read_text() == text
+    rows = list(csv.DictReader(text.splitlines()))
+    assert list(rows[0]) == ["file", "class", "probability", "warnings"] and len(rows) == 27
+    assert [r["file"] for r in rows] == sorted(r["file"] for r in rows)
+    assert rows[0]["warnings"] == "converted RGB to gray" and "stretched from 8x12 to 8x8" in rows[1]["warnings"]
+    assert all(0 < float(r["probability"]) <= 1 and r["class"] in [str(k) for k in range(10)] for r in rows)
+    # the same probabilities as cnnlab predict --json
+    listed = json.loads(cnnlab("predict", run, tmp_path / "scans" / "box0", "--json", "--top-k", 1).stdout)
+    box0 = [r for r in rows if "box0" in r["file"]]
+    assert [p["predictions"][0]["class"] for p in listed] == [r["class"] for r in box0]
+    np.testing.assert_allclose([p["predictions"][0]["probability"] for p in listed],
+                               [float(r["probability"]) for r in box0], atol=2e-6)

@@ -502,6 +502,26 @@ def test_a_killed_rank_ends_the_job_within_a_minute(tmp_path):
 
 
 @needs_mpi
+def test_ctrl_c_on_mpiexec_behaves_like_ctrl_c_on_a_single_run(tmp_path):
+    run = tmp_path / "run"
+    job = subprocess.Popen(mpi_command(2, "train", "--epochs", 200, "--quiet", "--out", run), env=_env(),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _wait_for(lambda: (run / "checkpoint.npz").is_file() or job.poll() is not None, 300, "the first epoch")
+        job.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends to mpiexec
+        _, err = job.communicate(timeout=60)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait()
+    assert job.returncode == 130, err
+    assert f"cnnlab: interrupted: the checkpoint of the last finished epoch is in {run}" in err
+    assert "rank 1" not in err  # one message, rank 0's
+    resumed = _metrics(cnnlab("train", "--resume", run, "--epochs", 2, "--json", "--quiet"))
+    assert resumed["epochs"] == 2
+
+
+@needs_mpi
 def test_an_exception_on_one_rank_ends_the_job_with_its_message(tmp_path):
     script = tmp_path / "fail.py"
     script.write_text(

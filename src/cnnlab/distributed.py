@@ -252,9 +252,32 @@ def session(distributed: Optional[bool] = None, comm=None) -> Iterator[Optional[
 _deferred: List[str] = []
 
 
+def _other_rank() -> bool:
+    """Whether this process is an MPI rank other than 0 (by its session, or else its launcher)."""
+    if _world is not None:
+        return _world[0] != ROOT
+    return launched_by_mpi() and launcher_rank() != ROOT
+
+
+@contextlib.contextmanager
+def deferred_stderr() -> Iterator[None]:
+    """On ranks other than 0, hold what the block writes to stderr until :func:`finish` (argparse)."""
+    if not _other_rank():
+        yield
+        return
+    import io
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(buffer):
+            yield
+    finally:
+        if buffer.getvalue():
+            _deferred.append(buffer.getvalue())
+
+
 def report_error(line: str, stream=None) -> None:
     """Print a command's error line: now on rank 0 or a single run, at :func:`finish` on other ranks."""
-    if _world is not None and _world[0] != ROOT:
+    if _other_rank():
         _deferred.append(line)
         return
     print(line, file=stream if stream is not None else sys.stderr, flush=True)
@@ -264,19 +287,21 @@ def finish(status: int) -> int:
     """End a command: after a failure on a multi-rank job, abort every rank (never a hang).
 
     A rank that failed while the others wait in a collective call would wait for
-    ever; ``MPI_Abort`` ends the whole job with ``status``.  Rank 0 has already
-    printed its error; another rank waits a moment first, so that when every
-    rank fails the same way (a missing data folder) rank 0's message is the only
-    one shown, and otherwise prints its own, naming its rank.
+    ever; ``MPI_Abort`` ends the whole job with ``status``.  Rank 0 prints its
+    error at once; another rank waits a moment first, so that when every rank
+    fails the same way (a missing data folder, a bad option) rank 0's message is
+    the only one shown, and otherwise prints its own, naming its rank.
     """
-    if status == 0 or _world is None:
+    if status == 0 or not (_world is not None or launched_by_mpi()):
         return status
-    if _world[0] != ROOT:
+    # even before any session: the other ranks may be waiting in MPI_Init or a collective call
+    world = _mpi_world()  # (MPI_Init waits for every rank: rank 0 can abort only after this)
+    if _other_rank():
         time.sleep(1.0)
         for line in _deferred:
-            print(line, file=sys.stderr, flush=True)
+            print(line, file=sys.stderr, end="" if line.endswith("\n") else "\n", flush=True)
     for s in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             s.flush()
-    _mpi_world().Abort(int(status))
-    return status  # not reached
+    world.Abort(int(status))
+    return status

@@ -76,13 +76,14 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _main(argv: Optional[List[str]] = None) -> int:
-    from ..distributed import rank_label
+    from ..distributed import deferred_stderr, rank_label
     from ..distributed import report_error as _report
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        with deferred_stderr():  # under mpiexec, one usage message (rank 0's)
+            args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
         return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
     debug = debug or getattr(args, "debug", False)
@@ -100,7 +101,8 @@ def _main(argv: Optional[List[str]] = None) -> int:
         if debug:
             raise
         detail = _message(exc) if str(exc) else ""
-        _report(f"cnnlab{rank_label()}: interrupted{': ' + detail if detail else ''}")
+        # Ctrl-C reaches every rank; whichever is not stuck in a collective call tells it, as rank 0 would
+        _report(f"cnnlab: interrupted{': ' + detail if detail else ''}")
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `cnnlab ... | head`
         return EXIT_OK

@@ -479,12 +479,18 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
             (see :func:`default_augmentation`), or None.
         callbacks: :class:`Callback` objects.
         seed: seeds the shuffling, the augmentation and cnnlab's generator (dropout); ``None``
-            draws one at random (recorded in the checkpoint).
+            draws one at random (recorded in the checkpoint).  Each epoch's order and each
+            batch's augmentation come from their own streams (``DataLoader(seed=...)``).
         out_dir: write checkpoint, history and model files here after every epoch.
         resume: ``True`` (or a run directory) to continue from ``out_dir``'s checkpoint.
         verbose: ``"auto"`` (bar on a terminal, a line per epoch otherwise), 0, 1 (bar), 2 (lines).
         input_shape, classes, model_name, model_extra: what ``model.json`` records (taken from
             the data when not given).
+
+    Inside a :func:`cnnlab.distributed.session` of N ranks ``fit`` is data-parallel: each
+    rank computes its share of every ``batch_size`` batch, one allreduce per step sums the
+    gradients, batch norm uses the global batch's statistics, validation is split over the
+    ranks, and rank 0 alone writes ``out_dir`` and the progress.
 
     Returns:
         A :class:`History`.  The model is left in eval mode, holding the best epoch's weights

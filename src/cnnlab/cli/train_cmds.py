@@ -65,7 +65,8 @@ def register(subparsers) -> None:
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files")
     p.add_argument("--model", metavar="NAME|FILE", help="zoo name or model file (default: suits the data)")
     p.add_argument("--epochs", type=_positive_int, metavar="N", help="epochs (with --resume: the new total)")
-    p.add_argument("--batch-size", type=_positive_int, metavar="N", help="images per step")
+    p.add_argument("--batch-size", type=_positive_int, metavar="N",
+                   help="images per step (under MPI the global batch, split over the ranks)")
     p.add_argument("--lr", type=_positive_float, metavar="X", help="(peak) learning rate")
     p.add_argument("--optimizer", choices=OPTIMIZERS, help="optimizer (default adam)")
     p.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule")

@@ -52,7 +52,9 @@ class DataLoader:
     batch's transform draws from the same generator, so a seed fixes every
     epoch.  To resume training identically, save :meth:`state_dict` (the
     generator's ``bit_generator.state``) between epochs and restore it with
-    :meth:`load_state_dict`.
+    :meth:`load_state_dict`.  With ``seed`` instead of ``rng`` every epoch and
+    batch has its own stream (what :func:`cnnlab.train.fit` uses, and what
+    data-parallel training needs: see ``shard``).
 
     Args:
         dataset: an :class:`ArrayDataset`, or a pair ``(images, labels)`` of

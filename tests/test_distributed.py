@@ -522,7 +522,7 @@ def test_ctrl_c_on_mpiexec_behaves_like_ctrl_c_on_a_single_run(tmp_path):
 
 
 @needs_mpi
-def test_an_exception_on_one_rank_ends_the_job_with_its_message(tmp_path):
+def test_an_exception_on_one_rank_ends_the_job_with_rank_0_telling_it(tmp_path):
     script = tmp_path / "fail.py"
     script.write_text(
         "import sys\n"
@@ -541,7 +541,7 @@ def test_an_exception_on_one_rank_ends_the_job_with_its_message(tmp_path):
                     script=script, timeout=120)
     assert time.monotonic() - start < 60
     assert result.returncode != 0
-    assert "cnnlab (rank 1 of 2): error: injected failure" in result.stderr
+    assert "cnnlab: error on rank 1 of 2: injected failure" in result.stderr  # told by rank 0
     assert "Traceback" not in result.stderr
 
 

@@ -45,8 +45,10 @@ ROOT = 0
 LAUNCHER_VARIABLES = ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALRANKID")
 _RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
 
+_ERROR_TAG = 7
 _state = threading.local()  # .group: the current Group (per thread, so tests can run ranks as threads)
 _world: Optional[Tuple[int, int]] = None  # (rank, size) of the last multi-rank session, for finish()
+_errors = None  # a duplicate of COMM_WORLD that carries a failing rank's message to rank 0
 
 
 def launched_by_mpi() -> bool:
@@ -241,15 +243,49 @@ def session(distributed: Optional[bool] = None, comm=None) -> Iterator[Optional[
         yield None
         return
     previous, _state.group = current_group(), group
+    watcher = None
     if group.size > 1 and world:
         _world = (group.rank, group.size)
+        watcher = _start_error_watch(group.comm)
     try:
         yield group
     finally:
         _state.group = previous
+        if watcher is not None:  # stopped before MPI is finalised at exit
+            watcher[0].set()
+            watcher[1].join(timeout=5)
 
 
 _deferred: List[str] = []
+
+
+def _start_error_watch(comm) -> Optional[Tuple[threading.Event, threading.Thread]]:
+    """Rank 0 listens (a thread polling twice a second) for another rank's error line.
+
+    Rank 0 may be waiting in a collective call for the rank that failed; the
+    thread prints that rank's message and ends the job, so the message comes from
+    rank 0 as for any other error.  Returns the event that stops the thread, and the thread.
+    """
+    global _errors
+    from mpi4py import MPI
+    if _errors is None:
+        _errors = comm.Dup()  # collective: every rank enters the session at the same point
+    if comm.Get_rank() != ROOT or MPI.Query_thread() != MPI.THREAD_MULTIPLE:
+        return None
+    stop, errors = threading.Event(), _errors
+
+    def watch():
+        status = MPI.Status()
+        while not stop.is_set():
+            if errors.Iprobe(source=MPI.ANY_SOURCE, tag=_ERROR_TAG, status=status):
+                line, code = errors.recv(source=status.Get_source(), tag=_ERROR_TAG)
+                print(line, file=sys.stderr, flush=True)
+                errors.Abort(int(code))
+            stop.wait(0.5)
+
+    thread = threading.Thread(target=watch, name="cnnlab-mpi-errors", daemon=True)
+    thread.start()
+    return stop, thread
 
 
 def _other_rank() -> bool:
@@ -297,7 +333,17 @@ def finish(status: int) -> int:
     # even before any session: the other ranks may be waiting in MPI_Init or a collective call
     world = _mpi_world()  # (MPI_Init waits for every rank: rank 0 can abort only after this)
     if _other_rank():
-        time.sleep(1.0)
+        if _errors is not None and _deferred:  # rank 0 tells it (see _start_error_watch)
+            rank, size = _world
+            # "cnnlab (rank 1 of 2): error: X" -> "cnnlab: error on rank 1 of 2: X"
+            line = _deferred[-1].strip().replace(rank_label(), "", 1)
+            line = (line.replace("error:", f"error on rank {rank} of {size}:", 1) if "error:" in line
+                    else f"{line} (rank {rank} of {size})")
+            with contextlib.suppress(Exception):
+                _errors.isend((line, status), dest=ROOT, tag=_ERROR_TAG)
+            time.sleep(2.0)  # rank 0 ends the job meanwhile; if it cannot, say it here
+        else:
+            time.sleep(1.0)
         for line in _deferred:
             print(line, file=sys.stderr, end="" if line.endswith("\n") else "\n", flush=True)
     for s in (sys.stdout, sys.stderr):

@@ -337,8 +337,7 @@ def finish(status: int) -> int:
             rank, size = _world
             # "cnnlab (rank 1 of 2): error: X" -> "cnnlab: error on rank 1 of 2: X"
             line = _deferred[-1].strip().replace(rank_label(), "", 1)
-            line = (line.replace("error:", f"error on rank {rank} of {size}:", 1) if "error:" in line
-                    else f"{line} (rank {rank} of {size})")
+            line = line.replace("error:", f"error on rank {rank} of {size}:", 1)  # (Ctrl-C: as it is)
             with contextlib.suppress(Exception):
                 _errors.isend((line, status), dest=ROOT, tag=_ERROR_TAG)
             time.sleep(2.0)  # rank 0 ends the job meanwhile; if it cannot, say it here

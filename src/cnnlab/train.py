@@ -51,9 +51,9 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from . import distributed as _distributed
 from . import functional as F
 from . import nn, optim
-from . import distributed as _distributed
 from . import random as _random
 from .io import (atomic_write_bytes, load_bundle, read_json, save_bundle, save_model,
                  write_json)

@@ -150,6 +150,17 @@ def test_sum_gradients_packs_one_allreduce_and_returns_extras():
         np.testing.assert_allclose(extras, [3.0, 9.0])
 
 
+def test_session_abort_on_error_ends_the_job(capsys):
+    world = _World(2)
+    with pytest.raises(SystemExit) as exc:  # FakeComm.Abort raises SystemExit(status)
+        with session(comm=FakeComm(world, 1), abort_on_error=True):
+            raise ValueError("boom")
+    assert exc.value.code == 1 and "ValueError: boom" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="boom"):  # by default the exception goes on
+        with session(comm=FakeComm(world, 1)):
+            raise ValueError("boom")
+
+
 # --- synchronised batch norm -----------------------------------------------------------------------
 @pytest.mark.parametrize("split", [(3, 5), (1, 7), (4, 4)])
 def test_sync_batch_norm_equals_batch_norm_of_the_whole_batch(split):

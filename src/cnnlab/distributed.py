@@ -16,9 +16,8 @@ same optimizer step.  ``mpiexec -n 4 cnnlab train ...`` is all it takes.
 - Batch norm in training uses the mean and variance of the global batch, as
   PyTorch's ``SyncBatchNorm``: one small allreduce per layer forward and one in
   backward (:func:`cnnlab.functional.batch_norm`'s ``process_group``).
-- Rank 0 alone reads and writes the run directory; what it reads reaches the
-  others by broadcast, so ranks on other hosts need the data but not the run
-  directory.
+- Rank 0 alone writes the run directory, the log and the progress; every rank
+  reads the data (and, to resume, the run directory) itself.
 
 Nothing here imports mpi4py until a distributed session starts, and
 :func:`launched_by_mpi` looks only at the launcher's environment variables, so
@@ -32,7 +31,7 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -167,23 +166,6 @@ class Group:
         """Every rank's ``obj`` in rank order on rank 0 (``None`` on the others)."""
         return self.comm.gather(obj, root=ROOT)
 
-    def root_call(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` on rank 0 alone and give its result, or raise its exception, on every rank.
-
-        For what only rank 0 may do (read or create the run directory): the other
-        ranks fail with the same error instead of waiting for a rank that stopped.
-        """
-        outcome = None
-        if self.is_root:
-            try:
-                outcome = (True, fn())
-            except Exception as exc:  # sent to every rank, raised there
-                outcome = (False, exc)
-        ok, value = self.bcast(outcome)
-        if not ok:
-            raise value
-        return value
-
     def same_on_all_ranks(self, arrays: Sequence[np.ndarray]) -> bool:
         """Whether ``arrays`` (e.g. the weights) agree on every rank (compares float64 checksums)."""
         digest = np.array([float(np.sum(a, dtype=np.float64)) for a in arrays], dtype=np.float64)
@@ -224,14 +206,24 @@ def _mpi_world():
 
 
 @contextlib.contextmanager
-def session(distributed: Optional[bool] = None, comm=None) -> Iterator[Optional[Group]]:
+def session(distributed: Optional[bool] = None, comm=None,
+            abort_on_error: bool = False) -> Iterator[Optional[Group]]:
     """Make a process group current inside the block; yields it, or ``None`` for a single run.
+
+    In a script started with ``mpiexec -n 4 python train_me.py``::
+
+        with cnnlab.distributed.session(abort_on_error=True):
+            history = fit(model, train_set, val_set, epochs=5, batch_size=256)
 
     Args:
         distributed: ``None`` (auto): distributed when an MPI launcher started more
             than one process; ``True``: always (imports mpi4py, even for one
             rank); ``False``: never (every process works alone).
         comm: a communicator to use instead of ``MPI.COMM_WORLD`` (tests).
+        abort_on_error: when an exception leaves the block on a rank of a multi-rank
+            job, print its traceback and end the whole job (``MPI_Abort``) instead of
+            letting the other ranks wait for this one for ever.  (``cnnlab`` commands
+            do this themselves, after printing a one-line message.)
     """
     global _world
     if distributed is False or (comm is None and distributed is None and not launched_by_mpi()):
@@ -249,6 +241,13 @@ def session(distributed: Optional[bool] = None, comm=None) -> Iterator[Optional[
         watcher = _start_error_watch(group.comm)
     try:
         yield group
+    except BaseException:
+        if abort_on_error and group.size > 1:
+            import traceback
+            traceback.print_exc()
+            sys.stderr.flush()
+            group.abort(1)
+        raise
     finally:
         _state.group = previous
         if watcher is not None:  # stopped before MPI is finalised at exit

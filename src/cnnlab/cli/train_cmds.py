@@ -87,7 +87,7 @@ def register(subparsers) -> None:
                    help="use at most N images of each split (quick trials)")
     p.add_argument("--threads", type=_positive_int, metavar="N",
                    help="threads for the matrix products "
-                        "(default: 1 for images up to 16x16, else all)")
+                        "(default: 1 for images up to 16x16, else all; 1 per rank under MPI)")
     p.add_argument("--no-download", action="store_true", help="never download data (offline)")
     _distributed_option(p, "train data-parallel: each rank takes its share of every global batch")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output, only the result")

@@ -616,8 +616,8 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
             else:  # more epochs than planned: the per-batch schedule restarts its curve where it was
                 scheduler.last_epoch = int(meta["scheduler"]["last_epoch"])
                 closed_form = getattr(scheduler, "_get_closed_form_lr", scheduler.get_lr)
-                for group, group_lr in zip(opt.param_groups, closed_form()):
-                    group["lr"] = group_lr
+                for param_group, group_lr in zip(opt.param_groups, closed_form()):
+                    param_group["lr"] = group_lr
         _random.set_state(meta["rng"])
         if meta.get("loader") is not None and hasattr(loader, "load_state_dict"):
             loader.load_state_dict(meta["loader"])

@@ -420,6 +420,53 @@ class _Progress:
 
 
 # --- the training loop ---------------------------------------------------------------------------
+def _one_value_batch_norms(model: nn.Module, input_shape) -> list:
+    """Names of the batch-norm layers that see a 1x1 map: one image gives them one value per channel."""
+    norms = [(name or "model", m) for name, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    if not norms or input_shape is None:
+        return []
+    found = []
+    for name, m in norms:
+        def spy(x, _forward=m.forward, _name=name):
+            if x.shape[2] * x.shape[3] == 1:
+                found.append(_name)
+            return _forward(x)
+        object.__setattr__(m, "forward", spy)
+    was_training = model.training
+    try:
+        model.eval()
+        with no_grad():
+            model(Tensor(np.zeros((1, *input_shape), np.float32)))
+    finally:
+        for _, m in norms:
+            object.__delattr__(m, "forward")
+        model.train(was_training)
+    return found
+
+
+def _single_image_batches(model: nn.Module, loader, input_shape, progress) -> bool:
+    """Whether training skips the 1-image batches; refuses ``batch_size=1`` where it cannot train.
+
+    Batch norm in training mode normalises with the batch's own statistics.  One image still
+    gives H*W values per channel, so it trains as in PyTorch; a batch-norm layer on a 1x1 map
+    gets one value per channel (no variance), which PyTorch refuses.  Then ``batch_size=1`` is
+    an error, and a last batch of one image is left out of each epoch (said here, once).
+    """
+    n, size = loader.images.shape[0], loader.batch_size
+    if size > 1 and (getattr(loader, "drop_last", False) or n % size != 1):
+        return False
+    layers = _one_value_batch_norms(model, input_shape)
+    if not layers:
+        return False
+    where = f"batch-norm layer{'s' if len(layers) > 1 else ''} {', '.join(layers)} (1x1 maps)"
+    if size == 1:
+        raise ValueError(f"batch_size=1 cannot train this model: {where} would normalise one value per "
+                         "channel, which has no variance in training mode; use batch_size >= 2")
+    progress.message(f"note: {n} training images in batches of {size} leave a last batch of 1 image, which "
+                     f"{where} cannot train on; that image (a different one each epoch) is left out")
+    return True
+
+
 class _Trainer:
     """The state callbacks see (``self.trainer`` inside a :class:`Callback`)."""
 
@@ -613,6 +660,7 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
         out_dir.mkdir(parents=True, exist_ok=True)
 
     progress = _Progress(verbose, int(epochs))
+    skip_single = _single_image_batches(model, loader, input_shape, progress)
     for cb in callbacks:
         cb.set_trainer(trainer)
         cb.on_train_begin({"epochs": int(epochs), "start_epoch": start_epoch})
@@ -654,7 +702,7 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
             t_steps = 0.0
             t_batch = time.perf_counter()
             for b, (x, y) in enumerate(loader):
-                if x.shape[0] < 2:  # a last batch of one image breaks batch norm's statistics
+                if x.shape[0] < 2 and skip_single:  # said once before training (_single_image_batches)
                     continue
                 logits = model(Tensor(x))
                 if b == 0 and epoch == start_epoch:

@@ -1,0 +1,96 @@
+"""Hardening of training runs, predictions and the command line: each test pins one fixed failure."""
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def cnnlab(*args, cwd=None, env_extra=None, timeout=300):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = SRC + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "cnnlab", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=timeout)
+
+
+def history_rows(run: Path):
+    with open(run / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def weights(run: Path):
+    with np.load(run / "model.npz") as z:
+        return {k: z[k].copy() for k in z.files}
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    pytest.importorskip("sklearn")
+    out = tmp_path_factory.mktemp("runs") / "digits"
+    result = cnnlab("train", "--epochs", 1, "--limit", 200, "--out", out, "--quiet", "--json")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+# --- training and runs ----------------------------------------------------------------------------
+def test_batch_size_1_really_trains(tmp_path):
+    pytest.importorskip("sklearn")
+    from cnnlab import random as cl_random
+    from cnnlab.models import create_model
+    out = tmp_path / "b1"
+    result = cnnlab("train", "--epochs", 1, "--limit", 100, "--batch-size", 1, "--val-fraction", 0,
+                    "--out", out, "--quiet")
+    assert result.returncode == 0, result.stderr
+    row = history_rows(out)[0]
+    assert float(row["train_loss"]) > 0.01 and float(row["train_accuracy"]) > 0
+    cl_random.manual_seed(0)
+    init, _ = create_model("digitsnet", (1, 8, 8), 10)
+    trained = weights(out)
+    assert not np.allclose(trained["0.weight"], init.state_dict()["0.weight"])
+
+
+ONE_BY_ONE_BN = {"input_shape": [1, 8, 8], "layers": [
+    {"type": "Conv2d", "out_channels": 4, "kernel_size": 8}, {"type": "BatchNorm2d"}, {"type": "ReLU"},
+    {"type": "Flatten"}, {"type": "Linear", "out_features": 10}]}
+
+
+def test_batch_size_1_refused_up_front_when_batch_norm_sees_1x1_maps(tmp_path):
+    from cnnlab import train as T
+    from cnnlab.models import build_model
+    model = build_model(ONE_BY_ONE_BN)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((9, 1, 8, 8)).astype(np.float32), np.arange(9) % 10
+    with pytest.raises(ValueError, match=r"batch_size=1 cannot train this model: batch-norm layer 1 \(1x1"):
+        T.fit(model, (x, y), epochs=1, batch_size=1, verbose=0)
+    # a last batch of one image is left out, and the progress output says so
+    lines = []
+    progress_cls = T._Progress
+
+    class Recording(progress_cls):
+        def message(self, text):
+            lines.append(text)
+
+    T._Progress = Recording
+    try:
+        history = T.fit(build_model(ONE_BY_ONE_BN), (x, y), epochs=1, batch_size=4, verbose=2)
+    finally:
+        T._Progress = progress_cls
+    assert any("leave a last batch of 1 image" in line for line in lines), lines
+    assert history.train_images == 8
+
+
+def test_last_single_image_batch_trains_with_spatial_batch_norm():
+    from cnnlab import train as T
+    from cnnlab.models import digitsnet
+    rng = np.random.default_rng(0)
+    x, y = rng.random((9, 1, 8, 8)).astype(np.float32), np.arange(9) % 10
+    history = T.fit(digitsnet(), (x, y), epochs=1, batch_size=4, verbose=0)
+    assert history.train_images == 9

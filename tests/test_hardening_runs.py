@@ -94,3 +94,63 @@ def test_last_single_image_batch_trains_with_spatial_batch_norm():
     x, y = rng.random((9, 1, 8, 8)).astype(np.float32), np.arange(9) % 10
     history = T.fit(digitsnet(), (x, y), epochs=1, batch_size=4, verbose=0)
     assert history.train_images == 9
+
+
+def test_divergence_with_a_finite_loss_stops_and_writes_no_model(tmp_path):
+    pytest.importorskip("sklearn")
+    out = tmp_path / "div"
+    result = cnnlab("train", "--epochs", 2, "--lr", 10, "--optimizer", "sgd", "--out", out, "--quiet")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "training diverged in epoch 1: 4.running_var" in result.stderr
+    assert "no model was saved; lower the learning rate (--lr)" in result.stderr
+    assert not (out / "model.npz").exists() and not (out / "checkpoint.npz").exists()
+    assert not (out / "metrics.json").exists()
+
+
+def test_divergence_keeps_the_last_finite_checkpoint(tmp_path):
+    from cnnlab.io import load_bundle
+    from cnnlab.models import digitsnet
+    from cnnlab.train import LambdaCallback, TrainingDiverged, fit
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 1, 8, 8)).astype(np.float32), np.arange(40) % 10
+    model = digitsnet()
+
+    def poison(batch, logs):  # the loss stays finite (training uses batch statistics)
+        if model.trainer_epoch == 2:
+            model[1].running_var[0] = np.inf
+
+    model.trainer_epoch = 0
+    callback = LambdaCallback(on_epoch_begin=lambda e, logs: setattr(model, "trainer_epoch", e),
+                              on_batch_end=poison)
+    with pytest.raises(TrainingDiverged, match=r"epoch 2: 1.running_var hold NaN/inf values .* the last "
+                                               r"finite checkpoint \(epoch 1\) stays in"):
+        fit(model, (x, y), epochs=3, batch_size=16, out_dir=tmp_path, callbacks=[callback], verbose=0)
+    arrays, meta = load_bundle(tmp_path / "checkpoint.npz")
+    assert meta["epoch"] == 1 and all(np.isfinite(v).all() for v in arrays.values() if v.dtype.kind == "f")
+    assert all(np.isfinite(v).all() for v in weights(tmp_path).values() if v.dtype.kind == "f")
+
+
+def test_predict_and_evaluate_refuse_non_finite_models_and_outputs(digits_run, tmp_path):
+    import shutil
+    Image = pytest.importorskip("PIL.Image")
+    from cnnlab.io import load_model
+    from cnnlab.train import evaluate, predict
+    bad = tmp_path / "bad-run"
+    shutil.copytree(digits_run, bad)
+    state = weights(bad)
+    state["4.running_var"][:] = np.inf  # eval mode divides by sqrt(inf): finite but meaningless scores
+    np.savez(bad / "model.npz", **state)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "x.png")
+    for args in (("predict", bad, tmp_path / "x.png", "--json"), ("evaluate", bad)):
+        result = cnnlab(*args)
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr and "NaN" not in result.stdout
+        assert "4.running_var hold NaN/inf values (training diverged)" in result.stderr
+    saved = load_model(bad)
+    saved.model[4].running_var[:] = np.nan
+    images = np.zeros((3, 1, 8, 8), np.float32)
+    with pytest.raises(FloatingPointError, match=r"predict: the model gives NaN/inf scores for 3 of 3 images"):
+        predict(saved.model, images)
+    with pytest.raises(FloatingPointError, match=r"evaluate: the model gives NaN/inf scores .* 4.running_var"):
+        evaluate(saved.model, (images, np.zeros(3, np.int64)))

@@ -58,7 +58,8 @@ from .io import (atomic_write_bytes, load_bundle, read_json, save_bundle, save_m
                  write_json)
 from .tensor import Tensor, no_grad
 
-__all__ = ["fit", "evaluate", "predict", "train", "TrainingInterrupted", "History", "Callback", "LambdaCallback",
+__all__ = ["fit", "evaluate", "predict", "train", "TrainingInterrupted", "TrainingDiverged", "non_finite_state",
+           "History", "Callback", "LambdaCallback",
            "make_optimizer", "make_scheduler", "default_augmentation", "load_run_data", "RECIPES",
            "CHECKPOINT", "HISTORY_CSV", "METRICS_JSON", "CONFIG_JSON", "HISTORY_COLUMNS"]
 
@@ -304,6 +305,7 @@ def evaluate(model: nn.Module, data, batch_size: int = 256, mean=None, std=None,
             for x, y in _batches(images, labels, batch_size, norm):
                 logits = model(Tensor(x))
                 _check_logits(logits, x.shape)
+                _check_finite_outputs(model, logits.data, "evaluate")
                 loss_sum += float(F.cross_entropy(logits, y, reduction="sum").item())
                 p = logits.data.argmax(axis=1)
                 correct += int((p == y).sum())
@@ -330,6 +332,23 @@ def _check_logits(logits, input_shape) -> None:
     if logits.ndim != 2:
         raise ValueError(f"the model must output (N, classes) scores, got shape {tuple(logits.shape)} "
                          f"for input of shape {tuple(input_shape)}; end it with Flatten and Linear")
+
+
+def non_finite_state(model: nn.Module) -> list:
+    """Names of the parameters and buffers (``state_dict`` keys) holding NaN or inf."""
+    return [k for k, v in model.state_dict().items()
+            if np.asarray(v).dtype.kind in "fc" and not np.isfinite(v).all()]
+
+
+def _check_finite_outputs(model: nn.Module, logits: np.ndarray, what: str) -> None:
+    """Refuse NaN/inf scores: a diverged model's answers are not predictions."""
+    bad = ~np.isfinite(logits).all(axis=1)
+    if bad.any():
+        state = non_finite_state(model)
+        cause = (f"its {', '.join(state[:5])}{' ...' if len(state) > 5 else ''} hold NaN/inf values "
+                 "(training diverged)" if state else "the input or the model overflows")
+        raise FloatingPointError(f"{what}: the model gives NaN/inf scores for {int(bad.sum())} of "
+                                 f"{len(bad)} images, so it has no answer to give; {cause}")
 
 
 def predict(model: nn.Module, images, batch_size: int = 256, mean=None, std=None) -> np.ndarray:
@@ -359,6 +378,7 @@ def predict(model: nn.Module, images, batch_size: int = 256, mean=None, std=None
             for x, _ in _batches(images, np.zeros(images.shape[0], np.int64), batch_size, norm):
                 logits = model(Tensor(x))
                 _check_logits(logits, x.shape)
+                _check_finite_outputs(model, logits.data, "predict")
                 out.append(_softmax(logits.data))
     finally:
         model.train(was_training)
@@ -420,6 +440,10 @@ class _Progress:
 
 
 # --- the training loop ---------------------------------------------------------------------------
+class TrainingDiverged(FloatingPointError):
+    """The loss, a weight or a batch-norm statistic became NaN/inf; the last finite epoch's files stay."""
+
+
 def _one_value_batch_norms(model: nn.Module, input_shape) -> list:
     """Names of the batch-norm layers that see a 1x1 map: one image gives them one value per channel."""
     norms = [(name or "model", m) for name, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)]
@@ -687,6 +711,11 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
         save_bundle(out_dir / CHECKPOINT, arrays, meta)
         atomic_write_bytes(out_dir / HISTORY_CSV, history.to_csv().encode("utf-8"))
 
+    def diverged_tail(epochs_done: int) -> str:
+        kept = (f"the last finite checkpoint (epoch {epochs_done}) stays in {out_dir}"
+                if out_dir is not None and epochs_done > 0 else "no model was saved")
+        return f"{kept}; lower the learning rate (--lr) or clip gradients (--clip-grad)"
+
     # ---- epochs ----
     try:
         for epoch in range(start_epoch, int(epochs)):
@@ -718,8 +747,8 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
                 n = x.shape[0]
                 value = float(loss.item())
                 if not math.isfinite(value):
-                    raise FloatingPointError(f"the loss became {value} at epoch {epoch + 1}, batch {b + 1}; "
-                                             "lower the learning rate (--lr) or clip gradients (--clip-grad)")
+                    raise TrainingDiverged(f"training diverged: the loss became {value} in epoch {epoch + 1}, "
+                                           f"batch {b + 1}; {diverged_tail(epoch)}")
                 loss_sum += value * n
                 correct += int((logits.data.argmax(axis=1) == y).sum())
                 seen += n
@@ -733,6 +762,12 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
                         cb.on_batch_end(b + 1, logs)
             if scheduler is not None and not per_batch:
                 scheduler.step()
+            diverged = non_finite_state(model)
+            if diverged:  # a finite loss can still leave inf weights or batch-norm statistics
+                raise TrainingDiverged(
+                    f"training diverged in epoch {epoch + 1}: {', '.join(diverged[:5])}"
+                    f"{' ...' if len(diverged) > 5 else ''} hold NaN/inf values (mean training loss "
+                    f"{loss_sum / max(seen, 1):.4g}); {diverged_tail(epoch)}")
             history.train_images += seen
             history.step_seconds += t_steps
             row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),

@@ -184,14 +184,26 @@ def _run_config(run_dir: Path) -> dict:
     return read_json(path, "run configuration") if path.is_file() else {}
 
 
+def _load_finite_model(run_dir: Path):
+    """``load_model``, refusing weights or statistics that hold NaN/inf (a diverged run)."""
+    from ..io import load_model
+    from ..train import non_finite_state
+    saved = load_model(run_dir)
+    bad = non_finite_state(saved.model)
+    if bad:
+        raise ValueError(f"the model in {run_dir}: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''} hold "
+                         "NaN/inf values (training diverged); its scores would mean nothing: train it again "
+                         "with a lower --lr")
+    return saved
+
+
 def cmd_evaluate(args) -> int:
     import numpy as np
 
-    from ..io import load_model
     from ..train import evaluate, load_run_data
 
     run_dir = Path(args.run_dir)
-    saved = load_model(run_dir)
+    saved = _load_finite_model(run_dir)
     config = _run_config(run_dir)
     dataset = args.dataset or config.get("dataset") or saved.info.get("dataset")
     if not dataset:
@@ -271,10 +283,9 @@ def _read_images(paths: Sequence[str], shape, invert: bool):
 def cmd_predict(args) -> int:
     import numpy as np
 
-    from ..io import load_model
     from ..train import predict
 
-    saved = load_model(Path(args.run_dir))
+    saved = _load_finite_model(Path(args.run_dir))
     images = _read_images(args.images, saved.input_shape, args.invert)
     probs = predict(saved.model, images, mean=saved.mean, std=saved.std)
     k = min(args.top_k, probs.shape[1])

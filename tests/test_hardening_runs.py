@@ -154,3 +154,62 @@ def test_predict_and_evaluate_refuse_non_finite_models_and_outputs(digits_run, t
         predict(saved.model, images)
     with pytest.raises(FloatingPointError, match=r"evaluate: the model gives NaN/inf scores .* 4.running_var"):
         evaluate(saved.model, (images, np.zeros(3, np.int64)))
+
+
+def _wait_for(predicate, proc, seconds=120):
+    import time
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_second_run_into_a_locked_directory_is_refused_naming_the_holder(tmp_path):
+    import socket
+    out = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=SRC)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom cnnlab._runlock import run_lock\n"
+                               "with run_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)\n",
+                               str(out)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = cnnlab("train", "--epochs", 1, "--limit", 100, "--out", out, "--quiet")
+        assert result.returncode == 1, result.stderr
+        assert f"{out} is in use by another training run (pid {holder.pid} on {socket.gethostname()}, " \
+               "started " in result.stderr
+        assert "Traceback" not in result.stderr and not (out / "config.json").exists()
+        result = cnnlab("train", "--resume", out)  # resuming is refused just the same
+        assert result.returncode == 1
+    finally:
+        holder.kill()
+        holder.wait()
+    # the lock of a dead process (kill -9 leaves the file) is taken over
+    assert (out / ".cnnlab-lock").exists()
+    result = cnnlab("train", "--epochs", 1, "--limit", 100, "--out", out, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert not (out / ".cnnlab-lock").exists()
+
+
+def test_sigterm_releases_the_lock_and_leaves_a_resumable_run(tmp_path):
+    import signal
+    pytest.importorskip("sklearn")
+    out = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=SRC, OPENBLAS_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "cnnlab", "train", "--epochs", "500", "--limit", "100",
+                             "--out", str(out), "--quiet"], stderr=subprocess.PIPE, text=True, env=env)
+    _wait_for(lambda: (out / "checkpoint.npz").exists(), proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "continue with: cnnlab train --resume" in err
+    assert not (out / ".cnnlab-lock").exists()
+
+
+def test_resume_of_a_complete_run_says_so_and_how_to_continue(digits_run):
+    result = cnnlab("train", "--resume", digits_run)
+    assert result.returncode == 0, result.stderr
+    assert f"{digits_run} is complete (1 of 1 epochs); nothing to resume" in result.stderr
+    assert f"cnnlab train --resume {digits_run} --epochs 2" in result.stderr
+    assert "test accuracy" in result.stdout
+    assert len(history_rows(digits_run)) == 1

@@ -39,6 +39,7 @@ accuracy and loss, times, sizes).
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io as _io
 import math
@@ -54,6 +55,7 @@ import numpy as np
 from . import functional as F
 from . import nn, optim
 from . import random as _random
+from ._runlock import run_lock
 from .io import (atomic_write_bytes, load_bundle, read_json, save_bundle, save_model,
                  write_json)
 from .tensor import Tensor, no_grad
@@ -894,6 +896,21 @@ def load_run_data(dataset: str = "digits", data_dir=None, val_fraction: float = 
     return train, val, test
 
 
+def _finished_run(run_dir: Path, epochs: Optional[int], say: Callable) -> Optional[dict]:
+    """The saved metrics of a run that has nothing left to train (``epochs`` not above its count), else None."""
+    path = run_dir / METRICS_JSON
+    metrics = read_json(path, "run metrics") if path.is_file() else None
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("epochs"), int):
+        return None
+    done = metrics["epochs"]
+    if epochs is not None and int(epochs) > done:
+        return None
+    how = f"stopped early after {done} epochs" if metrics.get("stopped_early") else f"{done} of {done} epochs"
+    say(f"{run_dir} is complete ({how}); nothing to resume. To train it longer, give a larger total: "
+        f"cnnlab train --resume {run_dir} --epochs {done + max(1, done // 2)}")
+    return metrics
+
+
 def _new_run_dir(label: str, model: str, root="runs") -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     base = Path(root) / f"{label}-{Path(model).stem if Path(model).suffix else model}-{stamp}"
@@ -922,6 +939,19 @@ def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, e
     (``epochs`` may be raised to train longer).  ``threads`` limits the BLAS threads
     (``"auto"``: one for images up to 16x16, see :mod:`cnnlab.threads`; ``None``: no limit).
     """
+    args = dict(locals())
+    with contextlib.ExitStack() as locks:  # the run directory stays locked for the whole run
+        return _train(locks, **args)
+
+
+def _train(locks: contextlib.ExitStack, dataset: str = "digits", model: Optional[str] = None, data_dir=None,
+           epochs: Optional[int] = None, batch_size: Optional[int] = None, lr: Optional[float] = None,
+           optimizer: Optional[str] = None, schedule: Optional[str] = None, weight_decay: Optional[float] = None,
+           label_smoothing: float = 0.0, patience: Optional[int] = None, clip_grad: Optional[float] = None,
+           augment: Optional[bool] = None, val_fraction: float = 0.1, seed: int = 0, out_dir=None, resume=None,
+           limit: Optional[int] = None, verbose="auto", download: bool = True, runs_root="runs",
+           log: Optional[Callable] = None, threads="auto") -> dict:
+    """:func:`train`'s work; ``locks`` holds the run directory's lock until :func:`train` returns."""
     from . import __version__
     from .models import create_model, default_model_name
 
@@ -932,7 +962,11 @@ def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, e
             if not run_dir.exists():
                 raise FileNotFoundError(f"cannot resume: run directory {run_dir} does not exist")
             raise ValueError(f"cannot resume: {run_dir} is not a cnnlab run directory (no {CONFIG_JSON})")
+        locks.enter_context(run_lock(run_dir))
         config = read_json(run_dir / CONFIG_JSON, "run configuration")
+        finished = _finished_run(run_dir, epochs, say)
+        if finished is not None:
+            return finished
         if epochs is not None and int(epochs) != config.get("epochs"):
             config["epochs"] = int(epochs)
             write_json(run_dir / CONFIG_JSON, config)  # a later --resume continues to the new total
@@ -965,6 +999,8 @@ def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, e
                 if is_model_file(str(model)):
                     raise FileNotFoundError(f"model file {model} does not exist")
                 create_model(str(model), (1, 8, 8), 10)  # raises the "unknown model" error
+        if run_dir is not None:
+            locks.enter_context(run_lock(run_dir))
         if run_dir is not None and (run_dir / CHECKPOINT).exists():
             raise ValueError(f"{run_dir} already holds a training run; choose another --out, or continue "
                              f"it with --resume {run_dir}")
@@ -983,6 +1019,7 @@ def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, e
     label = _dataset_label(config["dataset"])
     if run_dir is None:
         run_dir = _new_run_dir(label, model_info["name"], runs_root)
+        locks.enter_context(run_lock(run_dir))
     if resume is None:
         run_dir.mkdir(parents=True, exist_ok=True)
         config["cnnlab_version"] = __version__

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -143,6 +145,23 @@ def register(subparsers) -> None:
 
 
 # --- train ------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Turn SIGTERM into KeyboardInterrupt for the block, so cleanup runs as on Ctrl-C."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt("terminated (SIGTERM)")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except (ValueError, AttributeError):  # not the main thread, or no SIGTERM on this system
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def cmd_train(args) -> int:
     from ..train import train
 
@@ -159,13 +178,14 @@ def cmd_train(args) -> int:
                              "may be given")
     verbose = 0 if args.quiet else "auto"
     log = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
-    metrics = train(dataset=args.dataset, model=args.model, data_dir=args.data_dir, epochs=args.epochs,
-                    batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, schedule=args.schedule,
-                    weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
-                    patience=args.patience, clip_grad=args.clip_grad, augment=args.augment,
-                    val_fraction=args.val_fraction, seed=args.seed, out_dir=args.out, resume=args.resume,
-                    limit=args.limit, verbose=verbose, download=not args.no_download, log=log,
-                    threads=args.threads or "auto")
+    with _sigterm_as_interrupt():  # `kill PID` ends like Ctrl-C: resumable checkpoint, lock released
+        metrics = train(dataset=args.dataset, model=args.model, data_dir=args.data_dir, epochs=args.epochs,
+                        batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, schedule=args.schedule,
+                        weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
+                        patience=args.patience, clip_grad=args.clip_grad, augment=args.augment,
+                        val_fraction=args.val_fraction, seed=args.seed, out_dir=args.out, resume=args.resume,
+                        limit=args.limit, verbose=verbose, download=not args.no_download, log=log,
+                        threads=args.threads or "auto")
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:

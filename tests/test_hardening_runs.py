@@ -213,3 +213,51 @@ def test_resume_of_a_complete_run_says_so_and_how_to_continue(digits_run):
     assert f"cnnlab train --resume {digits_run} --epochs 2" in result.stderr
     assert "test accuracy" in result.stdout
     assert len(history_rows(digits_run)) == 1
+
+
+def _image_folder(root: Path, per_class: int, classes=("a", "b"), size=8):
+    Image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(0)
+    for name in classes:
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            Image.fromarray((rng.random((size, size)) * 255).astype(np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+def test_image_folder_with_one_image_per_class_is_refused_before_training(tmp_path):
+    data = _image_folder(tmp_path / "tiny", 1)
+    result = cnnlab("train", "--dataset", data, "--epochs", 1, "--out", tmp_path / "run", "--quiet")
+    assert result.returncode == 1, result.stderr
+    assert "too few images per class ('a' has 1; 'b' has 1)" in result.stderr
+    assert "needs at least 2 images per class, one to train on and one to test" in result.stderr
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root reads folders whatever their permissions")
+def test_unreadable_class_folder_is_a_permission_error(tmp_path):
+    data = _image_folder(tmp_path / "perm", 3)
+    (data / "b").chmod(0)
+    try:
+        result = cnnlab("train", "--dataset", data, "--epochs", 1, "--out", tmp_path / "run", "--quiet")
+    finally:
+        (data / "b").chmod(0o755)
+    assert result.returncode == 1, result.stderr
+    assert f"cannot list folder {data / 'b'}: Permission denied" in result.stderr
+    assert "holds no images" not in result.stderr
+
+
+def test_unreadable_class_folder_is_a_permission_error_monkeypatched(tmp_path, monkeypatch):
+    from cnnlab.data.folder import list_image_folder
+    data = _image_folder(tmp_path / "perm", 3)
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if Path(path) == data / "b":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(PermissionError, match=r"cannot list folder .*perm/b: Permission denied \(check its"):
+        list_image_folder(data)

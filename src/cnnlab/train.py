@@ -864,6 +864,18 @@ def _limit(data, limit: Optional[int], seed: int, name: str):
     return data.subset(index, name=name)
 
 
+def _check_folder_split(dataset, train, test) -> None:
+    """Refuse, before training, an image folder whose classes cannot give both a train and a test image."""
+    counts = np.bincount(train.labels, minlength=len(train.classes)) + \
+        np.bincount(test.labels, minlength=len(train.classes))
+    few = [f"{name!r} has {int(n)}" for name, n in zip(train.classes, counts) if n < 2]
+    if few:
+        raise ValueError(f"image folder {dataset}: too few images per class ({'; '.join(few[:5])}"
+                         f"{' ...' if len(few) > 5 else ''}); the run's train/test split (20% of each class "
+                         "held out for testing) needs at least 2 images per class, one to train on and one to "
+                         "test, and 3 or more to also hold one out for validation (--val-fraction)")
+
+
 def load_run_data(dataset: str = "digits", data_dir=None, val_fraction: float = 0.1, seed: int = 0,
                   limit: Optional[int] = None, download: bool = True, progress: bool = True):
     """``(train, val, test)`` ArrayDatasets of a data set, all normalised with the train part's stats.
@@ -881,6 +893,8 @@ def load_run_data(dataset: str = "digits", data_dir=None, val_fraction: float = 
         raise ValueError(f"limit must be at least 2, got {limit}")
     train, test = get_dataset(dataset, data_dir=data_dir, download=download, val_fraction=0.2, seed=0,
                               progress=progress)
+    if dataset_key(dataset) == "folder":
+        _check_folder_split(dataset, train, test)
     train = _limit(train, limit, seed, train.name)
     test = _limit(test, limit, seed, test.name)
     val = None

@@ -55,10 +55,16 @@ def list_image_folder(root, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> Tup
         raise ValueError(f"image folder {root} has {len(classes)} class subfolder ({classes[0]!r}), "
                          "expected at least 2 classes to classify")
     samples: List[Tuple[Path, int]] = []
+
+    def unreadable(exc: OSError):  # os.walk skips unreadable folders silently by default
+        where = exc.filename or root
+        raise PermissionError(f"cannot list folder {where}: {exc.strerror or exc} (check its "
+                              "permissions)") from None
+
     for label, name in enumerate(classes):
         files = sorted(
             Path(dirpath) / f
-            for dirpath, dirnames, filenames in os.walk(root / name)
+            for dirpath, dirnames, filenames in os.walk(root / name, onerror=unreadable)
             for f in filenames
             if f.lower().endswith(exts) and not f.startswith(".")
             and not any(part.startswith(".") for part in Path(dirpath).relative_to(root).parts))

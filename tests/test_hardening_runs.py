@@ -261,3 +261,100 @@ def test_unreadable_class_folder_is_a_permission_error_monkeypatched(tmp_path, m
     monkeypatch.setattr(os, "scandir", scandir)
     with pytest.raises(PermissionError, match=r"cannot list folder .*perm/b: Permission denied \(check its"):
         list_image_folder(data)
+
+
+# --- predictions a user can trust --------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """Images of one digit as a user might give them: as trained, dark on light, a transparent
+    canvas export, empty, in colour, non-square, a small digit in a corner, and a broken file."""
+    Image = pytest.importorskip("PIL.Image")
+    from sklearn.datasets import load_digits
+    root = tmp_path_factory.mktemp("inputs")
+    digit = np.kron((load_digits().images[0] / 16 * 255).astype(np.uint8), np.ones((4, 4), np.uint8))
+    Image.fromarray(digit).save(root / "light.png")
+    Image.fromarray(255 - digit).save(root / "dark_on_light.png")
+    canvas = np.zeros((32, 32, 4), np.uint8)
+    canvas[..., 3] = digit  # black strokes on a transparent background
+    Image.fromarray(canvas).save(root / "canvas.png")
+    Image.fromarray(np.full((32, 32), 3, np.uint8)).save(root / "empty.png")
+    Image.fromarray(np.stack([digit, digit // 2, digit // 3], axis=-1)).save(root / "colour.png")
+    wide = np.zeros((32, 64), np.uint8)
+    wide[:, 16:48] = digit
+    Image.fromarray(wide).save(root / "wide.png")
+    corner = np.zeros((64, 64), np.uint8)
+    corner[:16, :16] = digit[::2, ::2]
+    Image.fromarray(corner).save(root / "corner.png")
+    (root / "broken.png").write_text("not a PNG")
+    return root
+
+
+def same(a, b):
+    """Two predictions agree (classes equal, probabilities to float32 precision)."""
+    return [p["class"] for p in a["predictions"]] == [p["class"] for p in b["predictions"]] and np.allclose(
+        [p["probability"] for p in a["predictions"]], [p["probability"] for p in b["predictions"]], atol=1e-5)
+
+
+def test_training_stores_the_data_statistics(digits_run):
+    stats = json.loads((digits_run / "model.json").read_text())["data_stats"]
+    assert stats["background"] == "dark" and stats["gray"] is True
+    assert stats["border_mean"] < stats["mean"] and 0 < stats["std"] < 1
+
+
+def test_predict_warns_about_inputs_unlike_the_training_data(digits_run, inputs):
+    names = ["light", "dark_on_light", "canvas", "empty", "colour", "wide"]
+    result = cnnlab("predict", digits_run, *(inputs / f"{n}.png" for n in names), "--json")
+    assert result.returncode == 0, result.stderr
+    out = {Path(item["image"]).stem: item for item in json.loads(result.stdout)}
+    assert out["light"]["warnings"] == []
+    assert "dark content on a light background, but the model was trained on light on dark images" in \
+        out["dark_on_light"]["warnings"][0]
+    assert out["canvas"]["warnings"] == ["the content is in the alpha channel only (one colour drawn on a "
+                                         "transparent background): drawn as light strokes on black, like the "
+                                         "training data"]
+    assert same(out["canvas"], out["light"])  # the alpha channel is the drawing
+    assert "almost empty" in out["empty"]["warnings"][0]
+    assert out["colour"]["warnings"] == ["colour image converted to gray (the model takes gray images)"]
+    assert out["wide"]["warnings"] == ["a 64x32 image stretched to 8x8 (aspect ratio changed; --center keeps it)"]
+    assert "cnnlab predict: warning: " in result.stderr and str(inputs / "wide.png") in result.stderr
+    # --invert flips the image (the same answer as the light original); --no-invert keeps it, silently
+    inverted = json.loads(cnnlab("predict", digits_run, inputs / "dark_on_light.png", "--invert",
+                                 "--json").stdout)[0]
+    assert same(inverted, out["light"]) and inverted["warnings"] == []
+    kept = json.loads(cnnlab("predict", digits_run, inputs / "dark_on_light.png", "--no-invert", "--json").stdout)
+    assert kept[0]["warnings"] == [] and same(kept[0], out["dark_on_light"])
+
+
+def test_center_places_the_content_like_mnist():
+    from cnnlab.data.inputs import center_content
+    image = np.zeros((1, 64, 64), np.float32)
+    image[0, 2:12, 5:10] = 1.0  # a 10x5 bar near a corner
+    out = center_content(image, (28, 28), background=0.0)
+    rows, cols = np.flatnonzero(out[0].max(axis=1) > 0.1), np.flatnonzero(out[0].max(axis=0) > 0.1)
+    assert 19 <= rows[-1] - rows[0] + 1 <= 21  # long side scaled to 20 of 28
+    assert 9 <= cols[-1] - cols[0] + 1 <= 12  # aspect ratio kept
+    mass = out[0] / out[0].sum()
+    cy, cx = mass.sum(axis=1) @ np.arange(28), mass.sum(axis=0) @ np.arange(28)
+    assert abs(cy - 13.5) <= 0.75 and abs(cx - 13.5) <= 0.75
+    assert center_content(np.zeros((1, 9, 9), np.float32), (28, 28), 0.0) is None
+
+
+def test_predict_center_option(digits_run, inputs):
+    result = cnnlab("predict", digits_run, inputs / "corner.png", inputs / "wide.png", "--center", "--json")
+    assert result.returncode == 0, result.stderr
+    items = json.loads(result.stdout)
+    assert all(item["warnings"] == [] for item in items), items  # nothing stretched
+
+
+def test_one_unreadable_file_does_not_stop_the_others(digits_run, inputs):
+    result = cnnlab("predict", digits_run, inputs / "light.png", inputs / "broken.png", inputs / "missing.png",
+                    inputs / "colour.png", "--top-k", 1)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == [str(inputs / "light.png"), str(inputs / "colour.png")]
+    assert f"cannot read image {inputs / 'broken.png'}" in result.stderr
+    assert f"image {inputs / 'missing.png'} does not exist (skipped)" in result.stderr
+    assert "2 of 4 images could not be read" in result.stderr
+    out = json.loads(cnnlab("predict", digits_run, inputs / "broken.png", inputs / "light.png", "--json").stdout)
+    assert "cannot read image" in out[0]["error"] and out[1]["predictions"]

@@ -1043,6 +1043,7 @@ def _train(locks: contextlib.ExitStack, dataset: str = "digits", model: Optional
         f"model {model_info['name']} ({net.num_parameters():,} parameters); run directory {run_dir}")
 
     aug = default_augmentation(dataset_key(config["dataset"]), shape) if config["augment"] else None
+    from .data.inputs import data_stats  # what predict compares new images with
     from .threads import auto_threads, blas_threads
     try:
         with blas_threads(auto_threads(shape) if threads == "auto" else threads):
@@ -1052,7 +1053,8 @@ def _train(locks: contextlib.ExitStack, dataset: str = "digits", model: Optional
                           label_smoothing=config["label_smoothing"], augment=aug, seed=config["seed"],
                           out_dir=run_dir, resume=resume is not None, verbose=verbose, input_shape=shape,
                           classes=train_set.classes, model_name=model_info["name"],
-                          model_extra={"dataset": label, "model_info": model_info})
+                          model_extra={"dataset": label, "model_info": model_info,
+                                       "data_stats": data_stats(train_set.images)})
     except KeyboardInterrupt:
         done = (f"the checkpoint of the last finished epoch is in {run_dir}"
                 if (run_dir / CHECKPOINT).is_file() else f"no epoch finished in {run_dir}")

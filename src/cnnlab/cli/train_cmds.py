@@ -7,9 +7,8 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import Sequence
 
-from . import UsageError
+from . import UsageError, _message
 from ._args import fraction as _fraction
 from ._args import non_negative_float as _non_negative_float
 from ._args import non_negative_int as _non_negative_int
@@ -115,14 +114,24 @@ def register(subparsers) -> None:
         formatter_class=_FORMATTER,
         description="Classify images: each is converted to the model's channels and size and normalised "
                     "as in training; prints the top-k classes with their softmax probabilities.",
-        epilog="MNIST-like models expect light strokes on a dark background; --invert flips dark-on-light "
-               "scans.\n\nexamples:\n  cnnlab predict runs/mnist-lenet5 seven.png three.jpg\n"
+        epilog="Each image is compared with the training data (stored in model.json) and warnings go to\n"
+               "stderr: a background of the other polarity (MNIST-like models expect light strokes on a\n"
+               "dark background; --invert flips dark-on-light scans), transparency (composited onto the\n"
+               "training background), an almost empty image, colour made gray, a non-square image\n"
+               "stretched (--center keeps the aspect ratio).  An unreadable file is reported and skipped;\n"
+               "the exit status is then 1.\n\nexamples:\n  cnnlab predict runs/mnist-lenet5 seven.png three.jpg\n"
                "  cnnlab predict runs/mnist-lenet5 *.png --top-k 1 --json")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by cnnlab train")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, BMP, ...)")
     p.add_argument("--top-k", type=_positive_int, default=3, metavar="K", help="classes per image (default 3)")
-    p.add_argument("--invert", action="store_true", help="invert gray levels first (dark strokes on white)")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--invert", action=argparse.BooleanOptionalAction, default=None,
+                   help="invert gray levels first (dark strokes on white); --no-invert: never, and no "
+                        "warning about it (default: a warning when an image's background differs from the "
+                        "training data's)")
+    p.add_argument("--center", action="store_true",
+                   help="MNIST-style centring: crop to the content, scale its long side to 20/28 of the "
+                        "input, centre of mass in the middle (keeps the aspect ratio)")
+    p.add_argument("--json", action="store_true", help="print JSON (with a warnings list per image)")
     p.set_defaults(func=cmd_predict)
 
     # --- summary ---
@@ -280,47 +289,47 @@ def cmd_evaluate(args) -> int:
 
 
 # --- predict ----------------------------------------------------------------------------------
-def _read_images(paths: Sequence[str], shape, invert: bool):
-    import numpy as np
-
-    from ..data.folder import read_image
-    c, h, w = shape
-    if c not in (1, 3):
-        raise ValueError(f"the model takes {c}-channel images; image files give 1 (gray) or 3 (RGB) channels")
-    out = np.empty((len(paths), c, h, w), dtype=np.float32)
-    for i, path in enumerate(paths):  # one file decode per image
-        p = Path(path)
-        if not p.exists():
-            raise FileNotFoundError(f"image {p} does not exist")
-        if p.is_dir():
-            raise ValueError(f"{p} is a folder, expected an image file")
-        out[i] = read_image(p, c, (h, w))
-    if invert:
-        out = 1.0 - out
-    return out
-
-
 def cmd_predict(args) -> int:
     import numpy as np
 
+    from ..data.inputs import read_model_input
     from ..train import predict
 
     saved = _load_finite_model(Path(args.run_dir))
-    images = _read_images(args.images, saved.input_shape, args.invert)
-    probs = predict(saved.model, images, mean=saved.mean, std=saved.std)
-    k = min(args.top_k, probs.shape[1])
-    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    results = []
-    for path, row, top in zip(args.images, probs, order):
-        results.append({"image": str(path), "predictions": [
-            {"class": saved.classes[j] if j < len(saved.classes) else str(j), "index": int(j),
-             "probability": float(row[j])} for j in top]})
+    stats = saved.info.get("data_stats") if isinstance(saved.info.get("data_stats"), dict) else None
+    good, images, results, failed = [], [], {}, 0
+    for path in args.images:  # one bad file does not stop the others
+        try:
+            array, warnings = read_model_input(path, saved.input_shape, stats, args.invert, args.center)
+        except (OSError, ValueError) as exc:
+            if len(args.images) == 1:
+                raise  # the usual one-line error
+            failed += 1
+            print(f"cnnlab predict: error: {_message(exc)} (skipped)", file=sys.stderr)
+            results[path] = {"image": str(path), "error": _message(exc), "predictions": [], "warnings": []}
+            continue
+        for text in warnings:
+            print(f"cnnlab predict: warning: {path}: {text}", file=sys.stderr)
+        good.append(path)
+        images.append(array)
+        results[path] = {"image": str(path), "predictions": [], "warnings": warnings}
+    if images:
+        probs = predict(saved.model, np.stack(images), mean=saved.mean, std=saved.std)
+        k = min(args.top_k, probs.shape[1])
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        for path, row, top in zip(good, probs, order):
+            results[path]["predictions"] = [
+                {"class": saved.classes[j] if j < len(saved.classes) else str(j), "index": int(j),
+                 "probability": float(row[j])} for j in top]
     if args.json:
-        print(json.dumps(results, indent=2))
-        return 0
-    for item in results:
-        guesses = ", ".join(f"{p['class']} {100 * p['probability']:.1f}%" for p in item["predictions"])
-        print(f"{item['image']}: {guesses}")
+        print(json.dumps([results[p] for p in args.images], indent=2))
+    else:
+        for path in good:
+            guesses = ", ".join(f"{p['class']} {100 * p['probability']:.1f}%" for p in results[path]["predictions"])
+            print(f"{path}: {guesses}")
+    if failed:
+        print(f"cnnlab predict: {failed} of {len(args.images)} images could not be read", file=sys.stderr)
+        return 1
     return 0
 
 

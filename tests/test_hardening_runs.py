@@ -358,3 +358,16 @@ def test_one_unreadable_file_does_not_stop_the_others(digits_run, inputs):
     assert "2 of 4 images could not be read" in result.stderr
     out = json.loads(cnnlab("predict", digits_run, inputs / "broken.png", inputs / "light.png", "--json").stdout)
     assert "cannot read image" in out[0]["error"] and out[1]["predictions"]
+
+
+def test_evaluate_refuses_a_data_set_with_other_class_names(tmp_path):
+    first = _image_folder(tmp_path / "first", 4, classes=("cat", "dog"))
+    other = _image_folder(tmp_path / "other", 4, classes=("car", "van"))
+    run = tmp_path / "run"
+    result = cnnlab("train", "--dataset", first, "--epochs", 1, "--out", run, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert cnnlab("evaluate", run).returncode == 0
+    result = cnnlab("evaluate", run, "--dataset", other)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"the class names differ, so the scores would be compared with the wrong labels: the model in {run} " \
+           f"has 2 classes (cat, dog), {other} has 2 (car, van)" in result.stderr

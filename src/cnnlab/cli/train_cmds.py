@@ -249,9 +249,12 @@ def cmd_evaluate(args) -> int:
     if tuple(data.input_shape) != tuple(saved.input_shape):
         raise ValueError(f"the model in {run_dir} takes {'x'.join(map(str, saved.input_shape))} images, but "
                          f"{dataset} has {'x'.join(map(str, data.input_shape))} images")
-    if len(data.classes) != len(saved.classes):
-        raise ValueError(f"the model in {run_dir} has {len(saved.classes)} classes, {dataset} has "
-                         f"{len(data.classes)}")
+    if [str(c) for c in data.classes] != [str(c) for c in saved.classes]:
+        def names(classes):
+            return ", ".join(map(str, classes[:12])) + (f", ... ({len(classes)} in all)" if len(classes) > 12 else "")
+        raise ValueError(f"the class names differ, so the scores would be compared with the wrong labels: the "
+                         f"model in {run_dir} has {len(saved.classes)} classes ({names(saved.classes)}), {dataset} "
+                         f"has {len(data.classes)} ({names(data.classes)})")
     result = evaluate(saved.model, data, batch_size=args.batch_size, mean=saved.mean, std=saved.std,
                       return_predictions=True)
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support

@@ -371,3 +371,124 @@ def test_evaluate_refuses_a_data_set_with_other_class_names(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"the class names differ, so the scores would be compared with the wrong labels: the model in {run} " \
            f"has 2 classes (cat, dog), {other} has 2 (car, van)" in result.stderr
+
+
+# --- command-line paper cuts ----------------------------------------------------------------------------
+def test_every_explain_help_example_without_files_runs_as_printed():
+    import shlex
+    help_text = cnnlab("explain", "--help").stdout
+    examples = [line.strip() for line in help_text.splitlines() if line.strip().startswith("cnnlab explain ")]
+    runnable = [e for e in examples if not any(w in e for w in (".png", "RUN_DIR", "runs/"))]
+    assert "cnnlab explain activation -39.5 0 2.5 --function relu" in runnable
+    for example in runnable:
+        result = cnnlab(*shlex.split(example)[1:])
+        assert result.returncode == 0, (example, result.stderr)
+    result = cnnlab(*shlex.split("cnnlab explain activation -39.5 0 2.5 --function relu")[1:])
+    assert "relu(-39.5) = max(0, -39.5) = 0" in result.stdout
+    act_help = cnnlab("explain", "activation", "--help").stdout
+    for line in act_help.splitlines():
+        if line.strip().startswith("cnnlab explain activation"):
+            assert cnnlab(*shlex.split(line.strip())[1:]).returncode == 0, line
+
+
+def test_a_bad_option_prints_the_subcommands_usage():
+    result = cnnlab("explain", "activation", "--bogus", "1")
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: cnnlab explain activation ")
+    assert "cnnlab explain activation: error: unrecognized arguments: --bogus" in result.stderr
+    result = cnnlab("predict", "x", "y.png", "--nope")
+    assert result.returncode == 2 and result.stderr.startswith("usage: cnnlab predict ")
+
+
+def test_gabor_theta_takes_degrees_and_says_its_unit():
+    import math
+    from cnnlab.cli.explain_cmds import parse_params
+    from cnnlab.cli import UsageError
+    assert parse_params(["theta=45deg"])["theta"] == pytest.approx(math.pi / 4)
+    assert parse_params(["theta=0.78rad", "phase=90°"]) == pytest.approx({"theta": 0.78, "phase": math.pi / 2})
+    assert parse_params(["theta=0.5"]) == {"theta": 0.5}
+    with pytest.raises(UsageError, match=r"--param sigma: '2deg' has an angle unit, but sigma is not an angle"):
+        parse_params(["sigma=2deg"])
+    with pytest.raises(UsageError, match=r"--param theta: 'xdeg' is not an angle like 45deg"):
+        parse_params(["theta=xdeg"])
+    assert "degrees with a deg suffix: --param theta=45deg" in " ".join(cnnlab("filter", "--help").stdout.split())
+    result = cnnlab("explain", "conv", "--input", "0 1 2; 3 4 5; 6 7 8", "--kernel", "gabor", "--param", "size=3",
+                    "--param", "theta=45")
+    assert result.returncode == 0, result.stderr
+    assert "--param theta=45 is read in radians (2578.31 degrees); write 45deg for degrees" in result.stderr
+    deg = cnnlab("explain", "conv", "--input", "0 1 2; 3 4 5; 6 7 8", "--kernel", "gabor", "--param", "size=3",
+                 "--param", "theta=45deg").stdout
+    rad = cnnlab("explain", "conv", "--input", "0 1 2; 3 4 5; 6 7 8", "--kernel", "gabor", "--param", "size=3",
+                 "--param", f"theta={math.pi / 4!r}").stdout
+    assert deg.splitlines()[1:] == rad.splitlines()[1:]
+
+
+def test_epoch_lines_print_on_a_terminal_that_reports_no_width(tmp_path):
+    pty = pytest.importorskip("pty")
+    import fcntl
+    import select
+    import struct
+    import termios
+    pytest.importorskip("sklearn")
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 0, 0, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env.update(PYTHONPATH=SRC, OPENBLAS_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "cnnlab", "train", "--epochs", "2", "--limit", "100", "--out",
+                             str(tmp_path / "run")], stdout=subprocess.DEVNULL, stderr=slave, env=env)
+    os.close(slave)
+    output = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 1.0)
+        if ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            output += data
+        elif proc.poll() is not None:
+            break
+    proc.wait(timeout=120)
+    os.close(master)
+    text = output.decode(errors="replace")
+    assert proc.returncode == 0, text
+    assert "epoch 1/2: loss " in text and "epoch 2/2: loss " in text, text
+
+
+def _decompression_bomb(path: Path):
+    """A 30000x30000 PNG of a few dozen bytes (only its header is ever read)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))
+    return path
+
+
+def test_a_huge_image_gets_its_own_message(digits_run, tmp_path):
+    bomb = _decompression_bomb(tmp_path / "bomb.png")
+    data = _image_folder(tmp_path / "folder", 3)
+    _decompression_bomb(data / "a" / "huge.png")
+    for args in (("predict", digits_run, bomb), ("filter", bomb, "--kernel", "sobel-x"),
+                 ("train", "--dataset", data, "--out", tmp_path / "run")):
+        result = cnnlab(*args)
+        assert result.returncode == 1, result.stderr
+        assert "internal error" not in result.stderr
+        assert "is too large to read (900,000,000 pixels, more than the 178,956,970 Pillow decodes: a guard " \
+               "against decompression bombs" in result.stderr
+
+
+def test_report_title_names_the_image_folder_not_its_path(tmp_path):
+    pytest.importorskip("matplotlib")
+    from cnnlab.explain.report import build_report
+    data = _image_folder(tmp_path / "my_photos", 4)
+    run = tmp_path / "run"
+    assert cnnlab("train", "--dataset", data, "--epochs", 1, "--out", run, "--quiet").returncode == 0
+    page, _ = build_report(run, samples=1)
+    assert "<h1>digitsnet on my_photos</h1>" in page
+    assert str(tmp_path) not in page

@@ -388,14 +388,32 @@ def predict(model: nn.Module, images, batch_size: int = 256, mean=None, std=None
 
 
 # --- progress output -------------------------------------------------------------------------
+def _terminal_width(stream) -> int:
+    """Columns of the terminal ``stream`` writes to (``COLUMNS`` first); 0 when unknown."""
+    import os
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns > 0:
+        return columns
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return 0
+
+
 class _Progress:
-    """A tqdm bar per epoch on a terminal; one plain line per epoch otherwise."""
+    """A tqdm bar per epoch on a terminal; one plain line per epoch otherwise (also on a terminal
+    that reports no width, where a bar would print nothing)."""
 
     def __init__(self, verbose, epochs: int, stream=None):
         self.stream = stream if stream is not None else sys.stderr
         if verbose == "auto":
             verbose = 1 if getattr(self.stream, "isatty", lambda: False)() else 2
         self.mode = int(verbose or 0)
+        if self.mode == 1 and _terminal_width(self.stream) < 40:  # a bar needs room; lines always print
+            self.mode = 2
         self.epochs = epochs
         self.bar = None
 

@@ -75,6 +75,16 @@ def list_image_folder(root, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> Tup
     return classes, samples
 
 
+def _too_large(path: Path, exc: Exception) -> ValueError:
+    """Pillow's decompression-bomb guard refused a huge image: say so plainly."""
+    import re
+    numbers = [int(n) for n in re.findall(r"\d+", str(exc))]
+    detail = (f"{numbers[0]:,} pixels, more than the {numbers[1]:,} Pillow decodes" if len(numbers) >= 2
+              else str(exc))
+    return ValueError(f"image {path} is too large to read ({detail}: a guard against decompression bombs, "
+                      "files that unpack into gigabytes); shrink it before using it")
+
+
 def _open(path: Path):
     """The decoded image, turned upright by its EXIF orientation."""
     from PIL import Image, ImageOps, UnidentifiedImageError
@@ -82,6 +92,8 @@ def _open(path: Path):
         with Image.open(path) as image:
             image.load()
             image = ImageOps.exif_transpose(image)
+    except Image.DecompressionBombError as exc:
+        raise _too_large(path, exc) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ValueError(f"cannot read image {path}: {exc}") from exc
     return image
@@ -101,6 +113,8 @@ def _header(path: Path) -> Tuple[Tuple[int, int], bool]:
             if orientation in (5, 6, 7, 8):  # rotated by 90 degrees when displayed
                 height, width = width, height
             gray = _is_gray(image)
+    except Image.DecompressionBombError as exc:
+        raise _too_large(path, exc) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ValueError(f"cannot read image {path}: {exc}") from exc
     return (height, width), gray

@@ -104,8 +104,7 @@ def test_divergence_with_a_finite_loss_stops_and_writes_no_model(tmp_path):
     assert "Traceback" not in result.stderr
     assert "training diverged in epoch 1: 4.running_var" in result.stderr
     assert "no model was saved; lower the learning rate (--lr)" in result.stderr
-    assert not (out / "model.npz").exists() and not (out / "checkpoint.npz").exists()
-    assert not (out / "metrics.json").exists()
+    assert not out.exists()  # a run that never finished an epoch leaves no half run directory
 
 
 def test_divergence_keeps_the_last_finite_checkpoint(tmp_path):
@@ -492,3 +491,19 @@ def test_report_title_names_the_image_folder_not_its_path(tmp_path):
     page, _ = build_report(run, samples=1)
     assert "<h1>digitsnet on my_photos</h1>" in page
     assert str(tmp_path) not in page
+
+
+# --- more bad input found by trying the commands ----------------------------------------------------------
+@pytest.mark.parametrize("args, pattern", [
+    (("train", "--lr", "inf"), r"argument --lr: expected a positive number, got 'inf'"),
+    (("train", "--weight-decay", "1e999"), r"argument --weight-decay: expected a number >= 0, got '1e999'"),
+    (("train", "--patience", "2", "--val-fraction", "0"),
+     r"--patience stops when the validation loss stops improving, so it needs a validation split"),
+    (("train", "--out", "{file}"), r"--out .*light.png is a file; give a folder for the run"),
+])
+def test_bad_training_options_are_usage_errors_before_any_work(inputs, args, pattern):
+    import re
+    result = cnnlab(*(a.format(file=inputs / "light.png") for a in args))
+    assert result.returncode == 2, result.stderr
+    assert re.search(pattern, result.stderr), result.stderr
+    assert "Traceback" not in result.stderr

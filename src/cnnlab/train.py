@@ -943,6 +943,13 @@ def _finished_run(run_dir: Path, epochs: Optional[int], say: Callable) -> Option
     return metrics
 
 
+def _forget_unstarted_run(run_dir: Path) -> None:
+    """A new run that ended before its first checkpoint leaves no half run directory behind."""
+    if not (run_dir / CHECKPOINT).exists():
+        with contextlib.suppress(OSError):
+            (run_dir / CONFIG_JSON).unlink()
+
+
 def _new_run_dir(label: str, model: str, root="runs") -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     base = Path(root) / f"{label}-{Path(model).stem if Path(model).suffix else model}-{stamp}"
@@ -1056,6 +1063,7 @@ def _train(locks: contextlib.ExitStack, dataset: str = "digits", model: Optional
         run_dir.mkdir(parents=True, exist_ok=True)
         config["cnnlab_version"] = __version__
         write_json(run_dir / CONFIG_JSON, config)
+        locks.callback(_forget_unstarted_run, run_dir)
     say(f"{label}: {len(train_set)} train, {0 if val_set is None else len(val_set)} validation, "
         f"{len(test_set)} test images {'x'.join(map(str, shape))}, {train_set.num_classes} classes; "
         f"model {model_info['name']} ({net.num_parameters():,} parameters); run directory {run_dir}")
@@ -1074,6 +1082,9 @@ def _train(locks: contextlib.ExitStack, dataset: str = "digits", model: Optional
                           model_extra={"dataset": label, "model_info": model_info,
                                        "data_stats": data_stats(train_set.images)})
     except KeyboardInterrupt:
+        if not (run_dir / CHECKPOINT).is_file() and resume is None:
+            raise TrainingInterrupted("no epoch finished, so nothing was kept; start the run again",
+                                      run_dir) from None
         done = (f"the checkpoint of the last finished epoch is in {run_dir}"
                 if (run_dir / CHECKPOINT).is_file() else f"no epoch finished in {run_dir}")
         raise TrainingInterrupted(f"{done}; continue with: cnnlab train --resume {run_dir}",

@@ -185,9 +185,17 @@ def cmd_train(args) -> int:
             raise UsageError(f"{', '.join(given)} cannot change when resuming: --resume continues the run with "
                              "its own settings (config.json); only --epochs, --data-dir and output options "
                              "may be given")
+    if args.patience is not None and args.val_fraction == 0 and not args.resume:
+        raise UsageError("--patience stops when the validation loss stops improving, so it needs a validation "
+                         "split: leave out --val-fraction 0")
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out} is a file; give a folder for the run")
     verbose = 0 if args.quiet else "auto"
     log = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
-    with _sigterm_as_interrupt():  # `kill PID` ends like Ctrl-C: resumable checkpoint, lock released
+    import numpy as np
+    # `kill PID` ends like Ctrl-C (resumable checkpoint, lock released); NumPy's overflow warnings are
+    # left out: training checks the loss, weights and statistics for NaN/inf and says so in one line
+    with _sigterm_as_interrupt(), np.errstate(over="ignore", invalid="ignore"):
         metrics = train(dataset=args.dataset, model=args.model, data_dir=args.data_dir, epochs=args.epochs,
                         batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, schedule=args.schedule,
                         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,

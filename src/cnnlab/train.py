@@ -409,10 +409,11 @@ class _Progress:
 
     def __init__(self, verbose, epochs: int, stream=None):
         self.stream = stream if stream is not None else sys.stderr
+        tty = getattr(self.stream, "isatty", lambda: False)()
         if verbose == "auto":
-            verbose = 1 if getattr(self.stream, "isatty", lambda: False)() else 2
+            verbose = 1 if tty else 2
         self.mode = int(verbose or 0)
-        if self.mode == 1 and _terminal_width(self.stream) < 40:  # a bar needs room; lines always print
+        if self.mode == 1 and tty and _terminal_width(self.stream) < 40:  # no room for a bar: lines
             self.mode = 2
         self.epochs = epochs
         self.bar = None

@@ -507,3 +507,16 @@ def test_bad_training_options_are_usage_errors_before_any_work(inputs, args, pat
     assert result.returncode == 2, result.stderr
     assert re.search(pattern, result.stderr), result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_resume_without_a_checkpoint_fails_before_touching_the_run(digits_run, tmp_path):
+    import shutil
+    run = tmp_path / "unstarted"
+    shutil.copytree(digits_run, run)
+    (run / "checkpoint.npz").unlink()
+    (run / "metrics.json").unlink()
+    config = (run / "config.json").read_bytes()
+    result = cnnlab("train", "--resume", run, "--epochs", 3)
+    assert result.returncode == 1
+    assert f"cannot resume: {run} has no checkpoint.npz, so its first epoch never finished" in result.stderr
+    assert (run / "config.json").read_bytes() == config

@@ -1007,6 +1007,9 @@ def _train(locks: contextlib.ExitStack, dataset: str = "digits", model: Optional
         finished = _finished_run(run_dir, epochs, say)
         if finished is not None:
             return finished
+        if not (run_dir / CHECKPOINT).is_file():  # before any change to the run's files
+            raise FileNotFoundError(f"cannot resume: {run_dir} has no {CHECKPOINT}, so its first epoch never "
+                                    "finished; start the run again (cnnlab train --out DIR with its settings)")
         if epochs is not None and int(epochs) != config.get("epochs"):
             config["epochs"] = int(epochs)
             write_json(run_dir / CONFIG_JSON, config)  # a later --resume continues to the new total

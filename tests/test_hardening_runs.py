@@ -520,3 +520,46 @@ def test_resume_without_a_checkpoint_fails_before_touching_the_run(digits_run, t
     assert result.returncode == 1
     assert f"cannot resume: {run} has no checkpoint.npz, so its first epoch never finished" in result.stderr
     assert (run / "config.json").read_bytes() == config
+
+
+def test_explain_reads_images_as_predict_does(digits_run, inputs):
+    from cnnlab.explain.runs import model_input
+    from cnnlab.io import load_model
+    saved = load_model(digits_run)
+    notes = []
+    canvas, _ = model_input(saved, inputs / "canvas.png", notes=notes)
+    light, _ = model_input(saved, inputs / "light.png")
+    assert np.allclose(canvas, light, atol=1e-6)  # the transparent canvas is no longer a blank image
+    assert len(notes) == 1 and "alpha channel only" in notes[0]
+
+
+def test_colour_models_get_their_own_statistics_and_warnings(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    from cnnlab.data.inputs import data_stats, read_model_input
+    rng = np.random.default_rng(0)
+    colour = rng.random((5, 3, 12, 12)).astype(np.float32)
+    stats = data_stats(colour)
+    assert stats["gray"] is False and stats["background"] is None
+    assert data_stats(np.repeat(colour[:, :1], 3, axis=1))["gray"] is True
+    Image.fromarray((rng.random((12, 12)) * 255).astype(np.uint8)).save(tmp_path / "gray.png")
+    Image.fromarray((rng.random((12, 12, 4)) * 255).astype(np.uint8)).save(tmp_path / "rgba.png")
+    _, warnings = read_model_input(tmp_path / "gray.png", (3, 12, 12), stats)
+    assert warnings == ["a gray image, but the model was trained on colour images"]
+    _, warnings = read_model_input(tmp_path / "rgba.png", (3, 12, 12), stats)
+    assert warnings == ["transparent pixels composited onto black"]
+
+
+def test_runs_started_in_the_same_second_get_different_folders(tmp_path, monkeypatch):
+    import datetime as dt
+    from cnnlab import train as T
+
+    class Frozen(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 1, 2, 3, 4, 5)
+
+    monkeypatch.setattr(T, "datetime", Frozen)
+    first = T._new_run_dir("digits", "digitsnet", tmp_path)
+    second = T._new_run_dir("digits", "digitsnet", tmp_path)
+    assert first.name == "digits-digitsnet-20260102-030405" and second.name == first.name + "-2"
+    assert first.is_dir() and second.is_dir()  # claimed by mkdir, not merely chosen

@@ -18,7 +18,7 @@ import os
 import socket
 from datetime import datetime
 from pathlib import Path
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 LOCK_NAME = ".cnnlab-lock"
 
@@ -89,11 +89,11 @@ def _busy(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def run_lock(directory):
-    """Hold the run directory's lock for the ``with`` block (the folder is created if missing, and
-    removed again if it is still empty at the end)."""
+def run_lock(directory, remove_if_empty: Optional[bool] = None):
+    """Hold the run directory's lock for the ``with`` block.  The folder is created if missing, and
+    removed again if it is still empty at the end (``remove_if_empty``: say whether it was new)."""
     directory = Path(directory)
-    created = not directory.exists()
+    created = not directory.exists() if remove_if_empty is None else remove_if_empty
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / LOCK_NAME
     key = str(path.resolve())

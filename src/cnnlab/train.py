@@ -952,13 +952,19 @@ def _forget_unstarted_run(run_dir: Path) -> None:
 
 
 def _new_run_dir(label: str, model: str, root="runs") -> Path:
+    """A fresh ``root/<label>-<model>-<time>[-k]`` folder, created here: two runs started in the same
+    second claim different folders (``mkdir`` fails for the second)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     base = Path(root) / f"{label}-{Path(model).stem if Path(model).suffix else model}-{stamp}"
+    Path(root).mkdir(parents=True, exist_ok=True)
     path, k = base, 1
-    while path.exists():
-        k += 1
-        path = base.with_name(f"{base.name}-{k}")
-    return path
+    while True:
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            k += 1
+            path = base.with_name(f"{base.name}-{k}")
 
 
 def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, epochs: Optional[int] = None,
@@ -978,6 +984,12 @@ def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, e
     ``resume=RUN_DIR`` continues an interrupted run with the settings in its ``config.json``
     (``epochs`` may be raised to train longer).  ``threads`` limits the BLAS threads
     (``"auto"``: one for images up to 16x16, see :mod:`cnnlab.threads`; ``None``: no limit).
+    Resuming a finished run returns its saved metrics and says how to continue it.
+
+    The run directory is locked for the whole run (:mod:`cnnlab._runlock`): another process
+    training into it gets ``RunLocked`` (a RuntimeError naming the holder).  A run whose loss,
+    weights or batch-norm statistics become NaN/inf stops with :class:`TrainingDiverged`,
+    keeping the last finite epoch's files.
     """
     args = dict(locals())
     with contextlib.ExitStack() as locks:  # the run directory stays locked for the whole run
@@ -1062,7 +1074,7 @@ def _train(locks: contextlib.ExitStack, dataset: str = "digits", model: Optional
     label = _dataset_label(config["dataset"])
     if run_dir is None:
         run_dir = _new_run_dir(label, model_info["name"], runs_root)
-        locks.enter_context(run_lock(run_dir))
+        locks.enter_context(run_lock(run_dir, remove_if_empty=True))
     if resume is None:
         run_dir.mkdir(parents=True, exist_ok=True)
         config["cnnlab_version"] = __version__

@@ -300,6 +300,15 @@ def _kernel_from_args(args):
     return kernel, 0.0, "kernel given on the command line"
 
 
+def _model_input_said(model_input, saved, path, invert):
+    """``model_input``, with its warnings about the image on stderr (as ``cnnlab predict`` gives them)."""
+    notes: list = []
+    result = model_input(saved, path, invert, notes)
+    for text in notes:
+        print(f"cnnlab explain: warning: {path}: {text}", file=sys.stderr)
+    return result
+
+
 def _layer_input(run, layer_name: str, image_path: str, invert: bool):
     """What layer ``layer_name`` of the run's model receives for this image: ``(C, H, W)`` float64."""
     import numpy as np
@@ -653,7 +662,7 @@ def cmd_features(args) -> int:
     from ..explain.images import save_png
 
     run = open_run(args.run_dir)
-    raw, x = model_input(run.saved, args.image, args.invert)
+    raw, x = _model_input_said(model_input, run.saved, args.image, args.invert)
     out_dir = Path(args.output_dir) if args.output_dir else _default_out(run, f"features_{Path(args.image).stem}")
     out_dir.mkdir(parents=True, exist_ok=True)
     outs = layer_outputs(run.model, x)
@@ -693,7 +702,7 @@ def cmd_saliency(args) -> int:
     from ..explain.saliency import grad_cam, saliency_map
 
     run = open_run(args.run_dir)
-    raw, x = model_input(run.saved, args.image, args.invert)
+    raw, x = _model_input_said(model_input, run.saved, args.image, args.invert)
     target = None if args.class_ is None else _class_index(args.class_, run.classes)
     sal = saliency_map(run.model, x, target)
     cam = grad_cam(run.model, x, target, args.layer)

@@ -57,7 +57,7 @@ def data_stats(images: np.ndarray) -> dict:
     images = np.asarray(images, dtype=np.float32)
     border = float(_border(images).mean())
     mean = float(images.mean())
-    gray = images.shape[1] == 1 or bool(np.allclose(images[:, 0], images[:, 1:], atol=1 / 255))
+    gray = images.shape[1] == 1 or bool(np.allclose(images[:, :1], images[:, 1:], atol=1 / 255))
     return {"background": _polarity(border, mean), "border_mean": round(border, 6), "mean": round(mean, 6),
             "std": round(float(images.std()), 6), "gray": gray}
 
@@ -147,8 +147,8 @@ def read_model_input(path, input_shape, stats: Optional[dict] = None, invert: Op
                                 f"{'white' if fill else 'black'}, like the training data")
                 rgb = np.repeat((1.0 - alpha if fill else alpha)[..., None], 3, axis=2)
             else:
-                warnings.append(f"transparent pixels composited onto {'white' if fill else 'black'}, the "
-                                "training data's background")
+                known = ", the training data's background" if (stats or {}).get("background") else ""
+                warnings.append(f"transparent pixels composited onto {'white' if fill else 'black'}{known}")
                 rgb = rgba[..., :3] * alpha[..., None] + fill * (1.0 - alpha[..., None])
             image = Image.fromarray(np.round(rgb * 255).astype(np.uint8))
         else:
@@ -160,6 +160,8 @@ def read_model_input(path, input_shape, stats: Optional[dict] = None, invert: Op
         source_gray = bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
     if c == 1 and not source_gray:
         warnings.append("colour image converted to gray (the model takes gray images)")
+    elif c == 3 and source_gray and stats and stats.get("gray") is False:
+        warnings.append("a gray image, but the model was trained on colour images")
     image = image.convert("L" if c == 1 else "RGB")
     array = np.asarray(image, dtype=np.float32) / 255.0
     array = array[None] if c == 1 else array.transpose(2, 0, 1)

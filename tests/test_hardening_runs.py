@@ -563,3 +563,33 @@ def test_runs_started_in_the_same_second_get_different_folders(tmp_path, monkeyp
     second = T._new_run_dir("digits", "digitsnet", tmp_path)
     assert first.name == "digits-digitsnet-20260102-030405" and second.name == first.name + "-2"
     assert first.is_dir() and second.is_dir()  # claimed by mkdir, not merely chosen
+
+
+def test_two_runs_started_at_once_into_one_folder(tmp_path):
+    pytest.importorskip("sklearn")
+    out = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=SRC, OPENBLAS_NUM_THREADS="1")
+    command = [sys.executable, "-m", "cnnlab", "train", "--epochs", "20", "--limit", "200", "--out", str(out),
+               "--quiet"]
+    procs = [subprocess.Popen(command + ["--seed", str(seed)], stderr=subprocess.PIPE, text=True, env=env)
+             for seed in (1, 2)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    assert sorted(code for code, _ in results) == [0, 1], results
+    refused = next(err for code, err in results if code == 1)
+    assert "is in use by another training run (pid " in refused or "already holds a training run" in refused
+    winner = 1 + [code for code, _ in results].index(0)
+    assert json.loads((out / "config.json").read_text())["seed"] == winner  # one run's files, not a mix
+    assert json.loads((out / "metrics.json").read_text())["seed"] == winner
+
+
+def test_resume_after_an_interrupted_extension_is_not_called_complete(digits_run, tmp_path):
+    import shutil
+    run = tmp_path / "extended"
+    shutil.copytree(digits_run, run)
+    config = json.loads((run / "config.json").read_text())
+    config["epochs"] = 2  # `--resume --epochs 2` was started, then interrupted: metrics.json still says 1
+    (run / "config.json").write_text(json.dumps(config))
+    result = cnnlab("train", "--resume", run, "--quiet", "--json")
+    assert result.returncode == 0, result.stderr
+    assert "is complete" not in result.stderr
+    assert json.loads(result.stdout)["epochs"] == 2 and len(history_rows(run)) == 2

@@ -929,14 +929,20 @@ def load_run_data(dataset: str = "digits", data_dir=None, val_fraction: float = 
     return train, val, test
 
 
-def _finished_run(run_dir: Path, epochs: Optional[int], say: Callable) -> Optional[dict]:
-    """The saved metrics of a run that has nothing left to train (``epochs`` not above its count), else None."""
+def _finished_run(run_dir: Path, config: dict, epochs: Optional[int], say: Callable) -> Optional[dict]:
+    """The saved metrics of a run that has nothing left to train, else None.
+
+    Finished: its ``metrics.json`` counts at least the epochs asked for (``epochs``, else the total
+    in ``config.json``, which a resume with more epochs raises before it is interrupted), or it
+    stopped early and no new total is given.
+    """
     path = run_dir / METRICS_JSON
     metrics = read_json(path, "run metrics") if path.is_file() else None
     if not isinstance(metrics, dict) or not isinstance(metrics.get("epochs"), int):
         return None
     done = metrics["epochs"]
-    if epochs is not None and int(epochs) > done:
+    target = int(epochs) if epochs is not None else config.get("epochs")
+    if not (isinstance(target, int) and done >= target) and not (metrics.get("stopped_early") and epochs is None):
         return None
     how = f"stopped early after {done} epochs" if metrics.get("stopped_early") else f"{done} of {done} epochs"
     say(f"{run_dir} is complete ({how}); nothing to resume. To train it longer, give a larger total: "
@@ -1016,7 +1022,7 @@ def _train(locks: contextlib.ExitStack, dataset: str = "digits", model: Optional
             raise ValueError(f"cannot resume: {run_dir} is not a cnnlab run directory (no {CONFIG_JSON})")
         locks.enter_context(run_lock(run_dir))
         config = read_json(run_dir / CONFIG_JSON, "run configuration")
-        finished = _finished_run(run_dir, epochs, say)
+        finished = _finished_run(run_dir, config, epochs, say)
         if finished is not None:
             return finished
         if not (run_dir / CHECKPOINT).is_file():  # before any change to the run's files

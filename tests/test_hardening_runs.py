@@ -593,3 +593,13 @@ def test_resume_after_an_interrupted_extension_is_not_called_complete(digits_run
     assert result.returncode == 0, result.stderr
     assert "is complete" not in result.stderr
     assert json.loads(result.stdout)["epochs"] == 2 and len(history_rows(run)) == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_pipe_named_like_an_image_is_refused_not_waited_on(digits_run, inputs, tmp_path):
+    pipe = tmp_path / "pipe.png"
+    os.mkfifo(pipe)
+    result = cnnlab("predict", digits_run, pipe, inputs / "light.png", timeout=60)
+    assert result.returncode == 1
+    assert f"{pipe} is not a regular file (a pipe, socket or device), expected an image file" in result.stderr
+    assert result.stdout.startswith(str(inputs / "light.png"))

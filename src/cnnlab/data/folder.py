@@ -85,9 +85,17 @@ def _too_large(path: Path, exc: Exception) -> ValueError:
                       "files that unpack into gigabytes); shrink it before using it")
 
 
+def _regular_file(path: Path) -> Path:
+    """Refuse a pipe, socket or device named like an image: reading one could block forever."""
+    if path.exists() and not path.is_dir() and not path.is_file():
+        raise ValueError(f"{path} is not a regular file (a pipe, socket or device), expected an image file")
+    return path
+
+
 def _open(path: Path):
     """The decoded image, turned upright by its EXIF orientation."""
     from PIL import Image, ImageOps, UnidentifiedImageError
+    _regular_file(Path(path))
     try:
         with Image.open(path) as image:
             image.load()
@@ -103,6 +111,7 @@ def _header(path: Path) -> Tuple[Tuple[int, int], bool]:
     """``((H, W) as displayed, is_grayscale)`` from the file header, without decoding the pixels
     (palette images excepted)."""
     from PIL import Image, UnidentifiedImageError
+    _regular_file(Path(path))
     try:
         with Image.open(path) as image:
             height, width = image.height, image.width

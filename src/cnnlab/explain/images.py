@@ -31,7 +31,8 @@ def _check_file(path) -> Path:
         raise FileNotFoundError(f"image file {path} does not exist")
     if path.is_dir():
         raise ValueError(f"{path} is a folder, expected an image file (PNG, JPEG, BMP, ...)")
-    return path
+    from ..data.folder import _regular_file
+    return _regular_file(path)
 
 
 def image_channels(path) -> Tuple[Tuple[int, int], int]:

@@ -603,3 +603,13 @@ def test_a_pipe_named_like_an_image_is_refused_not_waited_on(digits_run, inputs,
     assert result.returncode == 1
     assert f"{pipe} is not a regular file (a pipe, socket or device), expected an image file" in result.stderr
     assert result.stdout.startswith(str(inputs / "light.png"))
+
+
+def test_evaluate_an_empty_split_and_a_missing_data_dir_are_clear(digits_run, tmp_path):
+    result = cnnlab("evaluate", digits_run, "--split", "val", "--limit", 2)
+    assert result.returncode == 2 and "internal error" not in result.stderr
+    assert "the val split of digits is empty here (limit 2): give a larger --limit" in result.stderr
+    for args in (("evaluate", digits_run), ("train", "--limit", 50)):
+        result = cnnlab(*args, "--data-dir", tmp_path / "nowhere")
+        assert result.returncode == 1
+        assert f"--data-dir {tmp_path / 'nowhere'} does not exist (or is not a folder)" in result.stderr

@@ -188,6 +188,8 @@ def cmd_train(args) -> int:
     if args.patience is not None and args.val_fraction == 0 and not args.resume:
         raise UsageError("--patience stops when the validation loss stops improving, so it needs a validation "
                          "split: leave out --val-fraction 0")
+    if args.data_dir and not Path(args.data_dir).expanduser().is_dir():
+        raise FileNotFoundError(f"--data-dir {args.data_dir} does not exist (or is not a folder)")
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
         raise UsageError(f"--out {args.out} is a file; give a folder for the run")
     verbose = 0 if args.quiet else "auto"
@@ -240,6 +242,8 @@ def cmd_evaluate(args) -> int:
     from ..train import evaluate, load_run_data
 
     run_dir = Path(args.run_dir)
+    if args.data_dir and not Path(args.data_dir).expanduser().is_dir():
+        raise FileNotFoundError(f"--data-dir {args.data_dir} does not exist (or is not a folder)")
     saved = _load_finite_model(run_dir)
     config = _run_config(run_dir)
     dataset = args.dataset or config.get("dataset") or saved.info.get("dataset")
@@ -254,6 +258,9 @@ def cmd_evaluate(args) -> int:
     train_set, val_set, test_set = load_run_data(dataset, data_dir, val_fraction, config.get("seed", 0), limit,
                                                  progress=False)
     data = {"train": train_set, "val": val_set, "test": test_set}[args.split]
+    if data is None or len(data) == 0:
+        raise UsageError(f"the {args.split} split of {dataset} is empty here (limit {limit}): give a larger "
+                         "--limit or another --split")
     if tuple(data.input_shape) != tuple(saved.input_shape):
         raise ValueError(f"the model in {run_dir} takes {'x'.join(map(str, saved.input_shape))} images, but "
                          f"{dataset} has {'x'.join(map(str, data.input_shape))} images")

@@ -613,3 +613,13 @@ def test_evaluate_an_empty_split_and_a_missing_data_dir_are_clear(digits_run, tm
         result = cnnlab(*args, "--data-dir", tmp_path / "nowhere")
         assert result.returncode == 1
         assert f"--data-dir {tmp_path / 'nowhere'} does not exist (or is not a folder)" in result.stderr
+
+
+def test_summary_of_a_saved_models_file_or_an_image(digits_run, inputs):
+    for name in ("model.json", "model.npz"):
+        result = cnnlab("summary", digits_run / name)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("digitsnet  (input 1x8x8)")
+    result = cnnlab("summary", inputs / "light.png")
+    assert result.returncode == 1 and "codec" not in result.stderr
+    assert "light.png is not a model file: expected a zoo name" in result.stderr

@@ -360,6 +360,12 @@ def cmd_summary(args) -> int:
 
     target = args.model
     path = Path(target)
+    saved_files = path.name in (MODEL_JSON, "model.npz") and (path.parent / "model.npz").is_file()
+    if path.is_file() and saved_files:  # a saved model's model.json or model.npz: read its folder
+        path, target = path.parent, str(path.parent)
+    elif path.is_file() and path.suffix.lower() not in MODEL_FILE_SUFFIXES:
+        raise ValueError(f"{path} is not a model file: expected a zoo name ({', '.join(MODELS)}), a model file "
+                         f"({', '.join(MODEL_FILE_SUFFIXES)}) or a run directory")
     if target.lower() in MODELS:
         name = target.lower()
         shape = args.input_shape or DEFAULT_INPUT_SHAPES[name]

@@ -339,10 +339,13 @@ def test_center_places_the_content_like_mnist():
 
 
 def test_predict_center_option(digits_run, inputs):
+    plain = json.loads(cnnlab("predict", digits_run, inputs / "corner.png", "--json").stdout)[0]
+    assert plain["warnings"] == ["the content is small (it spans 25% of the image, centre of mass at 12% across, "
+                                 "11% down): --center crops and centres it"]
     result = cnnlab("predict", digits_run, inputs / "corner.png", inputs / "wide.png", "--center", "--json")
     assert result.returncode == 0, result.stderr
     items = json.loads(result.stdout)
-    assert all(item["warnings"] == [] for item in items), items  # nothing stretched
+    assert all(item["warnings"] == [] for item in items), items  # centred, nothing stretched
 
 
 def test_one_unreadable_file_does_not_stop_the_others(digits_run, inputs):

@@ -16,8 +16,9 @@ different, instead of silently predicting garbage:
   content is in the alpha channel only (the one-colour strokes a browser canvas
   exports on a transparent background), the alpha channel is the drawing: it
   becomes strokes of the training data's polarity (light on black for MNIST).
-- an almost empty (nearly uniform) image, RGB converted to gray, and a non-square
-  image stretched to a square input.
+- an almost empty (nearly uniform) image, content that is small or off-centre
+  (MNIST digits fill and centre their frame), RGB converted to gray, and a
+  non-square image stretched to a square input.
 - ``center=True`` centres the content as the MNIST authors did: crop to the
   bounding box of the content, scale its long side to 20/28 of the input size,
   and place its centre of mass at the centre.
@@ -100,6 +101,25 @@ def center_content(image: np.ndarray, size: Tuple[int, int], background: float) 
     return out
 
 
+def _placement_note(image: np.ndarray, background: float) -> Optional[str]:
+    """A warning when the content is small or far from the centre (MNIST digits fill and centre
+    their 28x28 frame), else None."""
+    weight = np.abs(image - background).mean(axis=0)
+    if weight.max() < 0.05 or min(image.shape[1:]) < 3 or float(np.ptp(image)) < 0.05:
+        return None
+    mask = weight > 0.2 * weight.max()
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    h, w = image.shape[1:]
+    extent = max((rows[-1] - rows[0] + 1) / h, (cols[-1] - cols[0] + 1) / w)
+    total = weight.sum()
+    cy = (weight.sum(axis=1) @ np.arange(h)) / total / max(h - 1, 1)
+    cx = (weight.sum(axis=0) @ np.arange(w)) / total / max(w - 1, 1)
+    if extent < 0.4 or max(abs(cy - 0.5), abs(cx - 0.5)) > 0.2:
+        return (f"the content is {'small' if extent < 0.4 else 'off-centre'} (it spans {extent:.0%} of the "
+                f"image, centre of mass at {cx:.0%} across, {cy:.0%} down): --center crops and centres it")
+    return None
+
+
 def read_model_input(path, input_shape, stats: Optional[dict] = None, invert: Optional[bool] = None,
                      center: bool = False) -> Tuple[np.ndarray, List[str]]:
     """One image file as the model's input (C, H, W) float32 in [0, 1], and the warnings about it.
@@ -170,6 +190,10 @@ def read_model_input(path, input_shape, stats: Optional[dict] = None, invert: Op
     h, w = array.shape[1:]
     own = _polarity(float(_border(array[None])[0]), float(array.mean()))
     trained = (stats or {}).get("background")
+    if not center and trained and own in (None, trained):  # (the other polarity is warned about below)
+        note = _placement_note(array, _fill_value(stats) / 255.0)
+        if note:
+            warnings.append(note)
     if center:
         background = float(_fill_value(stats) / 255.0 if trained else _border(array[None])[0])
         centred = center_content(array, (H, W), background)

@@ -114,7 +114,7 @@ def _placement_note(image: np.ndarray, background: float) -> Optional[str]:
     total = weight.sum()
     cy = (weight.sum(axis=1) @ np.arange(h)) / total / max(h - 1, 1)
     cx = (weight.sum(axis=0) @ np.arange(w)) / total / max(w - 1, 1)
-    if extent < 0.4 or max(abs(cy - 0.5), abs(cx - 0.5)) > 0.2:
+    if extent < 0.4 or (extent < 0.8 and max(abs(cy - 0.5), abs(cx - 0.5)) > 0.2):  # room to move it
         return (f"the content is {'small' if extent < 0.4 else 'off-centre'} (it spans {extent:.0%} of the "
                 f"image, centre of mass at {cx:.0%} across, {cy:.0%} down): --center crops and centres it")
     return None

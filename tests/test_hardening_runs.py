@@ -626,3 +626,32 @@ def test_summary_of_a_saved_models_file_or_an_image(digits_run, inputs):
     result = cnnlab("summary", inputs / "light.png")
     assert result.returncode == 1 and "codec" not in result.stderr
     assert "light.png is not a model file: expected a zoo name" in result.stderr
+
+
+# --- faults -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kill_after_rows, delay", [(0, 0.0), (1, 0.05), (2, 0.1)])
+def test_kill_9_then_resume_gives_the_uninterrupted_result(tmp_path, kill_after_rows, delay):
+    import signal
+    import time
+    pytest.importorskip("sklearn")
+    args = ["train", "--epochs", "4", "--limit", "200", "--quiet"]
+    reference = tmp_path / "reference"
+    assert cnnlab(*args, "--out", reference).returncode == 0
+    run = tmp_path / "killed"
+    env = dict(os.environ, PYTHONPATH=SRC, OPENBLAS_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "cnnlab", *args, "--out", str(run)], env=env,
+                            stderr=subprocess.DEVNULL)
+    rows = (lambda: len(history_rows(run)) if (run / "history.csv").exists() else 0)
+    _wait_for(lambda: rows() >= kill_after_rows and (run / ".cnnlab-lock").exists(), proc)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    if not (run / "checkpoint.npz").exists():  # killed before the first epoch ended: start again
+        result = cnnlab(*args, "--out", run)
+    else:
+        result = cnnlab("train", "--resume", run, "--quiet")
+    assert result.returncode == 0, result.stderr  # the dead process's lock is taken over
+    expected, got = weights(reference), weights(run)
+    assert expected.keys() == got.keys()
+    assert all(np.array_equal(expected[k], got[k]) for k in expected)
+    assert [r["train_loss"] for r in history_rows(run)] == [r["train_loss"] for r in history_rows(reference)]

@@ -655,3 +655,12 @@ def test_kill_9_then_resume_gives_the_uninterrupted_result(tmp_path, kill_after_
     assert expected.keys() == got.keys()
     assert all(np.array_equal(expected[k], got[k]) for k in expected)
     assert [r["train_loss"] for r in history_rows(run)] == [r["train_loss"] for r in history_rows(reference)]
+
+
+def test_evaluate_knows_the_runs_own_data_set_by_any_spelling(tmp_path):
+    from cnnlab.cli.train_cmds import _same_dataset
+    folder = _image_folder(tmp_path / "photos", 2)
+    assert _same_dataset("MNIST", "mnist") and _same_dataset("Fashion_MNIST", "fashion-mnist")
+    assert not _same_dataset("mnist", "fashion-mnist") and not _same_dataset("digits", None)
+    assert _same_dataset(os.path.relpath(folder), str(folder.resolve()))
+    assert not _same_dataset(str(tmp_path), str(folder.resolve()))

@@ -236,6 +236,17 @@ def _load_finite_model(run_dir: Path):
     return saved
 
 
+def _same_dataset(given: str, recorded) -> bool:
+    """``--dataset MNIST`` names the run's ``mnist``; ``./photos`` its absolute folder."""
+    from ..train import dataset_key
+    if recorded is None:
+        return False
+    key = dataset_key(given)
+    if key != "folder":
+        return key == dataset_key(recorded)
+    return Path(given).expanduser().resolve() == Path(str(recorded)).expanduser().resolve()
+
+
 def cmd_evaluate(args) -> int:
     import numpy as np
 
@@ -249,7 +260,7 @@ def cmd_evaluate(args) -> int:
     dataset = args.dataset or config.get("dataset") or saved.info.get("dataset")
     if not dataset:
         raise UsageError(f"{run_dir} does not record its data set: give --dataset")
-    same_data = args.dataset is None or args.dataset == config.get("dataset")
+    same_data = args.dataset is None or _same_dataset(args.dataset, config.get("dataset"))
     data_dir = args.data_dir or (config.get("data_dir") if same_data else None)
     limit = args.limit if args.limit is not None else (config.get("limit") if same_data else None)
     val_fraction = config.get("val_fraction", 0.1) if same_data else 0.1

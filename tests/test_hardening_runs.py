@@ -664,3 +664,9 @@ def test_evaluate_knows_the_runs_own_data_set_by_any_spelling(tmp_path):
     assert not _same_dataset("mnist", "fashion-mnist") and not _same_dataset("digits", None)
     assert _same_dataset(os.path.relpath(folder), str(folder.resolve()))
     assert not _same_dataset(str(tmp_path), str(folder.resolve()))
+
+
+def test_invert_on_an_image_that_needed_none_is_said(digits_run, inputs):
+    item = json.loads(cnnlab("predict", digits_run, inputs / "light.png", "--invert", "--json").stdout)[0]
+    assert item["warnings"] == ["after --invert, dark content on a light background, but the model was trained "
+                                "on light on dark images: the prediction is likely wrong; leave out --invert"]

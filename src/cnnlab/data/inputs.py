@@ -120,6 +120,32 @@ def _placement_note(image: np.ndarray, background: float) -> Optional[str]:
     return None
 
 
+def _flatten_alpha(image, stats: Optional[dict], warnings: List[str]):
+    """Drop transparency the way the training data would look (Pillow's convert would just drop
+    the alpha channel, so a canvas export of black strokes on transparent becomes all black)."""
+    from PIL import Image
+    has_alpha = image.mode in ("RGBA", "LA", "La", "RGBa", "PA") or \
+        (image.mode == "P" and "transparency" in image.info)
+    if not has_alpha:
+        return image
+    rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
+    alpha = rgba[..., 3]
+    if alpha.min() == 1.0:
+        return image.convert("RGB")
+    fill = _fill_value(stats) / 255.0
+    color_spread = float(rgba[..., :3][alpha > 0].std()) if (alpha > 0).any() else 0.0
+    if color_spread < 0.02 and alpha.std() > 0.02:  # one colour drawn on a transparent canvas
+        warnings.append("the content is in the alpha channel only (one colour drawn on a transparent "
+                        f"background): drawn as {'dark' if fill else 'light'} strokes on "
+                        f"{'white' if fill else 'black'}, like the training data")
+        rgb = np.repeat((1.0 - alpha if fill else alpha)[..., None], 3, axis=2)
+    else:
+        known = ", the training data's background" if (stats or {}).get("background") else ""
+        warnings.append(f"transparent pixels composited onto {'white' if fill else 'black'}{known}")
+        rgb = rgba[..., :3] * alpha[..., None] + fill * (1.0 - alpha[..., None])
+    return Image.fromarray(np.round(rgb * 255).astype(np.uint8))
+
+
 def read_model_input(path, input_shape, stats: Optional[dict] = None, invert: Optional[bool] = None,
                      center: bool = False) -> Tuple[np.ndarray, List[str]]:
     """One image file as the model's input (C, H, W) float32 in [0, 1], and the warnings about it.
@@ -153,26 +179,7 @@ def read_model_input(path, input_shape, stats: Optional[dict] = None, invert: Op
         array = np.asarray(image, dtype=np.float32)
         top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
         image = Image.fromarray(np.clip(np.round(array / top * 255), 0, 255).astype(np.uint8))
-    has_alpha = image.mode in ("RGBA", "LA", "La", "RGBa", "PA") or \
-        (image.mode == "P" and "transparency" in image.info)
-    if has_alpha:
-        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
-        alpha = rgba[..., 3]
-        if alpha.min() < 1.0:
-            fill = _fill_value(stats) / 255.0
-            color_spread = float(rgba[..., :3][alpha > 0].std()) if (alpha > 0).any() else 0.0
-            if color_spread < 0.02 and alpha.std() > 0.02:  # one colour drawn on a transparent canvas
-                warnings.append("the content is in the alpha channel only (one colour drawn on a transparent "
-                                f"background): drawn as {'dark' if fill else 'light'} strokes on "
-                                f"{'white' if fill else 'black'}, like the training data")
-                rgb = np.repeat((1.0 - alpha if fill else alpha)[..., None], 3, axis=2)
-            else:
-                known = ", the training data's background" if (stats or {}).get("background") else ""
-                warnings.append(f"transparent pixels composited onto {'white' if fill else 'black'}{known}")
-                rgb = rgba[..., :3] * alpha[..., None] + fill * (1.0 - alpha[..., None])
-            image = Image.fromarray(np.round(rgb * 255).astype(np.uint8))
-        else:
-            image = image.convert("RGB")
+    image = _flatten_alpha(image, stats, warnings)
     if image.mode in ("1", "L"):
         source_gray = True
     else:
@@ -211,9 +218,11 @@ def read_model_input(path, input_shape, stats: Optional[dict] = None, invert: Op
     if float(array.max() - array.min()) < 0.05:
         warnings.append(f"the image is almost empty (nearly uniform, gray levels {array.min():.2f} to "
                         f"{array.max():.2f}): the prediction means little")
-    elif invert is None and trained and own and own != trained:
-        warnings.append(f"{'dark content on a light' if own == 'light' else 'light content on a dark'} background, "
-                        f"but the model was trained on {'light on dark' if trained == 'dark' else 'dark on light'} "
-                        "images: the prediction is likely wrong; --invert flips it (--no-invert keeps it and "
-                        "silences this warning)")
+    elif invert is not False and trained and own and own != trained:
+        looks = f"{'dark content on a light' if own == 'light' else 'light content on a dark'} background"
+        hint = ("leave out --invert" if invert else
+                "--invert flips it (--no-invert keeps it and silences this warning)")
+        warnings.append(f"{'after --invert, ' if invert else ''}{looks}, but the model was trained on "
+                        f"{'light on dark' if trained == 'dark' else 'dark on light'} images: the prediction is "
+                        f"likely wrong; {hint}")
     return array, warnings

@@ -670,3 +670,14 @@ def test_invert_on_an_image_that_needed_none_is_said(digits_run, inputs):
     item = json.loads(cnnlab("predict", digits_run, inputs / "light.png", "--invert", "--json").stdout)[0]
     assert item["warnings"] == ["after --invert, dark content on a light background, but the model was trained "
                                 "on light on dark images: the prediction is likely wrong; leave out --invert"]
+
+
+def test_resume_to_fewer_epochs_than_trained_is_refused(tmp_path):
+    pytest.importorskip("sklearn")
+    run = tmp_path / "run"
+    assert cnnlab("train", "--epochs", 3, "--limit", 100, "--out", run, "--quiet").returncode == 0
+    (run / "metrics.json").unlink()  # as if interrupted after its last epoch
+    result = cnnlab("train", "--resume", run, "--epochs", 2)
+    assert result.returncode == 1
+    assert f"cannot resume {run} to 2 epochs: it has trained 3 already; give --epochs 4 or more" in result.stderr
+    assert json.loads((run / "config.json").read_text())["epochs"] == 3

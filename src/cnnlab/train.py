@@ -950,6 +950,15 @@ def _finished_run(run_dir: Path, config: dict, epochs: Optional[int], say: Calla
     return metrics
 
 
+def _epochs_in_history(run_dir: Path) -> int:
+    """Epochs a run has finished, from its ``history.csv`` (0 without one)."""
+    path = run_dir / HISTORY_CSV
+    if not path.is_file():
+        return 0
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        return max(0, sum(1 for line in f if line.strip()) - 1)
+
+
 def _forget_unstarted_run(run_dir: Path) -> None:
     """A new run that ended before its first checkpoint leaves no half run directory behind."""
     if not (run_dir / CHECKPOINT).exists():
@@ -1028,6 +1037,11 @@ def _train(locks: contextlib.ExitStack, dataset: str = "digits", model: Optional
         if not (run_dir / CHECKPOINT).is_file():  # before any change to the run's files
             raise FileNotFoundError(f"cannot resume: {run_dir} has no {CHECKPOINT}, so its first epoch never "
                                     "finished; start the run again (cnnlab train --out DIR with its settings)")
+        trained = _epochs_in_history(run_dir)
+        if epochs is not None and int(epochs) < trained:
+            raise ValueError(f"cannot resume {run_dir} to {int(epochs)} epochs: it has trained {trained} already; "
+                             f"give --epochs {trained + 1} or more, or leave --epochs out to finish its "
+                             f"{config.get('epochs')}")
         if epochs is not None and int(epochs) != config.get("epochs"):
             config["epochs"] = int(epochs)
             write_json(run_dir / CONFIG_JSON, config)  # a later --resume continues to the new total

@@ -208,8 +208,9 @@ def cmd_train(args) -> int:
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
+        epochs = f"{metrics['epochs']} epoch{'' if metrics['epochs'] == 1 else 's'}"
         print(f"test accuracy {100 * metrics['test_accuracy']:.2f}% ({metrics['test_correct']}/"
-              f"{metrics['test_size']}), test loss {metrics['test_loss']:.4f}; {metrics['epochs']} epochs in "
+              f"{metrics['test_size']}), test loss {metrics['test_loss']:.4f}; {epochs} in "
               f"{metrics['train_seconds']:.1f} s ({metrics['images_per_second']:,.0f} img/s)")
         print(f"run saved in {metrics['run_dir']}  (next: cnnlab evaluate {metrics['run_dir']})")
     return 0

@@ -141,7 +141,8 @@ def test_predict_and_evaluate_refuse_non_finite_models_and_outputs(digits_run, t
     state["4.running_var"][:] = np.inf  # eval mode divides by sqrt(inf): finite but meaningless scores
     np.savez(bad / "model.npz", **state)
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "x.png")
-    for args in (("predict", bad, tmp_path / "x.png", "--json"), ("evaluate", bad)):
+    for args in (("predict", bad, tmp_path / "x.png", "--json"), ("evaluate", bad),
+                 ("explain", "features", bad, tmp_path / "x.png"), ("explain", "confusion", bad)):
         result = cnnlab(*args)
         assert result.returncode == 1, result.stderr
         assert "Traceback" not in result.stderr and "NaN" not in result.stdout

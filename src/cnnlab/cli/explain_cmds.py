@@ -300,6 +300,16 @@ def _kernel_from_args(args):
     return kernel, 0.0, "kernel given on the command line"
 
 
+def _finite(run):
+    """Refuse a run whose weights or statistics hold NaN/inf: its pictures and scores would mean nothing."""
+    from ..train import non_finite_state
+    bad = non_finite_state(run.saved.model)
+    if bad:
+        raise ValueError(f"the model in {run.path}: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''} hold "
+                         "NaN/inf values (training diverged); train it again with a lower --lr")
+    return run
+
+
 def _model_input_said(model_input, saved, path, invert):
     """``model_input``, with its warnings about the image on stderr (as ``cnnlab predict`` gives them)."""
     notes: list = []
@@ -566,7 +576,7 @@ def cmd_softmax(args) -> int:
             raise UsageError("with --run, --input is an image file (its scores come from the model)")
         if not args.input or not _looks_like_image(args.input):
             raise UsageError("with --run RUN_DIR, give an image file: --input IMAGE")
-        run = open_run(args.run)
+        run = _finite(open_run(args.run))
         _, x = model_input(run.saved, args.input, args.invert)
         outs = layer_outputs(run.model, x)
         scores = np.asarray(outs[-1].output[0], dtype=np.float64)
@@ -661,7 +671,7 @@ def cmd_features(args) -> int:
     from ..explain.runs import model_input, open_run
     from ..explain.images import save_png
 
-    run = open_run(args.run_dir)
+    run = _finite(open_run(args.run_dir))
     raw, x = _model_input_said(model_input, run.saved, args.image, args.invert)
     out_dir = Path(args.output_dir) if args.output_dir else _default_out(run, f"features_{Path(args.image).stem}")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -701,7 +711,7 @@ def cmd_saliency(args) -> int:
     from ..explain.runs import model_input, open_run
     from ..explain.saliency import grad_cam, saliency_map
 
-    run = open_run(args.run_dir)
+    run = _finite(open_run(args.run_dir))
     raw, x = _model_input_said(model_input, run.saved, args.image, args.invert)
     target = None if args.class_ is None else _class_index(args.class_, run.classes)
     sal = saliency_map(run.model, x, target)
@@ -746,7 +756,7 @@ def cmd_confusion(args) -> int:
     _use_agg()
     from ..explain.plots import confusion_figure, save_figure
     from ..explain.runs import open_run
-    run = open_run(args.run_dir)
+    run = _finite(open_run(args.run_dir))
     data, ev = _test_evaluation(args, run)
     fig = confusion_figure(ev.confusion, run.classes, f"{run.name}, test data")
     output = Path(args.output) if args.output else _default_out(run, "confusion.png")
@@ -760,7 +770,7 @@ def cmd_mistakes(args) -> int:
     _use_agg()
     from ..explain.plots import mistakes_figure, save_figure
     from ..explain.runs import open_run
-    run = open_run(args.run_dir)
+    run = _finite(open_run(args.run_dir))
     data, ev = _test_evaluation(args, run)
     idx = ev.most_confident_mistakes(args.count)
     fig = mistakes_figure(data.images[idx], ev.labels[idx], ev.probabilities[idx], run.classes,

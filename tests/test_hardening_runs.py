@@ -682,3 +682,22 @@ def test_resume_to_fewer_epochs_than_trained_is_refused(tmp_path):
     assert result.returncode == 1
     assert f"cannot resume {run} to 2 epochs: it has trained 3 already; give --epochs 4 or more" in result.stderr
     assert json.loads((run / "config.json").read_text())["epochs"] == 3
+
+
+def test_float_and_16_bit_images_keep_their_gray_levels(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    from cnnlab.data.folder import read_image
+    from cnnlab.data.inputs import read_model_input
+    pixels = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    Image.fromarray(pixels).save(tmp_path / "float.tif")  # mode F, values in [0, 1]
+    expected = np.round(pixels * 255) / 255
+    assert np.allclose(read_image(tmp_path / "float.tif", 1)[0], expected, atol=1e-6)
+    broken = pixels.copy()
+    broken[0, 0], broken[1, 1] = np.nan, np.inf
+    Image.fromarray(broken).save(tmp_path / "nan.tif")
+    array, warnings = read_model_input(tmp_path / "nan.tif", (1, 8, 8))
+    assert "2 NaN/inf pixels read as 0" in warnings and np.isfinite(array).all()
+    assert array[0, 0, 0] == 0 and array[0, 7, 7] == pytest.approx(1.0)
+    deep = (pixels * 65535).astype(np.uint16)
+    Image.fromarray(deep).save(tmp_path / "deep.png")  # 16-bit gray
+    assert np.allclose(read_image(tmp_path / "deep.png", 1)[0], expected, atol=1 / 255)

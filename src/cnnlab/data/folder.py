@@ -138,6 +138,27 @@ def _is_gray(image) -> bool:
     return False
 
 
+def _to_8bit(image, warnings: Optional[list] = None):
+    """16-bit, 32-bit integer and float images as 8-bit gray (Pillow's own conversion clips them).
+
+    Integers are scaled from 0..65535 (16-bit, or any value above 255) or 0..255; floats in
+    [0, 1] from there.  NaN/inf pixels become 0, said in ``warnings`` when a list is given.
+    """
+    from PIL import Image
+    if not (image.mode.startswith("I;16") or image.mode in ("I", "F")):
+        return image
+    array = np.asarray(image, dtype=np.float32)
+    finite = np.isfinite(array)
+    if not finite.all():
+        if warnings is not None:
+            warnings.append(f"{int((~finite).sum())} NaN/inf pixels read as 0")
+        array = np.where(finite, array, np.float32(0))
+    peak = float(array.max()) if array.size else 0.0
+    top = (65535.0 if image.mode.startswith("I;16") or peak > 255 else
+           1.0 if image.mode == "F" and peak <= 1.0 else 255.0)
+    return Image.fromarray(np.clip(np.round(array / top * 255), 0, 255).astype(np.uint8))
+
+
 def read_image(path, channels: int, size: Optional[Tuple[int, int]] = None) -> np.ndarray:
     """Read one image file as float32 (C, H, W) in [0, 1].
 
@@ -152,10 +173,7 @@ def read_image(path, channels: int, size: Optional[Tuple[int, int]] = None) -> n
     from PIL import Image
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
-    image = _open(Path(path))
-    if image.mode.startswith("I;16"):
-        array = np.asarray(image, dtype=np.float32) / np.float32(65535.0)
-        image = Image.fromarray(np.round(array * 255).astype(np.uint8), mode="L")
+    image = _to_8bit(_open(Path(path)))
     target = "L" if channels == 1 else "RGB"
     if image.mode != target:
         image = image.convert(target)

@@ -164,7 +164,7 @@ def read_model_input(path, input_shape, stats: Optional[dict] = None, invert: Op
     """
     from PIL import Image
 
-    from .folder import _open
+    from .folder import _open, _to_8bit
     path = Path(path)
     c, H, W = (int(s) for s in input_shape)
     if c not in (1, 3):
@@ -175,10 +175,7 @@ def read_model_input(path, input_shape, stats: Optional[dict] = None, invert: Op
         raise IsADirectoryError(f"{path} is a folder, expected an image file")
     warnings: List[str] = []
     image = _open(path)
-    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
-        array = np.asarray(image, dtype=np.float32)
-        top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
-        image = Image.fromarray(np.clip(np.round(array / top * 255), 0, 255).astype(np.uint8))
+    image = _to_8bit(image, warnings)
     image = _flatten_alpha(image, stats, warnings)
     if image.mode in ("1", "L"):
         source_gray = True

@@ -188,7 +188,8 @@ def test_resume_from_the_command_line_matches_a_straight_run(tmp_path):
     (("train", "--resume", "{images}"), 1, r"^cnnlab: error: cannot resume: .* is not a cnnlab run directory"),
     (("summary", "nosuchmodel"), 1, r"^cnnlab: error: unknown model 'nosuchmodel'"),
     (("evaluate", "{run}", "--dataset", "{images}/data"), 1,
-     r"^cnnlab: error: the model in .* has 10 classes, .*data has 2"),
+     r"^cnnlab: error: the class names differ.*: the model in .* has 10 classes \(0, 1, .*\), "
+     r".*data has 2 \(horizontal, vertical\)"),
     (("summary", "lenet5", "--input-shape", "1,8,8"), 1, r"^cnnlab: error: model lenet5 does not fit 1x8x8"),
     (("summary", "lenet5", "--input-shape", "1,2"), 2, r"argument --input-shape: expected three positive sizes"),
     (("train", "--epochs", "0"), 2, r"argument --epochs: expected a positive integer, got '0'"),

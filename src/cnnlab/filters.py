@@ -133,7 +133,7 @@ def gabor(size: int = 21, sigma: float = 4.0, theta: float = 0.0, wavelength: fl
     Args:
         size: odd kernel width and height.
         sigma: width of the Gaussian window in pixels (> 0).
-        theta: orientation in radians.
+        theta: orientation in radians (the CLI also takes degrees: ``--param theta=45deg``).
         wavelength: stripe period in pixels (> 0).
         gamma: aspect ratio of the window (> 0); below 1 the window is longer
             along the stripes.

@@ -39,6 +39,7 @@ accuracy and loss, times, sizes).
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io as _io
 import math
@@ -55,11 +56,13 @@ from . import distributed as _distributed
 from . import functional as F
 from . import nn, optim
 from . import random as _random
+from ._runlock import run_lock
 from .io import (atomic_write_bytes, load_bundle, read_json, save_bundle, save_model,
                  write_json)
 from .tensor import Tensor, no_grad
 
-__all__ = ["fit", "evaluate", "predict", "train", "TrainingInterrupted", "History", "Callback", "LambdaCallback",
+__all__ = ["fit", "evaluate", "predict", "train", "TrainingInterrupted", "TrainingDiverged", "non_finite_state",
+           "History", "Callback", "LambdaCallback",
            "make_optimizer", "make_scheduler", "default_augmentation", "load_run_data", "RECIPES",
            "CHECKPOINT", "HISTORY_CSV", "METRICS_JSON", "CONFIG_JSON", "HISTORY_COLUMNS"]
 
@@ -300,6 +303,7 @@ def evaluate(model: nn.Module, data, batch_size: int = 256, mean=None, std=None,
             for x, y in _batches(images, labels, batch_size, norm):
                 logits = model(Tensor(x))
                 _check_logits(logits, x.shape)
+                _check_finite_outputs(model, logits.data, "evaluate")
                 loss_sum += float(F.cross_entropy(logits, y, reduction="sum").item())
                 p = logits.data.argmax(axis=1)
                 correct += int((p == y).sum())
@@ -330,6 +334,23 @@ def _check_logits(logits, input_shape) -> None:
                          f"for input of shape {tuple(input_shape)}; end it with Flatten and Linear")
 
 
+def non_finite_state(model: nn.Module) -> list:
+    """Names of the parameters and buffers (``state_dict`` keys) holding NaN or inf."""
+    return [k for k, v in model.state_dict().items()
+            if np.asarray(v).dtype.kind in "fc" and not np.isfinite(v).all()]
+
+
+def _check_finite_outputs(model: nn.Module, logits: np.ndarray, what: str) -> None:
+    """Refuse NaN/inf scores: a diverged model's answers are not predictions."""
+    bad = ~np.isfinite(logits).all(axis=1)
+    if bad.any():
+        state = non_finite_state(model)
+        cause = (f"its {', '.join(state[:5])}{' ...' if len(state) > 5 else ''} hold NaN/inf values "
+                 "(training diverged)" if state else "the input or the model overflows")
+        raise FloatingPointError(f"{what}: the model gives NaN/inf scores for {int(bad.sum())} of "
+                                 f"{len(bad)} images, so it has no answer to give; {cause}")
+
+
 def predict(model: nn.Module, images, batch_size: int = 256, mean=None, std=None) -> np.ndarray:
     """Softmax probabilities of every class for every image, shape ``(N, K)``.
 
@@ -357,6 +378,7 @@ def predict(model: nn.Module, images, batch_size: int = 256, mean=None, std=None
             for x, _ in _batches(images, np.zeros(images.shape[0], np.int64), batch_size, norm):
                 logits = model(Tensor(x))
                 _check_logits(logits, x.shape)
+                _check_finite_outputs(model, logits.data, "predict")
                 out.append(_softmax(logits.data))
     finally:
         model.train(was_training)
@@ -364,14 +386,33 @@ def predict(model: nn.Module, images, batch_size: int = 256, mean=None, std=None
 
 
 # --- progress output -------------------------------------------------------------------------
+def _terminal_width(stream) -> int:
+    """Columns of the terminal ``stream`` writes to (``COLUMNS`` first); 0 when unknown."""
+    import os
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns > 0:
+        return columns
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return 0
+
+
 class _Progress:
-    """A tqdm bar per epoch on a terminal; one plain line per epoch otherwise."""
+    """A tqdm bar per epoch on a terminal; one plain line per epoch otherwise (also on a terminal
+    that reports no width, where a bar would print nothing)."""
 
     def __init__(self, verbose, epochs: int, stream=None):
         self.stream = stream if stream is not None else sys.stderr
+        tty = getattr(self.stream, "isatty", lambda: False)()
         if verbose == "auto":
-            verbose = 1 if getattr(self.stream, "isatty", lambda: False)() else 2
+            verbose = 1 if tty else 2
         self.mode = int(verbose or 0)
+        if self.mode == 1 and tty and _terminal_width(self.stream) < 40:  # no room for a bar: lines
+            self.mode = 2
         self.epochs = epochs
         self.bar = None
 
@@ -418,6 +459,57 @@ class _Progress:
 
 
 # --- the training loop ---------------------------------------------------------------------------
+class TrainingDiverged(FloatingPointError):
+    """The loss, a weight or a batch-norm statistic became NaN/inf; the last finite epoch's files stay."""
+
+
+def _one_value_batch_norms(model: nn.Module, input_shape) -> list:
+    """Names of the batch-norm layers that see a 1x1 map: one image gives them one value per channel."""
+    norms = [(name or "model", m) for name, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    if not norms or input_shape is None:
+        return []
+    found = []
+    for name, m in norms:
+        def spy(x, _forward=m.forward, _name=name):
+            if x.shape[2] * x.shape[3] == 1:
+                found.append(_name)
+            return _forward(x)
+        object.__setattr__(m, "forward", spy)
+    was_training = model.training
+    try:
+        model.eval()
+        with no_grad():
+            model(Tensor(np.zeros((1, *input_shape), np.float32)))
+    finally:
+        for _, m in norms:
+            object.__delattr__(m, "forward")
+        model.train(was_training)
+    return found
+
+
+def _single_image_batches(model: nn.Module, loader, input_shape, progress) -> bool:
+    """Whether training skips the 1-image batches; refuses ``batch_size=1`` where it cannot train.
+
+    Batch norm in training mode normalises with the batch's own statistics.  One image still
+    gives H*W values per channel, so it trains as in PyTorch; a batch-norm layer on a 1x1 map
+    gets one value per channel (no variance), which PyTorch refuses.  Then ``batch_size=1`` is
+    an error, and a last batch of one image is left out of each epoch (said here, once).
+    """
+    n, size = loader.images.shape[0], loader.batch_size
+    if size > 1 and (getattr(loader, "drop_last", False) or n % size != 1):
+        return False
+    layers = _one_value_batch_norms(model, input_shape)
+    if not layers:
+        return False
+    where = f"batch-norm layer{'s' if len(layers) > 1 else ''} {', '.join(layers)} (1x1 maps)"
+    if size == 1:
+        raise ValueError(f"batch_size=1 cannot train this model: {where} would normalise one value per "
+                         "channel, which has no variance in training mode; use batch_size >= 2")
+    progress.message(f"note: {n} training images in batches of {size} leave a last batch of 1 image, which "
+                     f"{where} cannot train on; that image (a different one each epoch) is left out")
+    return True
+
+
 class _Trainer:
     """The state callbacks see (``self.trainer`` inside a :class:`Callback`)."""
 
@@ -630,6 +722,7 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
         out_dir.mkdir(parents=True, exist_ok=True)
 
     progress = _Progress(verbose if group is None or group.is_root else 0, int(epochs))
+    skip_single = _single_image_batches(model, loader, input_shape, progress)
     for cb in callbacks:
         cb.set_trainer(trainer)
         cb.on_train_begin({"epochs": int(epochs), "start_epoch": start_epoch})
@@ -656,6 +749,11 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
         save_bundle(out_dir / CHECKPOINT, arrays, meta)
         atomic_write_bytes(out_dir / HISTORY_CSV, history.to_csv().encode("utf-8"))
 
+    def diverged_tail(epochs_done: int) -> str:
+        kept = (f"the last finite checkpoint (epoch {epochs_done}) stays in {out_dir}"
+                if out_dir is not None and epochs_done > 0 else "no model was saved")
+        return f"{kept}; lower the learning rate (--lr) or clip gradients (--clip-grad)"
+
     # ---- epochs ----
     try:
         for epoch in range(start_epoch, int(epochs)):
@@ -674,7 +772,9 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
             t_batch = time.perf_counter()
             for b, (x, y) in enumerate(loader):
                 n = x.shape[0] if group is None else loader.batch_slice(b)[2]  # the global batch's size
-                if n < 2 or (group is not None and n < group.size):  # one image breaks batch norm
+                if group is None and n < 2 and skip_single:  # said once before training (_single_image_batches)
+                    continue
+                if group is not None and (n < 2 or n < group.size):  # a share for every rank
                     continue
                 if group is not None:
                     group.batch = loader.batch_slice(b)
@@ -694,8 +794,8 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
                 if per_batch:
                     scheduler.step()
                 if not math.isfinite(value):
-                    raise FloatingPointError(f"the loss became {value} at epoch {epoch + 1}, batch {b + 1}; "
-                                             "lower the learning rate (--lr) or clip gradients (--clip-grad)")
+                    raise TrainingDiverged(f"training diverged: the loss became {value} in epoch {epoch + 1}, "
+                                           f"batch {b + 1}; {diverged_tail(epoch)}")
                 loss_sum += value * n
                 correct += right
                 seen += n
@@ -714,6 +814,12 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
                 if not group.same_on_all_ranks([v for v in model.state_dict().values()]):
                     raise RuntimeError(f"the processes' weights differ after epoch {epoch + 1}: the ranks "
                                        "must run the same cnnlab, NumPy and data")
+            diverged = non_finite_state(model)
+            if diverged:  # a finite loss can still leave inf weights or batch-norm statistics
+                raise TrainingDiverged(
+                    f"training diverged in epoch {epoch + 1}: {', '.join(diverged[:5])}"
+                    f"{' ...' if len(diverged) > 5 else ''} hold NaN/inf values (mean training loss "
+                    f"{loss_sum / max(seen, 1):.4g}); {diverged_tail(epoch)}")
             history.train_images += seen
             history.step_seconds += t_steps
             row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
@@ -808,6 +914,18 @@ def _limit(data, limit: Optional[int], seed: int, name: str):
     return data.subset(index, name=name)
 
 
+def _check_folder_split(dataset, train, test) -> None:
+    """Refuse, before training, an image folder whose classes cannot give both a train and a test image."""
+    counts = np.bincount(train.labels, minlength=len(train.classes)) + \
+        np.bincount(test.labels, minlength=len(train.classes))
+    few = [f"{name!r} has {int(n)}" for name, n in zip(train.classes, counts) if n < 2]
+    if few:
+        raise ValueError(f"image folder {dataset}: too few images per class ({'; '.join(few[:5])}"
+                         f"{' ...' if len(few) > 5 else ''}); the run's train/test split (20% of each class "
+                         "held out for testing) needs at least 2 images per class, one to train on and one to "
+                         "test, and 3 or more to also hold one out for validation (--val-fraction)")
+
+
 def load_run_data(dataset: str = "digits", data_dir=None, val_fraction: float = 0.1, seed: int = 0,
                   limit: Optional[int] = None, download: bool = True, progress: bool = True):
     """``(train, val, test)`` ArrayDatasets of a data set, all normalised with the train part's stats.
@@ -825,6 +943,8 @@ def load_run_data(dataset: str = "digits", data_dir=None, val_fraction: float = 
         raise ValueError(f"limit must be at least 2, got {limit}")
     train, test = get_dataset(dataset, data_dir=data_dir, download=download, val_fraction=0.2, seed=0,
                               progress=progress)
+    if dataset_key(dataset) == "folder":
+        _check_folder_split(dataset, train, test)
     train = _limit(train, limit, seed, train.name)
     test = _limit(test, limit, seed, test.name)
     val = None
@@ -840,14 +960,57 @@ def load_run_data(dataset: str = "digits", data_dir=None, val_fraction: float = 
     return train, val, test
 
 
+def _finished_run(run_dir: Path, config: dict, epochs: Optional[int], say: Callable) -> Optional[dict]:
+    """The saved metrics of a run that has nothing left to train, else None.
+
+    Finished: its ``metrics.json`` counts at least the epochs asked for (``epochs``, else the total
+    in ``config.json``, which a resume with more epochs raises before it is interrupted), or it
+    stopped early and no new total is given.
+    """
+    path = run_dir / METRICS_JSON
+    metrics = read_json(path, "run metrics") if path.is_file() else None
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("epochs"), int):
+        return None
+    done = metrics["epochs"]
+    target = int(epochs) if epochs is not None else config.get("epochs")
+    if not (isinstance(target, int) and done >= target) and not (metrics.get("stopped_early") and epochs is None):
+        return None
+    how = f"stopped early after {done} epochs" if metrics.get("stopped_early") else f"{done} of {done} epochs"
+    say(f"{run_dir} is complete ({how}); nothing to resume. To train it longer, give a larger total: "
+        f"cnnlab train --resume {run_dir} --epochs {done + max(1, done // 2)}")
+    return metrics
+
+
+def _epochs_in_history(run_dir: Path) -> int:
+    """Epochs a run has finished, from its ``history.csv`` (0 without one)."""
+    path = run_dir / HISTORY_CSV
+    if not path.is_file():
+        return 0
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        return max(0, sum(1 for line in f if line.strip()) - 1)
+
+
+def _forget_unstarted_run(run_dir: Path) -> None:
+    """A new run that ended before its first checkpoint leaves no half run directory behind."""
+    if not (run_dir / CHECKPOINT).exists():
+        with contextlib.suppress(OSError):
+            (run_dir / CONFIG_JSON).unlink()
+
+
 def _new_run_dir(label: str, model: str, root="runs") -> Path:
+    """A fresh ``root/<label>-<model>-<time>[-k]`` folder, created here: two runs started in the same
+    second claim different folders (``mkdir`` fails for the second)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     base = Path(root) / f"{label}-{Path(model).stem if Path(model).suffix else model}-{stamp}"
+    Path(root).mkdir(parents=True, exist_ok=True)
     path, k = base, 1
-    while path.exists():
-        k += 1
-        path = base.with_name(f"{base.name}-{k}")
-    return path
+    while True:
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            k += 1
+            path = base.with_name(f"{base.name}-{k}")
 
 
 def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, epochs: Optional[int] = None,
@@ -871,7 +1034,27 @@ def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, e
     Inside a :func:`cnnlab.distributed.session` of several ranks (``mpiexec -n N cnnlab
     train``) the run is data-parallel: ``batch_size`` stays the global batch, rank 0 alone
     logs and writes the run directory, and ``"auto"`` threads means 1 per rank.
+
+    Resuming a finished run returns its saved metrics and says how to continue it.
+
+    The run directory is locked for the whole run (:mod:`cnnlab._runlock`): another process
+    training into it gets ``RunLocked`` (a RuntimeError naming the holder).  A run whose loss,
+    weights or batch-norm statistics become NaN/inf stops with :class:`TrainingDiverged`,
+    keeping the last finite epoch's files.
     """
+    args = dict(locals())
+    with contextlib.ExitStack() as locks:  # the run directory stays locked for the whole run
+        return _train(locks, **args)
+
+
+def _train(locks: contextlib.ExitStack, dataset: str = "digits", model: Optional[str] = None, data_dir=None,
+           epochs: Optional[int] = None, batch_size: Optional[int] = None, lr: Optional[float] = None,
+           optimizer: Optional[str] = None, schedule: Optional[str] = None, weight_decay: Optional[float] = None,
+           label_smoothing: float = 0.0, patience: Optional[int] = None, clip_grad: Optional[float] = None,
+           augment: Optional[bool] = None, val_fraction: float = 0.1, seed: int = 0, out_dir=None, resume=None,
+           limit: Optional[int] = None, verbose="auto", download: bool = True, runs_root="runs",
+           log: Optional[Callable] = None, threads="auto") -> dict:
+    """:func:`train`'s work; ``locks`` holds the run directory's lock until :func:`train` returns."""
     from . import __version__
     from .models import create_model, default_model_name
 
@@ -885,7 +1068,20 @@ def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, e
             if not run_dir.exists():
                 raise FileNotFoundError(f"cannot resume: run directory {run_dir} does not exist")
             raise ValueError(f"cannot resume: {run_dir} is not a cnnlab run directory (no {CONFIG_JSON})")
+        if _distributed.is_root():
+            locks.enter_context(run_lock(run_dir))
         config = read_json(run_dir / CONFIG_JSON, "run configuration")
+        finished = _finished_run(run_dir, config, epochs, say)
+        if finished is not None:
+            return finished
+        if not (run_dir / CHECKPOINT).is_file():  # before any change to the run's files
+            raise FileNotFoundError(f"cannot resume: {run_dir} has no {CHECKPOINT}, so its first epoch never "
+                                    "finished; start the run again (cnnlab train --out DIR with its settings)")
+        trained = _epochs_in_history(run_dir)
+        if epochs is not None and int(epochs) < trained:
+            raise ValueError(f"cannot resume {run_dir} to {int(epochs)} epochs: it has trained {trained} already; "
+                             f"give --epochs {trained + 1} or more, or leave --epochs out to finish its "
+                             f"{config.get('epochs')}")
         if epochs is not None and int(epochs) != config.get("epochs"):
             config["epochs"] = int(epochs)
             if _distributed.is_root():
@@ -919,6 +1115,8 @@ def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, e
                 if is_model_file(str(model)):
                     raise FileNotFoundError(f"model file {model} does not exist")
                 create_model(str(model), (1, 8, 8), 10)  # raises the "unknown model" error
+        if run_dir is not None and _distributed.is_root():  # rank 0 alone writes, so it alone locks
+            locks.enter_context(run_lock(run_dir))
         if run_dir is not None and (run_dir / CHECKPOINT).exists():
             raise ValueError(f"{run_dir} already holds a training run; choose another --out, or continue "
                              f"it with --resume {run_dir}")
@@ -936,18 +1134,22 @@ def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, e
     net, model_info = create_model(model_name, shape, train_set.num_classes)
     label = _dataset_label(config["dataset"])
     if run_dir is None:
-        run_dir = _new_run_dir(label, model_info["name"], runs_root)
+        run_dir = _new_run_dir(label, model_info["name"], runs_root) if _distributed.is_root() else None
         if group is not None:  # the name holds a time stamp: rank 0's
             run_dir = group.bcast(run_dir)
+        if _distributed.is_root():
+            locks.enter_context(run_lock(run_dir, remove_if_empty=True))
     if resume is None and _distributed.is_root():
         run_dir.mkdir(parents=True, exist_ok=True)
         config["cnnlab_version"] = __version__
         write_json(run_dir / CONFIG_JSON, config)
+        locks.callback(_forget_unstarted_run, run_dir)
     say(f"{label}: {len(train_set)} train, {0 if val_set is None else len(val_set)} validation, "
         f"{len(test_set)} test images {'x'.join(map(str, shape))}, {train_set.num_classes} classes; "
         f"model {model_info['name']} ({net.num_parameters():,} parameters); run directory {run_dir}")
 
     aug = default_augmentation(dataset_key(config["dataset"]), shape) if config["augment"] else None
+    from .data.inputs import data_stats  # what predict compares new images with
     from .threads import auto_threads, blas_threads
     try:
         if threads == "auto":  # under MPI one rank per core, each with one BLAS thread
@@ -959,8 +1161,12 @@ def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, e
                           label_smoothing=config["label_smoothing"], augment=aug, seed=config["seed"],
                           out_dir=run_dir, resume=resume is not None, verbose=verbose, input_shape=shape,
                           classes=train_set.classes, model_name=model_info["name"],
-                          model_extra={"dataset": label, "model_info": model_info})
+                          model_extra={"dataset": label, "model_info": model_info,
+                                       "data_stats": data_stats(train_set.images)})
     except KeyboardInterrupt:
+        if not (run_dir / CHECKPOINT).is_file() and resume is None:
+            raise TrainingInterrupted("no epoch finished, so nothing was kept; start the run again",
+                                      run_dir) from None
         done = (f"the checkpoint of the last finished epoch is in {run_dir}"
                 if (run_dir / CHECKPOINT).is_file() else f"no epoch finished in {run_dir}")
         raise TrainingInterrupted(f"{done}; continue with: cnnlab train --resume {run_dir}",

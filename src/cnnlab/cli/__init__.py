@@ -58,6 +58,16 @@ def _message(exc: BaseException) -> str:
     return " ".join(text.split())  # one line
 
 
+def _innermost(parser: argparse.ArgumentParser, args) -> argparse.ArgumentParser:
+    """The deepest subcommand parser ``args`` went through (``cnnlab explain activation`` -> its parser)."""
+    while True:
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        chosen = getattr(args, actions[0].dest, None) if actions else None
+        if chosen not in (actions[0].choices if actions else {}):
+            return parser
+        parser = actions[0].choices[chosen]
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 runtime error, 2 usage error).
 
@@ -84,7 +94,9 @@ def _main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     try:
         with deferred_stderr():  # under mpiexec, one usage message (rank 0's)
-            args = parser.parse_args(argv)
+            args, extras = parser.parse_known_args(argv)
+            if extras:  # the usage of the (sub)command that was given, not the top-level one
+                _innermost(parser, args).error(f"unrecognized arguments: {' '.join(extras)}")
     except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
         return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
     debug = debug or getattr(args, "debug", False)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Callable
 
 
@@ -20,7 +21,7 @@ def _checker(convert: Callable, ok: Callable, expected: str) -> Callable:
 
 positive_int = _checker(int, lambda v: v >= 1, "a positive integer")
 non_negative_int = _checker(int, lambda v: v >= 0, "an integer >= 0")
-positive_float = _checker(float, lambda v: v > 0, "a positive number")
-non_negative_float = _checker(float, lambda v: v >= 0, "a number >= 0")
+positive_float = _checker(float, lambda v: 0 < v < math.inf, "a positive number")
+non_negative_float = _checker(float, lambda v: 0 <= v < math.inf, "a number >= 0")
 fraction = _checker(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
 number = _checker(float, lambda v: True, "a number")

@@ -16,11 +16,10 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["CSV_COLUMNS", "Predictions", "expand_inputs", "image_warnings", "predict_files", "write_csv"]
+__all__ = ["CSV_COLUMNS", "Predictions", "expand_inputs", "predict_files", "write_csv"]
 
 #: the columns of ``cnnlab predict --output FILE.csv``
 CSV_COLUMNS = ("file", "class", "probability", "warnings")
-_GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
 
 
 @dataclass
@@ -49,47 +48,22 @@ def expand_inputs(items: Sequence[str]) -> List[str]:
     return paths
 
 
-def image_warnings(path, shape) -> List[str]:
-    """What reading ``path`` for a model taking (C, H, W) images changes, from the file's header."""
-    from PIL import Image
-    c, h, w = (int(s) for s in shape)
-    with Image.open(path) as image:
-        mode, (width, height) = image.mode, image.size
-    notes = []
-    if c == 1 and mode not in _GRAY_MODES:
-        notes.append(f"converted {mode} to gray")
-    if c == 3 and mode in _GRAY_MODES:
-        notes.append("gray image used as RGB")
-    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in getattr(image, "info", {})):
-        notes.append("alpha channel dropped")
-    if (height, width) != (h, w):
-        stretched = abs(width / height - w / h) > 0.01 * (w / h)
-        notes.append(f"{'stretched' if stretched else 'resized'} from {width}x{height} to {w}x{h}")
-    return notes
-
-
-def _predict_chunk(saved, paths: Sequence[str], invert: bool):
-    from ..data.folder import read_image
+def _predict_chunk(saved, paths: Sequence[str], invert: Optional[bool], center: bool = False):
+    from ..data.inputs import read_model_input
     from ..train import predict
     c, h, w = saved.input_shape
+    stats = saved.info.get("data_stats") if isinstance(saved.info.get("data_stats"), dict) else None
     images = np.empty((len(paths), c, h, w), dtype=np.float32)
     notes, errors, ok = [], [], []
-    for i, path in enumerate(paths):  # one file decode per image
+    for i, path in enumerate(paths):  # one file decode per image; the training data's statistics warn
         try:
-            p = Path(path)
-            if not p.exists():
-                raise FileNotFoundError(f"image {p} does not exist")
-            if p.is_dir():
-                raise ValueError(f"{p} is a folder, expected an image file")
-            images[i] = read_image(p, c, (h, w))
-            notes.append(image_warnings(p, saved.input_shape))
+            images[i], warnings = read_model_input(path, saved.input_shape, stats, invert, center)
+            notes.append(list(warnings))
             errors.append(None)
             ok.append(i)
-        except Exception as exc:  # reported per file; the others are predicted
+        except (OSError, ValueError) as exc:  # reported per file; the others are predicted
             notes.append([])
             errors.append(exc)
-    if invert:
-        images = 1.0 - images
     probs = np.full((len(paths), len(saved.classes)), np.nan, dtype=np.float32)
     if ok:
         out = predict(saved.model, images[ok], batch_size=len(ok), mean=saved.mean, std=saved.std)
@@ -98,8 +72,8 @@ def _predict_chunk(saved, paths: Sequence[str], invert: bool):
     return probs, notes, errors
 
 
-def predict_files(saved, paths: Sequence[str], invert: bool = False, batch_size: int = 256,
-                  group=None) -> Optional[Predictions]:
+def predict_files(saved, paths: Sequence[str], invert: Optional[bool] = None, batch_size: int = 256,
+                  group=None, center: bool = False) -> Optional[Predictions]:
     """Predict every file, split over ``group``'s ranks; the whole table on rank 0, ``None`` elsewhere."""
     from ..distributed import batch_share
     if saved.input_shape[0] not in (1, 3):
@@ -108,7 +82,7 @@ def predict_files(saved, paths: Sequence[str], invert: bool = False, batch_size:
     n = len(paths)
     chunks = math.ceil(n / batch_size)
     first, last = batch_share(chunks, group.rank, group.size) if group is not None else (0, chunks)
-    parts = [_predict_chunk(saved, paths[k * batch_size:(k + 1) * batch_size], invert)
+    parts = [_predict_chunk(saved, paths[k * batch_size:(k + 1) * batch_size], invert, center)
              for k in range(first, last)]
     if group is not None:
         gathered = group.gather(parts)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -97,8 +98,15 @@ def parse_positions(text) -> Optional[List[Tuple[int, int]]]:
     return out
 
 
+_ANGLES = ("theta", "phase")  # filter arguments that are angles (radians, or with a unit suffix)
+PARAM_HELP = ("argument of a named filter, e.g. --param sigma=2 --param size=7 (repeatable); angles (gabor "
+              "theta, phase) are in radians, or in degrees with a deg suffix: --param theta=45deg")
+
+
 def parse_params(items) -> dict:
-    """``["size=7", "sigma=2"]`` -> ``{"size": 7, "sigma": 2.0}`` (ints stay ints; true/false are bools)."""
+    """``["size=7", "sigma=2", "theta=45deg"]`` -> ``{"size": 7, "sigma": 2.0, "theta": 0.785...}``
+    (ints stay ints; true/false are bools; ``deg``/``°`` and ``rad`` suffixes convert to radians)."""
+    import math
     out = {}
     for item in items or []:
         if "=" not in item:
@@ -109,6 +117,20 @@ def parse_params(items) -> dict:
         if low in ("true", "false"):
             out[key] = low == "true"
             continue
+        unit = next((u for u in ("deg", "°", "rad") if low.endswith(u)), None)
+        if unit is not None:
+            if key not in _ANGLES:
+                raise UsageError(f"--param {key}: {value!r} has an angle unit, but {key} is not an angle "
+                                 f"(angles: {', '.join(_ANGLES)})")
+            try:
+                number = float(low[:-len(unit)].strip())
+            except ValueError:
+                raise UsageError(f"--param {key}: {value!r} is not an angle like 45deg or 0.785rad") from None
+            out[key] = math.radians(number) if unit in ("deg", "°") else number
+            continue
+        if key in _ANGLES and _is_float(value) and abs(float(value)) > 2 * math.pi:
+            print(f"cnnlab: note: --param {key}={value} is read in radians ({math.degrees(float(value)):g} "
+                  f"degrees); write {value}deg for degrees", file=sys.stderr)
         try:
             out[key] = int(value)
         except ValueError:
@@ -117,6 +139,14 @@ def parse_params(items) -> dict:
             except ValueError:
                 raise UsageError(f"--param {key}: {value!r} is not a number") from None
     return out
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _looks_like_image(text: str) -> bool:
@@ -256,7 +286,7 @@ def _kernel_from_args(args):
             kernel = np.asarray(filters.get(key, **params), dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"--param: {exc}") from None
-        detail = ", ".join(f"{k}={v}" for k, v in params.items())
+        detail = ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
         return kernel, 0.0, f"classic filter {key}" + (f" ({detail})" if detail else "")
     if params:
         raise UsageError("--param applies to named filters (" + ", ".join(filters.NAMES) + ")")
@@ -268,6 +298,25 @@ def _kernel_from_args(args):
     except ValueError as exc:
         raise UsageError(f"--kernel: {exc}") from None
     return kernel, 0.0, "kernel given on the command line"
+
+
+def _finite(run):
+    """Refuse a run whose weights or statistics hold NaN/inf: its pictures and scores would mean nothing."""
+    from ..train import non_finite_state
+    bad = non_finite_state(run.saved.model)
+    if bad:
+        raise ValueError(f"the model in {run.path}: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''} hold "
+                         "NaN/inf values (training diverged); train it again with a lower --lr")
+    return run
+
+
+def _model_input_said(model_input, saved, path, invert):
+    """``model_input``, with its warnings about the image on stderr (as ``cnnlab predict`` gives them)."""
+    notes: list = []
+    result = model_input(saved, path, invert, notes)
+    for text in notes:
+        print(f"cnnlab explain: warning: {path}: {text}", file=sys.stderr)
+    return result
 
 
 def _layer_input(run, layer_name: str, image_path: str, invert: bool):
@@ -522,7 +571,7 @@ def cmd_softmax(args) -> int:
             raise UsageError("with --run, --input is an image file (its scores come from the model)")
         if not args.input or not _looks_like_image(args.input):
             raise UsageError("with --run RUN_DIR, give an image file: --input IMAGE")
-        run = open_run(args.run)
+        run = _finite(open_run(args.run))
         _, x = model_input(run.saved, args.input, args.invert)
         outs = layer_outputs(run.model, x)
         scores = np.asarray(outs[-1].output[0], dtype=np.float64)
@@ -617,8 +666,8 @@ def cmd_features(args) -> int:
     from ..explain.runs import model_input, open_run
     from ..explain.images import save_png
 
-    run = open_run(args.run_dir)
-    raw, x = model_input(run.saved, args.image, args.invert)
+    run = _finite(open_run(args.run_dir))
+    raw, x = _model_input_said(model_input, run.saved, args.image, args.invert)
     out_dir = Path(args.output_dir) if args.output_dir else _default_out(run, f"features_{Path(args.image).stem}")
     out_dir.mkdir(parents=True, exist_ok=True)
     outs = layer_outputs(run.model, x)
@@ -657,8 +706,8 @@ def cmd_saliency(args) -> int:
     from ..explain.runs import model_input, open_run
     from ..explain.saliency import grad_cam, saliency_map
 
-    run = open_run(args.run_dir)
-    raw, x = model_input(run.saved, args.image, args.invert)
+    run = _finite(open_run(args.run_dir))
+    raw, x = _model_input_said(model_input, run.saved, args.image, args.invert)
     target = None if args.class_ is None else _class_index(args.class_, run.classes)
     sal = saliency_map(run.model, x, target)
     cam = grad_cam(run.model, x, target, args.layer)
@@ -702,7 +751,7 @@ def cmd_confusion(args) -> int:
     _use_agg()
     from ..explain.plots import confusion_figure, save_figure
     from ..explain.runs import open_run
-    run = open_run(args.run_dir)
+    run = _finite(open_run(args.run_dir))
     data, ev = _test_evaluation(args, run)
     fig = confusion_figure(ev.confusion, run.classes, f"{run.name}, test data")
     output = Path(args.output) if args.output else _default_out(run, "confusion.png")
@@ -716,7 +765,7 @@ def cmd_mistakes(args) -> int:
     _use_agg()
     from ..explain.plots import mistakes_figure, save_figure
     from ..explain.runs import open_run
-    run = open_run(args.run_dir)
+    run = _finite(open_run(args.run_dir))
     data, ev = _test_evaluation(args, run)
     idx = ev.most_confident_mistakes(args.count)
     fig = mistakes_figure(data.images[idx], ev.labels[idx], ev.probabilities[idx], run.classes,
@@ -767,7 +816,7 @@ def register(subparsers) -> None:
                "  cnnlab explain conv --input digit.png --kernel sobel-x --positions '0,0; 3,4' --output map.png\n"
                "  cnnlab explain conv --input digit.png --run RUN_DIR --layer 0 --channel 3\n"
                "  cnnlab explain pool --input '1 0 2 3; 4 6 6 8; 3 1 1 0; 1 2 2 4' --mode max\n"
-               "  cnnlab explain activation -- -39.5 0 2.5 --function relu\n"
+               "  cnnlab explain activation -39.5 0 2.5 --function relu\n"
                "  cnnlab explain softmax 2.5 1.8 0.2 --labels cat,dog,elephant\n"
                "  cnnlab explain features RUN_DIR digit.png\n"
                "  cnnlab explain saliency RUN_DIR digit.png --class 7")
@@ -796,8 +845,7 @@ def register(subparsers) -> None:
                "  cnnlab explain conv --input digit.png --run runs/mnist --layer 0 --channel 3 --output map.png")
     p.add_argument("--input", required=True, metavar="MATRIX|IMAGE", help="the input (see below)")
     p.add_argument("--kernel", metavar="NAME|MATRIX", help=f"the kernel: {filters_text}, or a matrix")
-    p.add_argument("--param", action="append", metavar="NAME=VALUE",
-                   help="argument of a named filter, e.g. --param sigma=2 --param size=7 (repeatable)")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", help=PARAM_HELP)
     p.add_argument("--run", metavar="RUN_DIR", help="take the kernel from a trained run")
     p.add_argument("--layer", metavar="L", help="with --run: index of the conv layer (default: the first)")
     p.add_argument("--channel", type=_nonneg_int, default=0, metavar="C",
@@ -848,8 +896,10 @@ def register(subparsers) -> None:
         "activation", help="an activation function applied to numbers, step by step",
         formatter_class=_FORMATTER,
         description="Apply ReLU, leaky ReLU, sigmoid, tanh or GELU to each number and show the arithmetic.",
-        epilog="Numbers that start with '-' go after '--' or in --input='...'.\n\nexamples:\n"
-               "  cnnlab explain activation -- -39.5 0 2.5\n"
+        epilog="Negative numbers are numbers (-39.5), not options; everything after '--' is a number too,\n"
+               "so put options such as --function before it.\n\nexamples:\n"
+               "  cnnlab explain activation -39.5 0 2.5 --function relu\n"
+               "  cnnlab explain activation --function tanh -- -1e-3 0 1e-3\n"
                "  cnnlab explain activation --input='-2 -1 0 1 2' --function sigmoid")
     p.add_argument("values", nargs="*", metavar="X", help="numbers")
     p.add_argument("--input", metavar="'X X; X X'", help="numbers as one string (a vector, or a matrix with ';')")
@@ -967,11 +1017,11 @@ def register(subparsers) -> None:
                "  diverging  signed responses: blue negative, white 0, red positive (symmetric limits)\n"
                "  abs        |response|: black 0, white the strongest\n\n"
                "examples:\n  cnnlab filter photo.jpg --kernel sobel-x\n"
-               "  cnnlab filter photo.jpg --kernel gabor --param theta=0.785 --scale abs --output stripes.png\n"
+               "  cnnlab filter photo.jpg --kernel gabor --param theta=45deg --scale abs --output stripes.png\n"
                "  cnnlab filter digit.png --kernel '1 0 -1; 1 0 -1; 1 0 -1' --raw --output edges.png")
     p.add_argument("image", metavar="IMAGE", help="an image file")
     p.add_argument("--kernel", required=True, metavar="NAME|MATRIX", help=f"{filters_text}, or a matrix")
-    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="argument of the named filter")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", help=PARAM_HELP)
     p.add_argument("--stride", default="1", metavar="S", help="step between windows (default 1)")
     p.add_argument("--padding", default="0", metavar="P", help="N, 'rows,columns', 'top,bottom,left,right', same "
                                                                "or valid (default 0)")

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
 from pathlib import Path
 
-from . import UsageError
+from . import UsageError, _message
 from ._args import fraction as _fraction
 from ._args import non_negative_float as _non_negative_float
 from ._args import non_negative_int as _non_negative_int
@@ -116,8 +118,12 @@ def register(subparsers) -> None:
         formatter_class=_FORMATTER,
         description="Classify images: each is converted to the model's channels and size and normalised "
                     "as in training; prints the top-k classes with their softmax probabilities.",
-        epilog="MNIST-like models expect light strokes on a dark background; --invert flips dark-on-light "
-               "scans.\n\nexamples:\n  cnnlab predict runs/mnist-lenet5 seven.png three.jpg\n"
+        epilog="Each image is compared with the training data (stored in model.json) and warnings go to\n"
+               "stderr: a background of the other polarity (MNIST-like models expect light strokes on a\n"
+               "dark background; --invert flips dark-on-light scans), transparency (composited onto the\n"
+               "training background), an almost empty image, colour made gray, a non-square image\n"
+               "stretched (--center keeps the aspect ratio).  An unreadable file is reported and skipped;\n"
+               "the exit status is then 1.\n\nexamples:\n  cnnlab predict runs/mnist-lenet5 seven.png three.jpg\n"
                "  cnnlab predict runs/mnist-lenet5 *.png --top-k 1 --json\n"
                "  cnnlab predict runs/mnist-lenet5 scans/ --output predictions.csv\n"
                "  mpiexec -n 8 cnnlab predict runs/mnist-lenet5 scans/ --output predictions.csv   (8 ranks)")
@@ -133,8 +139,14 @@ def register(subparsers) -> None:
                    help="threads for the matrix products (default: all; 1 per rank under MPI)")
     _distributed_option(p, "each rank predicts its share of the files, rank 0 writes the results")
     p.add_argument("--top-k", type=_positive_int, default=3, metavar="K", help="classes per image (default 3)")
-    p.add_argument("--invert", action="store_true", help="invert gray levels first (dark strokes on white)")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--invert", action=argparse.BooleanOptionalAction, default=None,
+                   help="invert gray levels first (dark strokes on white); --no-invert: never, and no "
+                        "warning about it (default: a warning when an image's background differs from the "
+                        "training data's)")
+    p.add_argument("--center", action="store_true",
+                   help="MNIST-style centring: crop to the content, scale its long side to 20/28 of the "
+                        "input, centre of mass in the middle (keeps the aspect ratio)")
+    p.add_argument("--json", action="store_true", help="print JSON (with a warnings list per image)")
     p.set_defaults(func=cmd_predict)
 
     # --- summary ---
@@ -163,6 +175,23 @@ def _distributed_option(p, what: str) -> None:
 
 
 # --- train ------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Turn SIGTERM into KeyboardInterrupt for the block, so cleanup runs as on Ctrl-C."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt("terminated (SIGTERM)")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except (ValueError, AttributeError):  # not the main thread, or no SIGTERM on this system
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def cmd_train(args) -> int:
     from ..train import train
 
@@ -177,25 +206,37 @@ def cmd_train(args) -> int:
             raise UsageError(f"{', '.join(given)} cannot change when resuming: --resume continues the run with "
                              "its own settings (config.json); only --epochs, --data-dir and output options "
                              "may be given")
+    if args.patience is not None and args.val_fraction == 0 and not args.resume:
+        raise UsageError("--patience stops when the validation loss stops improving, so it needs a validation "
+                         "split: leave out --val-fraction 0")
+    if args.data_dir and not Path(args.data_dir).expanduser().is_dir():
+        raise FileNotFoundError(f"--data-dir {args.data_dir} does not exist (or is not a folder)")
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out} is a file; give a folder for the run")
     from ..distributed import session
 
     verbose = 0 if args.quiet else "auto"
     log = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
-    with session(args.distributed) as group:  # under mpiexec: data-parallel
+    import numpy as np
+    # `kill PID` ends like Ctrl-C (resumable checkpoint, lock released); NumPy's overflow warnings are
+    # left out: training checks the loss, weights and statistics for NaN/inf and says so in one line
+    with _sigterm_as_interrupt(), np.errstate(over="ignore", invalid="ignore"), \
+            session(args.distributed) as group:  # under mpiexec: data-parallel
         metrics = train(dataset=args.dataset, model=args.model, data_dir=args.data_dir, epochs=args.epochs,
-                        batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-                        schedule=args.schedule, weight_decay=args.weight_decay,
-                        label_smoothing=args.label_smoothing, patience=args.patience, clip_grad=args.clip_grad,
-                        augment=args.augment, val_fraction=args.val_fraction, seed=args.seed, out_dir=args.out,
-                        resume=args.resume, limit=args.limit, verbose=verbose, download=not args.no_download,
-                        log=log, threads=args.threads or "auto")
+                        batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, schedule=args.schedule,
+                        weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
+                        patience=args.patience, clip_grad=args.clip_grad, augment=args.augment,
+                        val_fraction=args.val_fraction, seed=args.seed, out_dir=args.out, resume=args.resume,
+                        limit=args.limit, verbose=verbose, download=not args.no_download, log=log,
+                        threads=args.threads or "auto")
     if group is not None and not group.is_root:  # rank 0 alone reports
         return 0
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
+        epochs = f"{metrics['epochs']} epoch{'' if metrics['epochs'] == 1 else 's'}"
         print(f"test accuracy {100 * metrics['test_accuracy']:.2f}% ({metrics['test_correct']}/"
-              f"{metrics['test_size']}), test loss {metrics['test_loss']:.4f}; {metrics['epochs']} epochs in "
+              f"{metrics['test_size']}), test loss {metrics['test_loss']:.4f}; {epochs} in "
               f"{metrics['train_seconds']:.1f} s ({metrics['images_per_second']:,.0f} img/s)")
         print(f"run saved in {metrics['run_dir']}  (next: cnnlab evaluate {metrics['run_dir']})")
     return 0
@@ -209,19 +250,44 @@ def _run_config(run_dir: Path) -> dict:
     return read_json(path, "run configuration") if path.is_file() else {}
 
 
+def _load_finite_model(run_dir: Path):
+    """``load_model``, refusing weights or statistics that hold NaN/inf (a diverged run)."""
+    from ..io import load_model
+    from ..train import non_finite_state
+    saved = load_model(run_dir)
+    bad = non_finite_state(saved.model)
+    if bad:
+        raise ValueError(f"the model in {run_dir}: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''} hold "
+                         "NaN/inf values (training diverged); its scores would mean nothing: train it again "
+                         "with a lower --lr")
+    return saved
+
+
+def _same_dataset(given: str, recorded) -> bool:
+    """``--dataset MNIST`` names the run's ``mnist``; ``./photos`` its absolute folder."""
+    from ..train import dataset_key
+    if recorded is None:
+        return False
+    key = dataset_key(given)
+    if key != "folder":
+        return key == dataset_key(recorded)
+    return Path(given).expanduser().resolve() == Path(str(recorded)).expanduser().resolve()
+
+
 def cmd_evaluate(args) -> int:
     import numpy as np
 
-    from ..io import load_model
     from ..train import evaluate, load_run_data
 
     run_dir = Path(args.run_dir)
-    saved = load_model(run_dir)
+    if args.data_dir and not Path(args.data_dir).expanduser().is_dir():
+        raise FileNotFoundError(f"--data-dir {args.data_dir} does not exist (or is not a folder)")
+    saved = _load_finite_model(run_dir)
     config = _run_config(run_dir)
     dataset = args.dataset or config.get("dataset") or saved.info.get("dataset")
     if not dataset:
         raise UsageError(f"{run_dir} does not record its data set: give --dataset")
-    same_data = args.dataset is None or args.dataset == config.get("dataset")
+    same_data = args.dataset is None or _same_dataset(args.dataset, config.get("dataset"))
     data_dir = args.data_dir or (config.get("data_dir") if same_data else None)
     limit = args.limit if args.limit is not None else (config.get("limit") if same_data else None)
     val_fraction = config.get("val_fraction", 0.1) if same_data else 0.1
@@ -230,12 +296,18 @@ def cmd_evaluate(args) -> int:
     train_set, val_set, test_set = load_run_data(dataset, data_dir, val_fraction, config.get("seed", 0), limit,
                                                  progress=False)
     data = {"train": train_set, "val": val_set, "test": test_set}[args.split]
+    if data is None or len(data) == 0:
+        raise UsageError(f"the {args.split} split of {dataset} is empty here (limit {limit}): give a larger "
+                         "--limit or another --split")
     if tuple(data.input_shape) != tuple(saved.input_shape):
         raise ValueError(f"the model in {run_dir} takes {'x'.join(map(str, saved.input_shape))} images, but "
                          f"{dataset} has {'x'.join(map(str, data.input_shape))} images")
-    if len(data.classes) != len(saved.classes):
-        raise ValueError(f"the model in {run_dir} has {len(saved.classes)} classes, {dataset} has "
-                         f"{len(data.classes)}")
+    if [str(c) for c in data.classes] != [str(c) for c in saved.classes]:
+        def names(classes):
+            return ", ".join(map(str, classes[:12])) + (f", ... ({len(classes)} in all)" if len(classes) > 12 else "")
+        raise ValueError(f"the class names differ, so the scores would be compared with the wrong labels: the "
+                         f"model in {run_dir} has {len(saved.classes)} classes ({names(saved.classes)}), {dataset} "
+                         f"has {len(data.classes)} ({names(data.classes)})")
     result = evaluate(saved.model, data, batch_size=args.batch_size, mean=saved.mean, std=saved.std,
                       return_predictions=True)
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
@@ -277,42 +349,50 @@ def cmd_predict(args) -> int:
     import numpy as np
 
     from ..distributed import session
-    from ..io import load_model
     from ..threads import blas_threads
     from ._predict_files import expand_inputs, predict_files, write_csv
 
-    saved = load_model(Path(args.run_dir))
+    saved = _load_finite_model(Path(args.run_dir))
     paths = expand_inputs(args.images)
     with session(args.distributed) as group:  # under mpiexec: each rank predicts its share
         with blas_threads(args.threads or (1 if group is not None else None)):
-            table = predict_files(saved, paths, args.invert, args.batch_size, group)
+            table = predict_files(saved, paths, args.invert, args.batch_size, group, center=args.center)
     if table is None:  # not rank 0
         return 0
+    failed = [(p, e) for p, e in zip(table.paths, table.errors) if e is not None]
+    if len(paths) == 1 and failed and not args.output:
+        raise failed[0][1]  # the usual one-line error
+    for path, notes in zip(table.paths, table.warnings):
+        for text in notes:
+            print(f"cnnlab predict: warning: {path}: {text}", file=sys.stderr)
+    for path, error in failed:
+        print(f"cnnlab predict: error: {_message(error)} (skipped)", file=sys.stderr)
     if args.output:
         write_csv(args.output, table, saved.classes)
-        failed = [(p, e) for p, e in zip(table.paths, table.errors) if e is not None]
-        for path, error in failed:
-            print(f"cnnlab predict: cannot read {path}: {' '.join(str(error).split())}", file=sys.stderr)
         print(f"{len(paths) - len(failed)} of {len(paths)} images predicted; wrote {args.output}", file=sys.stderr)
         return 1 if failed else 0
-    for error in table.errors:
-        if error is not None:
-            raise error
     probs = table.probabilities
-    args.images = table.paths
     k = min(args.top_k, probs.shape[1])
-    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    results = []
-    for path, row, top in zip(args.images, probs, order):
-        results.append({"image": str(path), "predictions": [
+    order = np.argsort(-np.nan_to_num(probs, nan=-1.0), axis=1, kind="stable")[:, :k]
+    results, good = {}, []
+    for path, row, top, notes, error in zip(table.paths, probs, order, table.warnings, table.errors):
+        if error is not None:
+            results[path] = {"image": str(path), "error": _message(error), "predictions": [], "warnings": []}
+            continue
+        good.append(path)
+        results[path] = {"image": str(path), "warnings": notes, "predictions": [
             {"class": saved.classes[j] if j < len(saved.classes) else str(j), "index": int(j),
-             "probability": float(row[j])} for j in top]})
+             "probability": float(row[j])} for j in top]}
+    args.images = table.paths
     if args.json:
-        print(json.dumps(results, indent=2))
-        return 0
-    for item in results:
-        guesses = ", ".join(f"{p['class']} {100 * p['probability']:.1f}%" for p in item["predictions"])
-        print(f"{item['image']}: {guesses}")
+        print(json.dumps([results[p] for p in args.images], indent=2))
+    else:
+        for path in good:
+            guesses = ", ".join(f"{p['class']} {100 * p['probability']:.1f}%" for p in results[path]["predictions"])
+            print(f"{path}: {guesses}")
+    if failed:
+        print(f"cnnlab predict: {len(failed)} of {len(args.images)} images could not be read", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -325,6 +405,12 @@ def cmd_summary(args) -> int:
 
     target = args.model
     path = Path(target)
+    saved_files = path.name in (MODEL_JSON, "model.npz") and (path.parent / "model.npz").is_file()
+    if path.is_file() and saved_files:  # a saved model's model.json or model.npz: read its folder
+        path, target = path.parent, str(path.parent)
+    elif path.is_file() and path.suffix.lower() not in MODEL_FILE_SUFFIXES:
+        raise ValueError(f"{path} is not a model file: expected a zoo name ({', '.join(MODELS)}), a model file "
+                         f"({', '.join(MODEL_FILE_SUFFIXES)}) or a run directory")
     if target.lower() in MODELS:
         name = target.lower()
         shape = args.input_shape or DEFAULT_INPUT_SHAPES[name]

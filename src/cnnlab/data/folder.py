@@ -55,10 +55,16 @@ def list_image_folder(root, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> Tup
         raise ValueError(f"image folder {root} has {len(classes)} class subfolder ({classes[0]!r}), "
                          "expected at least 2 classes to classify")
     samples: List[Tuple[Path, int]] = []
+
+    def unreadable(exc: OSError):  # os.walk skips unreadable folders silently by default
+        where = exc.filename or root
+        raise PermissionError(f"cannot list folder {where}: {exc.strerror or exc} (check its "
+                              "permissions)") from None
+
     for label, name in enumerate(classes):
         files = sorted(
             Path(dirpath) / f
-            for dirpath, dirnames, filenames in os.walk(root / name)
+            for dirpath, dirnames, filenames in os.walk(root / name, onerror=unreadable)
             for f in filenames
             if f.lower().endswith(exts) and not f.startswith(".")
             and not any(part.startswith(".") for part in Path(dirpath).relative_to(root).parts))
@@ -69,13 +75,33 @@ def list_image_folder(root, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> Tup
     return classes, samples
 
 
+def _too_large(path: Path, exc: Exception) -> ValueError:
+    """Pillow's decompression-bomb guard refused a huge image: say so plainly."""
+    import re
+    numbers = [int(n) for n in re.findall(r"\d+", str(exc))]
+    detail = (f"{numbers[0]:,} pixels, more than the {numbers[1]:,} Pillow decodes" if len(numbers) >= 2
+              else str(exc))
+    return ValueError(f"image {path} is too large to read ({detail}: a guard against decompression bombs, "
+                      "files that unpack into gigabytes); shrink it before using it")
+
+
+def _regular_file(path: Path) -> Path:
+    """Refuse a pipe, socket or device named like an image: reading one could block forever."""
+    if path.exists() and not path.is_dir() and not path.is_file():
+        raise ValueError(f"{path} is not a regular file (a pipe, socket or device), expected an image file")
+    return path
+
+
 def _open(path: Path):
     """The decoded image, turned upright by its EXIF orientation."""
     from PIL import Image, ImageOps, UnidentifiedImageError
+    _regular_file(Path(path))
     try:
         with Image.open(path) as image:
             image.load()
             image = ImageOps.exif_transpose(image)
+    except Image.DecompressionBombError as exc:
+        raise _too_large(path, exc) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ValueError(f"cannot read image {path}: {exc}") from exc
     return image
@@ -85,6 +111,7 @@ def _header(path: Path) -> Tuple[Tuple[int, int], bool]:
     """``((H, W) as displayed, is_grayscale)`` from the file header, without decoding the pixels
     (palette images excepted)."""
     from PIL import Image, UnidentifiedImageError
+    _regular_file(Path(path))
     try:
         with Image.open(path) as image:
             height, width = image.height, image.width
@@ -95,6 +122,8 @@ def _header(path: Path) -> Tuple[Tuple[int, int], bool]:
             if orientation in (5, 6, 7, 8):  # rotated by 90 degrees when displayed
                 height, width = width, height
             gray = _is_gray(image)
+    except Image.DecompressionBombError as exc:
+        raise _too_large(path, exc) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ValueError(f"cannot read image {path}: {exc}") from exc
     return (height, width), gray
@@ -107,6 +136,27 @@ def _is_gray(image) -> bool:
         rgb = np.asarray(image.convert("RGB"))
         return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
     return False
+
+
+def _to_8bit(image, warnings: Optional[list] = None):
+    """16-bit, 32-bit integer and float images as 8-bit gray (Pillow's own conversion clips them).
+
+    Integers are scaled from 0..65535 (16-bit, or any value above 255) or 0..255; floats in
+    [0, 1] from there.  NaN/inf pixels become 0, said in ``warnings`` when a list is given.
+    """
+    from PIL import Image
+    if not (image.mode.startswith("I;16") or image.mode in ("I", "F")):
+        return image
+    array = np.asarray(image, dtype=np.float32)
+    finite = np.isfinite(array)
+    if not finite.all():
+        if warnings is not None:
+            warnings.append(f"{int((~finite).sum())} NaN/inf pixels read as 0")
+        array = np.where(finite, array, np.float32(0))
+    peak = float(array.max()) if array.size else 0.0
+    top = (65535.0 if image.mode.startswith("I;16") or peak > 255 else
+           1.0 if image.mode == "F" and peak <= 1.0 else 255.0)
+    return Image.fromarray(np.clip(np.round(array / top * 255), 0, 255).astype(np.uint8))
 
 
 def read_image(path, channels: int, size: Optional[Tuple[int, int]] = None) -> np.ndarray:
@@ -123,10 +173,7 @@ def read_image(path, channels: int, size: Optional[Tuple[int, int]] = None) -> n
     from PIL import Image
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
-    image = _open(Path(path))
-    if image.mode.startswith("I;16"):
-        array = np.asarray(image, dtype=np.float32) / np.float32(65535.0)
-        image = Image.fromarray(np.round(array * 255).astype(np.uint8), mode="L")
+    image = _to_8bit(_open(Path(path)))
     target = "L" if channels == 1 else "RGB"
     if image.mode != target:
         image = image.convert(target)

@@ -31,7 +31,8 @@ def _check_file(path) -> Path:
         raise FileNotFoundError(f"image file {path} does not exist")
     if path.is_dir():
         raise ValueError(f"{path} is a folder, expected an image file (PNG, JPEG, BMP, ...)")
-    return path
+    from ..data.folder import _regular_file
+    return _regular_file(path)
 
 
 def image_channels(path) -> Tuple[Tuple[int, int], int]:
@@ -51,6 +52,9 @@ def image_channels(path) -> Tuple[Tuple[int, int], int]:
             if mode == "P":
                 rgb = np.asarray(image.convert("RGB"))
                 gray = bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
+    except Image.DecompressionBombError as exc:
+        from ..data.folder import _too_large
+        raise _too_large(path, exc) from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ValueError(f"cannot read image {path}: {exc}") from None
     return size, 1 if gray else 3

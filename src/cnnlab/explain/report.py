@@ -108,6 +108,14 @@ def _cards(items: Sequence[Tuple[str, str]]) -> str:
                                            for k, v in items) + "</div>"
 
 
+def _shown(dataset) -> Optional[str]:
+    """A data set's name as a shared page may show it: an image folder's own name, never its full path."""
+    if dataset is None:
+        return None
+    text = str(dataset)
+    return text.rstrip("/\\").replace("\\", "/").split("/")[-1] or text
+
+
 def _training(run) -> str:
     from .plots import history_figure
     out = ["<h2 id='training'>Training</h2>"]
@@ -115,7 +123,7 @@ def _training(run) -> str:
     m = run.metrics or {}
     settings = [(k, cfg.get(k, m.get(k))) for k in ("dataset", "model", "epochs", "batch_size", "optimizer", "lr",
                                                      "schedule", "weight_decay", "augment", "seed", "limit")]
-    settings = [(k, v) for k, v in settings if v is not None]
+    settings = [(k, _shown(v) if k == "dataset" else v) for k, v in settings if v is not None]
     if settings:
         out.append("<table><tr>" + "".join(f"<th>{_esc(k)}</th>" for k, _ in settings) + "</tr><tr>"
                    + "".join(f"<td>{_esc(v)}</td>" for _, v in settings) + "</tr></table>")
@@ -250,9 +258,9 @@ def build_report(run_dir, dataset: Optional[str] = None, data_dir=None, samples:
     run = open_run(run_dir)
     notes: List[str] = []
     m = run.metrics or {}
-    title = f"{run.name} on {run.dataset or 'unknown data'}"
+    title = f"{run.name} on {_shown(run.dataset) or 'unknown data'}"
     parts = [f"<h1>{_esc(title)}</h1>",
-             f"<p class='lead'>cnnlab run <code>{_esc(run.path)}</code>; report written "
+             f"<p class='lead'>cnnlab run <code>{_esc(Path(run.path).name)}</code>; report written "
              f"{datetime.now().strftime('%Y-%m-%d %H:%M')}.</p>",
              "<nav><a href='#architecture'>architecture</a><a href='#training'>training</a>"
              "<a href='#test'>test results</a><a href='#kernels'>kernels</a><a href='#inside'>inside the network"
@@ -280,7 +288,11 @@ def build_report(run_dir, dataset: Optional[str] = None, data_dir=None, samples:
         parts.append(_cards([("test images", f"{n:,}"), ("accuracy", f"{ev.accuracy:.2%}"),
                              ("mistakes", f"{int((ev.predictions != ev.labels).sum()):,}"),
                              ("mean cross-entropy", f"{ev.loss:.4f}")]))
-        parts.append(f"<p>Test data: {_esc(data.description)}.</p>")
+        description = str(data.description)
+        for root in ((getattr(data, "extra", None) or {}).get("root"), dataset, run.dataset):
+            if root and str(root) != _shown(root):  # an image folder: its name, not where it sits
+                description = description.replace(str(root), _shown(root))
+        parts.append(f"<p>Test data: {_esc(description)}.</p>")
         parts.append(_img(confusion_figure(ev.confusion, run.classes, "confusion matrix"), "confusion matrix",
                           "Rows: the true class; columns: the predicted class. The diagonal holds the correct "
                           "predictions; each cell's colour is its share of the true class's images."))

@@ -112,23 +112,27 @@ def open_run(path) -> Run:
     return Run(folder, saved, history, _read_json(folder / "metrics.json"), _read_json(folder / "config.json"))
 
 
-def model_input(saved, path, invert: bool = False) -> Tuple[np.ndarray, np.ndarray]:
-    """An image file made ready for a saved model.
+def model_input(saved, path, invert: bool = False, notes: Optional[list] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """An image file made ready for a saved model, as ``cnnlab predict`` does it.
 
     The image is read with the model's channel count (grayscale or RGB),
-    resized to its input size, optionally inverted (``1 - x``: MNIST digits
-    are white on black; a scan is usually black on white), and normalised with
-    the model's mean/std.
+    transparency composited onto the training background, resized to its input
+    size, optionally inverted (``1 - x``: MNIST digits are white on black; a
+    scan is usually black on white), and normalised with the model's mean/std
+    (see :func:`cnnlab.data.inputs.read_model_input`).  ``notes``, a list,
+    receives the warnings about how the image differs from the training data.
 
     Returns:
         ``(raw, x)``: raw ``(C, H, W)`` float32 in [0, 1] (for pictures) and
         ``x`` ``(1, C, H, W)`` as the model takes it.
     """
-    from .images import load_image
-    c, h, w = (int(s) for s in saved.input_shape)
-    raw = load_image(path, channels=c, size=(h, w))
-    if invert:
-        raw = (1.0 - raw).astype(np.float32)
+    from ..data.inputs import read_model_input
+    from .images import _check_file
+    stats = saved.info.get("data_stats") if isinstance(saved.info, dict) else None
+    raw, warnings = read_model_input(_check_file(path), saved.input_shape, stats if isinstance(stats, dict) else None,
+                                     invert=True if invert else None)
+    if notes is not None:
+        notes.extend(warnings)
     return raw, saved.preprocess(raw[None])
 
 

@@ -118,7 +118,10 @@ def load_bundle(path, what: str = "checkpoint") -> Tuple[Dict[str, np.ndarray], 
     arrays = load_npz(path, what)
     if _META_KEY not in arrays:
         raise ValueError(f"{what} {path} has no {_META_KEY} entry: not written by cnnlab")
-    meta = json.loads(arrays.pop(_META_KEY).tobytes().decode("utf-8"))
+    try:
+        meta = json.loads(arrays.pop(_META_KEY).tobytes().decode("utf-8"))
+    except ValueError as exc:  # bad UTF-8 or JSON
+        raise ValueError(f"{what} {path}: its description ({_META_KEY}) is not valid JSON: {exc}") from None
     return arrays, meta
 
 
@@ -255,27 +258,40 @@ def load_model(path) -> SavedModel:
     from .models import build_model
 
     directory = _model_dir(path)
-    info = read_json(directory / MODEL_JSON, "model description")
-    if not isinstance(info, dict) or info.get("format") != FORMAT:
-        raise ValueError(f"{directory / MODEL_JSON} is not a cnnlab model description "
-                         f"(expected \"format\": \"{FORMAT}\")")
-    if int(info.get("format_version", 0)) > FORMAT_VERSION:
-        raise ValueError(f"{directory / MODEL_JSON} has format_version {info['format_version']}; this cnnlab "
-                         f"reads up to {FORMAT_VERSION}: upgrade cnnlab")
+    info = _read_model_json(directory)  # every field checked (files are data: cnnlab._schema)
     pre = info.get("preprocessing") or {}
     shape = tuple(int(s) for s in pre.get("input_shape") or info["architecture"]["input_shape"])
     model = build_model(info["architecture"], shape, str(directory / MODEL_JSON))
+    _check_outputs(info, model, shape, directory / MODEL_JSON)
     weights = load_npz(directory / info.get("weights", MODEL_WEIGHTS))
     try:
         model.load_state_dict(weights)
     except KeyError as exc:
         raise ValueError(f"{directory / MODEL_WEIGHTS} does not match the architecture in "
                          f"{directory / MODEL_JSON}: {exc.args[0]}") from None
+    except ValueError as exc:
+        raise ValueError(f"{directory / MODEL_WEIGHTS} does not match the architecture in "
+                         f"{directory / MODEL_JSON}: {exc}") from None
     model.eval()
     mean, std = pre.get("mean"), pre.get("std")
     return SavedModel(model=model, input_shape=shape, classes=[str(c) for c in info.get("classes", [])],
                       mean=None if mean is None else tuple(mean), std=None if std is None else tuple(std),
                       name=str(info.get("name", "")), info=info, path=directory)
+
+
+# --- checks of what a model folder holds (files are data; the validators are in cnnlab._schema) ---
+def _read_model_json(directory: Path) -> dict:
+    from ._schema import MAX_RUN_FILE_BYTES, check_model_json
+    path = directory / MODEL_JSON
+    if path.stat().st_size > MAX_RUN_FILE_BYTES:
+        raise ValueError(f"model description {path} is larger than {MAX_RUN_FILE_BYTES:,} bytes: not a cnnlab "
+                         "model description")
+    return check_model_json(read_json(path, "model description"), path, FORMAT, FORMAT_VERSION)
+
+
+def _check_outputs(info: dict, model: nn.Module, shape, path: Path) -> None:
+    from ._schema import check_model_outputs
+    check_model_outputs(info, model, shape, path)
 
 
 save = save_model

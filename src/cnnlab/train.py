@@ -54,6 +54,7 @@ import numpy as np
 from . import functional as F
 from . import nn, optim
 from . import random as _random
+from . import _schema
 from .io import (atomic_write_bytes, load_bundle, read_json, save_bundle, save_model,
                  write_json)
 from .tensor import Tensor, no_grad
@@ -587,6 +588,7 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
             raise FileNotFoundError(f"cannot resume: {ckpt_path} does not exist (is {out_dir} a run "
                                     "directory whose first epoch finished?)")
         arrays, meta = load_bundle(ckpt_path, "checkpoint")
+        _schema.check_checkpoint(arrays, meta, ckpt_path, model)  # every field and array, before use
         saved = meta.get("config", {})
         for key in ("batch_size", "optimizer", "schedule", "seed"):
             if key in saved and saved[key] != config[key]:
@@ -813,7 +815,8 @@ def load_run_data(dataset: str = "digits", data_dir=None, val_fraction: float = 
 
 def _new_run_dir(label: str, model: str, root="runs") -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(root) / f"{label}-{Path(model).stem if Path(model).suffix else model}-{stamp}"
+    from ._files import safe_name  # a model file's "name" is data: never a path
+    base = Path(root) / f"{safe_name(label, 'data')}-{safe_name(Path(model).stem if Path(model).suffix else model)}-{stamp}"
     path, k = base, 1
     while path.exists():
         k += 1
@@ -849,7 +852,7 @@ def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, e
             if not run_dir.exists():
                 raise FileNotFoundError(f"cannot resume: run directory {run_dir} does not exist")
             raise ValueError(f"cannot resume: {run_dir} is not a cnnlab run directory (no {CONFIG_JSON})")
-        config = read_json(run_dir / CONFIG_JSON, "run configuration")
+        config = _schema.check_config(read_json(run_dir / CONFIG_JSON, "run configuration"), run_dir / CONFIG_JSON)
         if epochs is not None and int(epochs) != config.get("epochs"):
             config["epochs"] = int(epochs)
             write_json(run_dir / CONFIG_JSON, config)  # a later --resume continues to the new total

@@ -377,6 +377,9 @@ class GLU(Module):
 
     def output_shape(self, input_shape):
         shape = list(input_shape)
+        if not -len(shape) <= self.dim < len(shape):
+            raise ValueError(f"GLU(dim={self.dim}) needs dim in [{-len(shape)}, {len(shape) - 1}] for a "
+                             f"{len(shape)}-D input, got shape {tuple(input_shape)}")
         if shape[self.dim] % 2:
             raise ValueError(f"GLU halves dimension {self.dim}, which must be even; got shape {tuple(input_shape)}")
         shape[self.dim] //= 2

@@ -268,3 +268,81 @@ def test_garbled_checkpoint_description(tmp_path):
     np.savez(path, __meta_json__=np.frombuffer(b"\xff\xfe{", dtype=np.uint8))
     with pytest.raises(ValueError, match=r"c\.npz: its description \(__meta_json__\) is not valid JSON"):
         load_bundle(path)
+
+
+# --- downloads and archives -----------------------------------------------------------------------
+class _FakeResponse:
+    """What urlopen returns: ``read(n)`` over fixed bytes, headers, a context manager."""
+
+    def __init__(self, size, content_length=None):
+        self.left, self.headers, self.sent = size, {}, 0
+        if content_length is not None:
+            self.headers["Content-Length"] = str(content_length)
+
+    def read(self, n=-1):
+        n = self.left if n < 0 else min(n, self.left)
+        self.left -= n
+        self.sent += n
+        return b"\0" * n
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.mark.parametrize("announced", [None, 10**12])
+def test_downloads_are_capped(tmp_path, monkeypatch, announced):
+    import urllib.request
+    from cnnlab.data import mnist
+    response = _FakeResponse(10 * mnist.MAX_DOWNLOAD_BYTES, announced)
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: response)
+    with pytest.raises(mnist.DownloadTooLargeError, match=r"download of http://x/f.gz refused: larger than "
+                                                          r"67,108,864 bytes"):
+        mnist.download_file("http://x/f.gz", tmp_path / "f.gz", "0" * 64, progress=False)
+    assert response.sent <= mnist.MAX_DOWNLOAD_BYTES + (1 << 16)  # stopped at the cap
+    assert list(tmp_path.iterdir()) == []  # nothing left behind
+
+
+def test_mnist_download_larger_than_the_cap_is_reported(tmp_path, monkeypatch):
+    import urllib.request
+    from cnnlab.data import mnist
+    monkeypatch.setattr(mnist, "MAX_DOWNLOAD_BYTES", 1000)
+    monkeypatch.setattr(mnist, "cache_dir", lambda kind=None: tmp_path)
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: _FakeResponse(5000))
+    with pytest.raises(mnist.DownloadTooLargeError, match="larger than 1,000 bytes"):
+        mnist.find_mnist_files(tmp_path / "nothing", "mnist", "test", download=True, progress=False)
+
+
+def test_gzip_bomb_idx_is_capped(tmp_path, monkeypatch):
+    import gzip
+    from cnnlab.data import idx
+    monkeypatch.setattr(idx, "MAX_IDX_BYTES", 10_000)
+    path = tmp_path / "bomb-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(b"\0" * 1_000_000))
+    with pytest.raises(idx.IDXFormatError, match=r"larger than 10,000 bytes \(decompressed\)"):
+        idx.read_idx(path)
+
+
+@pytest.mark.parametrize("where", ["tar", "dir"])
+def test_cifar_members_are_capped(tmp_path, monkeypatch, where):
+    import io
+    import tarfile
+    from cnnlab.data import cifar
+    monkeypatch.setattr(cifar, "MAX_MEMBER_BYTES", 1000)
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    (folder / "data_batch_1").write_bytes(b"\0" * 5000)
+    if where == "tar":
+        archive = tmp_path / "cifar-10-python.tar.gz"
+        with tarfile.open(archive, "w:gz") as tar:
+            tar.add(folder / "data_batch_1", "cifar-10-batches-py/data_batch_1")
+        (folder / "data_batch_1").unlink()
+        folder.rmdir()
+        source = archive
+    else:
+        source = tmp_path
+    with pytest.raises(ValueError, match=r"data_batch_1 is 5,00\d bytes, larger than the 1,000 bytes a "
+                                         r"CIFAR-10 batch file may have"):
+        cifar.load_cifar10(source, "train")

@@ -53,7 +53,7 @@ _KEEP_BYTES = 32 << 20
 
 def _band_rows(K: int, row: int, out_h: int) -> int:
     """Output rows per band: ``K`` column rows of ``row`` positions each, ~_BLOCK_ELEMENTS."""
-    return max(1, min(out_h, _BLOCK_ELEMENTS // (K * row)))
+    return max(1, min(out_h, _BLOCK_ELEMENTS // max(K * row, 1)))  # an empty batch: one band
 
 
 def _bands(out_h: int, band: int):

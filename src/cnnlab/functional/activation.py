@@ -52,7 +52,7 @@ def leaky_relu(input, negative_slope: float = 0.01) -> Tensor:
     # max(x, slope*x) picks x for x > 0 and slope*x below, for any slope <= 1 (min above 1);
     # ufuncs keep the input's memory layout and are ~3x faster than a masked copy.
     pick = np.maximum if slope <= 1 else np.minimum
-    out = x.data * slope
+    out = np.multiply(x.data, slope, out=np.empty_like(x.data))  # an array even for a 0-d input
     pick(out, x.data, out=out)
 
     def backward(g):

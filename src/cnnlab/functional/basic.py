@@ -45,13 +45,13 @@ def linear(input, weight, bias=None) -> Tensor:
     if b is not None and b.shape != (w.shape[0],):
         raise ValueError(f"linear: expected bias of shape ({w.shape[0]},), got {tuple(b.shape)}")
     lead = x.shape[:-1]
-    x2 = x.data.reshape(-1, w.shape[1])
+    x2 = x.data.reshape(math.prod(lead), w.shape[1])  # not -1: in_features may be 0
     out = x2 @ w.data.T
     if b is not None:
         out += b.data
 
     def backward(g):
-        g2 = g.reshape(-1, w.shape[0])
+        g2 = g.reshape(x2.shape[0], w.shape[0])
         gx = (g2 @ w.data).reshape(x.shape) if x.requires_grad else None
         gw = None
         if w.requires_grad:  # one row: an outer product (BLAS takes ~5x longer for a K=1 product)

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..tensor import Tensor, as_tensor
-from ._layout import (PADDING_MODES, check_image_batch, pad_chwn, pad_chwn_backward, to_chwn,
+from ._layout import (PADDING_MODES, check_image_batch, check_padding_fits, pad_chwn, pad_chwn_backward, to_chwn,
                       to_nchw)
 from ._workspace import give, take
 from .shape import conv_output_size, conv_padding, positive_pair
@@ -129,6 +129,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
         raise ValueError(f"conv2d: expected bias of shape ({O},), got {tuple(b.shape)}")
     stride, dilation = positive_pair(stride, "stride"), positive_pair(dilation, "dilation")
     pad_h, pad_w = conv_padding(padding, (H, W), (kh, kw), stride, dilation)
+    check_padding_fits(padding_mode, pad_h, pad_w, H, W, "conv2d")
     out_h = conv_output_size(H, kh, stride[0], pad_h, dilation[0])
     out_w = conv_output_size(W, kw, stride[1], pad_w, dilation[1])
 

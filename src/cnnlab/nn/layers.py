@@ -123,6 +123,8 @@ class Conv2d(Module):
         if c != self.in_channels:
             raise ValueError(f"{self!r} expects {self.in_channels} input channels, got input shape {tuple(input_shape)}")
         ph, pw = self.resolved_padding(h, w)
+        from ..functional._layout import check_padding_fits
+        check_padding_fits(self.padding_mode, ph, pw, h, w, "Conv2d")
         return (n, self.out_channels,
                 conv_output_size(h, self.kernel_size[0], self.stride[0], ph, self.dilation[0]),
                 conv_output_size(w, self.kernel_size[1], self.stride[1], pw, self.dilation[1]))

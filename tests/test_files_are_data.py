@@ -195,8 +195,10 @@ def test_metrics_and_config_are_validated(tmp_path):
     with pytest.raises(ValueError, match=r"config\.json: 'epochs' must be a positive int, got 0"):
         open_run(folder)
     (folder / "config.json").write_text(json.dumps({"dataset": "digits"}))
+    assert open_run(folder).config == {"dataset": "digits"}  # reading needs no training settings
+    from cnnlab._schema import check_config
     with pytest.raises(ValueError, match=r"config\.json: missing field 'epochs'"):
-        open_run(folder)
+        check_config({"dataset": "digits"}, folder / "config.json", resume=True)
 
 
 @pytest.mark.parametrize("text,pattern", [
@@ -346,3 +348,28 @@ def test_cifar_members_are_capped(tmp_path, monkeypatch, where):
     with pytest.raises(ValueError, match=r"data_batch_1 is 5,00\d bytes, larger than the 1,000 bytes a "
                                          r"CIFAR-10 batch file may have"):
         cifar.load_cifar10(source, "train")
+
+
+# --- images and reports ---------------------------------------------------------------------------
+def test_decompression_bomb_image_gets_its_own_message(tmp_path, monkeypatch):
+    from PIL import Image
+    from cnnlab.cli import main
+    path = tmp_path / "huge.png"
+    Image.new("L", (40, 40)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 1,600 pixels: more than twice the limit
+    from cnnlab.explain.images import image_channels, load_image
+    with pytest.raises(ValueError, match=r"image .*huge\.png is too large to read: Image size \(1600 pixels\) "
+                                         r"exceeds limit"):
+        image_channels(path)
+    with pytest.raises(ValueError, match=r"huge\.png is too large to read"):
+        load_image(path, channels=1)
+    folder = _saved(tmp_path)
+    assert main(["predict", str(folder), str(path)]) == 1
+
+
+def test_report_shows_folder_names_not_absolute_paths():
+    from cnnlab.explain.report import _public
+    assert _public("/home/someone/photos/cats") == "cats"
+    assert _public("/home/someone/photos/cats/") == "cats"
+    assert _public("C:\\Users\\x\\digits") == "digits"
+    assert _public("mnist") == "mnist" and _public(None) is None and _public(3) == 3

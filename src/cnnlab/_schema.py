@@ -389,12 +389,13 @@ def check_metrics(doc, where) -> dict:
     return doc
 
 
-def check_config(doc, where) -> dict:
-    """``config.json`` of a run: the settings ``--resume`` and ``evaluate`` read back."""
+def check_config(doc, where, resume: bool = False) -> dict:
+    """``config.json`` of a run: the settings ``evaluate`` and the explain commands read back (every
+    field optional), and ``--resume`` (``resume=True``: the training settings are required)."""
     _check_fields(doc, where, _CONFIG_FIELDS, "cnnlab run configuration",
-                  required=("dataset", "epochs", "batch_size", "optimizer", "lr"))
+                  required=("dataset", "epochs", "batch_size", "optimizer", "lr") if resume else ())
     for key in ("epochs", "batch_size"):
-        if doc[key] < 1:
+        if doc.get(key) is not None and doc[key] < 1:
             raise _bad(where, repr(key), "a positive int", doc[key])
     if doc.get("val_fraction") is not None and not 0 <= doc["val_fraction"] < 1:
         raise _bad(where, "'val_fraction'", "a number in [0, 1)", doc["val_fraction"])

@@ -852,7 +852,8 @@ def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, e
             if not run_dir.exists():
                 raise FileNotFoundError(f"cannot resume: run directory {run_dir} does not exist")
             raise ValueError(f"cannot resume: {run_dir} is not a cnnlab run directory (no {CONFIG_JSON})")
-        config = _schema.check_config(read_json(run_dir / CONFIG_JSON, "run configuration"), run_dir / CONFIG_JSON)
+        config = _schema.check_config(read_json(run_dir / CONFIG_JSON, "run configuration"), run_dir / CONFIG_JSON,
+                                      resume=True)
         if epochs is not None and int(epochs) != config.get("epochs"):
             config["epochs"] = int(epochs)
             write_json(run_dir / CONFIG_JSON, config)  # a later --resume continues to the new total

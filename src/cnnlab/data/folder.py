@@ -76,6 +76,8 @@ def _open(path: Path):
         with Image.open(path) as image:
             image.load()
             image = ImageOps.exif_transpose(image)
+    except Image.DecompressionBombError as exc:  # a 30000x30000 PNG: refused before decoding
+        raise ValueError(f"image {path} is too large to read: {exc}") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ValueError(f"cannot read image {path}: {exc}") from exc
     return image
@@ -95,6 +97,8 @@ def _header(path: Path) -> Tuple[Tuple[int, int], bool]:
             if orientation in (5, 6, 7, 8):  # rotated by 90 degrees when displayed
                 height, width = width, height
             gray = _is_gray(image)
+    except Image.DecompressionBombError as exc:  # a 30000x30000 PNG: refused before decoding
+        raise ValueError(f"image {path} is too large to read: {exc}") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ValueError(f"cannot read image {path}: {exc}") from exc
     return (height, width), gray

@@ -51,6 +51,8 @@ def image_channels(path) -> Tuple[Tuple[int, int], int]:
             if mode == "P":
                 rgb = np.asarray(image.convert("RGB"))
                 gray = bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
+    except Image.DecompressionBombError as exc:  # a 30000x30000 PNG: refused before decoding
+        raise ValueError(f"image {path} is too large to read: {exc}") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ValueError(f"cannot read image {path}: {exc}") from None
     return size, 1 if gray else 3

@@ -373,3 +373,26 @@ def test_report_shows_folder_names_not_absolute_paths():
     assert _public("/home/someone/photos/cats/") == "cats"
     assert _public("C:\\Users\\x\\digits") == "digits"
     assert _public("mnist") == "mnist" and _public(None) is None and _public(3) == 3
+
+
+def test_npz_headers_are_checked_before_allocating(tmp_path):
+    import io
+    import zipfile
+    from numpy.lib import format as npy
+    from cnnlab.io import load_npz
+    buf = io.BytesIO()
+    npy.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False, "shape": (10**11,)})
+    buf.write(b"\0" * 16)
+    with zipfile.ZipFile(tmp_path / "forged.npz", "w") as z:
+        z.writestr("a.npy", buf.getvalue())
+    with pytest.raises(ValueError, match=r"forged\.npz: array 'a' claims shape \(100000000000,\) "
+                                         r"\(800,000,000,000 bytes\) but the file holds \d+ bytes"):
+        load_npz(tmp_path / "forged.npz")
+    np.savez(tmp_path / "obj.npz", a=np.array([{}, 1], dtype=object))
+    with pytest.raises(ValueError, match=r"obj\.npz: array 'a' holds Python objects \(pickle\), which cnnlab "
+                                         r"never loads"):
+        load_npz(tmp_path / "obj.npz")
+    with zipfile.ZipFile(tmp_path / "junk.npz", "w") as z:
+        z.writestr("a.npy", b"\x93NUMPY\x01\x00garbage")
+    with pytest.raises(ValueError, match=r"junk\.npz: array 'a' is not a readable \.npy array"):
+        load_npz(tmp_path / "junk.npz")

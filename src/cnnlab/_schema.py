@@ -541,3 +541,58 @@ def read_checked_json(path, what: str, check=None):
         raise ValueError(f"{what} {path} is not valid JSON: {exc}") from None
     return check(doc, path) if check is not None else doc
 
+
+
+# --- .npz files -----------------------------------------------------------------------------------
+#: the most bytes the arrays of one .npz file may hold once read (weights, checkpoints)
+MAX_NPZ_BYTES = 4 << 30
+#: the most arrays one .npz file may hold
+MAX_NPZ_ARRAYS = 100_000
+
+
+def check_npz_members(path, what: str) -> None:
+    """Read the header of every array in an ``.npz`` before NumPy allocates it: refuse a file whose
+    headers promise more data than it holds (a 1 kB file claiming a 745 GiB array) or more than
+    :data:`MAX_NPZ_BYTES` in all, and object arrays (pickle).
+
+    Raises:
+        ValueError: naming the file and the array.
+    """
+    import zipfile
+    import zlib
+    from numpy.lib import format as npy
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            if len(members) > MAX_NPZ_ARRAYS:
+                raise ValueError(f"{what} {path} holds {len(members):,} arrays; at most {MAX_NPZ_ARRAYS:,}")
+            total = 0
+            for member in members:
+                if not member.filename.endswith(".npy"):
+                    continue
+                name = member.filename[:-4]
+                try:
+                    with archive.open(member) as f:
+                        version = npy.read_magic(f)
+                        if version == (1, 0):
+                            shape, _, dtype = npy.read_array_header_1_0(f)
+                        else:
+                            shape, _, dtype = npy.read_array_header_2_0(f)
+                except (ValueError, TypeError, zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+                    raise ValueError(f"{what} {path}: array {name!r} is not a readable .npy array: {exc}") \
+                        from None
+                if dtype.hasobject:
+                    raise ValueError(f"{what} {path}: array {name!r} holds Python objects (pickle), which "
+                                     "cnnlab never loads")
+                size = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+                if size > member.file_size:
+                    raise ValueError(f"{what} {path}: array {name!r} claims shape {tuple(shape)} ({size:,} bytes) "
+                                     f"but the file holds {member.file_size:,} bytes for it: a truncated or "
+                                     "forged file")
+                total += size
+                if total > MAX_NPZ_BYTES:
+                    raise ValueError(f"{what} {path} holds more than {MAX_NPZ_BYTES:,} bytes of arrays; "
+                                     "cnnlab does not read files that large")
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError, SyntaxError, zlib.error) as exc:
+        raise ValueError(f"{what} {path} is not a readable .npz file: {exc}") from None

@@ -98,6 +98,8 @@ def load_npz(path, what: str = "weights file") -> Dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} {path} does not exist")
+    from ._schema import check_npz_members
+    check_npz_members(path, what)  # array headers checked before NumPy allocates anything
     try:
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}

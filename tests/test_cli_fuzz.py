@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -41,6 +42,14 @@ def run_cli(argv):
     return status, out.getvalue(), err.getvalue()
 
 
+# messages of Python's own errors: they say nothing to a user about the file or argument at fault
+RAW_PYTHON_MESSAGES = ("not enough values to unpack", "too many values to unpack", "object is not",
+                       "unsupported operand", "has no attribute", "index out of range", "invalid literal for int",
+                       "'NoneType'", "can't multiply", "unhashable type", "object cannot be interpreted",
+                       "must be real number", "argument must be", "zero-size array", "division by zero",
+                       "out of bounds for axis", "could not broadcast", "operands could not be")
+
+
 def assert_clean(argv, status, stderr):
     where = f"cnnlab {' '.join(map(str, argv))}\n{stderr[-2000:]}"
     assert status in (0, 1, 2), f"exit status {status!r}: {where}"
@@ -50,6 +59,8 @@ def assert_clean(argv, status, stderr):
         errors = [line for line in stderr.splitlines() if "error:" in line]
         assert len(errors) == 1, f"expected one error line: {where}"
         assert len(errors[0]) < 2000, where
+        raw = [text for text in RAW_PYTHON_MESSAGES if text in errors[0]]
+        assert not raw, f"a raw Python message reached the user ({raw[0]!r}): {where}"
 
 
 @pytest.fixture(scope="module")
@@ -242,5 +253,49 @@ def test_corrupted_run_folders_never_crash(workspace, data, tmp_path_factory):
                                                 "epoch,epoch", "\x00", "1e999,1"]), "new line")
         path.write_text("\n".join(lines) + "\n")
     argv = _command(run, workspace, data)
+    status, _, err = run_cli(argv)
+    assert_clean(argv, status, err)
+
+
+# --- model files ----------------------------------------------------------------------------------
+LAYER = st.fixed_dictionaries({"type": st.sampled_from(["Conv2d", "Linear", "Flatten", "MaxPool2d", "AvgPool2d",
+                                                        "AdaptiveAvgPool2d", "GlobalMaxPool2d", "ReLU", "GLU",
+                                                        "Softmax", "BatchNorm2d", "Dropout", "Sequential",
+                                                        "FractionalMaxPool2d", "LeakyReLU", "nope", 3])},
+                              optional={k: JSON_VALUES for k in ("out_channels", "kernel_size", "stride", "padding",
+                                                                  "dilation", "groups", "out_features", "dim", "p",
+                                                                  "output_size", "output_ratio", "in_channels",
+                                                                  "negative_slope", "ceil_mode", "bias", "eps",
+                                                                  "padding_mode", "layers", "start_dim")})
+
+
+@FUZZ
+@given(layers=st.lists(LAYER, max_size=5), shape=st.one_of(st.none(), st.just([1, 8, 8]), JSON_VALUES),
+       fmt=st.sampled_from(["json", "yaml", "toml"]), classes=st.sampled_from([None, "10", "0", "-1", "x"]))
+def test_random_model_files_never_crash(workspace, layers, shape, fmt, classes):
+    spec = {"layers": layers} if shape is None else {"input_shape": shape, "layers": layers}
+    path = workspace / f"fuzz-model.{fmt}"
+    if fmt == "json":
+        path.write_text(json.dumps(spec))
+    elif fmt == "yaml":
+        import yaml
+        path.write_text(yaml.safe_dump(spec))
+    else:  # TOML has no null: drop the None values
+        def toml_value(v):
+            if isinstance(v, bool):
+                return "true" if v else "false"
+            if isinstance(v, (int, float)):
+                return repr(v) if math.isfinite(v) else ("nan" if v != v else ("inf" if v > 0 else "-inf"))
+            if isinstance(v, str):
+                return json.dumps(v)
+            if isinstance(v, list):
+                return "[" + ", ".join(toml_value(x) for x in v if x is not None) + "]"
+            return "{}"
+        lines = [] if not isinstance(shape, list) else [f"input_shape = {toml_value(shape)}"]
+        for layer in layers:
+            lines.append("[[layers]]")
+            lines += [f"{k} = {toml_value(v)}" for k, v in layer.items() if v is not None and not isinstance(v, dict)]
+        path.write_text("\n".join(lines) + "\n")
+    argv = ["summary", path, "--input-shape", "1,8,8"] + ([] if classes is None else ["--num-classes", classes])
     status, _, err = run_cli(argv)
     assert_clean(argv, status, err)

@@ -123,6 +123,9 @@ def test_dropout_probability_must_be_a_number():
     (lambda: nn.Conv2d(1, -2, 3), ValueError, r"`out_channels` \(=-2\) must be a positive int"),
     (lambda: nn.Conv2d("1", 2, 3), TypeError, r"`in_channels` must be a positive int, got '1' \(str\)"),
     (lambda: nn.Conv2d(2, 2, 3, groups=True), TypeError, r"`groups` must be a positive int, got True"),
+    (lambda: nn.Conv2d(1, 1, 3, padding=((1, 2), (3,))), ValueError, r"`padding` \(=\(\(1, 2\), \(3,\)\)\) must be "
+                                                                     r"an int, a pair of ints, 'same', 'valid' or"),
+    (lambda: nn.Conv2d(1, 1, 3, padding=((1, -2), (3, 1))), ValueError, r"of non-negative ints"),
     (lambda: nn.MaxPool2d(2, padding=-1), ValueError, r"`padding` \(=-1\) must be at least 0 and at most half"),
     (lambda: nn.AvgPool2d(2, padding=2), ValueError, r"`padding` \(=2\) must be at least 0 and at most half"),
     (lambda: nn.MaxPool2d(2, ceil_mode="no"), TypeError, r"`ceil_mode` must be True or False"),

@@ -97,8 +97,13 @@ class Conv2d(Module):
         self.kernel_size = positive_pair(kernel_size, "kernel_size")
         self.stride = positive_pair(stride, "stride")
         self.dilation = positive_pair(dilation, "dilation")
-        if isinstance(padding, (list, tuple)) and len(padding) == 2 and all(
+        if isinstance(padding, (list, tuple)) and len(padding) == 2 and any(
                 isinstance(p, (list, tuple)) for p in padding):
+            if not all(isinstance(p, (list, tuple)) and len(p) == 2 and all(
+                    isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0 for v in p)
+                       for p in padding):
+                raise ValueError(f"`padding` (={padding!r}) must be an int, a pair of ints, 'same', 'valid' or "
+                                 "((top, bottom), (left, right)) of non-negative ints")
             padding = tuple(tuple(int(v) for v in p) for p in padding)
         elif not isinstance(padding, str):
             padding = pair(tuple(padding) if isinstance(padding, list) else padding, "padding")

@@ -147,3 +147,20 @@ def test_dim_out_of_range_in_output_shape():
         nn.Softmax(3).output_shape((4, 10))
     with pytest.raises(ValueError, match=r"GLU\(dim=-3\) needs dim in \[-2, 1\]"):
         nn.GLU(-3).output_shape((4, 10))
+
+
+@pytest.mark.parametrize("loss,tloss,args", [
+    (F.cross_entropy, "cross_entropy", (np.zeros((0, 3)), np.zeros(0, np.int64))),
+    (F.nll_loss, "nll_loss", (np.zeros((0, 3)), np.zeros(0, np.int64))),
+    (F.mse_loss, "mse_loss", (np.zeros((0, 2)), np.zeros((0, 2)))),
+])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_losses_of_an_empty_batch_are_pytorchs(torch, loss, tloss, args, reduction, recwarn):
+    x = Tensor(args[0], requires_grad=True)
+    y = loss(x, args[1], reduction=reduction)
+    expected = getattr(torch.nn.functional, tloss)(torch.tensor(args[0]), torch.tensor(args[1]),
+                                                   reduction=reduction).numpy()
+    np.testing.assert_array_equal(y.data, expected)
+    y.sum().backward()
+    assert x.grad.shape == x.shape
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

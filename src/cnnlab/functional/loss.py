@@ -15,6 +15,8 @@ REDUCTIONS = ("mean", "sum", "none")
 
 def _reduce(losses: np.ndarray, reduction: str, denominator: float):
     if reduction == "mean":
+        if denominator == 0:  # the mean of no losses (an empty batch) is NaN, as in PyTorch
+            return np.asarray(np.nan, dtype=losses.dtype), 0.0
         return np.asarray(losses.sum() / denominator, dtype=losses.dtype), 1.0 / denominator
     if reduction == "sum":
         return np.asarray(losses.sum(), dtype=losses.dtype), 1.0
@@ -61,7 +63,7 @@ def cross_entropy(input, target, reduction: str = "mean", label_smoothing: float
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
     N, C = x.shape
-    shifted = x.data - x.data.max(axis=1, keepdims=True)
+    shifted = x.data - x.data.max(axis=1, keepdims=True, initial=-np.inf)
     logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     rows = np.arange(N)
     losses = -(1 - label_smoothing) * logp[rows, t]
@@ -143,7 +145,7 @@ def mse_loss(input, target, reduction: str = "mean") -> Tensor:
     t = np.asarray(target.data if isinstance(target, Tensor) else target, dtype=x.dtype)
     _check_same_shape(x, t, "mse_loss")
     diff = x.data - t
-    out, scale = _reduce(diff * diff, reduction, max(diff.size, 1))
+    out, scale = _reduce(diff * diff, reduction, diff.size)
 
     def backward(g):
         return (2 * diff * (g * scale if scale is not None else g),)

@@ -28,7 +28,8 @@ from hypothesis import strategies as st  # noqa: E402
 import cnnlab.functional as F  # noqa: E402
 from cnnlab import Tensor  # noqa: E402
 from test_conv import naive_conv2d  # noqa: E402
-from test_pool import naive_adaptive_pool, naive_avg_pool, naive_extreme_pool  # noqa: E402
+from test_pool import (naive_adaptive_pool, naive_avg_pool, naive_extreme_pool,  # noqa: E402
+                       naive_fractional_max_pool)
 
 try:
     import torch
@@ -304,6 +305,45 @@ def test_global_pool_property(n, c, h, w, reduce, dtype, seed, specials, strided
     want = x64.mean(axis=2) if reduce == "avg" else np.array(
         [[max(x64[i, j], key=lambda v: (math.isnan(v), v)) for j in range(c)] for i in range(n)]).reshape(n, c)
     assert_close(got[0], want, dtype, what)
+
+
+@PROPERTY
+@given(n=st.integers(0, 2), c=st.integers(1, 2), h=st.integers(1, 7), w=st.integers(1, 7),
+       kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       size=st.one_of(st.tuples(st.integers(0, 5), st.integers(1, 5)), st.floats(-0.5, 1.5)),
+       dtype=DTYPES, seed=st.integers(0, 2**16), specials=SPECIALS, strided=st.booleans())
+def test_fractional_max_pool_property(n, c, h, w, kernel, size, dtype, seed, specials, strided):
+    x = make_array((n, c, h, w), dtype, seed, specials, strided)
+    samples = np.random.default_rng(seed).random((n, c, 2))
+    by_ratio = isinstance(size, float)
+    what = f"fractional_max_pool2d x{x.shape} k{kernel} {'ratio' if by_ratio else 'size'}={size} {x.dtype}"
+
+    def run():
+        xt = Tensor(x, requires_grad=x.dtype.kind == "f")
+        y, idx = F.fractional_max_pool2d(xt, kernel, None if by_ratio else size, size if by_ratio else None,
+                                         samples=samples.astype(x.dtype) if x.dtype.kind == "f" else samples,
+                                         return_indices=True)
+        y.backward(np.ones(y.shape, y.dtype))
+        return y.data, idx.data, xt.grad
+
+    got, err = outcome(run, x)
+    if np.dtype(dtype).kind != "f":
+        assert isinstance(err, TypeError), what
+        return
+    if err is None and np.isfinite(x).all():
+        want, index = naive_fractional_max_pool(x.astype(np.float64), kernel, got[0].shape[2:],
+                                                samples.astype(x.dtype))
+        assert_close(got[0], want, dtype, what)
+        np.testing.assert_array_equal(got[1], index, err_msg=what)
+    if not by_ratio and 0 in size:  # PyTorch returns an empty output; cnnlab refuses, as for adaptive pooling
+        assert isinstance(err, ValueError), what
+        return
+    if torch is not None and x.size and not by_ratio:
+        t_out, t_err = torch_outcome(lambda: TF.fractional_max_pool2d(
+            torch.tensor(x), kernel, output_size=size, _random_samples=torch.tensor(samples.astype(x.dtype))))
+        check_against_torch(got, err, t_out, t_err, what, x)
+        if err is None and t_out is not None:
+            assert_close(got[0], t_out.numpy(), dtype, what + " vs torch")
 
 
 # --- activations, softmax, batch norm, linear, flatten -------------------------------------------

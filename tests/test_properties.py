@@ -41,7 +41,7 @@ except ImportError:  # the properties still run against the plain-loop reference
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 CLEAN = (ValueError, TypeError, IndexError)
 # CNNLAB_PROPERTY_EXAMPLES=1000 (and CNNLAB_PROPERTY_SEED=random) for a longer hunt than CI's
-PROPERTY = settings(max_examples=int(os.environ.get("CNNLAB_PROPERTY_EXAMPLES", 60)), deadline=None,
+PROPERTY = settings(max_examples=int(os.environ.get("CNNLAB_PROPERTY_EXAMPLES", 150)), deadline=None,
                     derandomize=os.environ.get("CNNLAB_PROPERTY_SEED") != "random", database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.filter_too_much])

@@ -396,3 +396,16 @@ def test_npz_headers_are_checked_before_allocating(tmp_path):
         z.writestr("a.npy", b"\x93NUMPY\x01\x00garbage")
     with pytest.raises(ValueError, match=r"junk\.npz: array 'a' is not a readable \.npy array"):
         load_npz(tmp_path / "junk.npz")
+
+
+def test_run_files_are_capped_and_deep_nesting_refused(tmp_path, monkeypatch):
+    from cnnlab import _schema
+    from cnnlab.explain.runs import open_run
+    folder = _saved(tmp_path)
+    (folder / "metrics.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match=r"metrics\.json is nested too deeply"):
+        open_run(folder)
+    (folder / "metrics.json").write_text("{}")
+    monkeypatch.setattr(_schema, "MAX_RUN_FILE_BYTES", 100)
+    with pytest.raises(ValueError, match=r"model description .*model\.json is larger than 100 bytes"):
+        load_model(folder)

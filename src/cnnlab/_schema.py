@@ -537,6 +537,8 @@ def read_checked_json(path, what: str, check=None):
     text = _read_text(path, MAX_RUN_FILE_BYTES, what)
     try:
         doc = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"{what} {path} is nested too deeply to be a cnnlab file") from None
     except ValueError as exc:
         raise ValueError(f"{what} {path} is not valid JSON: {exc}") from None
     return check(doc, path) if check is not None else doc

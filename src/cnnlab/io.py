@@ -74,8 +74,14 @@ def read_json(path, what: str = "JSON file") -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} {path} does not exist")
+    from ._schema import MAX_RUN_FILE_BYTES
+    if path.stat().st_size > MAX_RUN_FILE_BYTES:
+        raise ValueError(f"{what} {path} is larger than {MAX_RUN_FILE_BYTES:,} bytes; cnnlab does not read "
+                         f"{what}s that large")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ValueError(f"{what} {path} is nested too deeply to be a cnnlab file") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{what} {path} is not valid JSON: {exc}") from None
 
@@ -283,11 +289,8 @@ def load_model(path) -> SavedModel:
 
 # --- checks of what a model folder holds (files are data; the validators are in cnnlab._schema) ---
 def _read_model_json(directory: Path) -> dict:
-    from ._schema import MAX_RUN_FILE_BYTES, check_model_json
+    from ._schema import check_model_json
     path = directory / MODEL_JSON
-    if path.stat().st_size > MAX_RUN_FILE_BYTES:
-        raise ValueError(f"model description {path} is larger than {MAX_RUN_FILE_BYTES:,} bytes: not a cnnlab "
-                         "model description")
     return check_model_json(read_json(path, "model description"), path, FORMAT, FORMAT_VERSION)
 
 

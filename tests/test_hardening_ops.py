@@ -164,3 +164,13 @@ def test_losses_of_an_empty_batch_are_pytorchs(torch, loss, tloss, args, reducti
     y.sum().backward()
     assert x.grad.shape == x.shape
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_fractional_max_pool_output_shape_checks_the_input():
+    assert nn.FractionalMaxPool2d(2, output_size=4).output_shape((1, 3, 8, 8)) == (1, 3, 4, 4)
+    assert nn.FractionalMaxPool2d(2, output_ratio=0.5).output_shape((1, 3, 9, 8)) == (1, 3, 4, 4)
+    with pytest.raises(ValueError, match=r"gives output height 8 with kernel height 2, which needs .* an input "
+                                         r"height of at least 9; got input shape \(1, 3, 8, 8\)"):
+        nn.FractionalMaxPool2d(2, output_size=8).output_shape((1, 3, 8, 8))
+    with pytest.raises(ValueError, match=r"gives output height 0"):
+        nn.FractionalMaxPool2d(1, output_ratio=0.3).output_shape((1, 3, 2, 8))

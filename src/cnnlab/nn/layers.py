@@ -340,8 +340,15 @@ class FractionalMaxPool2d(Module):
     def output_shape(self, input_shape):
         n, c, h, w = _check_shape(self, input_shape, 4, "(N, C, H, W)")
         if self.output_size is not None:
-            return (n, c) + self.output_size
-        return (n, c, int(h * self.output_ratio[0]), int(w * self.output_ratio[1]))
+            out = self.output_size
+        else:
+            out = (int(h * self.output_ratio[0]), int(w * self.output_ratio[1]))
+        for axis, size, o, k in (("height", h, out[0], self.kernel_size[0]), ("width", w, out[1], self.kernel_size[1])):
+            if o < 1 or o + k - 1 > size:
+                raise ValueError(f"{self!r} gives output {axis} {o} with kernel {axis} {k}, which needs an output "
+                                 f"of at least 1 and an input {axis} of at least {max(o, 1) + k - 1}; got input "
+                                 f"shape {tuple(input_shape)}")
+        return (n, c) + tuple(out)
 
     def extra_repr(self):
         target = (f"output_size={self.output_size}" if self.output_size is not None

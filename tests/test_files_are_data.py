@@ -71,6 +71,9 @@ def test_nested_blocks_count_and_nesting_is_capped():
     ({"type": "Conv2d", "out_channels": 4, "kernel_size": list(range(1, 40))}, r"'kernel_size' is a list of 39"),
     ({"type": "Conv2d", "out_channels": 60000, "kernel_size": 60}, r"more than 200,000,000 parameters"),
     ({"type": "Linear", "out_features": 100000}, r"more than 200,000,000 parameters"),
+    ({"type": "Sequential", "layers": [{"type": "Conv2d", "out_channels": 4096, "kernel_size": 1},
+                                       {"type": "Flatten"}, {"type": "Linear", "out_features": 10}]},
+     r"layer 0.2 \(Linear\) brings the model to more than 200,000,000 parameters"),
     ({"type": "LeakyReLU", "negative_slope": float("nan")}, r"'negative_slope' must be a finite number"),
 ])
 def test_layer_arguments_are_capped_before_building(layer, pattern):

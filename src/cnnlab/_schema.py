@@ -148,19 +148,17 @@ def check_model_document(doc, source: str = "model file") -> None:
         return  # build_model says what is expected
     layers = 0
     todo = [(doc.get("layers"), "layer ")]
-    channels = None
+    state = {"channels": None, "spatial": None}  # what flows into the next layer, as far as known
     shape = doc.get("input_shape")
     if isinstance(shape, list) and shape and _is_int(shape[0]):
         for i, s in enumerate(shape):
             if not _is_int(s) or not 0 < s <= MAX_SIZE:
                 raise _bad(source, f"input_shape[{i}]", f"a positive int at most {MAX_SIZE:,}", s)
-        channels = shape[0]
-        pixels = int(np.prod([min(s, MAX_SIZE) for s in shape], dtype=np.float64))
-    else:
-        pixels = None
+        state["channels"] = shape[0]
+        state["spatial"] = float(np.prod(shape[1:], dtype=np.float64))
     params = 0.0
     while todo:
-        entries, prefix = todo.pop()
+        entries, prefix = todo.pop(0)
         if not isinstance(entries, list):
             continue
         for index, entry in enumerate(entries):
@@ -172,12 +170,12 @@ def check_model_document(doc, source: str = "model file") -> None:
                                  f"files of at most {MAX_LAYERS:,} layers")
             label = f"{prefix}{index} ({entry.get('type')})"
             if isinstance(entry.get("layers"), list):
-                todo.append((entry["layers"], f"{prefix}{index}."))
+                todo.insert(0, (entry["layers"], f"{prefix}{index}."))
             for key, value in entry.items():
                 if key == "layers":
                     continue
                 _check_argument(value, f"{label}: argument {key!r}", source)
-            params, channels = _estimate(entry, params, channels, pixels)
+            params += _estimate(entry, state)
             if params > MAX_PARAMETERS:
                 raise ValueError(f"{source}: {label} brings the model to more than {MAX_PARAMETERS:,} "
                                  "parameters; cnnlab refuses model files that large")
@@ -210,30 +208,48 @@ def _size_product(value) -> float:
     return 1.0
 
 
-def _estimate(entry: dict, params: float, channels, pixels):
-    """Running estimate of the parameters a layer adds, before building it."""
+def _shrink(state: dict, stride) -> None:
+    if state["spatial"] is not None:
+        factor = _size_product(stride) ** 2 if _is_int(stride) else _size_product(stride)
+        state["spatial"] = max(state["spatial"] / factor, 1.0)
+
+
+def _estimate(entry: dict, state: dict) -> float:
+    """The parameters a layer adds, estimated before building it; ``state`` follows the channels
+    and the pixels per channel flowing through (an upper bound: pooling and strides only shrink)."""
     kind = str(entry.get("type", "")).lower()
+    channels, spatial = state["channels"], state["spatial"]
     if kind == "conv2d":
-        cin = entry.get("in_channels", channels)
-        cout = entry.get("out_channels")
-        if _is_int(cin) and _is_int(cout):
-            groups = entry.get("groups", 1)
-            groups = groups if _is_int(groups) and groups > 0 else 1
-            kernel = entry.get("kernel_size", 1)
-            area = _size_product(kernel) ** 2 if _is_int(kernel) else _size_product(kernel)
-            params += max(cin, 1) * max(cout, 1) / groups * area
-        return params, cout if _is_int(cout) else channels
+        cin, cout = entry.get("in_channels", channels), entry.get("out_channels")
+        if not (_is_int(cin) and _is_int(cout)):
+            return 0.0
+        groups = entry.get("groups", 1)
+        groups = groups if _is_int(groups) and groups > 0 else 1
+        kernel = entry.get("kernel_size", 1)
+        area = _size_product(kernel) ** 2 if _is_int(kernel) else _size_product(kernel)
+        state["channels"] = cout
+        _shrink(state, entry.get("stride", 1))
+        return max(cin, 1) * max(cout, 1) / groups * area
     if kind in ("linear", "dense"):
-        cin = entry.get("in_features", pixels if pixels is not None else channels)
-        cout = entry.get("out_features")
-        if _is_int(cin) and _is_int(cout):
-            params += float(max(cin, 1)) * max(cout, 1)
-        return params, cout if _is_int(cout) else channels
+        cin, cout = entry.get("in_features"), entry.get("out_features")
+        if cin is None and channels is not None:
+            cin = channels * (spatial if spatial is not None else 1.0)
+        if not (_is_number(cin) and _is_int(cout)):
+            return 0.0
+        state["channels"], state["spatial"] = cout, 1.0
+        return float(max(cin, 1)) * max(cout, 1)
     if kind == "batchnorm2d":
         n = entry.get("num_features", channels)
-        if _is_int(n):
-            params += 4.0 * max(n, 1)
-    return params, channels
+        return 4.0 * max(n, 1) if _is_int(n) else 0.0
+    if kind in ("maxpool2d", "minpool2d", "avgpool2d"):
+        _shrink(state, entry.get("stride") or entry.get("kernel_size", 1))
+    elif kind in ("globalavgpool2d", "globalmaxpool2d"):
+        state["spatial"] = 1.0
+    elif kind in ("adaptiveavgpool2d", "adaptivemaxpool2d"):
+        size = entry.get("output_size")
+        if _is_int(size) or (isinstance(size, list) and all(_is_int(v) for v in size)):
+            state["spatial"] = _size_product(size) ** (2 if _is_int(size) else 1)
+    return 0.0
 
 
 # --- model.json -----------------------------------------------------------------------------------

@@ -412,3 +412,18 @@ def test_run_files_are_capped_and_deep_nesting_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(_schema, "MAX_RUN_FILE_BYTES", 100)
     with pytest.raises(ValueError, match=r"model description .*model\.json is larger than 100 bytes"):
         load_model(folder)
+
+
+def test_cifar_archive_with_too_many_entries(tmp_path, monkeypatch):
+    import io
+    import tarfile
+    from cnnlab.data import cifar
+    monkeypatch.setattr(cifar, "MAX_MEMBERS", 20)
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for i in range(30):
+            info = tarfile.TarInfo(f"junk/{i}")
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(ValueError, match=r"more than 20 entries; not a CIFAR-10 archive"):
+        cifar.load_cifar10(archive, "train")

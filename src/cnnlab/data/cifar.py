@@ -127,6 +127,8 @@ def _locate(path: Path):
 
 #: the largest CIFAR-10 batch file read (the real ones are 31 MB each)
 MAX_MEMBER_BYTES = 64 << 20
+#: the most entries of an archive looked at
+MAX_MEMBERS = 1000
 
 
 def _too_large(source: str, size: int) -> ValueError:
@@ -156,7 +158,11 @@ def _read_files(kind: str, where: Path, names: List[str]) -> Dict[str, bytes]:
         return found
     try:
         with tarfile.open(where, "r:*") as archive:
-            for member in archive:
+            for count, member in enumerate(archive):
+                if count >= MAX_MEMBERS:  # the real archive holds 8 files
+                    raise ValueError(f"{where}: more than {MAX_MEMBERS:,} entries; not a CIFAR-10 archive")
+                if len(found) == len(set(names)):
+                    break  # everything asked for is read: the rest of the archive is not
                 base = member.name.rsplit("/", 1)[-1]
                 if member.isfile() and base in names and base not in found:
                     if member.size > MAX_MEMBER_BYTES:

@@ -174,3 +174,9 @@ def test_fractional_max_pool_output_shape_checks_the_input():
         nn.FractionalMaxPool2d(2, output_size=8).output_shape((1, 3, 8, 8))
     with pytest.raises(ValueError, match=r"gives output height 0"):
         nn.FractionalMaxPool2d(1, output_ratio=0.3).output_shape((1, 3, 2, 8))
+
+
+def test_conv2d_size_errors_name_the_shapes():
+    with pytest.raises(ValueError, match=r"conv2d: input of shape \(1, 2, 0, 4\) and weight of shape \(1, 2, 1, 1\): "
+                                         r"`size` must be an integer >= 1, got 0"):
+        F.conv2d(Tensor(np.zeros((1, 2, 0, 4))), Tensor(np.zeros((1, 2, 1, 1))))

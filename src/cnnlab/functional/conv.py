@@ -130,8 +130,12 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
     stride, dilation = positive_pair(stride, "stride"), positive_pair(dilation, "dilation")
     pad_h, pad_w = conv_padding(padding, (H, W), (kh, kw), stride, dilation)
     check_padding_fits(padding_mode, pad_h, pad_w, H, W, "conv2d")
-    out_h = conv_output_size(H, kh, stride[0], pad_h, dilation[0])
-    out_w = conv_output_size(W, kw, stride[1], pad_w, dilation[1])
+    try:
+        out_h = conv_output_size(H, kh, stride[0], pad_h, dilation[0])
+        out_w = conv_output_size(W, kw, stride[1], pad_w, dilation[1])
+    except ValueError as exc:  # say which input and weight the sizes come from
+        raise ValueError(f"conv2d: input of shape {tuple(x.shape)} and weight of shape {tuple(w.shape)}: "
+                         f"{exc}") from None
 
     xp = pad_chwn(to_chwn(x.data), pad_h, pad_w, padding_mode)
     G, Og, K = groups, O // groups, Cg * kh * kw

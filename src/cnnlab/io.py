@@ -271,7 +271,7 @@ def load_model(path) -> SavedModel:
     shape = tuple(int(s) for s in pre.get("input_shape") or info["architecture"]["input_shape"])
     model = build_model(info["architecture"], shape, str(directory / MODEL_JSON))
     _check_outputs(info, model, shape, directory / MODEL_JSON)
-    weights = load_npz(directory / info.get("weights", MODEL_WEIGHTS))
+    weights = load_npz(_weights_path(directory, info))
     try:
         model.load_state_dict(weights)
     except KeyError as exc:
@@ -292,6 +292,16 @@ def _read_model_json(directory: Path) -> dict:
     from ._schema import check_model_json
     path = directory / MODEL_JSON
     return check_model_json(read_json(path, "model description"), path, FORMAT, FORMAT_VERSION)
+
+
+def _weights_path(directory: Path, info: dict) -> Path:
+    """The weights file named in model.json (a plain file name, checked by _schema), which must
+    also stay in the folder once symbolic links are followed."""
+    path = directory / info.get("weights", MODEL_WEIGHTS)
+    if path.exists() and path.resolve().parent != directory.resolve():
+        raise ValueError(f"{path} is a link to {path.resolve()}, outside the model's folder {directory}; "
+                         "cnnlab reads weights only from the model's own folder")
+    return path
 
 
 def _check_outputs(info: dict, model: nn.Module, shape, path: Path) -> None:

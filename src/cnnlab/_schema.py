@@ -174,6 +174,11 @@ def check_model_document(doc, source: str = "model file") -> None:
             for key, value in entry.items():
                 if key == "layers":
                     continue
+                if key == "inputs":  # graph models: the names of earlier layers (a Concat may take many)
+                    if isinstance(value, list) and len(value) > MAX_LAYERS:
+                        raise ValueError(f"{source}: {label}: 'inputs' lists {len(value):,} layers; at most "
+                                         f"{MAX_LAYERS:,}")
+                    continue
                 _check_argument(value, f"{label}: argument {key!r}", source)
             params += _estimate(entry, state)
             if params > MAX_PARAMETERS:

@@ -235,7 +235,9 @@ def _checkpoint(tmp_path):
 @pytest.mark.parametrize("edit,pattern", [
     (lambda a, m: m.update(epoch="2"), r"'epoch' must be an int, got '2' \(a string\)"),
     (lambda a, m: m.pop("rng"), r"missing field 'rng'"),
-    (lambda a, m: m.update(rng={"bit_generator": "Nope", "state": {}}), r"'rng': not a valid NumPy generator"),
+    (lambda a, m: m.update(rng={"bit_generator": "Nope", "state": {}}), r"'rng': 'bit_generator' must be 'PCG64'"),
+    (lambda a, m: m["rng"]["state"].update(state="x"), r"'rng': not a valid NumPy generator state"),
+    (lambda a, m: m.update(rng=np.random.MT19937().state), r"'bit_generator' must be 'PCG64', got 'MT19937'"),
     (lambda a, m: m["optimizer"].update(lr=None), r"optimizer: 'lr' must be a finite number, got None"),
     (lambda a, m: m["history"]["history"].update(epoch=[1, "x"]), r"'history.history.epoch' must be a list"),
     (lambda a, m: a.update({"model/0.weight": np.zeros((1, 1))}), r"array 'model/0.weight' has shape \(1, 1\)"),

@@ -476,12 +476,13 @@ def check_checkpoint(arrays: Dict[str, np.ndarray], meta, where, model=None) -> 
     if sched is not None:
         _check_meta_type(sched, "last_epoch", "int", f"{where}: scheduler")
         _check_meta_type(sched, "base_lr", "number", f"{where}: scheduler")
+    from .random import get_state
     rng = _check_meta_type(meta, "rng", "mapping", where)
-    _check_rng_state(rng, f"{where}: 'rng'")
+    _check_rng_state(rng, f"{where}: 'rng'", get_state()["bit_generator"])
     loader = _check_meta_type(meta, "loader", "mapping", where, nullable=True)
     if loader is not None:
         _check_rng_state(_check_meta_type(loader, "rng_state", "mapping", f"{where}: loader"),
-                         f"{where}: 'loader.rng_state'")
+                         f"{where}: 'loader.rng_state'", type(np.random.default_rng().bit_generator).__name__)
     history = _check_meta_type(meta, "history", "mapping", where)
     columns = _check_meta_type(history, "history", "mapping", f"{where}: history")
     lengths = set()
@@ -536,10 +537,12 @@ def check_checkpoint(arrays: Dict[str, np.ndarray], meta, where, model=None) -> 
                                  f"{index} has shape {want}")
 
 
-def _check_rng_state(state: dict, where: str) -> None:
+def _check_rng_state(state: dict, where: str, expected: str) -> None:
     if not isinstance(state.get("bit_generator"), str) or not isinstance(state.get("state"), dict):
         raise ValueError(f"{where}: expected a NumPy generator state with 'bit_generator' and 'state', got "
                          f"{_show(state)}")
+    if state["bit_generator"] != expected:
+        raise _bad(where, "'bit_generator'", repr(expected), state["bit_generator"])
     try:
         generator = getattr(np.random, state["bit_generator"])
         if not isinstance(generator, type) or not issubclass(generator, np.random.BitGenerator):

@@ -229,6 +229,7 @@ def _command(run: Path, workspace: Path, data):
         ["explain", "features", run, workspace / "digit.png", "--output-dir", run / "f"],
         ["explain", "conv", "--run", run, "--input", workspace / "digit.png", "--output", run / "conv.png"],
         ["train", "--resume", run, "--epochs", 2, "--quiet"],
+        ["report", run, "--samples", 0, "--limit", 20, "--output", run / "report.html"],
     ]), "command")
 
 

@@ -197,6 +197,9 @@ def test_metrics_and_config_are_validated(tmp_path):
                                                     "optimizer": "adam", "lr": 0.01}))
     with pytest.raises(ValueError, match=r"config\.json: 'epochs' must be a positive int, got 0"):
         open_run(folder)
+    (folder / "config.json").write_text(json.dumps({"dataset": "digits", "val_fraction": None}))
+    with pytest.raises(ValueError, match=r"config\.json: 'val_fraction' must be a finite number, got None"):
+        open_run(folder)
     (folder / "config.json").write_text(json.dumps({"dataset": "digits"}))
     assert open_run(folder).config == {"dataset": "digits"}  # reading needs no training settings
     from cnnlab._schema import check_config

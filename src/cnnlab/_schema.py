@@ -372,9 +372,9 @@ _METRIC_FIELDS = {
 _CONFIG_FIELDS = {
     "dataset": ("str", False), "data_dir": ("str", True), "model": ("str", True), "epochs": ("int", False),
     "batch_size": ("int", False), "optimizer": ("str", False), "lr": ("number", False),
-    "schedule": ("str", True), "weight_decay": ("number", False), "label_smoothing": ("number", True),
-    "patience": ("int", True), "clip_grad": ("number", True), "augment": ("bool", True),
-    "val_fraction": ("number", True), "seed": ("int", True), "limit": ("int", True),
+    "schedule": ("str", True), "weight_decay": ("number", False), "label_smoothing": ("number", False),
+    "patience": ("int", True), "clip_grad": ("number", True), "augment": ("bool", False),
+    "val_fraction": ("number", False), "seed": ("int", False), "limit": ("int", True),
     "cnnlab_version": ("str", True),
 }
 

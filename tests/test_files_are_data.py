@@ -148,6 +148,7 @@ def test_weights_are_read_only_from_the_model_folder(tmp_path, weights):
     ({"preprocessing.mean": None}, r"'preprocessing.mean' and 'preprocessing.std' must both be"),
     ({"classes": ["only one"]}, r"'classes' must list 10 names \(the model has 10 outputs\), got 1"),
     ({"classes": "0123456789"}, r"'classes' must be a list of class names"),
+    ({"classes": None}, r"'classes' must be a list of class names \(strings\), got None"),
     ({"classes": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]}, r"'classes' must be a list of class names"),
     ({"architecture": [1, 2]}, r"'architecture' must be a mapping"),
     ({"architecture": _DELETE}, r"missing field 'architecture'"),

@@ -327,8 +327,8 @@ def check_model_json(info, where, format_name: str = "cnnlab-model", format_vers
     if pixel_range is not None and (not isinstance(pixel_range, list) or len(pixel_range) != 2
                                     or not all(_is_finite(v) for v in pixel_range)):
         raise _bad(where, "'preprocessing.pixel_range'", "a list [low, high] of 2 numbers", pixel_range)
-    classes = info.get("classes")
-    if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)):
+    classes = info.get("classes", [])
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
         raise _bad(where, "'classes'", "a list of class names (strings)", classes)
     if "weights" in info:
         check_weights_name(info["weights"], where)
@@ -349,7 +349,7 @@ def check_model_outputs(info: dict, model, input_shape, where) -> None:
         raise ValueError(f"{where}: the architecture must give one score per class (shape (N, K)), but it "
                          f"gives shape {out}")
     classes = info.get("classes")
-    if classes is not None and len(classes) != out[1]:
+    if classes and len(classes) != out[1]:
         raise ValueError(f"{where}: 'classes' must list {out[1]} names (the model has {out[1]} outputs), "
                          f"got {len(classes)}: {_show(classes)}")
 

@@ -469,13 +469,16 @@ def check_checkpoint(arrays: Dict[str, np.ndarray], meta, where, model=None) -> 
         raise _bad(where, "'epoch'", "a positive int", epoch)
     _check_meta_type(meta, "config", "mapping", where)
     opt = _check_meta_type(meta, "optimizer", "mapping", where)
-    _check_meta_type(opt, "lr", "number", f"{where}: optimizer")
+    if _check_meta_type(opt, "lr", "number", f"{where}: optimizer") < 0:
+        raise _bad(where, "'optimizer.lr'", "a number >= 0", opt["lr"])
     if _check_meta_type(opt, "step_count", "int", f"{where}: optimizer") < 0:
         raise _bad(where, "'optimizer.step_count'", "not negative", opt["step_count"])
     sched = _check_meta_type(meta, "scheduler", "mapping", where, nullable=True)
     if sched is not None:
-        _check_meta_type(sched, "last_epoch", "int", f"{where}: scheduler")
-        _check_meta_type(sched, "base_lr", "number", f"{where}: scheduler")
+        if _check_meta_type(sched, "last_epoch", "int", f"{where}: scheduler") < -1:
+            raise _bad(where, "'scheduler.last_epoch'", "an int >= -1", sched["last_epoch"])
+        if _check_meta_type(sched, "base_lr", "number", f"{where}: scheduler") < 0:
+            raise _bad(where, "'scheduler.base_lr'", "a number >= 0", sched["base_lr"])
     from .random import get_state
     rng = _check_meta_type(meta, "rng", "mapping", where)
     _check_rng_state(rng, f"{where}: 'rng'", get_state()["bit_generator"])
@@ -492,12 +495,23 @@ def check_checkpoint(arrays: Dict[str, np.ndarray], meta, where, model=None) -> 
         lengths.add(len(column))
     if len(lengths) > 1:
         raise ValueError(f"{where}: the history's columns have different lengths {sorted(lengths)}")
-    for key in ("best_epoch", "train_images"):
-        if history.get(key) is not None and not _is_int(history[key]):
-            raise _bad(where, f"'history.{key}'", "an int or null", history[key])
-    for key in ("best_value", "train_seconds", "step_seconds"):
-        if history.get(key) is not None and not _is_number(history[key]):
-            raise _bad(where, f"'history.{key}'", "a number or null", history[key])
+    if "epoch" not in columns:
+        raise ValueError(f"{where}: the history has no 'epoch' column")
+    if len(columns["epoch"]) > epoch:
+        raise ValueError(f"{where}: the history holds {len(columns['epoch'])} epochs, but the checkpoint is of "
+                         f"epoch {epoch}")
+    # field: (test, expected, nullable); absent fields keep their defaults
+    facts = {"best_epoch": (lambda v: _is_int(v) and v >= 1, "a positive int", True),
+             "best_value": (_is_number, "a number", True),
+             "stopped_early": (lambda v: isinstance(v, bool), "true or false", False),
+             "train_seconds": (lambda v: _is_finite(v) and v >= 0, "a number >= 0", False),
+             "step_seconds": (lambda v: _is_finite(v) and v >= 0, "a number >= 0", False),
+             "train_images": (lambda v: _is_int(v) and v >= 0, "an int >= 0", False)}
+    for key, (ok, text, nullable) in facts.items():
+        if key not in history or (nullable and history[key] is None):
+            continue
+        if not ok(history[key]):
+            raise _bad(where, f"'history.{key}'", text + (" or null" if nullable else ""), history[key])
     if _check_meta_type(meta, "wait", "int", where) < 0:
         raise _bad(where, "'wait'", "not negative", meta["wait"])
     for name, array in arrays.items():

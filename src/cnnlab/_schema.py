@@ -495,8 +495,10 @@ def check_checkpoint(arrays: Dict[str, np.ndarray], meta, where, model=None) -> 
         lengths.add(len(column))
     if len(lengths) > 1:
         raise ValueError(f"{where}: the history's columns have different lengths {sorted(lengths)}")
-    if "epoch" not in columns:
-        raise ValueError(f"{where}: the history has no 'epoch' column")
+    from .train import HISTORY_COLUMNS
+    missing = [c for c in HISTORY_COLUMNS if c not in columns]
+    if missing:
+        raise ValueError(f"{where}: the history has no {missing[0]!r} column (expected {', '.join(HISTORY_COLUMNS)})")
     if len(columns["epoch"]) > epoch:
         raise ValueError(f"{where}: the history holds {len(columns['epoch'])} epochs, but the checkpoint is of "
                          f"epoch {epoch}")

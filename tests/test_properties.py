@@ -524,3 +524,52 @@ def test_flatten_property(shape, data, dtype, seed, strided):
     np.testing.assert_array_equal(got, x.reshape(want_shape))
     if torch is not None:
         assert tuple(torch.flatten(torch.tensor(x), start, end).shape) == got.shape
+
+
+# --- layers: output_shape agrees with forward --------------------------------------------------
+def _layer(kind, data):
+    from cnnlab import nn
+    ints = st.integers(1, 3)
+    if kind == "Conv2d":
+        return nn.Conv2d(data.draw(st.integers(1, 3), "cin"), data.draw(ints, "cout"), data.draw(ints, "k"),
+                         stride=data.draw(ints, "s"), padding=data.draw(st.one_of(st.integers(0, 2),
+                                                                                  st.sampled_from(["same", "valid"]))),
+                         dilation=data.draw(st.integers(1, 2), "d"),
+                         padding_mode=data.draw(st.sampled_from(["zeros", "reflect", "replicate", "circular"])))
+    if kind in ("MaxPool2d", "AvgPool2d", "MinPool2d"):
+        k = data.draw(ints, "k")
+        return getattr(nn, kind)(k, stride=data.draw(st.one_of(st.none(), ints), "s"),
+                                 padding=data.draw(st.integers(0, k // 2), "p"), ceil_mode=data.draw(st.booleans()))
+    if kind in ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d"):
+        return getattr(nn, kind)(data.draw(st.one_of(ints, st.tuples(st.one_of(st.none(), ints), ints)), "size"))
+    if kind == "FractionalMaxPool2d":
+        if data.draw(st.booleans(), "by size"):
+            return nn.FractionalMaxPool2d(data.draw(ints, "k"), output_size=data.draw(ints, "size"))
+        return nn.FractionalMaxPool2d(data.draw(ints, "k"), output_ratio=data.draw(st.floats(0.1, 0.9), "ratio"))
+    if kind in ("GLU", "Softmax", "LogSoftmax"):
+        return getattr(nn, kind)(data.draw(st.integers(-5, 4), "dim"))
+    if kind == "BatchNorm2d":
+        return nn.BatchNorm2d(data.draw(st.integers(1, 3), "features"))
+    if kind == "Linear":
+        return nn.Linear(data.draw(st.integers(1, 4), "in"), data.draw(ints, "out"))
+    return getattr(nn, kind)()
+
+
+@PROPERTY
+@given(kind=st.sampled_from(["Conv2d", "MaxPool2d", "AvgPool2d", "MinPool2d", "AdaptiveAvgPool2d",
+                             "AdaptiveMaxPool2d", "FractionalMaxPool2d", "GlobalAvgPool2d", "GlobalMaxPool2d",
+                             "GLU", "Softmax", "LogSoftmax", "BatchNorm2d", "Linear", "ReLU", "GELU", "Flatten"]),
+       shape=st.lists(st.integers(1, 6), min_size=1, max_size=4).map(tuple), data=st.data())
+def test_layer_output_shape_agrees_with_forward(kind, shape, data):
+    """Model files are built with ``output_shape``: it must refuse exactly the inputs forward refuses,
+    and give forward's shape otherwise."""
+    layer = _layer(kind, data)
+    layer.eval()
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)  # the layers' dtype
+    shape_out, shape_err = outcome(lambda: layer.output_shape(shape))
+    y, err = outcome(lambda: layer(Tensor(x)).shape)
+    what = f"{layer!r} on input {shape}: output_shape {shape_out or shape_err!r}, forward {y or err!r}"
+    if err is None:
+        assert shape_err is None and tuple(shape_out) == tuple(y), what
+    else:
+        assert shape_err is not None, what

@@ -1,13 +1,440 @@
+"""Files are data, never instructions: model files, run files and downloads are checked and capped."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cnnlab
+from cnnlab import Tensor, nn
+from cnnlab._files import safe_name
+from cnnlab.io import load_bundle, load_model, save_bundle, save_model
+from cnnlab.models import digitsnet, load_model_file, parse_model_spec
+
+BOMB = """\
+a: &a [{type: ReLU}, {type: ReLU}, {type: ReLU}, {type: ReLU}, {type: ReLU}, {type: ReLU}, {type: ReLU}, {type: ReLU}, {type: ReLU}, {type: ReLU}]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]
+layers: [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]
+"""
 
 
-def test_weights_link_leaving_the_folder_is_refused(tmp_path):
-    import os
-    folder = _saved(tmp_path)
-    outside = tmp_path / "secret.npz"
-    os.replace(folder / "model.npz", outside)
-    try:
-        os.symlink(outside, folder / "model.npz")
-    except OSError:
-        pytest.skip("symbolic links are not available here")
-    with pytest.raises(ValueError, match=r"model\.npz is a link to .*secret\.npz, outside the model's folder"):
+# --- model files ----------------------------------------------------------------------------------
+def test_yaml_alias_bomb_is_refused_quickly(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(BOMB)
+    assert path.stat().st_size < 1000
+    with pytest.raises(ValueError, match=r"bomb\.yaml is not valid YAML: .*anchors and aliases"):
+        load_model_file(path, (1, 8, 8))
+
+
+def test_yaml_anchor_alone_is_refused():
+    with pytest.raises(ValueError, match="anchors and aliases"):
+        parse_model_spec("layers: &x [{type: ReLU}]\n", "yaml", "m.yaml")
+    # plain YAML still reads
+    assert parse_model_spec("layers: [{type: ReLU}]\n", "yaml", "m.yaml") == {"layers": [{"type": "ReLU"}]}
+
+
+def test_model_file_size_is_capped(tmp_path):
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps({"layers": [{"type": "ReLU"}]}) + " " * (1 << 20))
+    with pytest.raises(ValueError, match=r"big\.json is larger than 1,048,576 bytes"):
+        load_model_file(path)
+
+
+@pytest.mark.parametrize("fmt,text", [
+    ("json", json.dumps({"layers": [{"type": "ReLU"}] * 10_001})),
+    ("yaml", "layers:\n" + "- {type: ReLU}\n" * 10_001),
+    ("toml", '[[layers]]\ntype = "ReLU"\n' * 10_001),
+])
+def test_number_of_layers_is_capped_in_every_format(fmt, text):
+    with pytest.raises(ValueError, match=r"m: describes more than 10,000 layers"):
+        parse_model_spec(text, fmt, "m")
+
+
+def test_nested_blocks_count_and_nesting_is_capped():
+    inner = {"type": "ReLU"}
+    for _ in range(40):
+        inner = {"type": "Sequential", "layers": [inner]}
+    with pytest.raises(ValueError, match="nested more than 32 levels"):
+        parse_model_spec(json.dumps({"layers": [inner]}), "json", "m.json")
+    with pytest.raises(ValueError, match="nested too deeply|nested more than"):
+        parse_model_spec("[" * 100_000 + "]" * 100_000, "json", "m.json")
+
+
+@pytest.mark.parametrize("layer,pattern", [
+    ({"type": "Conv2d", "out_channels": 10**9, "kernel_size": 3}, r"'out_channels' is 1,000,000,000; sizes"),
+    ({"type": "Conv2d", "out_channels": 4, "kernel_size": list(range(1, 40))}, r"'kernel_size' is a list of 39"),
+    ({"type": "Conv2d", "out_channels": 60000, "kernel_size": 60}, r"more than 200,000,000 parameters"),
+    ({"type": "Linear", "out_features": 100000}, r"more than 200,000,000 parameters"),
+    ({"type": "Sequential", "layers": [{"type": "Conv2d", "out_channels": 4096, "kernel_size": 1},
+                                       {"type": "Flatten"}, {"type": "Linear", "out_features": 10}]},
+     r"layer 0.2 \(Linear\) brings the model to more than 200,000,000 parameters"),
+    ({"type": "LeakyReLU", "negative_slope": float("nan")}, r"'negative_slope' must be a finite number"),
+])
+def test_layer_arguments_are_capped_before_building(layer, pattern):
+    spec = {"input_shape": [3, 100, 100], "layers": [layer]}
+    with pytest.raises(ValueError, match=pattern):
+        parse_model_spec(json.dumps(spec), "json", "m.json")
+
+
+def test_glu_dim_out_of_range_is_a_clear_build_error(tmp_path):
+    path = tmp_path / "glu.json"
+    path.write_text(json.dumps({"input_shape": [1, 8, 8], "layers": [{"type": "Flatten"},
+                                                                     {"type": "GLU", "dim": 5}]}))
+    with pytest.raises(ValueError, match=r"GLU\(dim=5\) needs dim in \[-2, 1\] for a 2-D input"):
+        load_model_file(path)
+
+
+# --- names and paths ------------------------------------------------------------------------------
+@pytest.mark.parametrize("name,expected", [
+    ("../../../../escaped", "escaped"), ("/etc/passwd", "etc_passwd"), ("..", "model"), ("", "model"),
+    ("a b\\c\x00d", "a_b_c_d"), ("lenet5", "lenet5"), (".hidden", "hidden"), ("x" * 300, "x" * 64),
+])
+def test_safe_name(name, expected):
+    assert safe_name(name) == expected
+
+
+def test_model_name_cannot_place_the_run_outside_runs(tmp_path, monkeypatch):
+    from cnnlab.train import _new_run_dir
+    path = _new_run_dir("digits", "../../../../escaped", tmp_path / "runs")
+    assert path.parent == tmp_path / "runs" and path.name.startswith("digits-escaped-")
+    path = _new_run_dir("../x", "/abs/olute.json", tmp_path / "runs")
+    assert path.parent == tmp_path / "runs" and path.name.startswith("x-olute-")
+
+
+def _saved(tmp_path, **changes):
+    cnnlab.manual_seed(0)
+    folder = tmp_path / "model"
+    save_model(digitsnet(), folder, (1, 8, 8), mean=[0.5], std=[0.25], name="digitsnet")
+    info = json.loads((folder / "model.json").read_text())
+    for key, value in changes.items():
+        if "." in key:
+            outer, inner = key.split(".")
+            info[outer][inner] = value
+        elif value is _DELETE:
+            del info[key]
+        else:
+            info[key] = value
+    (folder / "model.json").write_text(json.dumps(info))
+    return folder
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize("weights", ["../elsewhere/secret.npz", "/tmp/secret.npz", "sub/model.npz",
+                                     "..", "model.json", 3])
+def test_weights_are_read_only_from_the_model_folder(tmp_path, weights):
+    secret = tmp_path / "elsewhere" / "secret.npz"
+    secret.parent.mkdir()
+    np.savez(secret, x=np.zeros(1))
+    folder = _saved(tmp_path, weights=weights)
+    with pytest.raises(ValueError, match=r"model\.json: 'weights' must be a (plain \.npz file name|file name)"):
         load_model(folder)
+
+
+@pytest.mark.parametrize("change,pattern", [
+    ({"preprocessing": [1, 8, 8]}, r"'preprocessing' must be a mapping .*got \[1, 8, 8\] \(a list\)"),
+    ({"preprocessing.input_shape": [1, 8]}, r"'preprocessing.input_shape' must be a list \[C, H, W\]"),
+    ({"preprocessing.input_shape": [1, -8, 8]}, r"'preprocessing.input_shape' must be"),
+    ({"preprocessing.mean": [0.1, 0.2]}, r"'preprocessing.mean' must be null or a list of 1 finite numbers"),
+    ({"preprocessing.std": [0.0]}, r"'preprocessing.std' must be a list of positive numbers"),
+    ({"preprocessing.std": ["a"]}, r"'preprocessing.std' must be null or a list of 1"),
+    ({"preprocessing.mean": None}, r"'preprocessing.mean' and 'preprocessing.std' must both be"),
+    ({"classes": ["only one"]}, r"'classes' must list 10 names \(the model has 10 outputs\), got 1"),
+    ({"classes": "0123456789"}, r"'classes' must be a list of class names"),
+    ({"classes": None}, r"'classes' must be a list of class names \(strings\), got None"),
+    ({"classes": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]}, r"'classes' must be a list of class names"),
+    ({"architecture": [1, 2]}, r"'architecture' must be a mapping"),
+    ({"architecture": _DELETE}, r"missing field 'architecture'"),
+    ({"format_version": "1"}, r"'format_version' must be a positive int, got '1' \(a string\)"),
+    ({"format_version": 99}, r"format_version 99; this cnnlab reads up to 1"),
+    ({"format": "other"}, r"not a cnnlab model description"),
+    ({"name": ["x"]}, r"'name' must be a string"),
+])
+def test_model_json_fields_are_validated(tmp_path, change, pattern):
+    folder = _saved(tmp_path, **change)
+    with pytest.raises(ValueError, match=r"model\.json.*" + pattern):
+        load_model(folder)
+
+
+def test_model_json_that_is_a_list(tmp_path):
+    folder = _saved(tmp_path)
+    (folder / "model.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"model\.json is not a cnnlab model description: expected a JSON "
+                                         r"object .*got a list"):
+        load_model(folder)
+
+
+def test_weights_of_the_wrong_shape_name_the_file(tmp_path):
+    folder = _saved(tmp_path)
+    weights = dict(np.load(folder / "model.npz"))
+    weights["0.weight"] = np.zeros((1, 1, 1, 1), np.float32)
+    np.savez(folder / "model.npz", **weights)
+    with pytest.raises(ValueError, match=r"model\.npz does not match the architecture .*size mismatch for "
+                                         r"0\.weight"):
+        load_model(folder)
+
+
+# --- run files ------------------------------------------------------------------------------------
+def test_metrics_and_config_are_validated(tmp_path):
+    from cnnlab.explain.runs import open_run
+    folder = _saved(tmp_path)
+    (folder / "metrics.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"metrics\.json is not a cnnlab metrics file: expected a JSON object, "
+                                         r"got a list"):
+        open_run(folder)
+    (folder / "metrics.json").write_text(json.dumps({"test_accuracy": "high"}))
+    with pytest.raises(ValueError, match=r"metrics\.json: 'test_accuracy' must be a finite number or null, "
+                                         r"got 'high' \(a string\)"):
+        open_run(folder)
+    (folder / "metrics.json").write_text(json.dumps({"test_accuracy": 0.9, "epochs": 2}))
+    (folder / "config.json").write_text(json.dumps({"dataset": "digits", "epochs": 0, "batch_size": 8,
+                                                    "optimizer": "adam", "lr": 0.01}))
+    with pytest.raises(ValueError, match=r"config\.json: 'epochs' must be a positive int, got 0"):
+        open_run(folder)
+    (folder / "config.json").write_text(json.dumps({"dataset": "digits", "val_fraction": None}))
+    with pytest.raises(ValueError, match=r"config\.json: 'val_fraction' must be a finite number, got None"):
+        open_run(folder)
+    (folder / "config.json").write_text(json.dumps({"dataset": "digits"}))
+    assert open_run(folder).config == {"dataset": "digits"}  # reading needs no training settings
+    from cnnlab._schema import check_config
+    with pytest.raises(ValueError, match=r"config\.json: missing field 'epochs'"):
+        check_config({"dataset": "digits"}, folder / "config.json", resume=True)
+
+
+@pytest.mark.parametrize("text,pattern", [
+    ("epoch,train_loss\n1,0.5\n1,0.4\n", r"'epoch' on line 3 must be a positive int larger than the line above"),
+    ("epoch,train_loss\ninf,0.5\n", r"line 2, column 'epoch': 'inf' is not a whole number"),
+    ("epoch,epoch\n1,2\n", r"the header line must name each column once"),
+    ("epoch,train_loss\n1,0.5,7\n", r"line 2: 3 cells, but the header names 2 columns"),
+    ("epoch,train_loss\n1,\x00\n", r"not a readable CSV file|is not a number"),
+    ("epoch,train_loss\n1,abc\n", r"line 2, column 'train_loss': 'abc' is not a number"),
+])
+def test_history_csv_is_validated(tmp_path, text, pattern):
+    from cnnlab.explain.runs import read_history
+    path = tmp_path / "history.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=pattern):
+        read_history(path)
+
+
+def _checkpoint(tmp_path):
+    """A real checkpoint written by a one-epoch fit."""
+    from cnnlab.train import fit
+    cnnlab.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(72, 3))
+    rng = np.random.default_rng(0)
+    images, labels = rng.random((12, 1, 8, 8), dtype=np.float32), rng.integers(0, 3, 12)
+    fit(model, (images, labels), epochs=1, batch_size=4, out_dir=tmp_path, verbose=0, lr=0.01,
+        optimizer="sgd", input_shape=(1, 8, 8))
+    return model, tmp_path / "checkpoint.npz"
+
+
+@pytest.mark.parametrize("edit,pattern", [
+    (lambda a, m: m.update(epoch="2"), r"'epoch' must be an int, got '2' \(a string\)"),
+    (lambda a, m: m.pop("rng"), r"missing field 'rng'"),
+    (lambda a, m: m.update(rng={"bit_generator": "Nope", "state": {}}), r"'rng': 'bit_generator' must be 'PCG64'"),
+    (lambda a, m: m["rng"]["state"].update(state="x"), r"'rng': not a valid NumPy generator state"),
+    (lambda a, m: m.update(rng=np.random.MT19937().state), r"'bit_generator' must be 'PCG64', got 'MT19937'"),
+    (lambda a, m: m["optimizer"].update(lr=None), r"optimizer: 'lr' must be a finite number, got None"),
+    (lambda a, m: m["history"]["history"].update(epoch=[1, "x"]), r"'history.history.epoch' must be a list"),
+    (lambda a, m: m["history"].update(train_seconds=None), r"'history.train_seconds' must be a number >= 0, got None"),
+    (lambda a, m: m["history"].update(stopped_early="no"), r"'history.stopped_early' must be true or false"),
+    (lambda a, m: m["history"].update(history={}), r"the history has no 'epoch' column"),
+    (lambda a, m: m["history"]["history"].pop("train_loss"), r"the history has no 'train_loss' column"),
+    (lambda a, m: m["optimizer"].update(lr=-1), r"'optimizer.lr' must be a number >= 0, got -1"),
+    (lambda a, m: a.update({"model/0.weight": np.zeros((1, 1))}), r"array 'model/0.weight' has shape \(1, 1\)"),
+    (lambda a, m: a.pop("model/3.bias"), r"missing \['model/3.bias'\]"),
+    (lambda a, m: a.update({"evil": np.zeros(1)}), r"unexpected array 'evil'"),
+    (lambda a, m: a.update({"optim/99.momentum_buffer": np.zeros(1)}), r"'optim/99.momentum_buffer' names no"),
+])
+def test_checkpoint_is_validated_before_resuming(tmp_path, edit, pattern):
+    from cnnlab._schema import check_checkpoint
+    model, path = _checkpoint(tmp_path)
+    arrays, meta = load_bundle(path)
+    check_checkpoint(arrays, meta, path, model)  # the real one passes
+    edit(arrays, meta)
+    save_bundle(path, arrays, meta)
+    arrays, meta = load_bundle(path)
+    with pytest.raises(ValueError, match=r"checkpoint\.npz.*" + pattern):
+        check_checkpoint(arrays, meta, path, model)
+
+
+def test_resume_from_an_edited_checkpoint_names_the_field(tmp_path):
+    from cnnlab.train import fit
+    model, path = _checkpoint(tmp_path)
+    arrays, meta = load_bundle(path)
+    meta["history"] = [1, 2]
+    save_bundle(path, arrays, meta)
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"checkpoint\.npz: 'history' must be a mapping, got \[1, 2\]"):
+        fit(model, (rng.random((12, 1, 8, 8), dtype=np.float32), rng.integers(0, 3, 12)), epochs=2,
+            batch_size=4, out_dir=tmp_path, verbose=0, lr=0.01, optimizer="sgd", input_shape=(1, 8, 8),
+            resume=True)
+
+
+def test_garbled_checkpoint_description(tmp_path):
+    path = tmp_path / "c.npz"
+    np.savez(path, __meta_json__=np.frombuffer(b"\xff\xfe{", dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"c\.npz: its description \(__meta_json__\) is not valid JSON"):
+        load_bundle(path)
+
+
+# --- downloads and archives -----------------------------------------------------------------------
+class _FakeResponse:
+    """What urlopen returns: ``read(n)`` over fixed bytes, headers, a context manager."""
+
+    def __init__(self, size, content_length=None):
+        self.left, self.headers, self.sent = size, {}, 0
+        if content_length is not None:
+            self.headers["Content-Length"] = str(content_length)
+
+    def read(self, n=-1):
+        n = self.left if n < 0 else min(n, self.left)
+        self.left -= n
+        self.sent += n
+        return b"\0" * n
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.mark.parametrize("announced", [None, 10**12])
+def test_downloads_are_capped(tmp_path, monkeypatch, announced):
+    import urllib.request
+    from cnnlab.data import mnist
+    response = _FakeResponse(10 * mnist.MAX_DOWNLOAD_BYTES, announced)
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: response)
+    with pytest.raises(mnist.DownloadTooLargeError, match=r"download of http://x/f.gz refused: larger than "
+                                                          r"67,108,864 bytes"):
+        mnist.download_file("http://x/f.gz", tmp_path / "f.gz", "0" * 64, progress=False)
+    assert response.sent <= mnist.MAX_DOWNLOAD_BYTES + (1 << 16)  # stopped at the cap
+    assert list(tmp_path.iterdir()) == []  # nothing left behind
+
+
+def test_mnist_download_larger_than_the_cap_is_reported(tmp_path, monkeypatch):
+    import urllib.request
+    from cnnlab.data import mnist
+    monkeypatch.setattr(mnist, "MAX_DOWNLOAD_BYTES", 1000)
+    monkeypatch.setattr(mnist, "cache_dir", lambda kind=None: tmp_path)
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: _FakeResponse(5000))
+    with pytest.raises(mnist.DownloadTooLargeError, match="larger than 1,000 bytes"):
+        mnist.find_mnist_files(tmp_path / "nothing", "mnist", "test", download=True, progress=False)
+
+
+def test_gzip_bomb_idx_is_capped(tmp_path, monkeypatch):
+    import gzip
+    from cnnlab.data import idx
+    monkeypatch.setattr(idx, "MAX_IDX_BYTES", 10_000)
+    path = tmp_path / "bomb-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(b"\0" * 1_000_000))
+    with pytest.raises(idx.IDXFormatError, match=r"larger than 10,000 bytes \(decompressed\)"):
+        idx.read_idx(path)
+
+
+@pytest.mark.parametrize("where", ["tar", "dir"])
+def test_cifar_members_are_capped(tmp_path, monkeypatch, where):
+    import io
+    import tarfile
+    from cnnlab.data import cifar
+    monkeypatch.setattr(cifar, "MAX_MEMBER_BYTES", 1000)
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    (folder / "data_batch_1").write_bytes(b"\0" * 5000)
+    if where == "tar":
+        archive = tmp_path / "cifar-10-python.tar.gz"
+        with tarfile.open(archive, "w:gz") as tar:
+            tar.add(folder / "data_batch_1", "cifar-10-batches-py/data_batch_1")
+        (folder / "data_batch_1").unlink()
+        folder.rmdir()
+        source = archive
+    else:
+        source = tmp_path
+    with pytest.raises(ValueError, match=r"data_batch_1 is 5,00\d bytes, larger than the 1,000 bytes a "
+                                         r"CIFAR-10 batch file may have"):
+        cifar.load_cifar10(source, "train")
+
+
+# --- images and reports ---------------------------------------------------------------------------
+def test_decompression_bomb_image_gets_its_own_message(tmp_path, monkeypatch):
+    from PIL import Image
+    from cnnlab.cli import main
+    path = tmp_path / "huge.png"
+    Image.new("L", (40, 40)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 1,600 pixels: more than twice the limit
+    from cnnlab.explain.images import image_channels, load_image
+    with pytest.raises(ValueError, match=r"image .*huge\.png is too large to read: Image size \(1600 pixels\) "
+                                         r"exceeds limit"):
+        image_channels(path)
+    with pytest.raises(ValueError, match=r"huge\.png is too large to read"):
+        load_image(path, channels=1)
+    folder = _saved(tmp_path)
+    assert main(["predict", str(folder), str(path)]) == 1
+
+
+def test_report_shows_folder_names_not_absolute_paths():
+    from cnnlab.explain.report import _public
+    assert _public("/home/someone/photos/cats") == "cats"
+    assert _public("/home/someone/photos/cats/") == "cats"
+    assert _public("C:\\Users\\x\\digits") == "digits"
+    assert _public("mnist") == "mnist" and _public(None) is None and _public(3) == 3
+
+
+def test_npz_headers_are_checked_before_allocating(tmp_path):
+    import io
+    import zipfile
+    from numpy.lib import format as npy
+    from cnnlab.io import load_npz
+    buf = io.BytesIO()
+    npy.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False, "shape": (10**11,)})
+    buf.write(b"\0" * 16)
+    with zipfile.ZipFile(tmp_path / "forged.npz", "w") as z:
+        z.writestr("a.npy", buf.getvalue())
+    with pytest.raises(ValueError, match=r"forged\.npz: array 'a' claims shape \(100000000000,\) "
+                                         r"\(800,000,000,000 bytes\) but the file holds \d+ bytes"):
+        load_npz(tmp_path / "forged.npz")
+    np.savez(tmp_path / "obj.npz", a=np.array([{}, 1], dtype=object))
+    with pytest.raises(ValueError, match=r"obj\.npz: array 'a' holds Python objects \(pickle\), which cnnlab "
+                                         r"never loads"):
+        load_npz(tmp_path / "obj.npz")
+    with zipfile.ZipFile(tmp_path / "junk.npz", "w") as z:
+        z.writestr("a.npy", b"\x93NUMPY\x01\x00garbage")
+    with pytest.raises(ValueError, match=r"junk\.npz: array 'a' is not a readable \.npy array"):
+        load_npz(tmp_path / "junk.npz")
+
+
+def test_run_files_are_capped_and_deep_nesting_refused(tmp_path, monkeypatch):
+    from cnnlab import _schema
+    from cnnlab.explain.runs import open_run
+    folder = _saved(tmp_path)
+    (folder / "metrics.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match=r"metrics\.json is nested too deeply"):
+        open_run(folder)
+    (folder / "metrics.json").write_text("{}")
+    monkeypatch.setattr(_schema, "MAX_RUN_FILE_BYTES", 100)
+    with pytest.raises(ValueError, match=r"model description .*model\.json is larger than 100 bytes"):
+        load_model(folder)
+
+
+def test_cifar_archive_with_too_many_entries(tmp_path, monkeypatch):
+    import io
+    import tarfile
+    from cnnlab.data import cifar
+    monkeypatch.setattr(cifar, "MAX_MEMBERS", 20)
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for i in range(30):
+            info = tarfile.TarInfo(f"junk/{i}")
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(ValueError, match=r"more than 20 entries; not a CIFAR-10 archive"):
+        cifar.load_cifar10(archive, "train")

@@ -402,7 +402,7 @@ def test_layer_constructor_errors():
         nn.Conv2d(3, 4, 3, groups=2)
     with pytest.raises(ValueError, match=r"`out_channels` \(=5\) must be divisible by `groups` \(=2\)"):
         nn.Conv2d(4, 5, 3, groups=2)
-    with pytest.raises(ValueError, match=r"`out_channels` must be a positive int, got 0"):
+    with pytest.raises(ValueError, match=r"`out_channels` \(=0\) must be a positive int"):
         nn.Conv2d(4, 0, 3)
     with pytest.raises(ValueError, match=r"padding_mode must be one of \('zeros', 'reflect', 'replicate', "
                                          r"'circular'\), got 'mirror'"):
@@ -411,7 +411,7 @@ def test_layer_constructor_errors():
         nn.Conv2d(1, 1, 3, padding="full")
     with pytest.raises(ValueError, match=r"`kernel_size` must be positive, got 0"):
         nn.Conv2d(1, 1, 0)
-    with pytest.raises(ValueError, match=r"`in_features` must be a positive int, got -1"):
+    with pytest.raises(ValueError, match=r"`in_features` \(=-1\) must be a positive int"):
         nn.Linear(-1, 3)
     with pytest.raises(ValueError, match=r"dropout probability has to be between 0 and 1, but got 2"):
         nn.Dropout(2)

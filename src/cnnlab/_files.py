@@ -35,3 +35,17 @@ def atomic_open(path, suffix: str = ".tmp"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def safe_name(name, default: str = "model", max_length: int = 64) -> str:
+    """``name`` as one safe folder-name part: letters, digits, ``-``, ``_``, ``.`` and ``+`` kept,
+    anything else (``/``, ``\\``, spaces, control characters) becomes ``_``; no leading dot, so
+    ``..`` or ``.hidden`` never come out; at most ``max_length`` characters; ``default`` if empty.
+
+    >>> safe_name("../../../../escaped")
+    'escaped'
+    """
+    import re
+    text = re.sub(r"[^A-Za-z0-9._+-]+", "_", str(name))
+    text = text.strip("._-")[:max_length].rstrip("._-")
+    return text or default

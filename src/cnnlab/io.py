@@ -74,8 +74,14 @@ def read_json(path, what: str = "JSON file") -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} {path} does not exist")
+    from ._schema import MAX_RUN_FILE_BYTES
+    if path.stat().st_size > MAX_RUN_FILE_BYTES:
+        raise ValueError(f"{what} {path} is larger than {MAX_RUN_FILE_BYTES:,} bytes; cnnlab does not read "
+                         f"{what}s that large")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ValueError(f"{what} {path} is nested too deeply to be a cnnlab file") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{what} {path} is not valid JSON: {exc}") from None
 
@@ -98,6 +104,8 @@ def load_npz(path, what: str = "weights file") -> Dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} {path} does not exist")
+    from ._schema import check_npz_members
+    check_npz_members(path, what)  # array headers checked before NumPy allocates anything
     try:
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
@@ -118,7 +126,10 @@ def load_bundle(path, what: str = "checkpoint") -> Tuple[Dict[str, np.ndarray], 
     arrays = load_npz(path, what)
     if _META_KEY not in arrays:
         raise ValueError(f"{what} {path} has no {_META_KEY} entry: not written by cnnlab")
-    meta = json.loads(arrays.pop(_META_KEY).tobytes().decode("utf-8"))
+    try:
+        meta = json.loads(arrays.pop(_META_KEY).tobytes().decode("utf-8"))
+    except ValueError as exc:  # bad UTF-8 or JSON
+        raise ValueError(f"{what} {path}: its description ({_META_KEY}) is not valid JSON: {exc}") from None
     return arrays, meta
 
 
@@ -274,27 +285,47 @@ def load_model(path) -> SavedModel:
     from .models import build_model
 
     directory = _model_dir(path)
-    info = read_json(directory / MODEL_JSON, "model description")
-    if not isinstance(info, dict) or info.get("format") != FORMAT:
-        raise ValueError(f"{directory / MODEL_JSON} is not a cnnlab model description "
-                         f"(expected \"format\": \"{FORMAT}\")")
-    if int(info.get("format_version", 0)) > FORMAT_VERSION:
-        raise ValueError(f"{directory / MODEL_JSON} has format_version {info['format_version']}; this cnnlab "
-                         f"reads up to {FORMAT_VERSION}: upgrade cnnlab")
+    info = _read_model_json(directory)  # every field checked (files are data: cnnlab._schema)
     pre = info.get("preprocessing") or {}
     shape = tuple(int(s) for s in pre.get("input_shape") or info["architecture"]["input_shape"])
     model = build_model(info["architecture"], shape, str(directory / MODEL_JSON))
-    weights = load_npz(directory / info.get("weights", MODEL_WEIGHTS))
+    _check_outputs(info, model, shape, directory / MODEL_JSON)
+    weights = load_npz(_weights_path(directory, info))
     try:
         model.load_state_dict(weights)
     except KeyError as exc:
         raise ValueError(f"{directory / MODEL_WEIGHTS} does not match the architecture in "
                          f"{directory / MODEL_JSON}: {exc.args[0]}") from None
+    except ValueError as exc:
+        raise ValueError(f"{directory / MODEL_WEIGHTS} does not match the architecture in "
+                         f"{directory / MODEL_JSON}: {exc}") from None
     model.eval()
     mean, std = pre.get("mean"), pre.get("std")
     return SavedModel(model=model, input_shape=shape, classes=[str(c) for c in info.get("classes", [])],
                       mean=None if mean is None else tuple(mean), std=None if std is None else tuple(std),
                       name=str(info.get("name", "")), info=info, path=directory)
+
+
+# --- checks of what a model folder holds (files are data; the validators are in cnnlab._schema) ---
+def _read_model_json(directory: Path) -> dict:
+    from ._schema import check_model_json
+    path = directory / MODEL_JSON
+    return check_model_json(read_json(path, "model description"), path, FORMAT, FORMAT_VERSION)
+
+
+def _weights_path(directory: Path, info: dict) -> Path:
+    """The weights file named in model.json (a plain file name, checked by _schema), which must
+    also stay in the folder once symbolic links are followed."""
+    path = directory / info.get("weights", MODEL_WEIGHTS)
+    if path.exists() and path.resolve().parent != directory.resolve():
+        raise ValueError(f"{path} is a link to {path.resolve()}, outside the model's folder {directory}; "
+                         "cnnlab reads weights only from the model's own folder")
+    return path
+
+
+def _check_outputs(info: dict, model: nn.Module, shape, path: Path) -> None:
+    from ._schema import check_model_outputs
+    check_model_outputs(info, model, shape, path)
 
 
 save = save_model

@@ -497,23 +497,31 @@ def build_model(spec: dict, input_shape: Optional[Sequence[int]] = None,
 
 def parse_model_spec(text: str, fmt: str, source: str = "model file") -> dict:
     """Parse a model file's text; ``fmt`` is ``'json'``, ``'yaml'`` or ``'toml'``."""
+    from ._schema import MAX_MODEL_FILE_BYTES, check_model_document, parse_yaml
+    if fmt not in ("json", "yaml", "toml"):
+        raise ValueError(f"unknown model file format {fmt!r}; expected 'json', 'yaml' or 'toml'")
+    if len(text) > MAX_MODEL_FILE_BYTES:
+        raise ValueError(f"{source} is larger than {MAX_MODEL_FILE_BYTES:,} bytes; cnnlab does not read "
+                         "model files that large")
     try:
         if fmt == "json":
-            return json.loads(text)
-        if fmt == "yaml":
-            import yaml
-            return yaml.safe_load(text)
-        if fmt == "toml":
+            spec = json.loads(text)
+        elif fmt == "yaml":
+            spec = parse_yaml(text)
+        else:
             try:
                 import tomllib
             except ImportError:  # Python < 3.11
                 import tomli as tomllib
-            return tomllib.loads(text)
+            spec = tomllib.loads(text)
     except ImportError:
         raise
+    except RecursionError:
+        raise ValueError(f"{source} is nested too deeply to be a model file") from None
     except Exception as exc:  # the parsers' own error classes differ; all mean "not valid"
-        raise ValueError(f"{source} is not valid {fmt.upper()}: {exc}") from None
-    raise ValueError(f"unknown model file format {fmt!r}; expected 'json', 'yaml' or 'toml'")
+        raise ValueError(f"{source} is not valid {fmt.upper()}: {' '.join(str(exc).split())}") from None
+    check_model_document(spec, source)  # caps: nesting, layers, sizes (files are data)
+    return spec
 
 
 def load_model_file(path, input_shape: Optional[Sequence[int]] = None) -> Tuple[nn.Sequential, dict]:
@@ -530,7 +538,8 @@ def load_model_file(path, input_shape: Optional[Sequence[int]] = None) -> Tuple[
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
     fmt = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".toml": "toml"}[suffix]
-    spec = parse_model_spec(path.read_text(encoding="utf-8"), fmt, str(path))
+    from ._schema import read_model_text
+    spec = parse_model_spec(read_model_text(path), fmt, str(path))
     return build_model(spec, input_shape, str(path)), spec
 
 

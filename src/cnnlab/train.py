@@ -57,6 +57,7 @@ from . import functional as F
 from . import nn, optim
 from . import random as _random
 from ._runlock import run_lock
+from . import _schema
 from .io import (atomic_write_bytes, load_bundle, read_json, save_bundle, save_model,
                  write_json)
 from .tensor import Tensor, no_grad
@@ -694,6 +695,7 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
             raise FileNotFoundError(f"cannot resume: {ckpt_path} does not exist (is {out_dir} a run "
                                     "directory whose first epoch finished?)")
         arrays, meta = load_bundle(ckpt_path, "checkpoint")
+        _schema.check_checkpoint(arrays, meta, ckpt_path, model)  # every field and array, before use
         saved = meta.get("config", {})
         for key in ("batch_size", "optimizer", "schedule", "seed"):
             if key in saved and saved[key] != config[key]:
@@ -1001,7 +1003,8 @@ def _new_run_dir(label: str, model: str, root="runs") -> Path:
     """A fresh ``root/<label>-<model>-<time>[-k]`` folder, created here: two runs started in the same
     second claim different folders (``mkdir`` fails for the second)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(root) / f"{label}-{Path(model).stem if Path(model).suffix else model}-{stamp}"
+    from ._files import safe_name  # a model file's "name" is data: never a path
+    base = Path(root) / f"{safe_name(label, 'data')}-{safe_name(Path(model).stem if Path(model).suffix else model)}-{stamp}"
     Path(root).mkdir(parents=True, exist_ok=True)
     path, k = base, 1
     while True:
@@ -1070,7 +1073,8 @@ def _train(locks: contextlib.ExitStack, dataset: str = "digits", model: Optional
             raise ValueError(f"cannot resume: {run_dir} is not a cnnlab run directory (no {CONFIG_JSON})")
         if _distributed.is_root():
             locks.enter_context(run_lock(run_dir))
-        config = read_json(run_dir / CONFIG_JSON, "run configuration")
+        config = _schema.check_config(read_json(run_dir / CONFIG_JSON, "run configuration"),
+                                      run_dir / CONFIG_JSON, resume=True)
         finished = _finished_run(run_dir, config, epochs, say)
         if finished is not None:
             return finished

@@ -246,8 +246,9 @@ def cmd_train(args) -> int:
 def _run_config(run_dir: Path) -> dict:
     from ..io import read_json
     from ..train import CONFIG_JSON
+    from .._schema import check_config
     path = run_dir / CONFIG_JSON
-    return read_json(path, "run configuration") if path.is_file() else {}
+    return check_config(read_json(path, "run configuration"), path) if path.is_file() else {}
 
 
 def _load_finite_model(run_dir: Path):

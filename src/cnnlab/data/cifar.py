@@ -125,21 +125,49 @@ def _locate(path: Path):
         "with --data-dir DIR (data_dir=DIR in Python).")
 
 
+#: the largest CIFAR-10 batch file read (the real ones are 31 MB each)
+MAX_MEMBER_BYTES = 64 << 20
+#: the most entries of an archive looked at
+MAX_MEMBERS = 1000
+
+
+def _too_large(source: str, size: int) -> ValueError:
+    return ValueError(f"{source} is {size:,} bytes, larger than the {MAX_MEMBER_BYTES:,} bytes a CIFAR-10 "
+                      "batch file may have (the real ones are 31 MB): not a CIFAR-10 file")
+
+
+def _read_capped(f, source: str) -> bytes:
+    data = f.read(MAX_MEMBER_BYTES + 1)
+    if len(data) > MAX_MEMBER_BYTES:
+        raise _too_large(source, len(data))
+    return data
+
+
 def _read_files(kind: str, where: Path, names: List[str]) -> Dict[str, bytes]:
-    """The bytes of the requested files that exist (missing ones are left out)."""
+    """The bytes of the requested files that exist (missing ones are left out); each is
+    capped at :data:`MAX_MEMBER_BYTES`."""
     found: Dict[str, bytes] = {}
     if kind == "dir":
         for name in names:
             file = where / name
             if file.is_file():
-                found[name] = file.read_bytes()
+                if file.stat().st_size > MAX_MEMBER_BYTES:
+                    raise _too_large(str(file), file.stat().st_size)
+                with file.open("rb") as f:
+                    found[name] = _read_capped(f, str(file))
         return found
     try:
         with tarfile.open(where, "r:*") as archive:
-            for member in archive:
+            for count, member in enumerate(archive):
+                if count >= MAX_MEMBERS:  # the real archive holds 8 files
+                    raise ValueError(f"{where}: more than {MAX_MEMBERS:,} entries; not a CIFAR-10 archive")
+                if len(found) == len(set(names)):
+                    break  # everything asked for is read: the rest of the archive is not
                 base = member.name.rsplit("/", 1)[-1]
                 if member.isfile() and base in names and base not in found:
-                    found[base] = archive.extractfile(member).read()
+                    if member.size > MAX_MEMBER_BYTES:
+                        raise _too_large(f"{where}: member {member.name}", member.size)
+                    found[base] = _read_capped(archive.extractfile(member), f"{where}: member {member.name}")
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise ValueError(f"{where}: cannot read the archive ({exc})") from exc
     return found

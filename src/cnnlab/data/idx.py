@@ -9,6 +9,7 @@ bytes, 1 dimension: N).  Files may be gzip-compressed.
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import zlib
 from typing import Optional
@@ -99,14 +100,22 @@ def parse_idx(data: bytes, expected_magic: Optional[int] = None, source: str = "
     return array
 
 
+#: the largest IDX file read, after decompression (MNIST's training images are 47 MB)
+MAX_IDX_BYTES = 1 << 30
+
+
 def _read_bytes(path: str) -> bytes:
     with open(path, "rb") as f:
-        raw = f.read()
+        raw = f.read(MAX_IDX_BYTES + 1)
     if raw[:2] == b"\x1f\x8b":
         try:
-            return gzip.decompress(raw)
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as g:
+                raw = g.read(MAX_IDX_BYTES + 1)  # a gzip bomb stops at the cap
         except (EOFError, OSError, zlib.error) as exc:
             raise IDXFormatError(f"{path}: truncated or corrupt gzip file ({exc})") from exc
+    if len(raw) > MAX_IDX_BYTES:
+        raise IDXFormatError(f"{path}: larger than {MAX_IDX_BYTES:,} bytes (decompressed); cnnlab does not "
+                             "read IDX files that large")
     return raw
 
 

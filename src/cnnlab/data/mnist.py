@@ -31,7 +31,7 @@ from .idx import IMAGES_MAGIC, LABELS_MAGIC, IDXFormatError, read_idx
 
 __all__ = [
     "DatasetNotFoundError", "ChecksumError", "load_mnist", "find_mnist_files", "read_mnist",
-    "cache_dir", "download_file", "fetch_url", "sha256_file",
+    "cache_dir", "download_file", "fetch_url", "sha256_file", "MAX_DOWNLOAD_BYTES", "DownloadTooLargeError",
     "MNIST_CLASSES", "FASHION_MNIST_CLASSES", "MNIST_FILES", "SHA256", "MIRRORS",
 ]
 
@@ -42,6 +42,15 @@ class DatasetNotFoundError(FileNotFoundError):
 
 class ChecksumError(ValueError):
     """A file's checksum differs from the published one (a corrupt or different file)."""
+
+
+class DownloadTooLargeError(ChecksumError):
+    """A download is larger than the cap (:data:`MAX_DOWNLOAD_BYTES`): not the published file."""
+
+
+#: the most bytes one download may bring (the largest published file, Fashion-MNIST's
+#: training images, is 26 MB)
+MAX_DOWNLOAD_BYTES = 64 << 20
 
 
 MNIST_CLASSES = [str(d) for d in range(10)]
@@ -139,22 +148,31 @@ def _verify(path: Path, expected: str) -> None:
             "is not the published one; delete it and download it again.")
 
 
-def fetch_url(url: str, out, progress: bool = True, timeout: float = 30.0) -> None:
+def fetch_url(url: str, out, progress: bool = True, timeout: float = 30.0,
+              max_bytes: Optional[int] = None) -> None:
     """Stream ``url`` into the binary file object ``out`` (with a tqdm bar when ``progress``).
 
     Raises ``OSError`` (``urllib.error.URLError`` and socket errors are
-    subclasses) or ``http.client.HTTPException`` when the transfer fails.
+    subclasses) or ``http.client.HTTPException`` when the transfer fails, and
+    :class:`DownloadTooLargeError` when the server announces or sends more than
+    ``max_bytes`` (default :data:`MAX_DOWNLOAD_BYTES`).
     """
     import urllib.request
 
+    limit = MAX_DOWNLOAD_BYTES if max_bytes is None else int(max_bytes)
+    too_large = DownloadTooLargeError(f"download of {url} refused: larger than {limit:,} bytes, the most "
+                                      "cnnlab accepts for one file (not the published file)")
     request = urllib.request.Request(url, headers={"User-Agent": "cnnlab"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         total = response.headers.get("Content-Length")
+        if total is not None and total.strip().isdigit() and int(total) > limit:
+            raise too_large
+        received = 0
         bar = None
         if progress:
             try:
                 from tqdm import tqdm
-                bar = tqdm(total=int(total) if total else None, unit="B", unit_scale=True,
+                bar = tqdm(total=int(total) if total and total.strip().isdigit() else None, unit="B", unit_scale=True,
                            unit_divisor=1024, desc=url.rsplit("/", 1)[-1], leave=False)
             except ImportError:  # progress bars are optional
                 bar = None
@@ -163,6 +181,9 @@ def fetch_url(url: str, out, progress: bool = True, timeout: float = 30.0) -> No
                 block = response.read(1 << 16)
                 if not block:
                     break
+                received += len(block)
+                if received > limit:
+                    raise too_large
                 out.write(block)
                 if bar is not None:
                     bar.update(len(block))

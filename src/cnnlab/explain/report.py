@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
@@ -116,6 +117,14 @@ def _shown(dataset) -> Optional[str]:
     return text.rstrip("/\\").replace("\\", "/").split("/")[-1] or text
 
 
+def _public(value):
+    """A data set or model given as a path shows as its folder or file name only: a shared report
+    must not carry the absolute paths of the machine that wrote it."""
+    if isinstance(value, str) and ("/" in value or "\\" in value):
+        return re.split(r"[/\\]", value.rstrip("/\\"))[-1] or value
+    return value
+
+
 def _training(run) -> str:
     from .plots import history_figure
     out = ["<h2 id='training'>Training</h2>"]
@@ -123,7 +132,7 @@ def _training(run) -> str:
     m = run.metrics or {}
     settings = [(k, cfg.get(k, m.get(k))) for k in ("dataset", "model", "epochs", "batch_size", "optimizer", "lr",
                                                      "schedule", "weight_decay", "augment", "seed", "limit")]
-    settings = [(k, _shown(v) if k == "dataset" else v) for k, v in settings if v is not None]
+    settings = [(k, _public(v)) for k, v in settings if v is not None]
     if settings:
         out.append("<table><tr>" + "".join(f"<th>{_esc(k)}</th>" for k, _ in settings) + "</tr><tr>"
                    + "".join(f"<td>{_esc(v)}</td>" for _, v in settings) + "</tr></table>")
@@ -258,7 +267,7 @@ def build_report(run_dir, dataset: Optional[str] = None, data_dir=None, samples:
     run = open_run(run_dir)
     notes: List[str] = []
     m = run.metrics or {}
-    title = f"{run.name} on {_shown(run.dataset) or 'unknown data'}"
+    title = f"{run.name} on {_public(run.dataset) or 'unknown data'}"
     parts = [f"<h1>{_esc(title)}</h1>",
              f"<p class='lead'>cnnlab run <code>{_esc(Path(run.path).name)}</code>; report written "
              f"{datetime.now().strftime('%Y-%m-%d %H:%M')}.</p>",

@@ -10,7 +10,6 @@ missing.
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -53,13 +52,9 @@ class Run:
         return self.saved.info.get("dataset") if isinstance(self.saved.info, dict) else None
 
 
-def _read_json(path: Path) -> Optional[dict]:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+def _read_json(path: Path, what: str, check) -> Optional[dict]:
+    from .._schema import read_checked_json
+    return read_checked_json(path, what, check)
 
 
 def read_history(path) -> Dict[str, list]:
@@ -70,19 +65,29 @@ def read_history(path) -> Dict[str, list]:
         FileNotFoundError: no such file.
         ValueError: not a CSV with an ``epoch`` column, or a cell that is not a number.
     """
+    import io
+    import math
+    from .._schema import MAX_RUN_FILE_BYTES, _read_text, check_history
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"history file {path} does not exist")
-    with path.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
+    try:
+        rows = list(csv.reader(io.StringIO(_read_text(path, MAX_RUN_FILE_BYTES, "history file"), newline="")))
+    except csv.Error as exc:
+        raise ValueError(f"history file {path} is not a readable CSV file: {exc}") from None
     if not rows or "epoch" not in rows[0]:
         raise ValueError(f"{path} is not a training history: expected a CSV whose first line names the "
                          f"columns, including 'epoch'; got {rows[0] if rows else 'an empty file'}")
     header = rows[0]
+    if len(set(header)) != len(header) or any(not name.strip() for name in header):
+        raise ValueError(f"{path}: the header line must name each column once, got {header}")
     cols: Dict[str, list] = {name: [] for name in header}
     for line_no, row in enumerate(rows[1:], start=2):
         if not row:
             continue
+        if len(row) > len(header):
+            raise ValueError(f"{path}, line {line_no}: {len(row)} cells, but the header names {len(header)} "
+                             "columns")
         for name, cell in zip(header, row + [""] * (len(header) - len(row))):
             if cell.strip() == "":
                 cols[name].append(None)
@@ -91,8 +96,12 @@ def read_history(path) -> Dict[str, list]:
                 value = float(cell)
             except ValueError:
                 raise ValueError(f"{path}, line {line_no}, column {name!r}: {cell!r} is not a number") from None
-            cols[name].append(int(value) if name == "epoch" else value)
-    return cols
+            if name == "epoch":
+                if not math.isfinite(value) or value != int(value):
+                    raise ValueError(f"{path}, line {line_no}, column 'epoch': {cell!r} is not a whole number")
+                value = int(value)
+            cols[name].append(value)
+    return check_history(cols, path)
 
 
 def open_run(path) -> Run:
@@ -109,7 +118,9 @@ def open_run(path) -> Run:
     folder = Path(saved.path) if saved.path is not None else path
     history_path = folder / "history.csv"
     history = read_history(history_path) if history_path.is_file() else None
-    return Run(folder, saved, history, _read_json(folder / "metrics.json"), _read_json(folder / "config.json"))
+    from .._schema import check_config, check_metrics
+    return Run(folder, saved, history, _read_json(folder / "metrics.json", "metrics file", check_metrics),
+               _read_json(folder / "config.json", "run configuration", check_config))
 
 
 def model_input(saved, path, invert: bool = False, notes: Optional[list] = None) -> Tuple[np.ndarray, np.ndarray]:

@@ -70,6 +70,20 @@ def tap(m: np.ndarray, i: int, j: int, out_h: int, out_w: int, stride: Tuple[int
     return m[:, r0:r0 + sh * (out_h - 1) + 1:sh, c0:c0 + sw * (out_w - 1) + 1:sw]
 
 
+def check_padding_fits(mode: str, pad_h: Tuple[int, int], pad_w: Tuple[int, int], height: int, width: int,
+                       op: str) -> None:
+    """'reflect' padding must be smaller than the input and 'circular' at most its size (PyTorch's rule):
+    a mirror or a wrap of more than the image itself is not defined."""
+    if mode not in ("reflect", "circular"):
+        return
+    for axis, pads, size in (("height", pad_h, height), ("width", pad_w, width)):
+        too_big = max(pads) >= size if mode == "reflect" else max(pads) > size
+        if too_big:
+            bound = "smaller than" if mode == "reflect" else "at most"
+            raise ValueError(f"{op}: padding_mode='{mode}' needs padding {bound} the input {axis}, got padding "
+                             f"{tuple(pads)} for input {axis} {size}")
+
+
 def check_image_batch(x: np.ndarray, op: str) -> None:
     """Clear errors for a wrong rank or dtype before any NumPy arithmetic."""
     if x.ndim != 4:

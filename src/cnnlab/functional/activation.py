@@ -27,6 +27,17 @@ def _float(x, name: str) -> Tensor:
     return x
 
 
+def _axis(x: Tensor, dim, name: str) -> int:
+    """``dim`` checked as PyTorch does: an int in ``[-ndim, ndim)`` (a 0-d input counts as 1-d)."""
+    if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{name}: `dim` must be an int, got {dim!r} ({type(dim).__name__})")
+    n = max(x.ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(f"{name}: dimension out of range (expected to be in range of [{-n}, {n - 1}], "
+                         f"but got {dim}) for input of shape {tuple(x.shape)}")
+    return int(dim) if x.ndim else None
+
+
 def relu(input) -> Tensor:
     """``max(0, x)``: keeps positive values, zeroes the rest."""
     x = _float(input, "relu")
@@ -56,7 +67,7 @@ def leaky_relu(input, negative_slope: float = 0.01) -> Tensor:
     # max(x, slope*x) picks x for x > 0 and slope*x below, for any slope <= 1 (min above 1);
     # ufuncs keep the input's memory layout and are ~3x faster than a masked copy.
     pick = np.maximum if slope <= 1 else np.minimum
-    out = x.data * slope
+    out = np.multiply(x.data, slope, out=np.empty_like(x.data))  # an array even for a 0-d input
     pick(out, x.data, out=out)
 
     def backward(g):
@@ -96,7 +107,9 @@ def softmax(input, dim: int = -1) -> Tensor:
     0.2 give probabilities 0.63, 0.31, 0.06.
     """
     x = _float(input, "softmax")
-    shifted = x.data - x.data.max(axis=dim, keepdims=True)
+    dim = _axis(x, dim, "softmax")
+    # initial=-inf: a zero-length dim gives an empty result, as in PyTorch
+    shifted = x.data - x.data.max(axis=dim, keepdims=True, initial=-np.inf)
     e = np.exp(shifted)
     out = e / e.sum(axis=dim, keepdims=True)
 
@@ -109,8 +122,10 @@ def softmax(input, dim: int = -1) -> Tensor:
 def log_softmax(input, dim: int = -1) -> Tensor:
     """``x_i - log(sum_j e^x_j)`` along ``dim``, computed without overflow or log(0)."""
     x = _float(input, "log_softmax")
-    shifted = x.data - x.data.max(axis=dim, keepdims=True)
-    out = shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
+    dim = _axis(x, dim, "log_softmax")
+    shifted = x.data - x.data.max(axis=dim, keepdims=True, initial=-np.inf)
+    with np.errstate(divide="ignore"):  # log(0) only for a zero-length dim (an empty result)
+        out = shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
 
     def backward(g):
         return (g - np.exp(out) * g.sum(axis=dim, keepdims=True),)
@@ -159,6 +174,9 @@ def glu(input, dim: int = -1) -> Tensor:
     Shape: ``(*, 2M, *) -> (*, M, *)`` along ``dim``.
     """
     x = _float(input, "glu")
+    if x.ndim == 0:
+        raise ValueError("glu: expected an input with at least one dimension, got a 0-d input")
+    dim = _axis(x, dim, "glu")
     size = x.shape[dim]
     if size % 2:
         raise ValueError(f"glu: halving dimension {dim} needs an even size, got {size} (input shape {x.shape})")

@@ -35,19 +35,21 @@ def linear(input, weight, bias=None) -> Tensor:
     if x.ndim < 1 or x.shape[-1] != w.shape[1]:
         raise ValueError(f"linear: input of shape {tuple(x.shape)} has {x.shape[-1] if x.ndim else 0} "
                          f"features, but weight of shape {tuple(w.shape)} expects {w.shape[1]}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"linear: expected a floating point input (float32 or float64), got dtype {x.dtype}")
     if x.dtype != w.dtype:
         raise TypeError(f"linear: input and weight must have the same dtype, got input {x.dtype} "
                         f"and weight {w.dtype}")
     if b is not None and b.shape != (w.shape[0],):
         raise ValueError(f"linear: expected bias of shape ({w.shape[0]},), got {tuple(b.shape)}")
     lead = x.shape[:-1]
-    x2 = x.data.reshape(-1, w.shape[1])
+    x2 = x.data.reshape(math.prod(lead), w.shape[1])  # not -1: in_features may be 0
     out = x2 @ w.data.T
     if b is not None:
         out += b.data
 
     def backward(g):
-        g2 = g.reshape(-1, w.shape[0])
+        g2 = g.reshape(x2.shape[0], w.shape[0])
         gx = (g2 @ w.data).reshape(x.shape) if x.requires_grad else None
         gw = None
         if w.requires_grad:  # one row: an outer product (BLAS takes ~5x longer for a K=1 product)
@@ -71,8 +73,12 @@ def dropout(input, p: float = 0.5, training: bool = True, rng=None, batch_slice=
     Shape: any; the output has the input's shape.
     """
     x = as_tensor(input)
+    if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)):
+        raise TypeError(f"dropout: `p` must be a number between 0 and 1, got {p!r} ({type(p).__name__})")
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"dropout: expected a floating point input (float32 or float64), got dtype {x.dtype}")
     if not training or p == 0.0:
         return x
     if p == 1.0:
@@ -124,6 +130,8 @@ def batch_norm(input, running_mean=None, running_var=None, weight=None, bias=Non
     Shape: ``(N, C)`` or ``(N, C, H, W)``; the output has the input's shape.
     """
     x = as_tensor(input)
+    if x.dtype.kind != "f":
+        raise TypeError(f"batch_norm: expected a floating point input (float32 or float64), got dtype {x.dtype}")
     if x.ndim not in (2, 4):
         raise ValueError(f"batch_norm: expected a 2-D (N, C) or 4-D (N, C, H, W) input, got {tuple(x.shape)}")
     C = x.shape[1]

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..tensor import Tensor, as_tensor
-from ._layout import (PADDING_MODES, check_image_batch, pad_chwn, pad_chwn_backward, to_chwn,
+from ._layout import (PADDING_MODES, check_image_batch, check_padding_fits, pad_chwn, pad_chwn_backward, to_chwn,
                       to_nchw)
 from ._workspace import give, take
 from .shape import (conv_output_size, conv_padding, conv_transpose_output_size, pair,
@@ -54,7 +54,7 @@ _KEEP_BYTES = 32 << 20
 
 def _band_rows(K: int, row: int, out_h: int) -> int:
     """Output rows per band: ``K`` column rows of ``row`` positions each, ~_BLOCK_ELEMENTS."""
-    return max(1, min(out_h, _BLOCK_ELEMENTS // (K * row)))
+    return max(1, min(out_h, _BLOCK_ELEMENTS // max(K * row, 1)))  # an empty batch: one band
 
 
 def _bands(out_h: int, band: int):
@@ -130,8 +130,13 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
         raise ValueError(f"conv2d: expected bias of shape ({O},), got {tuple(b.shape)}")
     stride, dilation = positive_pair(stride, "stride"), positive_pair(dilation, "dilation")
     pad_h, pad_w = conv_padding(padding, (H, W), (kh, kw), stride, dilation)
-    out_h = conv_output_size(H, kh, stride[0], pad_h, dilation[0])
-    out_w = conv_output_size(W, kw, stride[1], pad_w, dilation[1])
+    check_padding_fits(padding_mode, pad_h, pad_w, H, W, "conv2d")
+    try:
+        out_h = conv_output_size(H, kh, stride[0], pad_h, dilation[0])
+        out_w = conv_output_size(W, kw, stride[1], pad_w, dilation[1])
+    except ValueError as exc:  # say which input and weight the sizes come from
+        raise ValueError(f"conv2d: input of shape {tuple(x.shape)} and weight of shape {tuple(w.shape)}: "
+                         f"{exc}") from None
 
     xp = pad_chwn(to_chwn(x.data), pad_h, pad_w, padding_mode)
     G, Og, K = groups, O // groups, Cg * kh * kw

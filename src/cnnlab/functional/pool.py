@@ -48,6 +48,13 @@ def _image_input(input, op: str) -> Tensor:
     return x
 
 
+def _nonempty_plane(x: Tensor, op: str) -> None:
+    """Pooling a whole (or adaptive part of a) feature map needs pixels, as in PyTorch."""
+    if x.shape[2] == 0 or x.shape[3] == 0:
+        raise ValueError(f"{op}: expected feature maps with at least one pixel (non-zero H and W), got "
+                         f"input of shape {tuple(x.shape)}")
+
+
 def _int_pair(op: str, value, name: str, low: int) -> Tuple[int, int]:
     try:
         result = pair(value, name)
@@ -186,6 +193,8 @@ def _extreme_pool_core(x: Tensor, kernel, stride, padding, dilation, out_hw, mod
     out, idx = _extreme_over_taps(
         len(taps), lambda t: tap(mp, *taps[t], oh, ow, stride, dilation), False, mode, track)
     del mp
+    if track and sum(pad_h) + sum(pad_w):
+        _never_pick_padding(idx, out, fill, (H, W), kernel, stride, padding, dilation, out_hw)
 
     # Windows that do not overlap (stride >= dilated kernel span on both axes)
     # let each tap write its share of the gradient directly, without adding.
@@ -208,6 +217,23 @@ def _extreme_pool_core(x: Tensor, kernel, stride, padding, dilation, out_hw, mod
         flat = _window_flat_index(idx, kernel, stride, padding, dilation, out_hw, W)
         return result, Tensor(to_nchw(flat))
     return result
+
+
+def _never_pick_padding(idx, out, fill, size, kernel, stride, padding, dilation, out_hw) -> None:
+    """Where a window's extreme is the padding value (all its pixels are -inf for max pooling), the
+    first tap may be padding; PyTorch then picks the window's first real pixel: so do we."""
+    mask = out == fill
+    if not mask.any():
+        return
+    firsts, valids = [], []
+    for n_in, k, s, p, d, n_out in zip(size, kernel, stride, padding, dilation, out_hw):
+        pos = (np.arange(n_out) * s - p)[:, None] + np.arange(k)[None, :] * d   # (out, k) input positions
+        real = (pos >= 0) & (pos < n_in)
+        firsts.append(real.argmax(axis=1))
+        valids.append(real.any(axis=1))
+    first_tap = firsts[0][:, None] * kernel[1] + firsts[1][None, :]              # (OH, OW)
+    mask &= (valids[0][:, None] & valids[1][None, :])[None, :, :, None]
+    np.copyto(idx, first_tap.astype(idx.dtype)[None, :, :, None], where=mask)
 
 
 def _extreme_pool(op, mode, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
@@ -444,6 +470,7 @@ def adaptive_avg_pool2d(input, output_size) -> Tensor:
     """
     op = "adaptive_avg_pool2d"
     x = _image_input(input, op)
+    _nonempty_plane(x, op)
     N, C, H, W = x.shape
     oh, ow = _adaptive_output_size(op, output_size, x.shape)
     uh, uw = _uniform_windows(H, oh), _uniform_windows(W, ow)
@@ -457,8 +484,11 @@ def adaptive_avg_pool2d(input, output_size) -> Tensor:
     m = to_chwn(x.data)
     a_h = _adaptive_matrix(H, oh, m.dtype)
     a_w = _adaptive_matrix(W, ow, m.dtype)
-    rows = np.matmul(a_h, m.reshape(C, H, W * N))                       # (C, OH, W*N)
-    out = np.matmul(a_w, rows.reshape(C * oh, W, N)).reshape(C, oh, ow, N)
+    if np.isfinite(m).all():
+        rows = np.matmul(a_h, m.reshape(C, H, W * N))                       # (C, OH, W*N)
+        out = np.matmul(a_w, rows.reshape(C * oh, W, N)).reshape(C, oh, ow, N)
+    else:  # inf * 0 = NaN in a matrix product: sum the windows tap by tap (only theirs change)
+        out = _adaptive_window_mean(_adaptive_window_mean(m, 2, W, ow), 1, H, oh)
 
     def backward(g):
         gm = to_chwn(g).reshape(C * oh, ow, N)
@@ -466,6 +496,22 @@ def adaptive_avg_pool2d(input, output_size) -> Tensor:
         return (to_nchw(np.matmul(a_h.T, g_rows).reshape(C, H, W, N)),)
 
     return Tensor.from_op(to_nchw(out), (x,), backward, op)
+
+
+def _adaptive_window_mean(m: np.ndarray, axis: int, in_size: int, out_size: int) -> np.ndarray:
+    """Mean over the adaptive windows along ``axis``, a running sum over taps (no products)."""
+    table, _ = _adaptive_tap_table(in_size, out_size)
+    starts, ends = (np.array(a) for a in adaptive_windows(in_size, out_size))
+    shape = [1] * m.ndim
+    shape[axis] = out_size
+    total = None
+    for k in range(table.shape[0]):
+        v = np.take(m, table[k], axis=axis)
+        inside = (starts + k < ends).reshape(shape)   # shorter windows repeat their last pixel: skip it
+        if not inside.all():
+            v = np.where(inside, v, 0)
+        total = v if total is None else total + v
+    return total / (ends - starts).astype(m.dtype).reshape(shape)
 
 
 def adaptive_max_pool2d(input, output_size, return_indices: bool = False):
@@ -482,6 +528,7 @@ def adaptive_max_pool2d(input, output_size, return_indices: bool = False):
     """
     op = "adaptive_max_pool2d"
     x = _image_input(input, op)
+    _nonempty_plane(x, op)
     N, C, H, W = x.shape
     oh, ow = _adaptive_output_size(op, output_size, x.shape)
     uh, uw = _uniform_windows(H, oh), _uniform_windows(W, ow)
@@ -535,6 +582,7 @@ def global_avg_pool2d(input) -> Tensor:
     """
     op = "global_avg_pool2d"
     x = _image_input(input, op)
+    _nonempty_plane(x, op)
     N, C, H, W = x.shape
     m = to_chwn(x.data).reshape(C, H * W, N)
     out = m.mean(axis=1)  # (C, N)
@@ -558,6 +606,7 @@ def global_max_pool2d(input) -> Tensor:
     """
     op = "global_max_pool2d"
     x = _image_input(input, op)
+    _nonempty_plane(x, op)
     N, C, H, W = x.shape
     m = to_chwn(x.data).reshape(C, H * W, N)
     arg = m.argmax(axis=1)[:, None, :]  # (C, 1, N); NaN counts as the maximum, as in np.max

@@ -172,10 +172,21 @@ def conv_padding(padding, size: Tuple[int, int], kernel: Tuple[int, int], stride
 
 def pool_output_size(size: int, kernel_size: int, stride: int, padding: int, dilation: int = 1,
                      ceil_mode: bool = False) -> int:
-    """:func:`conv_output_size` with PyTorch's pooling check that padding <= kernel/2."""
+    """:func:`conv_output_size` with PyTorch's pooling check that padding <= kernel/2.
+
+    With ``ceil_mode`` a window may be longer than the padded input, as in PyTorch
+    (``max_pool2d`` of a 1-pixel row with kernel 2, stride 2 gives 1 output).
+    """
     if padding > kernel_size // 2:
         raise ValueError(f"pad should be at most half of the effective kernel size, "
                          f"got padding={padding} and kernel_size={kernel_size}")
+    span = dilation * (kernel_size - 1) + 1
+    if ceil_mode and span > size + 2 * padding and min(size, kernel_size, stride, dilation) >= 1:
+        out = (size + 2 * padding - span + stride - 1) // stride + 1   # PyTorch's pooling_output_shape
+        if out >= 1 and (out - 1) * stride >= size + padding:
+            out -= 1
+        if out >= 1:
+            return int(out)
     return conv_output_size(size, kernel_size, stride, padding, dilation, ceil_mode)
 
 

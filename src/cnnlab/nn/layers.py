@@ -24,6 +24,43 @@ def _uniform(shape, bound: float, dtype) -> Parameter:
     return Parameter(get_rng().uniform(-bound, bound, size=shape).astype(dtype))
 
 
+# --- constructor argument checks (Equinox-style messages: "`name` (=value) must be ...") ---------
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"`{name}` must be a positive int, got {value!r} ({type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"`{name}` (={value}) must be a positive int")
+    return int(value)
+
+
+def _flag(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+def _real(value, name: str, low=None, high=None, low_open: bool = False, text: str = "") -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"`{name}` must be a number, got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value) or (low is not None and (value <= low if low_open else value < low)) \
+            or (high is not None and value > high):
+        raise ValueError(f"`{name}` (={value}) must be {text or 'a finite number'}")
+    return value
+
+
+def _dim(value, name: str = "dim") -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"`{name}` must be an int, got {value!r} ({type(value).__name__})")
+    return int(value)
+
+
+def _check_dim(layer, dim: int, input_shape) -> None:
+    n = len(tuple(input_shape))
+    if not -max(n, 1) <= dim < max(n, 1):
+        raise ValueError(f"{type(layer).__name__}(dim={dim}) needs dim in [{-max(n, 1)}, {max(n, 1) - 1}] for a "
+                         f"{n}-D input, got shape {tuple(input_shape)}")
+
+
 def _check_shape(layer: Module, input_shape, ndim: int, what: str) -> tuple:
     shape = tuple(input_shape)
     if len(shape) != ndim:
@@ -46,14 +83,15 @@ class Conv2d(Module):
                  dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
                  dtype=np.float32):
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"`{name}` must be a positive int, got {value!r}")
+        in_channels = _positive_int(in_channels, "in_channels")
+        out_channels = _positive_int(out_channels, "out_channels")
+        groups = _positive_int(groups, "groups")
+        bias = _flag(bias, "bias")
         if in_channels % groups:
             raise ValueError(f"`in_channels` (={in_channels}) must be divisible by `groups` (={groups})")
         if out_channels % groups:
             raise ValueError(f"`out_channels` (={out_channels}) must be divisible by `groups` (={groups})")
-        if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
+        if not isinstance(padding_mode, str) or padding_mode not in ("zeros", "reflect", "replicate", "circular"):
             raise ValueError(f"padding_mode must be one of ('zeros', 'reflect', 'replicate', 'circular'), "
                              f"got {padding_mode!r}")
         if isinstance(padding, str) and padding not in ("same", "valid"):
@@ -62,8 +100,13 @@ class Conv2d(Module):
         self.kernel_size = positive_pair(kernel_size, "kernel_size")
         self.stride = positive_pair(stride, "stride")
         self.dilation = positive_pair(dilation, "dilation")
-        if isinstance(padding, (list, tuple)) and len(padding) == 2 and all(
+        if isinstance(padding, (list, tuple)) and len(padding) == 2 and any(
                 isinstance(p, (list, tuple)) for p in padding):
+            if not all(isinstance(p, (list, tuple)) and len(p) == 2 and all(
+                    isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0 for v in p)
+                       for p in padding):
+                raise ValueError(f"`padding` (={padding!r}) must be an int, a pair of ints, 'same', 'valid' or "
+                                 "((top, bottom), (left, right)) of non-negative ints")
             padding = tuple(tuple(int(v) for v in p) for p in padding)
         elif not isinstance(padding, str):
             padding = pair(tuple(padding) if isinstance(padding, list) else padding, "padding")
@@ -88,6 +131,8 @@ class Conv2d(Module):
         if c != self.in_channels:
             raise ValueError(f"{self!r} expects {self.in_channels} input channels, got input shape {tuple(input_shape)}")
         ph, pw = self.resolved_padding(h, w)
+        from ..functional._layout import check_padding_fits
+        check_padding_fits(self.padding_mode, ph, pw, h, w, "Conv2d")
         return (n, self.out_channels,
                 conv_output_size(h, self.kernel_size[0], self.stride[0], ph, self.dilation[0]),
                 conv_output_size(w, self.kernel_size[1], self.stride[1], pw, self.dilation[1]))
@@ -115,9 +160,9 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32):
         super().__init__()
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"`{name}` must be a positive int, got {value!r}")
+        in_features = _positive_int(in_features, "in_features")
+        out_features = _positive_int(out_features, "out_features")
+        bias = _flag(bias, "bias")
         self.in_features, self.out_features = int(in_features), int(out_features)
         bound = 1 / math.sqrt(in_features)
         self.weight = _uniform((out_features, in_features), bound, dtype)
@@ -168,7 +213,11 @@ class _Pool2d(Module):
         self.stride = self.kernel_size if stride is None else positive_pair(stride, "stride")
         self.padding = pair(padding, "padding")
         self.dilation = positive_pair(dilation, "dilation")
-        self.ceil_mode = bool(ceil_mode)
+        for p, k in zip(self.padding, self.kernel_size):
+            if not 0 <= p <= k // 2:
+                raise ValueError(f"`padding` (={padding!r}) must be at least 0 and at most half the kernel size "
+                                 f"(kernel_size={self.kernel_size})")
+        self.ceil_mode = _flag(ceil_mode, "ceil_mode")
 
     def output_shape(self, input_shape):
         n, c, h, w = _check_shape(self, input_shape, 4, "(N, C, H, W)")
@@ -202,7 +251,7 @@ class AvgPool2d(_Pool2d):
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
         super().__init__(kernel_size, stride, padding, 1, ceil_mode)
-        self.count_include_pad = bool(count_include_pad)
+        self.count_include_pad = _flag(count_include_pad, "count_include_pad")
 
     def forward(self, x):
         return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
@@ -218,7 +267,8 @@ class _AdaptivePool2d(Module):
     def __init__(self, output_size):
         super().__init__()
         size = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size, output_size)
-        if len(size) != 2 or any(v is not None and (not isinstance(v, (int, np.integer)) or v < 1) for v in size):
+        if len(size) != 2 or any(v is not None and (isinstance(v, (bool, np.bool_)) or not isinstance(
+                v, (int, np.integer)) or v < 1) for v in size):
             raise ValueError(f"output_size must be a positive int or a pair of positive ints (or None), "
                              f"got {output_size!r}")
         self.output_size = size
@@ -274,7 +324,14 @@ class FractionalMaxPool2d(Module):
         self.kernel_size = positive_pair(kernel_size, "kernel_size")
         self.output_size = None if output_size is None else positive_pair(output_size, "output_size")
         self.output_ratio = None if output_ratio is None else (
-            output_ratio if isinstance(output_ratio, tuple) else (output_ratio, output_ratio))
+            tuple(output_ratio) if isinstance(output_ratio, (tuple, list)) else (output_ratio, output_ratio))
+        if self.output_ratio is not None:
+            if len(self.output_ratio) != 2:
+                raise ValueError(f"`output_ratio` (={output_ratio!r}) must be a number or a pair in (0, 1)")
+            for r in self.output_ratio:
+                _real(r, "output_ratio", 0, 1, low_open=True, text="in (0, 1)")
+                if r == 1:
+                    raise ValueError(f"`output_ratio` (={output_ratio!r}) must be in (0, 1)")
         self.rng, self.samples = rng, samples
 
     def forward(self, x):
@@ -285,8 +342,15 @@ class FractionalMaxPool2d(Module):
     def output_shape(self, input_shape):
         n, c, h, w = _check_shape(self, input_shape, 4, "(N, C, H, W)")
         if self.output_size is not None:
-            return (n, c) + self.output_size
-        return (n, c, int(h * self.output_ratio[0]), int(w * self.output_ratio[1]))
+            out = self.output_size
+        else:
+            out = (int(h * self.output_ratio[0]), int(w * self.output_ratio[1]))
+        for axis, size, o, k in (("height", h, out[0], self.kernel_size[0]), ("width", w, out[1], self.kernel_size[1])):
+            if o < 1 or o + k - 1 > size:
+                raise ValueError(f"{self!r} gives output {axis} {o} with kernel {axis} {k}, which needs an output "
+                                 f"of at least 1 and an input {axis} of at least {max(o, 1) + k - 1}; got input "
+                                 f"shape {tuple(input_shape)}")
+        return (n, c) + tuple(out)
 
     def extra_repr(self):
         target = (f"output_size={self.output_size}" if self.output_size is not None
@@ -307,7 +371,7 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope: float = 0.01):
         super().__init__()
-        self.negative_slope = negative_slope
+        self.negative_slope = _real(negative_slope, "negative_slope")
 
     def forward(self, x):
         return F.leaky_relu(x, self.negative_slope)
@@ -361,10 +425,14 @@ class Softmax(Module):
 
     def __init__(self, dim: int = -1):
         super().__init__()
-        self.dim = dim
+        self.dim = _dim(dim)
 
     def forward(self, x):
         return F.softmax(x, self.dim)
+
+    def output_shape(self, input_shape):
+        _check_dim(self, self.dim, input_shape)
+        return tuple(input_shape)
 
     def extra_repr(self):
         return f"dim={self.dim}"
@@ -398,13 +466,16 @@ class GLU(Module):
 
     def __init__(self, dim: int = -1):
         super().__init__()
-        self.dim = dim
+        self.dim = _dim(dim)
 
     def forward(self, x):
         return F.glu(x, self.dim)
 
     def output_shape(self, input_shape):
         shape = list(input_shape)
+        if not -len(shape) <= self.dim < len(shape):
+            raise ValueError(f"GLU(dim={self.dim}) needs dim in [{-len(shape)}, {len(shape) - 1}] for a "
+                             f"{len(shape)}-D input, got shape {tuple(input_shape)}")
         if shape[self.dim] % 2:
             raise ValueError(f"GLU halves dimension {self.dim}, which must be even; got shape {tuple(input_shape)}")
         shape[self.dim] //= 2
@@ -430,6 +501,8 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, rng=None):
         super().__init__()
+        if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)):
+            raise TypeError(f"`p` must be a number between 0 and 1, got {p!r} ({type(p).__name__})")
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
         self.p, self.rng = p, rng
@@ -449,9 +522,12 @@ class _BatchNorm(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
                  track_running_stats: bool = True, dtype=np.float32):
         super().__init__()
-        if isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer)) or num_features < 1:
-            raise ValueError(f"`num_features` must be a positive int, got {num_features!r}")
-        self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
+        num_features = _positive_int(num_features, "num_features")
+        eps = _real(eps, "eps", 0, low_open=True, text="a positive number")
+        if momentum is not None:
+            momentum = _real(momentum, "momentum", 0, 1, text="None or a number in [0, 1]")
+        affine, track_running_stats = _flag(affine, "affine"), _flag(track_running_stats, "track_running_stats")
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         self.weight = Parameter(np.ones(num_features, dtype=dtype)) if affine else None
         self.bias = Parameter(np.zeros(num_features, dtype=dtype)) if affine else None

@@ -1,0 +1,302 @@
+"""Fuzzing the command line: random argument lists and corrupted run folders.
+
+Whatever the arguments and whatever a run folder's files hold, ``cnnlab`` ends
+with exit status 0, 1 or 2; on failure it prints one ``error:`` line, never a
+traceback and never "internal error".  ``cnnlab.cli.main`` runs in-process (a
+subprocess per example would be far too slow).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+hypothesis = pytest.importorskip("hypothesis")
+pytest.importorskip("sklearn")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from cnnlab.cli import build_parser, main  # noqa: E402
+from cnnlab.io import load_bundle, save_bundle  # noqa: E402
+
+FUZZ = settings(max_examples=int(os.environ.get("CNNLAB_FUZZ_EXAMPLES", 40)), deadline=None,
+                derandomize=os.environ.get("CNNLAB_PROPERTY_SEED") != "random", database=None,
+                suppress_health_check=list(HealthCheck))
+
+
+def run_cli(argv):
+    """``(status, stdout, stderr)`` of ``cnnlab argv`` run in-process."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = main([str(a) for a in argv])
+        except SystemExit as exc:  # never expected: main returns the status
+            status = f"SystemExit({exc.code})"
+    return status, out.getvalue(), err.getvalue()
+
+
+# messages of Python's own errors: they say nothing to a user about the file or argument at fault
+RAW_PYTHON_MESSAGES = ("not enough values to unpack", "too many values to unpack", "object is not",
+                       "unsupported operand", "has no attribute", "index out of range", "invalid literal for int",
+                       "'NoneType'", "can't multiply", "unhashable type", "object cannot be interpreted",
+                       "must be real number", "argument must be", "zero-size array", "division by zero",
+                       "out of bounds for axis", "could not broadcast", "operands could not be")
+
+
+def assert_clean(argv, status, stderr):
+    where = f"cnnlab {' '.join(map(str, argv))}\n{stderr[-2000:]}"
+    assert status in (0, 1, 2), f"exit status {status!r}: {where}"
+    assert "Traceback" not in stderr, where
+    assert "internal error" not in stderr, where
+    if status != 0:
+        errors = [line for line in stderr.splitlines() if "error:" in line]
+        assert len(errors) == 1, f"expected one error line: {where}"
+        assert len(errors[0]) < 2000, where
+        raw = [text for text in RAW_PYTHON_MESSAGES if text in errors[0]]
+        assert not raw, f"a raw Python message reached the user ({raw[0]!r}): {where}"
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A tiny trained run, an image, a model file, and a scratch folder as the working directory."""
+    from PIL import Image
+    root = tmp_path_factory.mktemp("fuzz")
+    old = os.getcwd()
+    os.chdir(root)  # commands that write default output files write them here
+    try:
+        status, _, err = run_cli(["train", "--epochs", 1, "--limit", 100, "--out", root / "run", "--quiet"])
+        assert status == 0, err
+        Image.fromarray((np.random.default_rng(0).random((8, 8)) * 255).astype(np.uint8)).save(root / "digit.png")
+        (root / "model.json").write_text(json.dumps({"input_shape": [1, 8, 8], "layers": [
+            {"type": "Flatten"}, {"type": "Linear", "out_features": 10}]}))
+        yield root
+    finally:
+        os.chdir(old)
+
+
+# --- random argument lists ------------------------------------------------------------------------
+def _commands():
+    """(argv prefix, option strings, positional count) of every command, from the real parser."""
+    import argparse
+    parser = build_parser()
+    found = []
+
+    def walk(p, prefix):
+        subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        if subs:
+            for name, sub in subs[0].choices.items():
+                walk(sub, prefix + [name])
+            return
+        options = sorted(s for a in p._actions for s in a.option_strings if s not in ("--debug",))
+        positionals = [a for a in p._actions if not a.option_strings]
+        found.append((prefix, options, len(positionals)))
+
+    walk(parser, [])
+    return found
+
+
+COMMANDS = [c for c in _commands() if c[0][0] != "train" and c[0] != ["report"]]
+JUNK = ["", "-", "--", "nan", "inf", "-inf", "-1", "0", "1", "2", "3", "1e9", "0.5", "-0.5", "abc", "1,2,3",
+        "3x3", "1,1,28,28", "45deg", "theta=45", "sigma=x", "=", "--nope", "-x", "é", "\x00", "a" * 300,
+        "sobel", "relu", "gabor", "max", "avg", "1 2 3", "[[1,2],[3,4]]"]
+
+
+@FUZZ
+@given(data=st.data())
+def test_random_argument_lists_never_crash(workspace, data):
+    prefix, options, npos = data.draw(st.sampled_from(COMMANDS), "command")
+    paths = [str(workspace / "run"), str(workspace / "digit.png"), str(workspace / "model.json"),
+             str(workspace / "missing"), str(workspace / "out.png"), str(workspace)]
+    token = st.one_of(st.sampled_from(options or ["--help"]), st.sampled_from(JUNK), st.sampled_from(paths),
+                      st.integers(-3, 40).map(str), st.floats(allow_nan=True).map(repr),
+                      st.text(max_size=8))
+    argv = prefix + data.draw(st.lists(token, max_size=8), "arguments")
+    if "--debug" in argv:
+        return
+    status, _, err = run_cli(argv)
+    assert_clean(argv, status, err)
+
+
+@settings(max_examples=int(os.environ.get("CNNLAB_FUZZ_EXAMPLES", 40)) // 4, deadline=None,
+          derandomize=os.environ.get("CNNLAB_PROPERTY_SEED") != "random", database=None,
+          suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_random_train_options_never_crash(workspace, data):
+    """``train`` with random options, kept tiny by a fixed suffix (the last value of an option wins)."""
+    prefix, options, _ = next(c for c in _commands() if c[0] == ["train"])
+    values = st.one_of(st.sampled_from(JUNK[:20]), st.sampled_from(["digits", str(workspace / "model.json"),
+                                                                      "lenet5", "mnist", str(workspace)]))
+    args = data.draw(st.lists(st.one_of(st.sampled_from([o for o in options if o not in ("--help", "-h")]),
+                                        values), max_size=6), "arguments")
+    out = workspace / f"train-{abs(hash(tuple(args))) % 10**8}"
+    argv = ["train", *args, "--epochs", "1", "--limit", "40", "--no-download", "--quiet", "--out", str(out)]
+    if "--resume" in args:
+        argv.remove("--out")
+        argv.remove(str(out))
+    status, _, err = run_cli(argv)
+    assert_clean(argv, status, err)
+
+
+# --- corrupted run folders ------------------------------------------------------------------------
+JSON_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-2, 12), st.sampled_from([10**30, -10**30]),
+                        st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=6),
+                        st.lists(st.integers(-1, 3), max_size=4), st.just({}), st.just({"a": [1]}),
+                        st.just(["a"] * 10), st.just("../../etc/passwd"), st.just("/etc/passwd"))
+
+
+def _paths(doc, prefix=()):
+    """Every (path, value) inside a JSON document."""
+    yield prefix, doc
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from _paths(v, prefix + (k,))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            yield from _paths(v, prefix + (i,))
+
+
+def _edit_json(doc, data):
+    paths = [p for p, _ in _paths(doc) if p]
+    if not paths:
+        return data.draw(JSON_VALUES, "whole document")
+    path = data.draw(st.sampled_from(paths), "field")
+    parent = doc
+    for key in path[:-1]:
+        parent = parent[key]
+    if data.draw(st.booleans(), "delete") and isinstance(parent, dict):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = data.draw(JSON_VALUES, "value")
+    return doc
+
+
+def _corrupt_bytes(path: Path, data):
+    raw = path.read_bytes()
+    how = data.draw(st.sampled_from(["truncate", "garble", "empty", "text"]), "how")
+    if how == "truncate":
+        raw = raw[:data.draw(st.integers(0, max(len(raw) - 1, 0)), "length")]
+    elif how == "garble":
+        raw = bytearray(raw)
+        for _ in range(data.draw(st.integers(1, 8), "bytes")):
+            if raw:
+                raw[data.draw(st.integers(0, len(raw) - 1), "at")] = data.draw(st.integers(0, 255), "byte")
+        raw = bytes(raw)
+    elif how == "empty":
+        raw = b""
+    else:
+        raw = data.draw(st.binary(max_size=40), "text")
+    path.write_bytes(raw)
+
+
+def _corrupt_npz(path: Path, data):
+    arrays = dict(np.load(path, allow_pickle=False))
+    meta = None
+    if "__meta_json__" in arrays:
+        arrays, meta = load_bundle(path)
+    how = data.draw(st.sampled_from(["drop", "reshape", "strings", "extra", "meta"] if meta is not None
+                                    else ["drop", "reshape", "strings", "extra"]), "how")
+    key = data.draw(st.sampled_from(sorted(arrays)), "array")
+    if how == "drop":
+        del arrays[key]
+    elif how == "reshape":
+        arrays[key] = np.zeros(data.draw(st.lists(st.integers(0, 3), max_size=3), "shape"), np.float32)
+    elif how == "strings":
+        arrays[key] = np.array(["x"] * max(arrays[key].size, 1))
+    elif how == "extra":
+        arrays[data.draw(st.sampled_from(["evil", "model/evil", "optim/7.x", "best/0.weight"]), "name")] = np.ones(3)
+    else:
+        meta = _edit_json(meta, data)
+    if meta is not None:
+        save_bundle(path, arrays, meta)
+    else:
+        np.savez(path, **arrays)
+
+
+FILES = ["model.json", "model.npz", "metrics.json", "config.json", "history.csv", "checkpoint.npz"]
+
+
+def _command(run: Path, workspace: Path, data):
+    return data.draw(st.sampled_from([
+        ["evaluate", run, "--limit", 30], ["predict", run, workspace / "digit.png"], ["summary", run],
+        ["explain", "curves", run, "--output", run / "c.png"], ["explain", "softmax", "--run", run, "--input", workspace / "digit.png"],
+        ["explain", "features", run, workspace / "digit.png", "--output-dir", run / "f"],
+        ["explain", "conv", "--run", run, "--input", workspace / "digit.png", "--output", run / "conv.png"],
+        ["train", "--resume", run, "--epochs", 2, "--quiet"],
+        ["report", run, "--samples", 0, "--limit", 20, "--output", run / "report.html"],
+    ]), "command")
+
+
+@FUZZ
+@given(data=st.data())
+def test_corrupted_run_folders_never_crash(workspace, data, tmp_path_factory):
+    run = tmp_path_factory.mktemp("corrupt") / "run"
+    shutil.copytree(workspace / "run", run)
+    name = data.draw(st.sampled_from(FILES), "file")
+    path = run / name
+    kind = data.draw(st.sampled_from(["bytes", "edit"]), "kind")
+    if kind == "bytes":
+        _corrupt_bytes(path, data)
+    elif name.endswith(".json"):
+        path.write_text(json.dumps(_edit_json(json.loads(path.read_text()), data)))
+    elif name.endswith(".npz"):
+        _corrupt_npz(path, data)
+    else:
+        lines = path.read_text().splitlines()
+        row = data.draw(st.integers(0, len(lines) - 1), "line")
+        lines[row] = data.draw(st.sampled_from(["", "epoch", "1,2,3,4,5,6,7,8,9", "x,y", "nan,nan", "-1,0",
+                                                "epoch,epoch", "\x00", "1e999,1"]), "new line")
+        path.write_text("\n".join(lines) + "\n")
+    argv = _command(run, workspace, data)
+    status, _, err = run_cli(argv)
+    assert_clean(argv, status, err)
+
+
+# --- model files ----------------------------------------------------------------------------------
+LAYER = st.fixed_dictionaries({"type": st.sampled_from(["Conv2d", "Linear", "Flatten", "MaxPool2d", "AvgPool2d",
+                                                        "AdaptiveAvgPool2d", "GlobalMaxPool2d", "ReLU", "GLU",
+                                                        "Softmax", "BatchNorm2d", "Dropout", "Sequential",
+                                                        "FractionalMaxPool2d", "LeakyReLU", "nope", 3])},
+                              optional={k: JSON_VALUES for k in ("out_channels", "kernel_size", "stride", "padding",
+                                                                  "dilation", "groups", "out_features", "dim", "p",
+                                                                  "output_size", "output_ratio", "in_channels",
+                                                                  "negative_slope", "ceil_mode", "bias", "eps",
+                                                                  "padding_mode", "layers", "start_dim")})
+
+
+@FUZZ
+@given(layers=st.lists(LAYER, max_size=5), shape=st.one_of(st.none(), st.just([1, 8, 8]), JSON_VALUES),
+       fmt=st.sampled_from(["json", "yaml", "toml"]), classes=st.sampled_from([None, "10", "0", "-1", "x"]))
+def test_random_model_files_never_crash(workspace, layers, shape, fmt, classes):
+    spec = {"layers": layers} if shape is None else {"input_shape": shape, "layers": layers}
+    path = workspace / f"fuzz-model.{fmt}"
+    if fmt == "json":
+        path.write_text(json.dumps(spec))
+    elif fmt == "yaml":
+        import yaml
+        path.write_text(yaml.safe_dump(spec))
+    else:  # TOML has no null: drop the None values
+        def toml_value(v):
+            if isinstance(v, bool):
+                return "true" if v else "false"
+            if isinstance(v, (int, float)):
+                return repr(v) if math.isfinite(v) else ("nan" if v != v else ("inf" if v > 0 else "-inf"))
+            if isinstance(v, str):
+                return json.dumps(v)
+            if isinstance(v, list):
+                return "[" + ", ".join(toml_value(x) for x in v if x is not None) + "]"
+            return "{}"
+        lines = [] if not isinstance(shape, list) else [f"input_shape = {toml_value(shape)}"]
+        for layer in layers:
+            lines.append("[[layers]]")
+            lines += [f"{k} = {toml_value(v)}" for k, v in layer.items() if v is not None and not isinstance(v, dict)]
+        path.write_text("\n".join(lines) + "\n")
+    argv = ["summary", path, "--input-shape", "1,8,8"] + ([] if classes is None else ["--num-classes", classes])
+    status, _, err = run_cli(argv)
+    assert_clean(argv, status, err)

@@ -153,7 +153,7 @@ def test_weights_are_read_only_from_the_model_folder(tmp_path, weights):
     ({"architecture": [1, 2]}, r"'architecture' must be a mapping"),
     ({"architecture": _DELETE}, r"missing field 'architecture'"),
     ({"format_version": "1"}, r"'format_version' must be a positive int, got '1' \(a string\)"),
-    ({"format_version": 99}, r"format_version 99; this cnnlab reads up to 1"),
+    ({"format_version": 99}, r"format_version 99; this cnnlab reads up to 2"),
     ({"format": "other"}, r"not a cnnlab model description"),
     ({"name": ["x"]}, r"'name' must be a string"),
 ])
@@ -242,13 +242,18 @@ def _checkpoint(tmp_path):
     (lambda a, m: m.update(rng={"bit_generator": "Nope", "state": {}}), r"'rng': 'bit_generator' must be 'PCG64'"),
     (lambda a, m: m["rng"]["state"].update(state="x"), r"'rng': not a valid NumPy generator state"),
     (lambda a, m: m.update(rng=np.random.MT19937().state), r"'bit_generator' must be 'PCG64', got 'MT19937'"),
-    (lambda a, m: m["optimizer"].update(lr=None), r"optimizer: 'lr' must be a finite number, got None"),
+    (lambda a, m: m["optimizer"]["param_groups"][0].update(lr=None),
+     r"optimizer.param_groups\[0\]: 'lr' must be a finite number, got None"),
+    (lambda a, m: m["optimizer"].update(param_groups=[]), r"'optimizer.param_groups' must be a non-empty list"),
+    (lambda a, m: m.update(optimizer={"lr": -1, "step_count": 3}), r"'optimizer.lr' must be a number >= 0, got -1"),
     (lambda a, m: m["history"]["history"].update(epoch=[1, "x"]), r"'history.history.epoch' must be a list"),
     (lambda a, m: m["history"].update(train_seconds=None), r"'history.train_seconds' must be a number >= 0, got None"),
     (lambda a, m: m["history"].update(stopped_early="no"), r"'history.stopped_early' must be true or false"),
     (lambda a, m: m["history"].update(history={}), r"the history has no 'epoch' column"),
     (lambda a, m: m["history"]["history"].pop("train_loss"), r"the history has no 'train_loss' column"),
-    (lambda a, m: m["optimizer"].update(lr=-1), r"'optimizer.lr' must be a number >= 0, got -1"),
+    (lambda a, m: m["optimizer"]["param_groups"][0].update(lr=-1),
+     r"'optimizer.param_groups\[0\].lr' must be a number >= 0, got -1"),
+    (lambda a, m: m.update(loader={"seed": "0", "epoch": 1}), r"loader: 'seed' must be an int"),
     (lambda a, m: a.update({"model/0.weight": np.zeros((1, 1))}), r"array 'model/0.weight' has shape \(1, 1\)"),
     (lambda a, m: a.pop("model/3.bias"), r"missing \['model/3.bias'\]"),
     (lambda a, m: a.update({"evil": np.zeros(1)}), r"unexpected array 'evil'"),
@@ -372,8 +377,8 @@ def test_decompression_bomb_image_gets_its_own_message(tmp_path, monkeypatch):
     Image.new("L", (40, 40)).save(path)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 1,600 pixels: more than twice the limit
     from cnnlab.explain.images import image_channels, load_image
-    with pytest.raises(ValueError, match=r"image .*huge\.png is too large to read: Image size \(1600 pixels\) "
-                                         r"exceeds limit"):
+    with pytest.raises(ValueError, match=r"image .*huge\.png is too large to read \(1,600 pixels, more than the "
+                                         r"200 Pillow decodes"):
         image_channels(path)
     with pytest.raises(ValueError, match=r"huge\.png is too large to read"):
         load_image(path, channels=1)

@@ -446,9 +446,10 @@ def _check_meta_type(meta, key, kind: str, where, nullable: bool = False):
     if nullable and value is None:
         return value
     ok = {"int": _is_int, "number": _is_finite, "mapping": lambda v: isinstance(v, dict),
-          "str": lambda v: isinstance(v, str)}[kind]
+          "str": lambda v: isinstance(v, str), "list": lambda v: isinstance(v, list)}[kind]
     if not ok(value):
-        text = {"int": "an int", "number": "a finite number", "mapping": "a mapping", "str": "a string"}[kind]
+        text = {"int": "an int", "number": "a finite number", "mapping": "a mapping", "str": "a string",
+                "list": "a list"}[kind]
         raise _bad(where, repr(key), text + (" or null" if nullable else ""), value)
     return value
 
@@ -469,23 +470,42 @@ def check_checkpoint(arrays: Dict[str, np.ndarray], meta, where, model=None) -> 
         raise _bad(where, "'epoch'", "a positive int", epoch)
     _check_meta_type(meta, "config", "mapping", where)
     opt = _check_meta_type(meta, "optimizer", "mapping", where)
-    if _check_meta_type(opt, "lr", "number", f"{where}: optimizer") < 0:
-        raise _bad(where, "'optimizer.lr'", "a number >= 0", opt["lr"])
-    if _check_meta_type(opt, "step_count", "int", f"{where}: optimizer") < 0:
-        raise _bad(where, "'optimizer.step_count'", "not negative", opt["step_count"])
+    if "param_groups" in opt:  # the optimizer's state_dict (PyTorch's layout)
+        groups = _check_meta_type(opt, "param_groups", "list", f"{where}: optimizer")
+        if not groups:
+            raise _bad(where, "'optimizer.param_groups'", "a non-empty list", groups)
+        for k, group in enumerate(groups):
+            if not isinstance(group, dict):
+                raise _bad(where, f"'optimizer.param_groups[{k}]'", "a mapping", group)
+            if _check_meta_type(group, "lr", "number", f"{where}: optimizer.param_groups[{k}]") < 0:
+                raise _bad(where, f"'optimizer.param_groups[{k}].lr'", "a number >= 0", group["lr"])
+    else:  # written before param_groups
+        if _check_meta_type(opt, "lr", "number", f"{where}: optimizer") < 0:
+            raise _bad(where, "'optimizer.lr'", "a number >= 0", opt["lr"])
+        if _check_meta_type(opt, "step_count", "int", f"{where}: optimizer") < 0:
+            raise _bad(where, "'optimizer.step_count'", "not negative", opt["step_count"])
     sched = _check_meta_type(meta, "scheduler", "mapping", where, nullable=True)
     if sched is not None:
         if _check_meta_type(sched, "last_epoch", "int", f"{where}: scheduler") < -1:
             raise _bad(where, "'scheduler.last_epoch'", "an int >= -1", sched["last_epoch"])
-        if _check_meta_type(sched, "base_lr", "number", f"{where}: scheduler") < 0:
+        if "base_lrs" in sched:
+            lrs = _check_meta_type(sched, "base_lrs", "list", f"{where}: scheduler")
+            if not lrs or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                                  and v >= 0 for v in lrs):
+                raise _bad(where, "'scheduler.base_lrs'", "a list of numbers >= 0", lrs)
+        elif _check_meta_type(sched, "base_lr", "number", f"{where}: scheduler") < 0:
             raise _bad(where, "'scheduler.base_lr'", "a number >= 0", sched["base_lr"])
     from .random import get_state
     rng = _check_meta_type(meta, "rng", "mapping", where)
     _check_rng_state(rng, f"{where}: 'rng'", get_state()["bit_generator"])
     loader = _check_meta_type(meta, "loader", "mapping", where, nullable=True)
-    if loader is not None:
+    if loader is not None and "rng_state" in loader:  # a loader with its own generator
         _check_rng_state(_check_meta_type(loader, "rng_state", "mapping", f"{where}: loader"),
                          f"{where}: 'loader.rng_state'", type(np.random.default_rng().bit_generator).__name__)
+    elif loader is not None:  # the seeded loader: its streams follow from the seed and the epoch
+        _check_meta_type(loader, "seed", "int", f"{where}: loader")
+        if _check_meta_type(loader, "epoch", "int", f"{where}: loader") < 0:
+            raise _bad(where, "'loader.epoch'", "not negative", loader["epoch"])
     history = _check_meta_type(meta, "history", "mapping", where)
     columns = _check_meta_type(history, "history", "mapping", f"{where}: history")
     lengths = set()

@@ -1,6 +1,8 @@
 """Flatten, dense (linear) layers, dropout and batch normalisation."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..tensor import Tensor, as_tensor, flatten_shape

@@ -383,8 +383,13 @@ def _apply(imp: _Importer, ctx: Context, node, result) -> None:
         imp.hwc_features[name] = result.hwc
 
 
-def _unsupported(node, opset: int, source: str, why: str = "") -> None:
+def supported_ops() -> list:
+    """ONNX op types the importer turns into layers (on run-time values)."""
     from ._import_ops import CONVERTERS
-    supported = sorted(set(CONVERTERS) | set(_shapes.FOLDERS) | {"Constant", "Shape"})
+    return sorted(set(CONVERTERS) | {"Constant", "Shape"})
+
+
+def _unsupported(node, opset: int, source: str, why: str = "") -> None:
     raise OnnxImportError(f"{source}: unsupported op {node.op_type} (node {node.name!r}, opset {opset})"
-                          f"{' from ' + why if why else ''}; cnnlab imports: {', '.join(supported)}")
+                          f"{' from ' + why if why else ''}; cnnlab imports {', '.join(supported_ops())} "
+                          f"(and shape computations on constants)")

@@ -319,6 +319,12 @@ def arithmetic(ctx: Context):
     return Layer(_set(layer, constant=constant), (ctx.var(var_index),))
 
 
+@converter("Neg")
+def neg(ctx: Context):
+    layer = nn.Elementwise("mul", ())
+    return Layer(_set(layer, constant=np.array(-1.0)), (ctx.var(0),))
+
+
 @converter("Concat")
 def concat(ctx: Context):
     if any(ctx.is_const(i) for i in range(len(ctx.inputs))):

@@ -57,6 +57,7 @@ TASKS = {
     "mnist-best": ("mnist", {"model": "smallnet", "epochs": 12, "batch_size": 128, "lr": 3e-3,
                              "schedule": "onecycle"}, 0.995, None),
     "fashion": ("fashion-mnist", {"model": "smallnet", "epochs": 12}, 0.925, None),
+    "fashion-resnet8": ("fashion-mnist", {"model": "resnet8", "epochs": 15}, 0.935, None),
 }
 
 

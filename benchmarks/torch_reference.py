@@ -17,11 +17,16 @@ import numpy as np
 
 
 def torch_model(spec: dict):
-    """``torch.nn.Sequential`` for a cnnlab model spec (the layer types cnnlab's zoo uses)."""
+    """A ``torch.nn`` model for a cnnlab model spec (the layer types cnnlab's zoo uses).
+
+    A chain becomes a ``torch.nn.Sequential``; a graph (layers with names and
+    inputs) a module that runs the same nodes, its layers placed at their node
+    names so the state-dict keys are cnnlab's.
+    """
     import torch.nn as tnn
 
     def layer(entry: dict):
-        args = {k: v for k, v in entry.items() if k != "type"}
+        args = {k: v for k, v in entry.items() if k not in ("type", "name", "inputs")}
         kind = entry["type"]
         if kind == "Sequential":
             return tnn.Sequential(*[layer(e) for e in args["layers"]])
@@ -33,7 +38,56 @@ def torch_model(spec: dict):
         args = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
         return cls(**args)
 
+    if any("name" in e or "inputs" in e for e in spec["layers"]):
+        return _TorchGraph(spec, layer)
     return tnn.Sequential(*[layer(e) for e in spec["layers"]])
+
+
+def _torch_graph_class():
+    import torch
+    import torch.nn as tnn
+
+    merges = {"Add": lambda a, b: a + b, "Sub": lambda a, b: a - b, "Mul": lambda a, b: a * b,
+              "Div": lambda a, b: a / b}
+
+    class TorchGraph(tnn.Module):
+        def __init__(self, spec, make_layer):
+            super().__init__()
+            self.steps = []
+            previous = "input"
+            for index, entry in enumerate(spec["layers"]):
+                name = entry.get("name", str(index))
+                inputs = entry.get("inputs", [previous])
+                kind = entry["type"]
+                if kind in merges:
+                    fn = merges[kind]
+                elif kind == "Concat":
+                    dim = entry.get("dim", 1)
+                    fn = (lambda d: lambda *xs: torch.cat(xs, dim=d))(dim)
+                else:
+                    parent, _, leaf = name.rpartition(".")
+                    owner = self
+                    for part in parent.split(".") if parent else []:
+                        if not hasattr(owner, part):
+                            owner.add_module(part, tnn.Module())
+                        owner = getattr(owner, part)
+                    owner.add_module(leaf, make_layer(entry))
+                    fn = self.get_submodule(name)
+                self.steps.append((name, fn, inputs))
+                previous = name
+            self.output = spec.get("output", previous)
+
+        def forward(self, x):
+            values = {"input": x}
+            for name, fn, inputs in self.steps:
+                values[name] = fn(*[values[i] for i in inputs])
+            return values[self.output]
+
+    return TorchGraph
+
+
+def _TorchGraph(spec, make_layer):
+    return _torch_graph_class()(spec, make_layer)
 
 
 def _load_weights(model, state: dict) -> None:

@@ -41,7 +41,7 @@ __all__ = ["atomic_write_bytes", "write_json", "read_json", "save_npz", "load_np
 MODEL_WEIGHTS = "model.npz"
 MODEL_JSON = "model.json"
 FORMAT = "cnnlab-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # 2: the architecture may be a graph (layers with names and inputs)
 _META_KEY = "__meta_json__"
 
 
@@ -149,7 +149,7 @@ class SavedModel:
         path: the folder it was read from.
     """
 
-    model: nn.Sequential
+    model: nn.Module
     input_shape: Tuple[int, int, int]
     classes: List[str]
     mean: Optional[Tuple[float, ...]] = None
@@ -177,7 +177,9 @@ def save_model(model: nn.Module, directory, input_shape: Sequence[int], classes:
     """Save ``model`` into ``directory`` as ``model.npz`` (weights) and ``model.json`` (the rest).
 
     Args:
-        model: a model built from ``cnnlab.nn`` layers (a Sequential, possibly nested).
+        model: any model: a Sequential, a :class:`~cnnlab.nn.Graph`, or a user's own
+            Module, whose ``forward`` is then traced into a graph (its layers' state-dict
+            keys kept; what cannot be captured raises ``ValueError`` naming the op and line).
         directory: the folder (created if needed).
         input_shape: ``(C, H, W)`` the model takes.
         classes: class names (default ``"0" .. "K-1"`` for K outputs).
@@ -190,11 +192,14 @@ def save_model(model: nn.Module, directory, input_shape: Sequence[int], classes:
     """
     from . import __version__
     from .models import model_to_spec
+    from .nn.trace import is_layer
 
     directory = Path(directory)
     shape = [int(s) for s in input_shape]
     if len(shape) != 3:
         raise ValueError(f"input_shape must be (C, H, W), got {tuple(input_shape)}")
+    if not (type(model) is nn.Sequential or isinstance(model, nn.Graph) or is_layer(model)):
+        model = nn.as_graph(model, shape)
     out = model.output_shape((1, *shape))
     num_outputs = int(out[-1])
     if classes is None:
@@ -207,7 +212,7 @@ def save_model(model: nn.Module, directory, input_shape: Sequence[int], classes:
             raise ValueError(f"{label} needs one value per channel ({shape[0]}), got {list(value)}")
     info = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": 2 if isinstance(model, nn.Graph) else 1,
         "cnnlab_version": __version__,
         "name": name,
         "architecture": model_to_spec(model, shape),

@@ -1,7 +1,8 @@
 """The model zoo, and models written as small JSON/YAML/TOML files of layers.
 
-Every model here is a plain :class:`~cnnlab.nn.Sequential` whose layers read
-top to bottom like the network's diagram.  The sizes that depend on the input
+Every model here but ``resnet8`` is a plain :class:`~cnnlab.nn.Sequential`
+whose layers read top to bottom like the network's diagram; ``resnet8`` is a
+:class:`~cnnlab.nn.Graph`, since its blocks add their input back.  The sizes that depend on the input
 (the ``in_features`` of the first dense layer) are computed with each layer's
 ``output_shape``, i.e. with the one output-size rule
 :func:`~cnnlab.functional.conv_output_size`, never by hand.
@@ -19,6 +20,9 @@ The zoo
 ``smallnet``  (a modern small network for Fashion-MNIST and 32x32 RGB)
     [conv3(32)-BN-ReLU] x2, maxpool2, [conv3(64)-BN-ReLU] x2, maxpool2,
     conv3(128)-BN-ReLU, global average pooling, dropout, dense.
+``resnet8``  (a small residual network, a :class:`~cnnlab.nn.Graph`)
+    conv3-BN-ReLU stem, three residual blocks (the last two strided, with 1x1
+    conv-BN shortcuts), global average pooling, dense.
 
 Model files
 -----------
@@ -48,8 +52,10 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from . import nn
+from .nn.graph import INPUT
+from .nn.trace import is_layer, layer_types
 
-__all__ = ["lenet5", "tinyvgg", "smallnet", "digitsnet", "MODELS", "create_model", "build_model",
+__all__ = ["lenet5", "tinyvgg", "smallnet", "digitsnet", "resnet8", "MODELS", "create_model", "build_model",
            "model_to_spec", "load_model_file", "parse_model_spec", "default_model_name",
            "is_model_file", "LAYER_TYPES", "MODEL_FILE_SUFFIXES", "DEFAULT_INPUT_SHAPES",
            "MODEL_DESCRIPTIONS"]
@@ -177,13 +183,56 @@ def digitsnet(in_channels: int = 1, num_classes: int = 10, input_size: Size = 8,
     return nn.Sequential(*features, *head)
 
 
+def _residual_block(nodes: list, source: str, prefix: str, cin: int, cout: int, stride: int) -> str:
+    """conv3-BN-ReLU-conv3-BN plus the shortcut (1x1 conv-BN where the shape changes), then ReLU."""
+    nodes += [(f"{prefix}.conv1", nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), [source]),
+              (f"{prefix}.bn1", nn.BatchNorm2d(cout), [f"{prefix}.conv1"]),
+              (f"{prefix}.relu1", nn.ReLU(), [f"{prefix}.bn1"]),
+              (f"{prefix}.conv2", nn.Conv2d(cout, cout, 3, padding=1, bias=False), [f"{prefix}.relu1"]),
+              (f"{prefix}.bn2", nn.BatchNorm2d(cout), [f"{prefix}.conv2"])]
+    shortcut = source
+    if stride != 1 or cin != cout:
+        nodes += [(f"{prefix}.shortcut.conv", nn.Conv2d(cin, cout, 1, stride=stride, bias=False), [source]),
+                  (f"{prefix}.shortcut.bn", nn.BatchNorm2d(cout), [f"{prefix}.shortcut.conv"])]
+        shortcut = f"{prefix}.shortcut.bn"
+    nodes += [(f"{prefix}.add", nn.Add(), [f"{prefix}.bn2", shortcut]),
+              (f"{prefix}.relu2", nn.ReLU(), [f"{prefix}.add"])]
+    return f"{prefix}.relu2"
+
+
+def resnet8(in_channels: int = 1, num_classes: int = 10, input_size: Size = 28, width: int = 16) -> nn.Graph:
+    """A small residual network (He et al. 2016): 8 weighted layers, as a graph model.
+
+    stem conv3(w)-BN-ReLU; three residual blocks of two conv3-BN with w, 2w (stride 2)
+    and 4w (stride 2) filters, whose input is added back to their output (through a
+    1x1 conv-BN where the block changes the shape); global average pooling; dense.
+    Node names follow PyTorch's ResNets (``layer2.conv1``, ``layer2.shortcut.conv``).
+
+    Shape:
+        - input: ``(N, in_channels, H, W)``, H and W at least 4 (28x28 gray, 32x32 RGB)
+        - output: ``(N, num_classes)``
+    """
+    h, w_ = _size_pair(input_size)
+    if min(h, w_) < 4:
+        raise ValueError(f"model resnet8 needs images of at least 4x4, got {h}x{w_}")
+    w = int(width)
+    nodes = [("stem.conv", nn.Conv2d(in_channels, w, 3, padding=1, bias=False), ["input"]),
+             ("stem.bn", nn.BatchNorm2d(w), ["stem.conv"]),
+             ("stem.relu", nn.ReLU(), ["stem.bn"])]
+    x = _residual_block(nodes, "stem.relu", "layer1", w, w, 1)
+    x = _residual_block(nodes, x, "layer2", w, 2 * w, 2)
+    x = _residual_block(nodes, x, "layer3", 2 * w, 4 * w, 2)
+    nodes += [("pool", nn.GlobalAvgPool2d(), [x]), ("fc", nn.Linear(4 * w, num_classes), ["pool"])]
+    return nn.Graph(nodes)
+
+
 #: name -> builder taking ``(in_channels, num_classes, input_size)``
 MODELS: Dict[str, Callable[..., nn.Sequential]] = {
-    "digitsnet": digitsnet, "lenet5": lenet5, "tinyvgg": tinyvgg, "smallnet": smallnet}
+    "digitsnet": digitsnet, "lenet5": lenet5, "tinyvgg": tinyvgg, "smallnet": smallnet, "resnet8": resnet8}
 
 #: the input each zoo model was designed for, (C, H, W)
 DEFAULT_INPUT_SHAPES = {"digitsnet": (1, 8, 8), "lenet5": (1, 28, 28), "tinyvgg": (3, 64, 64),
-                        "smallnet": (1, 28, 28)}
+                        "smallnet": (1, 28, 28), "resnet8": (1, 28, 28)}
 
 # a short "what it is for" line per zoo model (CLI help, errors)
 MODEL_DESCRIPTIONS = {
@@ -191,6 +240,7 @@ MODEL_DESCRIPTIONS = {
     "lenet5": "LeNet-5 (1998) for 28x28 digits (default for MNIST)",
     "tinyvgg": "CNN Explainer's TinyVGG (2 x [conv-relu-conv-relu-maxpool], 10 filters)",
     "smallnet": "modern conv-BN-ReLU network with global average pooling (Fashion-MNIST, CIFAR-10)",
+    "resnet8": "small residual network, a graph model (Fashion-MNIST, CIFAR-10)",
 }
 
 
@@ -205,19 +255,18 @@ def default_model_name(dataset: str, input_shape: Sequence[int]) -> str:
 
 
 # --- model files --------------------------------------------------------------------------
-#: the layer types a model file may use: ``cnnlab.nn`` classes by name
-LAYER_TYPES: Dict[str, type] = {
-    name: getattr(nn, name) for name in
-    ("Conv2d", "Linear", "Flatten", "MaxPool2d", "MinPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
-     "AdaptiveMaxPool2d", "GlobalAvgPool2d", "GlobalMaxPool2d", "FractionalMaxPool2d", "ReLU",
-     "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "GELU", "GLU", "Identity", "Dropout",
-     "BatchNorm2d")}
+#: the layer types a model file may use: every layer class ``cnnlab.nn`` exports, by name
+LAYER_TYPES: Dict[str, type] = dict(layer_types())
 _ALIASES = {"dense": "Linear"}
 _LOOKUP = {name.lower(): name for name in LAYER_TYPES}
 _LOOKUP.update(_ALIASES)
 _SKIPPED_ARGS = {"self", "dtype", "rng"}  # never written in files
 # argument -> where its value comes from when a file leaves it out
-_INFERRED = {"Conv2d": ("in_channels", 1), "Linear": ("in_features", -1), "BatchNorm2d": ("num_features", 1)}
+_INFERRED = {"Conv2d": ("in_channels", 1), "Linear": ("in_features", -1), "BatchNorm2d": ("num_features", 1),
+             "BatchNorm1d": ("num_features", 1), "ConvTranspose2d": ("in_channels", 1)}
+_GRAPH_KEYS = ("name", "inputs", "same_as")
+# arguments written as one number when both entries of a pair are equal
+_PAIR_ARGS = {"kernel_size", "stride", "padding", "dilation", "output_size", "output_padding"}
 
 
 def is_model_file(name: str) -> bool:
@@ -248,83 +297,190 @@ def _shape_tuple(value, where: str) -> Tuple[int, int, int]:
     return shape
 
 
+def _build_layer(entry, shape, where: str, label: str, inputs_shapes=None) -> Tuple[nn.Module, Optional[tuple]]:
+    """One layer of a model file, built for inputs of ``shape``; returns it and its output shape."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where}: {label}: expected a mapping with a 'type' key such as "
+                         f"{{\"type\": \"ReLU\"}}, got {entry!r}")
+    if "type" not in entry:
+        raise ValueError(f"{where}: {label}: missing key 'type' (the layer class, e.g. 'Conv2d'); "
+                         f"got keys {sorted(entry)}")
+    kind = entry["type"]
+    args = {k: v for k, v in entry.items() if k != "type" and k not in _GRAPH_KEYS}
+    if isinstance(kind, str) and kind.lower() == "sequential":
+        unknown = sorted(set(args) - {"layers"})
+        if unknown:
+            raise ValueError(f"{where}: {label} (Sequential): unknown key {unknown[0]!r}; "
+                             "a Sequential entry takes only 'layers'")
+        children, shape = _build_layers(args.get("layers"), shape, where, f"{label}.")
+        return nn.Sequential(*children), shape
+    name = _LOOKUP.get(str(kind).lower()) if isinstance(kind, str) else None
+    if name is None:
+        raise ValueError(f"{where}: {label}: unknown layer type {kind!r}; known types: "
+                         f"{', '.join(sorted(LAYER_TYPES))}, Sequential")
+    cls = LAYER_TYPES[name]
+    accepted = _accepted_args(cls)
+    for key in args:
+        if key not in accepted:
+            raise ValueError(f"{where}: {label} ({name}): unknown argument {key!r}; {name} accepts: "
+                             f"{', '.join(accepted) or 'no arguments'}")
+    kwargs = {k: _to_tuples(v) for k, v in args.items()}
+    if name in _INFERRED:
+        arg, axis = _INFERRED[name]
+        if arg not in kwargs:
+            if shape is None:
+                raise ValueError(f"{where}: {label} ({name}): '{arg}' is not given and cannot be "
+                                 "inferred without the input shape; add \"input_shape\": [C, H, W] "
+                                 f"to the file or give '{arg}'")
+            kwargs[arg] = int(shape[axis])
+    missing = [n for n, p in accepted.items() if p.default is p.empty and n not in kwargs]
+    if missing:
+        raise ValueError(f"{where}: {label} ({name}): missing required argument {missing[0]!r}")
+    try:
+        layer = cls(**kwargs)
+    except (TypeError, ValueError, IndexError) as exc:
+        raise ValueError(f"{where}: {label} ({name}): {exc}") from None
+    given = inputs_shapes if inputs_shapes is not None else ([shape] if shape is not None else None)
+    out = None
+    if given is not None:
+        try:
+            out = tuple(layer.output_shape(*given))
+        except (ValueError, TypeError, IndexError) as exc:
+            shapes = " and ".join(str(tuple(g)) for g in given)
+            raise ValueError(f"{where}: {label} ({name}) cannot take its input of shape "
+                             f"{shapes}: {exc}") from None
+    return layer, out
+
+
 def _build_layers(layers, shape, where: str, prefix: str) -> Tuple[List[nn.Module], Optional[tuple]]:
     if not isinstance(layers, list) or not layers:
         raise ValueError(f"{where}: 'layers' must be a non-empty list of layers, got {layers!r}")
     built = []
     for index, entry in enumerate(layers):
-        label = f"layer {prefix}{index}"
-        if not isinstance(entry, dict):
-            raise ValueError(f"{where}: {label}: expected a mapping with a 'type' key such as "
-                             f"{{\"type\": \"ReLU\"}}, got {entry!r}")
-        if "type" not in entry:
-            raise ValueError(f"{where}: {label}: missing key 'type' (the layer class, e.g. 'Conv2d'); "
-                             f"got keys {sorted(entry)}")
-        kind = entry["type"]
-        args = {k: v for k, v in entry.items() if k != "type"}
-        if isinstance(kind, str) and kind.lower() == "sequential":
-            unknown = sorted(set(args) - {"layers"})
-            if unknown:
-                raise ValueError(f"{where}: {label} (Sequential): unknown key {unknown[0]!r}; "
-                                 "a Sequential entry takes only 'layers'")
-            children, shape = _build_layers(args.get("layers"), shape, where, f"{prefix}{index}.")
-            built.append(nn.Sequential(*children))
-            continue
-        name = _LOOKUP.get(str(kind).lower()) if isinstance(kind, str) else None
-        if name is None:
-            raise ValueError(f"{where}: {label}: unknown layer type {kind!r}; known types: "
-                             f"{', '.join(sorted(LAYER_TYPES))}, Sequential")
-        cls = LAYER_TYPES[name]
-        accepted = _accepted_args(cls)
-        for key in args:
-            if key not in accepted:
-                raise ValueError(f"{where}: {label} ({name}): unknown argument {key!r}; {name} accepts: "
-                                 f"{', '.join(accepted) or 'no arguments'}")
-        kwargs = {k: _to_tuples(v) for k, v in args.items()}
-        if name in _INFERRED:
-            arg, axis = _INFERRED[name]
-            if arg not in kwargs:
-                if shape is None:
-                    raise ValueError(f"{where}: {label} ({name}): '{arg}' is not given and cannot be "
-                                     "inferred without the input shape; add \"input_shape\": [C, H, W] "
-                                     f"to the file or give '{arg}'")
-                kwargs[arg] = int(shape[axis])
-        missing = [n for n, p in accepted.items() if p.default is p.empty and n not in kwargs]
-        if missing:
-            raise ValueError(f"{where}: {label} ({name}): missing required argument {missing[0]!r}")
-        try:
-            layer = cls(**kwargs)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{where}: {label} ({name}): {exc}") from None
-        if shape is not None:
-            try:
-                shape = layer.output_shape(shape)
-            except ValueError as exc:
-                raise ValueError(f"{where}: {label} ({name}) cannot take its input of shape "
-                                 f"{tuple(shape)}: {exc}") from None
+        layer, shape = _build_layer(entry, shape, where, f"layer {prefix}{index}")
         built.append(layer)
     return built, shape
 
 
+def _is_graph_spec(spec: dict) -> bool:
+    layers = spec.get("layers")
+    return "output" in spec or (isinstance(layers, list) and any(
+        isinstance(e, dict) and any(k in e for k in _GRAPH_KEYS) for e in layers))
+
+
+def _graph_order(layers: list, where: str) -> Tuple[List[str], Dict[str, List[str]], List[int]]:
+    """Names, inputs and a dependency order of a graph model file's layers (cycles refused)."""
+    names, inputs = [], {}
+    for index, entry in enumerate(layers):
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: layer {index}: expected a mapping with a 'type' key, got {entry!r}")
+        name = entry.get("name", str(index))
+        if not isinstance(name, str) or not name or name == INPUT:
+            raise ValueError(f"{where}: layer {index}: 'name' must be a non-empty string other than "
+                             f"'{INPUT}', got {name!r}")
+        if name in inputs:
+            raise ValueError(f"{where}: layer {index}: the name {name!r} is used twice")
+        given = entry.get("inputs", [names[-1]] if names else [INPUT])
+        if isinstance(given, str):
+            given = [given]
+        if not isinstance(given, list) or not given or not all(isinstance(g, str) for g in given):
+            raise ValueError(f"{where}: layer {index} ({name}): 'inputs' must be a non-empty list of layer "
+                             f"names (or \"{INPUT}\"), got {given!r}")
+        names.append(name)
+        inputs[name] = list(given)
+    for name in names:
+        for source in inputs[name]:
+            if source != INPUT and source not in inputs:
+                raise ValueError(f"{where}: layer {name!r} reads {source!r}, which is not the name of any "
+                                 f"layer (names: {', '.join(names)}) nor \"{INPUT}\"")
+    order, state = [], {}
+
+    def visit(name, path):
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "open":
+            cycle = path[path.index(name):] + [name]
+            raise ValueError(f"{where}: the layers {' -> '.join(cycle)} form a cycle; a model's layers "
+                             "must only read earlier values")
+        state[name] = "open"
+        for source in inputs[name]:
+            if source != INPUT:
+                visit(source, path + [name])
+        state[name] = "done"
+        order.append(names.index(name))
+
+    for name in names:
+        visit(name, [])
+    return names, inputs, order
+
+
+def _build_graph(spec: dict, shape: Optional[tuple], where: str) -> nn.Graph:
+    layers = spec["layers"]
+    if not isinstance(layers, list) or not layers:
+        raise ValueError(f"{where}: 'layers' must be a non-empty list of layers, got {layers!r}")
+    names, inputs, order = _graph_order(layers, where)
+    shapes = {INPUT: shape}
+    modules, nodes = {}, []
+    for index in order:
+        entry, name = layers[index], names[index]
+        given = [shapes[source] for source in inputs[name]]
+        known = None if any(g is None for g in given) else given
+        if "same_as" in entry:
+            other = entry["same_as"]
+            extra = sorted(set(entry) - {"name", "inputs", "same_as"})
+            if other not in modules:
+                raise ValueError(f"{where}: layer {name!r}: 'same_as' must name an earlier layer whose weights "
+                                 f"it shares, got {other!r}")
+            if extra:
+                raise ValueError(f"{where}: layer {name!r} shares the layer {other!r}: it takes no {extra[0]!r}")
+            module = modules[other]
+            out = None
+            if known is not None:
+                try:
+                    out = tuple(module.output_shape(*known))
+                except (ValueError, TypeError, IndexError) as exc:
+                    raise ValueError(f"{where}: layer {name!r} (same as {other!r}) cannot take its input of "
+                                     f"shape {' and '.join(map(str, known))}: {exc}") from None
+        else:
+            module, out = _build_layer(entry, given[0], where, f"layer {name!r}", known)
+        modules[name] = module
+        shapes[name] = out
+        nodes.append(nn.Node(name, module, tuple(inputs[name])))
+    output = spec.get("output", names[-1])
+    if output not in modules:
+        raise ValueError(f"{where}: 'output' must name a layer, got {output!r}")
+    try:
+        return nn.Graph(nodes, output=output)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
 def build_model(spec: dict, input_shape: Optional[Sequence[int]] = None,
-                source: str = "model spec") -> nn.Sequential:
-    """Build a :class:`~cnnlab.nn.Sequential` from a model spec (the parsed content of a model file).
+                source: str = "model spec") -> nn.Module:
+    """Build a model from a model spec (the parsed content of a model file).
+
+    A plain list of layers builds a :class:`~cnnlab.nn.Sequential`; when a layer
+    has a ``"name"``, ``"inputs"`` or ``"same_as"`` key (or the spec an
+    ``"output"``), a :class:`~cnnlab.nn.Graph`.
 
     Args:
-        spec: ``{"input_shape": [C, H, W] (optional), "layers": [{"type": ..., ...}, ...]}``.
+        spec: ``{"input_shape": [C, H, W] (optional), "layers": [{"type": ..., ...}, ...],
+            "output": name (optional)}``.
         input_shape: ``(C, H, W)`` of the data; must equal the spec's when both are given.
         source: the file name, used in error messages.
 
     Raises:
         ValueError: unknown layer type or argument (the message names the layer index and the
-            key), a layer that cannot take the shape reaching it, or a shape mismatch.
+            key), a layer that cannot take the shape reaching it, a shape mismatch, an input
+            name no layer has, or layers that read each other in a cycle.
     """
     if not isinstance(spec, dict):
         raise ValueError(f"{source}: expected a mapping with a 'layers' list, got {type(spec).__name__}")
-    unknown = sorted(set(spec) - {"input_shape", "layers", "name", "description", "format", "version"})
+    unknown = sorted(set(spec) - {"input_shape", "layers", "output", "name", "description", "format",
+                                  "version"})
     if unknown:
         raise ValueError(f"{source}: unknown top-level key {unknown[0]!r}; expected 'input_shape', "
-                         "'layers' and optionally 'name', 'description'")
+                         "'layers' and optionally 'output', 'name', 'description'")
     if "layers" not in spec:
         raise ValueError(f"{source}: missing key 'layers' (the list of layers)")
     file_shape = _shape_tuple(spec["input_shape"], source) if spec.get("input_shape") is not None else None
@@ -333,6 +489,8 @@ def build_model(spec: dict, input_shape: Optional[Sequence[int]] = None,
         raise ValueError(f"{source} is written for inputs of shape {list(file_shape)} (C, H, W), "
                          f"but the data have shape {list(data_shape)}")
     shape = file_shape or data_shape
+    if _is_graph_spec(spec):
+        return _build_graph(spec, None if shape is None else (1,) + shape, source)
     layers, _ = _build_layers(spec["layers"], None if shape is None else (1,) + shape, source, "")
     return nn.Sequential(*layers)
 
@@ -393,7 +551,7 @@ def _compact(value):
 
 
 def _layer_spec(layer: nn.Module) -> dict:
-    if isinstance(layer, nn.Sequential):
+    if type(layer) is nn.Sequential:
         return {"type": "Sequential", "layers": [_layer_spec(child) for child in layer]}
     name = type(layer).__name__
     if name not in LAYER_TYPES or type(layer) is not LAYER_TYPES[name]:
@@ -406,9 +564,12 @@ def _layer_spec(layer: nn.Module) -> dict:
         value = getattr(layer, arg)
         if arg == "bias":
             value = value is not None
-        value = _compact(_jsonable(value))
-        default = param.default
-        if default is not param.empty and value == _compact(_jsonable(default)):
+        value = _jsonable(value)
+        default = _jsonable(param.default) if param.default is not param.empty else param.empty
+        if arg in _PAIR_ARGS:
+            value = _compact(value)
+            default = _compact(default) if default is not param.empty else default
+        if default is not param.empty and value == default:
             continue
         if arg == "stride" and name.endswith("Pool2d") and value == _compact(_jsonable(layer.kernel_size)):
             continue  # pooling's stride defaults to its kernel size
@@ -416,17 +577,45 @@ def _layer_spec(layer: nn.Module) -> dict:
     return spec
 
 
-def model_to_spec(model: nn.Module, input_shape: Optional[Sequence[int]] = None) -> dict:
-    """The model-file structure of a model built from ``cnnlab.nn`` layers (JSON-ready).
+def _graph_spec(graph: nn.Graph) -> dict:
+    layers, first_name = [], {}
+    previous = INPUT
+    for node in graph.nodes:
+        if id(node.module) in first_name:
+            entry = {"name": node.name, "same_as": first_name[id(node.module)]}
+        else:
+            first_name[id(node.module)] = node.name
+            if isinstance(node.module, nn.Graph):
+                raise ValueError(f"cannot describe graph node {node.name!r} in a model file: it holds a whole "
+                                 "graph; nest its nodes in the outer graph instead")
+            entry = {"name": node.name, **_layer_spec(node.module)}
+        if list(node.inputs) != [previous]:
+            entry["inputs"] = list(node.inputs)
+        layers.append(entry)
+        previous = node.name
+    spec = {"layers": layers}
+    if graph.output != graph.nodes[-1].name:
+        spec["output"] = graph.output
+    return spec
 
-    ``build_model(model_to_spec(m, shape))`` rebuilds the same architecture (fresh weights);
-    its ``state_dict`` keys are the same as ``m``'s.
+
+def model_to_spec(model: nn.Module, input_shape: Optional[Sequence[int]] = None) -> dict:
+    """The model-file structure of a model (JSON-ready).
+
+    A Sequential is written as a list of layers; a :class:`~cnnlab.nn.Graph` as layers
+    with names and inputs; a user's own Module is traced into a graph first (that
+    needs ``input_shape``).  ``build_model(model_to_spec(m, shape))`` rebuilds the same
+    architecture (fresh weights) with the same ``state_dict`` keys.
     """
-    layers = list(model) if isinstance(model, nn.Sequential) else [model]
     spec = {}
     if input_shape is not None:
         spec["input_shape"] = [int(s) for s in input_shape]
-    spec["layers"] = [_layer_spec(layer) for layer in layers]
+    if type(model) is nn.Sequential:
+        spec["layers"] = [_layer_spec(layer) for layer in model]
+    elif is_layer(model):
+        spec["layers"] = [_layer_spec(model)]
+    else:
+        spec.update(_graph_spec(nn.as_graph(model, input_shape)))
     return spec
 
 

@@ -544,6 +544,12 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
         raise ValueError(f"the model does not fit the data ({'x'.join(map(str, input_shape))} images): "
                          f"{exc}") from None
     num_outputs = int(out_shape[-1])
+    to_save = model
+    if out_dir is not None and not isinstance(model, nn.Graph) and type(model) is not nn.Sequential:
+        try:  # capture a user's own Module now, not after hours of training
+            to_save = nn.as_graph(model, input_shape)
+        except ValueError as exc:
+            raise ValueError(f"the model cannot be saved to {out_dir}: {exc}") from None
     if classes is not None and len(classes) != num_outputs:
         raise ValueError(f"the model gives {num_outputs} scores per image but the data have "
                          f"{len(classes)} classes")
@@ -621,7 +627,7 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
 
     def save_model_files():
         if out_dir is not None:
-            save_model(model, out_dir, input_shape, classes, history.mean, history.std, name=model_name,
+            save_model(to_save, out_dir, input_shape, classes, history.mean, history.std, name=model_name,
                        extra=model_extra)
 
     def write_checkpoint(epoch_done: int):

@@ -274,15 +274,10 @@ def _layer_input(run, layer_name: str, image_path: str, invert: bool):
     """What layer ``layer_name`` of the run's model receives for this image: ``(C, H, W)`` float64."""
     import numpy as np
 
-    from ..explain.features import layer_outputs, named_layers
+    from ..explain.features import layer_input
     from ..explain.runs import model_input
     _, x = model_input(run.saved, image_path, invert)
-    names = [n for n, _ in named_layers(run.model)]
-    index = names.index(layer_name)
-    if index == 0:
-        return np.asarray(x[0], dtype=np.float64)
-    outs = layer_outputs(run.model, x, upto=names[index - 1])
-    return np.asarray(outs[-1].output[0], dtype=np.float64)
+    return np.asarray(layer_input(run.model, x, layer_name)[0], dtype=np.float64)
 
 
 def cmd_conv(args) -> int:
@@ -335,8 +330,8 @@ def cmd_conv(args) -> int:
                 raise UsageError(f"--size cannot be used with --run: the image is resized to the model's "
                                  f"input size {'x'.join(map(str, run.saved.input_shape))}")
             image = _layer_input(run, name, args.input, args.invert)
-            from ..explain.features import named_layers
-            first = named_layers(run.model)[0][0] == name
+            from ..explain.features import model_graph
+            first = model_graph(run.model).node(name).inputs[0] == "input"
             what = "the normalised image" if first else f"the feature maps entering layer {name}"
             notes.append(f"input: {what} for {Path(args.input).name}, exactly as the model computes it")
             if args.in_channel is not None and image.shape[0] > 1:

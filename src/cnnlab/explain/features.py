@@ -1,11 +1,11 @@
 """What each layer of a trained network makes of an image: activations, kernels, probabilities.
 
-A cnnlab model is a :class:`~cnnlab.nn.Sequential`; these helpers run it one
-layer at a time and keep every intermediate result, so a picture can show the
-feature maps after each convolution, activation and pooling, the flattened
-vector and the final probabilities.  Layers are named by their position, as
-in ``state_dict`` keys: ``"0"``, ``"1"``, ... (``"3.1"`` inside a nested
-Sequential).
+Any model is run as its graph (:func:`cnnlab.nn.as_graph`): these helpers run
+it one node at a time and keep every intermediate result, so a picture can show
+the feature maps after each convolution, activation, pooling and merge, the
+flattened vector and the final probabilities.  Layers are named as in
+``state_dict`` keys: ``"0"``, ``"1"``, ... (``"3.1"`` inside a nested
+Sequential) for a chain, the node names (``"layer1.conv1"``) for a graph.
 """
 from __future__ import annotations
 
@@ -17,39 +17,47 @@ import numpy as np
 from .. import nn
 from ..tensor import Tensor, no_grad
 
-__all__ = ["LayerOutput", "named_layers", "find_layer", "conv_layer_names", "layer_outputs",
+__all__ = ["LayerOutput", "model_graph", "layer_input", "named_layers", "find_layer", "conv_layer_names", "layer_outputs",
            "conv_kernel", "to_probabilities", "predict_proba", "describe_layer", "first_conv_weight",
            "model_dtype", "as_model_input"]
 
 
 @dataclass
 class LayerOutput:
-    """The output of one layer: ``output`` has the batch axis first, e.g. ``(N, C, H, W)``."""
+    """The output of one layer: ``output`` has the batch axis first, e.g. ``(N, C, H, W)``.
+
+    ``inputs`` names the values the layer read (``"input"`` is the image).
+    """
     name: str
     layer: nn.Module
     output: np.ndarray
+    inputs: Tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
         return type(self.layer).__name__
 
 
-def named_layers(model: nn.Module) -> List[Tuple[str, nn.Module]]:
-    """The layers a Sequential runs, in order, nested Sequentials opened (``"3.1"``)."""
-    if not isinstance(model, nn.Sequential):
-        return [("0", model)]
-    out: List[Tuple[str, nn.Module]] = []
+def model_graph(model: nn.Module, input_shape=None) -> nn.Graph:
+    """The model as a graph (a user's own Module is traced, which needs ``input_shape``)."""
+    return nn.as_graph(model, input_shape)
 
-    def walk(seq: nn.Sequential, prefix: str) -> None:
-        for name, layer in seq._modules.items():
-            full = f"{prefix}{name}"
-            if isinstance(layer, nn.Sequential):
-                walk(layer, full + ".")
-            else:
-                out.append((full, layer))
 
-    walk(model, "")
-    return out
+def named_layers(model: nn.Module, input_shape=None) -> List[Tuple[str, nn.Module]]:
+    """``(name, layer)`` for every node of the model's graph, in the order they run.
+
+    A Sequential gives its layers with nested Sequentials opened (``"3.1"``).  A
+    user's own Module without ``input_shape`` gives its cnnlab layers in the order
+    they were registered (enough to find a layer by name).
+    """
+    try:
+        graph = nn.as_graph(model, input_shape)
+    except ValueError:
+        if input_shape is not None:
+            raise
+        from ..nn.trace import is_layer
+        return [(name, m) for name, m in model.named_modules() if name and is_layer(m)]
+    return [(node.name, node.module) for node in graph.nodes]
 
 
 def describe_layer(layer: nn.Module) -> str:
@@ -73,6 +81,8 @@ def find_layer(model: nn.Module, layer: Union[int, str]) -> Tuple[str, nn.Module
     for name, module in layers:
         if name == key:
             return name, module
+    if key.isdigit() and int(key) < len(layers):  # a graph's layers by position too
+        return layers[int(key)]
     listing = ", ".join(f"{n} {type(m).__name__}" for n, m in layers)
     raise ValueError(f"the model has no layer {layer!r}; its layers are: {listing}")
 
@@ -92,15 +102,16 @@ def as_model_input(model: nn.Module, images) -> np.ndarray:
 
 
 def layer_outputs(model: nn.Module, images, upto: Optional[str] = None) -> List[LayerOutput]:
-    """Run ``model`` on ``images`` layer by layer (no gradients) and keep every output.
+    """Run ``model`` on ``images`` node by node (no gradients) and keep every output.
 
     Args:
-        model: a Sequential (set to eval mode by the caller for trained models).
+        model: any model (set to eval mode by the caller for trained models).
         images: ``(N, C, H, W)`` preprocessed images (ndarray or Tensor).
         upto: stop after the layer with this name (default: run every layer).
 
     Returns:
-        One :class:`LayerOutput` per layer, in order.
+        One :class:`LayerOutput` per graph node, in order, with the names of the
+        values it read.
 
     Shape:
         images ``(N, C, H, W)``; each output keeps the batch axis first.
@@ -108,14 +119,26 @@ def layer_outputs(model: nn.Module, images, upto: Optional[str] = None) -> List[
     x = Tensor(as_model_input(model, images))
     if x.ndim != 4:
         raise ValueError(f"images must be a 4-D (N, C, H, W) array, got shape {tuple(x.shape)}")
-    out: List[LayerOutput] = []
+    graph = nn.as_graph(model, x.shape[1:])
+    if upto is not None and str(upto) not in {n.name for n in graph.nodes}:
+        find_layer(graph, upto)  # raises, listing the layers
     with no_grad():
-        for name, layer in named_layers(model):
-            x = layer(x)
-            out.append(LayerOutput(name, layer, np.ascontiguousarray(x.data)))
-            if upto is not None and name == str(upto):
-                break
-    return out
+        values = graph.run_all(x, upto=None if upto is None else str(upto))
+    return [LayerOutput(node.name, node.module, np.ascontiguousarray(values[node.name].data), node.inputs)
+            for node in graph.nodes if node.name in values]
+
+
+def layer_input(model: nn.Module, images, name: str) -> np.ndarray:
+    """What layer ``name`` receives (its first input) for ``images``: the images themselves for a
+    layer reading the model's input."""
+    x = as_model_input(model, images)
+    graph = nn.as_graph(model, x.shape[1:])
+    node = graph.node(str(name))
+    source = node.inputs[0]
+    if source == graph.input_name:
+        return x
+    with no_grad():
+        return np.ascontiguousarray(graph.run_all(Tensor(x), upto=source)[source].data)
 
 
 def conv_kernel(model: nn.Module, layer: Union[int, str], channel: int,
@@ -197,7 +220,8 @@ def predict_proba(model: nn.Module, images, batch_size: int = 256) -> np.ndarray
         ``(N, C, H, W)`` -> ``(N, K)`` float64.
     """
     images = as_model_input(model, images)
-    last = named_layers(model)[-1][1]
+    graph = nn.as_graph(model, images.shape[1:])
+    last = graph.node(graph.output).module
     chunks = []
     with no_grad():
         for start in range(0, images.shape[0], batch_size):

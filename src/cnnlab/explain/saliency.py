@@ -29,13 +29,14 @@ import numpy as np
 
 from .. import nn
 from ..tensor import Tensor, no_grad
-from .features import find_layer, model_dtype, named_layers, to_probabilities
+from .features import find_layer, model_dtype, to_probabilities
 
 __all__ = ["SaliencyResult", "GradCamResult", "saliency_map", "grad_cam", "default_cam_layer",
            "resize_bilinear"]
 
 # layers that continue a convolution block (the block ends at the last of them)
 _BLOCK_TAIL = (nn.BatchNorm2d, nn.ReLU, nn.LeakyReLU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.Identity)
+_MERGES = (nn.Add, nn.Sub, nn.Mul, nn.Concat)
 
 
 @dataclass
@@ -135,7 +136,8 @@ def saliency_map(model: nn.Module, images, target=None) -> SaliencyResult:
         images ``(N, C, H, W)`` -> saliency ``(N, H, W)``.
     """
     data = _images(model, images)
-    last = named_layers(model)[-1][1]
+    graph = nn.as_graph(model, data.shape[1:])
+    last = graph.node(graph.output).module
     with _keep_parameter_grads(model):
         x = Tensor(data, requires_grad=True)
         out = model(x)
@@ -146,25 +148,29 @@ def saliency_map(model: nn.Module, images, target=None) -> SaliencyResult:
     return SaliencyResult(t, probs, grad, np.abs(grad).max(axis=1))
 
 
-def default_cam_layer(model: nn.Module) -> str:
+def default_cam_layer(model: nn.Module, input_shape=None) -> str:
     """The output Grad-CAM looks at by default: the end of the last convolution block.
 
-    That is the last :class:`~cnnlab.nn.Conv2d` followed by the batch norm and
-    activation right after it (so the maps are the rectified features the rest
-    of the network reads), before any pooling.
+    That is the last :class:`~cnnlab.nn.Conv2d` followed by the batch norm,
+    activation and merge (a residual ``Add``) right after it, so the maps are the
+    rectified features the rest of the network reads, before any pooling.
 
     Raises:
         ValueError: the model has no convolution layer.
     """
-    layers = named_layers(model)
-    conv_index = max((i for i, (_, layer) in enumerate(layers) if isinstance(layer, nn.Conv2d)), default=None)
+    graph = nn.as_graph(model, input_shape)
+    nodes = graph.nodes
+    conv_index = max((i for i, node in enumerate(nodes) if isinstance(node.module, nn.Conv2d)), default=None)
     if conv_index is None:
         raise ValueError("Grad-CAM needs a convolution layer, but the model has none: "
-                         + ", ".join(type(m).__name__ for _, m in layers))
+                         + ", ".join(node.type for node in nodes))
     end = conv_index
-    while end + 1 < len(layers) and isinstance(layers[end + 1][1], _BLOCK_TAIL):
-        end += 1
-    return layers[end][0]
+    while True:
+        following = [i for i in range(end + 1, len(nodes)) if nodes[end].name in nodes[i].inputs
+                     and isinstance(nodes[i].module, _BLOCK_TAIL + _MERGES)]
+        if not following:
+            return nodes[end].name
+        end = following[0]
 
 
 def _resize_matrix(in_size: int, out_size: int) -> np.ndarray:
@@ -217,22 +223,19 @@ def grad_cam(model: nn.Module, images, target=None, layer: Union[int, str, None]
         images ``(N, C, H, W)`` -> heatmap ``(N, H, W)`` in [0, 1].
     """
     data = _images(model, images)
-    layers = named_layers(model)
-    name = default_cam_layer(model) if layer is None else find_layer(model, layer)[0]
-    index = [n for n, _ in layers].index(name)
+    graph = nn.as_graph(model, data.shape[1:])
+    name = default_cam_layer(graph) if layer is None else find_layer(graph, layer)[0]
+    cam_layer = graph.node(name).module
     with no_grad():
-        a = Tensor(data)
-        for _, module in layers[:index + 1]:
-            a = module(a)
+        before = graph.run_all(Tensor(data), upto=name)
+    a = before[name]
     if a.ndim != 4:
         raise ValueError(f"Grad-CAM needs feature maps (N, channels, h, w), but layer {name} "
-                         f"({type(layers[index][1]).__name__}) outputs shape {a.shape}; pick a convolution, "
+                         f"({type(cam_layer).__name__}) outputs shape {a.shape}; pick a convolution, "
                          f"activation or pooling layer")
     with _keep_parameter_grads(model):
         leaf = Tensor(np.array(a.data), requires_grad=True)
-        out = leaf
-        for _, module in layers[index + 1:]:
-            out = module(out)
+        out = graph.run_all(Tensor(data), given={**before, name: leaf})[graph.output]
         seed, t = _score_seed(out, target)
         out.backward(seed)
         grads = np.asarray(leaf.grad, dtype=np.float64)
@@ -242,5 +245,5 @@ def grad_cam(model: nn.Module, images, target=None, layer: Union[int, str, None]
     peak = cam.max(axis=(1, 2), keepdims=True)
     scaled = np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)
     heat = np.clip(resize_bilinear(scaled, data.shape[2:]), 0.0, 1.0)
-    probs = to_probabilities(out.data, layers[-1][1])
-    return GradCamResult(t, probs, name, repr(layers[index][1]), acts, grads, weights, cam, heat)
+    probs = to_probabilities(out.data, graph.node(graph.output).module)
+    return GradCamResult(t, probs, name, repr(cam_layer), acts, grads, weights, cam, heat)

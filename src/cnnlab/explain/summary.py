@@ -36,6 +36,7 @@ class LayerRow:
     params: int
     arithmetic: List[str] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
+    inputs: List[str] = field(default_factory=list)   # the values it reads ("input" = the image)
 
 
 def _pad_text(before: int, after: int) -> str:
@@ -167,37 +168,55 @@ def _arithmetic(layer: nn.Module, in_shape: tuple, out_shape: tuple) -> Tuple[Li
     return texts, warnings
 
 
-def _leaves(model: nn.Module, prefix: str = ""):
-    if isinstance(model, nn.Sequential):
-        for name, child in model._modules.items():
-            yield from _leaves(child, f"{prefix}{name}" if not prefix else f"{prefix}.{name}")
-    else:
-        yield prefix or type(model).__name__, model
+def _merge_arithmetic(layer: nn.Module, in_shapes: List[tuple], out_shape: tuple) -> List[str]:
+    dims = ["x".join(map(str, shape[1:])) for shape in in_shapes]
+    if isinstance(layer, nn.Concat):
+        axis = layer.dim % len(out_shape)
+        sizes = " + ".join(str(shape[axis]) for shape in in_shapes)
+        what = "channels" if axis == 1 else f"dim {layer.dim}"
+        return [f"{what}: {sizes} = {out_shape[axis]}"]
+    if isinstance(layer, (nn.Add, nn.Sub, nn.Mul, nn.Div)) and len(in_shapes) == 2:
+        return [f"{dims[0]} {layer.symbol} {dims[1]}, elementwise"]
+    if isinstance(layer, nn.Reshape):
+        return [f"{dims[0]} -> {'x'.join(map(str, out_shape[1:]))}"]
+    return []
 
 
 def summary_rows(model: nn.Module, input_shape: Sequence[int]) -> List[LayerRow]:
-    """One :class:`LayerRow` per layer (nested Sequentials expanded), for an input of ``(C, H, W)``.
+    """One :class:`LayerRow` per layer, for an input of ``(C, H, W)``.
+
+    Any model works: a Sequential (nested ones expanded: ``"3.1"``), a graph model
+    (one row per node, with the values it reads), or a user's own Module (traced).
 
     Raises:
-        ValueError: a layer cannot take the shape reaching it (the message names the layer).
+        ValueError: a layer cannot take the shape reaching it (the message names the
+            layer and the shapes, e.g. both shapes meeting at an ``Add``).
     """
     shape = tuple(int(s) for s in input_shape)
     if len(shape) != 3 or min(shape) < 1:
         raise ValueError(f"input_shape must be (C, H, W) with positive sizes, got {tuple(input_shape)}")
-    current = (1,) + shape
-    rows = []
-    for name, layer in _leaves(model):
+    graph = nn.as_graph(model, shape)
+    shapes = {graph.input_name: (1,) + shape}
+    rows, counted = [], set()
+    for node in graph.nodes:
+        layer = node.module
+        given = [shapes[name] for name in node.inputs]
         try:
-            out = tuple(layer.output_shape(current))
-        except ValueError as exc:
-            raise ValueError(f"layer {name} ({_describe(layer)}) cannot take input of shape "
-                             f"{tuple(current[1:])}: {exc}") from None
-        texts, warnings = _arithmetic(layer, current, out)
-        params = sum(p.data.size for p in layer.parameters())
-        rows.append(LayerRow(name=name, type=type(layer).__name__, description=_describe(layer),
-                             input_shape=list(current[1:]), output_shape=list(out[1:]), params=int(params),
-                             arithmetic=texts, warnings=warnings))
-        current = out
+            out = tuple(layer.output_shape(*given))
+        except (ValueError, TypeError, IndexError) as exc:
+            sources = " and ".join(f"{name} {tuple(g[1:])}" for name, g in zip(node.inputs, given))
+            raise ValueError(f"layer {node.name} ({_describe(layer)}) cannot take its input "
+                             f"({sources}): {exc}") from None
+        shapes[node.name] = out
+        if len(given) == 1:
+            texts, warnings = _arithmetic(layer, given[0], out)
+        else:
+            texts, warnings = _merge_arithmetic(layer, given, out), []
+        params = 0 if id(layer) in counted else sum(p.data.size for p in layer.parameters())
+        counted.add(id(layer))
+        rows.append(LayerRow(name=node.name, type=type(layer).__name__, description=_describe(layer),
+                             input_shape=list(given[0][1:]), output_shape=list(out[1:]), params=int(params),
+                             arithmetic=texts, warnings=warnings, inputs=list(node.inputs)))
     return rows
 
 
@@ -205,10 +224,15 @@ def format_summary(rows: Sequence[LayerRow], input_shape: Sequence[int], title: 
     """The rows as an aligned text table, with totals and warnings."""
     header = ("#", "layer", "output shape", "params", "output size arithmetic")
     lines_data = []
+    previous = "input"
     for row in rows:
         shape = "x".join(map(str, row.output_shape))
         arith = row.arithmetic or [""]
-        lines_data.append((row.name, row.description, shape, f"{row.params:,}", arith[0]))
+        description = row.description
+        if row.inputs and row.inputs != [previous]:
+            description += " <- " + ", ".join(row.inputs)
+        previous = row.name
+        lines_data.append((row.name, description, shape, f"{row.params:,}", arith[0]))
         for extra in arith[1:]:
             lines_data.append(("", "", "", "", extra))
     widths = [max(len(header[i]), *(len(r[i]) for r in lines_data)) if lines_data else len(header[i])

@@ -34,6 +34,21 @@ def relu(input) -> Tensor:
     return Tensor.from_op(out, (x,), lambda g: (g * (out > 0),), "relu")
 
 
+def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    """``x`` clipped to ``[min_val, max_val]``; the gradient passes strictly inside only (as PyTorch)."""
+    if max_val < min_val:
+        raise ValueError(f"hardtanh: max_val ({max_val}) must be at least min_val ({min_val})")
+    x = _float(input, "hardtanh")
+    lo, hi = x.dtype.type(min_val), x.dtype.type(max_val)
+    out = np.clip(x.data, lo, hi)
+    return Tensor.from_op(out, (x,), lambda g: (g * ((x.data > lo) & (x.data < hi)),), "hardtanh")
+
+
+def relu6(input) -> Tensor:
+    """``min(max(0, x), 6)``: :func:`hardtanh` between 0 and 6."""
+    return hardtanh(input, 0.0, 6.0)
+
+
 def leaky_relu(input, negative_slope: float = 0.01) -> Tensor:
     """``x`` if ``x > 0`` else ``negative_slope * x``: a small gradient for inactive units."""
     x = _float(input, "leaky_relu")

@@ -82,6 +82,26 @@ def dropout(input, p: float = 0.5, training: bool = True, rng=None) -> Tensor:
     return Tensor.from_op(x.data * scale, (x,), lambda g: (g * scale,), "dropout")
 
 
+def dropout2d(input, p: float = 0.5, training: bool = True, rng=None) -> Tensor:
+    """Zero whole channels (feature maps) with probability ``p``, scale the rest by ``1/(1-p)``.
+
+    Neighbouring pixels of a feature map are strongly correlated, so dropping
+    single pixels regularises little; dropping the whole map does (Tompson et al.).
+    Shape: ``(N, C, H, W)``, unchanged; one keep/drop draw per ``(n, c)``.
+    """
+    x = as_tensor(input)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if x.ndim != 4:
+        raise ValueError(f"dropout2d: expected a 4-D input (N, C, H, W), got shape {tuple(x.shape)}")
+    if not training or p == 0.0:
+        return x
+    rng = np.random.default_rng() if rng is None else rng
+    keep = rng.random(x.shape[:2]) >= p
+    scale = (keep * (1.0 / (1.0 - p) if p < 1.0 else 0.0)).astype(x.dtype)[:, :, None, None]
+    return Tensor.from_op(x.data * scale, (x,), lambda g: (g * scale,), "dropout2d")
+
+
 def batch_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
                training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """Normalise each channel to zero mean and unit variance, then scale and shift.

@@ -17,7 +17,8 @@ from ..tensor import Tensor, as_tensor
 from ._layout import (PADDING_MODES, check_image_batch, pad_chwn, pad_chwn_backward, to_chwn,
                       to_nchw)
 from ._workspace import give, take
-from .shape import conv_output_size, conv_padding, positive_pair
+from .shape import (conv_output_size, conv_padding, conv_transpose_output_size, pair,
+                    positive_pair)
 
 
 def _im2col(xp: np.ndarray, kh: int, kw: int, r0: int, rows: int, out_w: int, stride, dilation,
@@ -200,3 +201,100 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
     if result._backward is None and cols is not None:  # no graph: nothing reads the columns again
         give(cols)
     return result
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups: int = 1,
+                     dilation=1) -> Tensor:
+    """Transposed convolution ("deconvolution"): every input pixel paints a copy of the kernel.
+
+    Each input pixel ``x[n, c, y, x]`` adds ``x[n, c, y, x] * weight[c, o]`` onto the
+    output at rows ``y*sH + i*dH`` and columns ``x*sW + j*dW`` (kernel taps ``i, j``),
+    and ``padding`` rows/columns are then cut from each border: the adjoint of
+    :func:`conv2d` with the same settings, so a stride of 2 doubles the size.
+    One matrix product gives every pixel's painted kernel; a scatter-add per
+    kernel tap (col2im) lays them down -- conv2d's input gradient, run forward.
+
+    Args:
+        input: ``(N, C_in, H, W)``.
+        weight: ``(C_in, C_out / groups, kH, kW)`` (in-channels first, as PyTorch).
+        bias: optional ``(C_out,)``.
+        stride, padding, output_padding, dilation: ints or pairs; ``output_padding``
+            adds rows/columns at the bottom/right and must be smaller than the stride
+            or the dilation.
+        groups: channels split into this many independent transposed convolutions.
+
+    Shape:
+        - output ``(N, C_out, H_out, W_out)`` with
+          ``H_out = (H - 1)*sH - 2*pH + dH*(kH - 1) + output_padding_H + 1``
+          (see :func:`~cnnlab.functional.shape.conv_transpose_output_size`).
+    """
+    x, w = as_tensor(input), as_tensor(weight)
+    b = None if bias is None else as_tensor(bias)
+    check_image_batch(x.data, "conv_transpose2d")
+    if w.ndim != 4:
+        raise ValueError(f"conv_transpose2d: expected weight of shape (in_channels, out_channels/groups, "
+                         f"kH, kW), got shape {tuple(w.shape)}")
+    if w.dtype != x.dtype:
+        raise TypeError(f"conv_transpose2d: input and weight must have the same dtype, got input "
+                        f"{x.dtype} and weight {w.dtype}")
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"`groups` must be a positive int, got {groups!r}")
+    N, C, H, W = x.shape
+    Cw, Og, kh, kw = w.shape
+    if C != Cw:
+        raise ValueError(f"Given transposed=1, weight of size {list(w.shape)}, expected input"
+                         f"{list(x.shape)} to have {Cw} channels, but got {C} channels instead")
+    if C % groups:
+        raise ValueError(f"`in_channels` (={C}) must be divisible by `groups` (={groups})")
+    G, Cg, O = int(groups), C // groups, Og * groups
+    if b is not None and b.shape != (O,):
+        raise ValueError(f"conv_transpose2d: expected bias of shape ({O},), got {tuple(b.shape)}")
+    stride, dilation = positive_pair(stride, "stride"), positive_pair(dilation, "dilation")
+    padding, output_padding = pair(padding, "padding"), pair(output_padding, "output_padding")
+    if min(padding) < 0 or min(output_padding) < 0:
+        raise ValueError(f"padding and output_padding must be non-negative, got padding={padding}, "
+                         f"output_padding={output_padding}")
+    out_h = conv_transpose_output_size(H, kh, stride[0], padding[0], output_padding[0], dilation[0])
+    out_w = conv_transpose_output_size(W, kw, stride[1], padding[1], output_padding[1], dilation[1])
+    # the uncropped canvas every tap paints on; output_padding beyond the padding adds zero rows
+    full_h = (H - 1) * stride[0] + dilation[0] * (kh - 1) + 1 + max(0, output_padding[0] - padding[0])
+    full_w = (W - 1) * stride[1] + dilation[1] * (kw - 1) + 1 + max(0, output_padding[1] - padding[1])
+    crop = (slice(None), slice(padding[0], padding[0] + out_h), slice(padding[1], padding[1] + out_w))
+
+    xm = to_chwn(x.data).reshape(G, Cg, H * W * N)
+    w_mat = w.data.reshape(G, Cg, Og * kh * kw)
+    w_t = np.ascontiguousarray(w_mat.transpose(0, 2, 1))
+    row = W * N                                   # positions in one input row
+    band = _band_rows(G * Og * kh * kw, row, H)   # input rows per band (bounded memory, as conv2d)
+    canvas = np.zeros((O, full_h, full_w, N), dtype=x.dtype)
+    for r0, rows in _bands(H, band):
+        painted = _matmul(w_t, xm[:, :, r0 * row:(r0 + rows) * row]).reshape(O, kh, kw, rows, W, N)
+        _scatter_taps(canvas, painted, r0, stride, dilation)
+    del painted
+    out = np.ascontiguousarray(canvas[crop])
+    del canvas
+    if b is not None:
+        out += b.data.reshape(O, 1, 1, 1)
+
+    def backward(g):
+        gm = to_chwn(g)
+        gcanvas = np.zeros((O, full_h, full_w, N), dtype=gm.dtype)
+        gcanvas[crop] = gm
+        gx = np.empty((G, Cg, H * row), dtype=gm.dtype) if x.requires_grad else None
+        gw = np.zeros((G, Cg, Og * kh * kw), dtype=gm.dtype) if w.requires_grad else None
+        buf = np.empty(G * Og * kh * kw * band * row, dtype=gm.dtype)
+        for r0, rows in _bands(H, band):
+            # what each tap painted from these input rows: conv2d's im2col of the gradient
+            cols = _im2col(gcanvas, kh, kw, r0, rows, W, stride, dilation, out=buf)
+            cols = cols.reshape(G, Og * kh * kw, rows * row)
+            if gx is not None:
+                _matmul(w_mat, cols, out=gx[:, :, r0 * row:(r0 + rows) * row])
+            if gw is not None:
+                gw += _matmul(xm[:, :, r0 * row:(r0 + rows) * row], cols.transpose(0, 2, 1))
+        gb = gm.reshape(O, -1).sum(axis=1) if b is not None and b.requires_grad else None
+        gx = None if gx is None else to_nchw(gx.reshape(C, H, W, N))
+        gw = None if gw is None else gw.reshape(w.shape)
+        return (gx, gw) if b is None else (gx, gw, gb)
+
+    parents = (x, w) if b is None else (x, w, b)
+    return Tensor.from_op(to_nchw(out), parents, backward, "conv_transpose2d")

@@ -11,7 +11,7 @@ import numpy as np
 from ..tensor import Tensor, as_tensor
 from .activation import _float, erf as _erf_array
 
-__all__ = ["pad", "hardtanh", "relu6", "hardsigmoid", "hardswish", "prelu", "erf", "PAD_MODES"]
+__all__ = ["pad", "hardsigmoid", "hardswish", "prelu", "erf", "PAD_MODES"]
 
 PAD_MODES = ("constant", "reflect", "replicate", "circular")
 _NUMPY_PAD = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
@@ -72,24 +72,6 @@ def pad(input, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -
         return (g,)
 
     return Tensor.from_op(out, (x,), backward, "pad")
-
-
-def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
-    """``min(max(x, min_val), max_val)`` (ONNX's ``Clip``); the gradient is 1 strictly inside."""
-    x = _float(input, "hardtanh")
-    if min_val > max_val:
-        raise ValueError(f"hardtanh: min_val (={min_val}) must not exceed max_val (={max_val})")
-    out = np.clip(x.data, x.dtype.type(min_val), x.dtype.type(max_val))
-
-    def backward(g):
-        return (g * ((x.data > min_val) & (x.data < max_val)),)
-
-    return Tensor.from_op(out, (x,), backward, "hardtanh")
-
-
-def relu6(input) -> Tensor:
-    """``min(max(x, 0), 6)``."""
-    return hardtanh(input, 0.0, 6.0)
 
 
 def hardsigmoid(input, alpha: float = 1 / 6, beta: float = 0.5) -> Tensor:

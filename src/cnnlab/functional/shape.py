@@ -72,6 +72,34 @@ def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding=0,
     return int(out)
 
 
+def conv_transpose_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0,
+                               output_padding: int = 0, dilation: int = 1) -> int:
+    """Output length of a transposed convolution along one axis (PyTorch's ConvTranspose2d rule).
+
+    The inverse of :func:`conv_output_size`: ``(size - 1) * S - 2P + D*(K-1) + output_padding + 1``.
+    ``output_padding`` (smaller than the stride or the dilation) picks one of the
+    ``S`` input sizes that a strided convolution maps to ``size``.
+
+    Example:
+        >>> conv_transpose_output_size(14, 4, stride=2, padding=1)   # doubles 14 -> 28
+        28
+    """
+    for name, value, low in (("size", size, 1), ("kernel_size", kernel_size, 1), ("stride", stride, 1),
+                             ("dilation", dilation, 1), ("padding", padding, 0),
+                             ("output_padding", output_padding, 0)):
+        if int(value) != value or value < low:
+            raise ValueError(f"`{name}` must be an integer >= {low}, got {value!r}")
+    if output_padding >= stride and output_padding >= dilation:
+        raise ValueError(f"output padding must be smaller than either stride or dilation, but got "
+                         f"output_padding={output_padding}, stride={stride}, dilation={dilation}")
+    out = (size - 1) * stride - 2 * padding + dilation * (kernel_size - 1) + output_padding + 1
+    if out < 1:
+        raise ValueError(f"computed output size {out} is not positive (input {size}, kernel {kernel_size}, "
+                         f"stride {stride}, padding {padding}, output_padding {output_padding}, "
+                         f"dilation {dilation})")
+    return int(out)
+
+
 def _is_int(value) -> bool:
     """Python and NumPy integers (anything with ``__index__``), but not bools."""
     return not isinstance(value, (bool, np.bool_)) and hasattr(value, "__index__") and not hasattr(value, "__len__")
@@ -165,5 +193,5 @@ def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-__all__ = ["conv_output_size", "pair", "positive_pair", "same_padding", "conv_padding",
+__all__ = ["conv_output_size", "conv_transpose_output_size", "pair", "positive_pair", "same_padding", "conv_padding",
            "pool_output_size", "adaptive_windows", "ceil_div"]

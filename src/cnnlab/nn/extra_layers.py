@@ -12,7 +12,7 @@ from ..functional import extra as FX
 from ..tensor import as_tensor
 from .module import Module, Parameter
 
-__all__ = ["Pad", "Permute", "Hardtanh", "ReLU6", "Hardsigmoid", "Hardswish", "PReLU", "Erf", "Elementwise"]
+__all__ = ["Pad", "Permute", "Hardsigmoid", "Hardswish", "PReLU", "Erf", "Elementwise"]
 
 
 class Pad(Module):
@@ -76,32 +76,6 @@ class Permute(Module):
 
     def extra_repr(self):
         return f"dims={self.dims}"
-
-
-class Hardtanh(Module):
-    """``min(max(x, min_val), max_val)`` (ONNX's ``Clip``). Shape: unchanged."""
-
-    def __init__(self, min_val: float = -1.0, max_val: float = 1.0):
-        super().__init__()
-        if min_val > max_val:
-            raise ValueError(f"Hardtanh: min_val (={min_val}) must not exceed max_val (={max_val})")
-        self.min_val, self.max_val = float(min_val), float(max_val)
-
-    def forward(self, x):
-        return FX.hardtanh(x, self.min_val, self.max_val)
-
-    def extra_repr(self):
-        return f"min_val={self.min_val}, max_val={self.max_val}"
-
-
-class ReLU6(Hardtanh):
-    """``min(max(x, 0), 6)``. Shape: unchanged."""
-
-    def __init__(self):
-        super().__init__(0.0, 6.0)
-
-    def extra_repr(self):
-        return ""
 
 
 class Hardsigmoid(Module):

@@ -12,9 +12,11 @@ import numpy as np
 
 from .. import functional as F
 from ..functional.pool import is_asymmetric_padding
-from ..functional.shape import (conv_output_size, conv_padding, pair, pool_output_size,
-                                positive_pair)
+from ..functional.shape import (conv_output_size, conv_padding, conv_transpose_output_size, pair,
+                                pool_output_size, positive_pair)
+from ..functional.upsample import MODES as _UPSAMPLE_MODES, check_resize_args, output_size as interpolate_size
 from ..random import get_rng
+from ..tensor import Tensor
 from .module import Module, Parameter
 
 
@@ -336,6 +338,32 @@ class Tanh(Module):
         return F.tanh(x)
 
 
+class Hardtanh(Module):
+    """``x`` clipped to ``[min_val, max_val]``. Shape: unchanged."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0):
+        super().__init__()
+        if max_val <= min_val:
+            raise ValueError(f"`max_val` (={max_val}) must be larger than `min_val` (={min_val})")
+        self.min_val, self.max_val = min_val, max_val
+
+    def forward(self, x):
+        return F.hardtanh(x, self.min_val, self.max_val)
+
+    def extra_repr(self):
+        return f"min_val={self.min_val}, max_val={self.max_val}"
+
+
+class ReLU6(Hardtanh):
+    """``min(max(0, x), 6)`` (MobileNet's activation). Shape: unchanged."""
+
+    def __init__(self):
+        super().__init__(0.0, 6.0)
+
+    def extra_repr(self):
+        return ""
+
+
 class Softmax(Module):
     """Probabilities along ``dim``. Shape: unchanged."""
 
@@ -421,12 +449,14 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
-class BatchNorm2d(Module):
-    """Per-channel normalisation with learned scale and shift. Shape: ``(N, C, H, W)``, unchanged."""
+class _BatchNorm(Module):
+    """Shared state of the batch norms: running statistics and momentum as PyTorch."""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
                  track_running_stats: bool = True, dtype=np.float32):
         super().__init__()
+        if isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer)) or num_features < 1:
+            raise ValueError(f"`num_features` must be a positive int, got {num_features!r}")
         self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         self.weight = Parameter(np.ones(num_features, dtype=dtype)) if affine else None
@@ -438,10 +468,7 @@ class BatchNorm2d(Module):
         else:
             self.running_mean = self.running_var = None
 
-    def forward(self, x):
-        shape = getattr(x, "shape", None)
-        if shape is None or len(shape) != 4 or shape[1] != self.num_features:
-            raise ValueError(f"{self!r} expects input of shape (N, {self.num_features}, H, W), got {shape}")
+    def _normalise(self, x):
         use_batch_stats = self.training or not self.track_running_stats
         momentum = self.momentum
         if self.training and self.track_running_stats:
@@ -453,11 +480,301 @@ class BatchNorm2d(Module):
                             self.weight, self.bias, use_batch_stats,
                             0.0 if momentum is None else momentum, self.eps)
 
+    def extra_repr(self):
+        s = f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+        return s + ("" if self.track_running_stats else ", track_running_stats=False")
+
+
+class BatchNorm2d(_BatchNorm):
+    """Per-channel normalisation with learned scale and shift. Shape: ``(N, C, H, W)``, unchanged."""
+
+    def forward(self, x):
+        shape = getattr(x, "shape", None)
+        if shape is None or len(shape) != 4 or shape[1] != self.num_features:
+            raise ValueError(f"{self!r} expects input of shape (N, {self.num_features}, H, W), got {shape}")
+        return self._normalise(x)
+
     def output_shape(self, input_shape):
         n, c, h, w = _check_shape(self, input_shape, 4, "(N, C, H, W)")
         if c != self.num_features:
             raise ValueError(f"{self!r} expects {self.num_features} channels, got shape {tuple(input_shape)}")
         return tuple(input_shape)
 
+
+class BatchNorm1d(_BatchNorm):
+    """Per-feature normalisation of vectors or sequences, with learned scale and shift.
+
+    In training, each of the ``C`` features is normalised with the mean and
+    (biased) variance over the batch (and the length ``L``); the running
+    estimates move by ``momentum`` towards them (unbiased variance), and are
+    used in evaluation, as in PyTorch.
+
+    Shape: ``(N, C)`` or ``(N, C, L)``, unchanged.
+    """
+
+    def forward(self, x):
+        shape = getattr(x, "shape", None)
+        if shape is None or len(shape) not in (2, 3) or shape[1] != self.num_features:
+            raise ValueError(f"{self!r} expects input of shape (N, {self.num_features}) or "
+                             f"(N, {self.num_features}, L), got {shape}")
+        if len(shape) == 2:
+            return self._normalise(x)
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        return self._normalise(x.reshape(shape + (1,))).reshape(shape)
+
+    def output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        if len(shape) not in (2, 3) or shape[1] != self.num_features:
+            raise ValueError(f"{self!r} expects input of shape (N, {self.num_features}) or "
+                             f"(N, {self.num_features}, L), got shape {shape}")
+        return shape
+
+
+class Dropout2d(Dropout):
+    """Zeroes whole channels (feature maps) with probability ``p`` while training, scaling the
+    kept ones by ``1/(1-p)``; one draw per image and channel.
+
+    Shape: ``(N, C, H, W)``, unchanged.
+    """
+
+    def forward(self, x):
+        return F.dropout2d(x, self.p, self.training, self.rng if self.rng is not None else get_rng())
+
+    def output_shape(self, input_shape):
+        return _check_shape(self, input_shape, 4, "(N, C, H, W)")
+
+
+# --- transposed convolution and resizing ---------------------------------------------------
+class ConvTranspose2d(Module):
+    """Transposed convolution: each input pixel paints a weighted copy of the kernel; a
+    stride of ``s`` enlarges the image about ``s`` times (decoders, segmentation heads).
+
+    Weights start as PyTorch's: uniform in +-1/sqrt(fan_in) with, for this layer,
+    ``fan_in = out_channels/groups * kH * kW`` (the weight is ``(C_in, C_out/groups, kH, kW)``).
+
+    Shape:
+        - input ``(N, C_in, H, W)``, output ``(N, C_out, H_out, W_out)`` with
+          ``H_out = (H - 1)*stride - 2*padding + dilation*(kH - 1) + output_padding + 1``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups: int = 1, bias: bool = True, dilation=1,
+                 padding_mode: str = "zeros", dtype=np.float32):
+        super().__init__()
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"`{name}` must be a positive int, got {value!r}")
+        if in_channels % groups:
+            raise ValueError(f"`in_channels` (={in_channels}) must be divisible by `groups` (={groups})")
+        if out_channels % groups:
+            raise ValueError(f"`out_channels` (={out_channels}) must be divisible by `groups` (={groups})")
+        if padding_mode != "zeros":
+            raise ValueError(f'Only "zeros" padding mode is supported for ConvTranspose2d, got {padding_mode!r}')
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = positive_pair(kernel_size, "kernel_size")
+        self.stride = positive_pair(stride, "stride")
+        self.dilation = positive_pair(dilation, "dilation")
+        self.padding = pair(padding, "padding")
+        self.output_padding = pair(output_padding, "output_padding")
+        if min(self.padding) < 0 or min(self.output_padding) < 0:
+            raise ValueError(f"`padding` and `output_padding` must be non-negative, got padding={padding!r}, "
+                             f"output_padding={output_padding!r}")
+        for op, s, d in zip(self.output_padding, self.stride, self.dilation):
+            if op >= s and op >= d:
+                raise ValueError(f"output padding must be smaller than either stride or dilation, got "
+                                 f"output_padding={self.output_padding}, stride={self.stride}, "
+                                 f"dilation={self.dilation}")
+        self.groups, self.padding_mode = int(groups), padding_mode
+        fan_in = out_channels // groups * self.kernel_size[0] * self.kernel_size[1]
+        bound = 1 / math.sqrt(fan_in)
+        self.weight = _uniform((in_channels, out_channels // groups) + self.kernel_size, bound, dtype)
+        self.bias = _uniform((out_channels,), bound, dtype) if bias else None
+
+    def forward(self, x):
+        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
+                                  self.groups, self.dilation)
+
+    def output_shape(self, input_shape):
+        n, c, h, w = _check_shape(self, input_shape, 4, "(N, C, H, W)")
+        if c != self.in_channels:
+            raise ValueError(f"{self!r} expects {self.in_channels} input channels, "
+                             f"got input shape {tuple(input_shape)}")
+        return (n, self.out_channels) + tuple(
+            conv_transpose_output_size(size, k, s, p, op, d) for size, k, s, p, op, d in
+            zip((h, w), self.kernel_size, self.stride, self.padding, self.output_padding, self.dilation))
+
     def extra_repr(self):
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.output_padding != (0, 0):
+            s += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        return s + (", bias=False" if self.bias is None else "")
+
+
+class Upsample(Module):
+    """Resizes images to ``size`` or by ``scale_factor`` (:func:`~cnnlab.functional.interpolate`).
+
+    ``mode``: ``'nearest'``, ``'nearest-exact'`` or ``'bilinear'``; ``align_corners``
+    (bilinear only) as in PyTorch.
+
+    Shape: ``(N, C, H, W) -> (N, C, H_out, W_out)`` with ``H_out = size[0]`` or
+    ``floor(H * scale_factor)``.
+    """
+
+    def __init__(self, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
+                 recompute_scale_factor=None):
+        super().__init__()
+        if mode not in _UPSAMPLE_MODES:
+            raise ValueError(f"Upsample: mode must be one of {_UPSAMPLE_MODES}, got {mode!r}")
+        self.size = tuple(size) if isinstance(size, (tuple, list)) else size
+        self.scale_factor = (tuple(float(f) for f in scale_factor) if isinstance(scale_factor, (tuple, list))
+                             else float(scale_factor) if scale_factor else None)
+        self.mode, self.align_corners = mode, align_corners
+        self.recompute_scale_factor = recompute_scale_factor
+        check_resize_args(self.size, self.scale_factor, recompute_scale_factor)
+        if mode != "bilinear" and align_corners is not None:
+            raise ValueError("align_corners option can only be set with the interpolating modes: "
+                             f"linear | bilinear | bicubic | trilinear, got mode={mode!r}")
+
+    def forward(self, x):
+        return F.interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners,
+                             self.recompute_scale_factor)
+
+    def output_shape(self, input_shape):
+        shape = _check_shape(self, input_shape, 4, "(N, C, H, W)")
+        (h, w), _ = interpolate_size(shape, self.size, self.scale_factor, self.recompute_scale_factor)
+        return shape[:2] + (h, w)
+
+    def extra_repr(self):
+        target = f"scale_factor={self.scale_factor!r}" if self.size is None else f"size={self.size!r}"
+        return f"{target}, mode={self.mode!r}"
+
+
+class UpsamplingNearest2d(Upsample):
+    """:class:`Upsample` with ``mode='nearest'``. Shape: ``(N, C, H, W) -> (N, C, H_out, W_out)``."""
+
+    def __init__(self, size=None, scale_factor=None):
+        super().__init__(size, scale_factor, mode="nearest")
+
+
+class UpsamplingBilinear2d(Upsample):
+    """:class:`Upsample` with ``mode='bilinear', align_corners=True``.
+    Shape: ``(N, C, H, W) -> (N, C, H_out, W_out)``."""
+
+    def __init__(self, size=None, scale_factor=None):
+        super().__init__(size, scale_factor, mode="bilinear", align_corners=True)
+
+
+# --- shapes and padding ------------------------------------------------------------------------
+class Unflatten(Module):
+    """Splits dimension ``dim`` into ``unflattened_size`` (one entry may be -1), the inverse of
+    :class:`Flatten`.
+
+    Shape: ``(*, S, *) -> (*, *unflattened_size, *)`` with ``prod(unflattened_size) = S``;
+    e.g. ``Unflatten(1, (16, 7, 7))``: ``(N, 784) -> (N, 16, 7, 7)``.
+    """
+
+    def __init__(self, dim: int, unflattened_size):
+        super().__init__()
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+            raise TypeError(f"`dim` must be an int, got {dim!r}")
+        if not isinstance(unflattened_size, (tuple, list)) or not unflattened_size or any(
+                isinstance(v, bool) or not isinstance(v, (int, np.integer)) or (v < 1 and v != -1)
+                for v in unflattened_size) or list(unflattened_size).count(-1) > 1:
+            raise TypeError(f"`unflattened_size` must be a tuple of positive ints (one may be -1), "
+                            f"got {unflattened_size!r}")
+        self.dim, self.unflattened_size = int(dim), tuple(int(v) for v in unflattened_size)
+
+    def output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        if not -len(shape) <= self.dim < len(shape):
+            raise IndexError(f"Dimension out of range (expected to be in range of [{-len(shape)}, "
+                             f"{len(shape) - 1}], but got {self.dim})")
+        dim = self.dim % len(shape)
+        sizes = list(self.unflattened_size)
+        known = math.prod(v for v in sizes if v != -1)
+        if -1 in sizes and known and shape[dim] % known == 0:
+            sizes[sizes.index(-1)] = shape[dim] // known
+        if math.prod(sizes) != shape[dim] or -1 in sizes:
+            raise ValueError(f"unflatten: Provided sizes {list(self.unflattened_size)} don't multiply up to the "
+                             f"size of dim {self.dim} ({shape[dim]}) in the input tensor of shape {shape}")
+        return shape[:dim] + tuple(sizes) + shape[dim + 1:]
+
+    def forward(self, x):
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        return x.reshape(self.output_shape(x.shape))
+
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+def _quadruple(padding, name: str = "padding"):
+    values = tuple(padding) if isinstance(padding, (tuple, list)) else (padding,) * 4
+    if len(values) != 4 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0
+                               for v in values):
+        raise ValueError(f"`{name}` must be a non-negative int or (left, right, top, bottom), got {padding!r}")
+    return tuple(int(v) for v in values)
+
+
+class _Pad2d(Module):
+    """Adds pixels around each image. Shape: ``(N, C, H, W) -> (N, C, H + top + bottom, W + left + right)``."""
+
+    mode = "constant"
+
+    def __init__(self, padding):
+        super().__init__()
+        self.padding = _quadruple(padding)
+
+    def forward(self, x):
+        return F.pad(x, self.padding, self.mode, getattr(self, "value", None))
+
+    def output_shape(self, input_shape):
+        n, c, h, w = _check_shape(self, input_shape, 4, "(N, C, H, W)")
+        left, right, top, bottom = self.padding
+        return (n, c, h + top + bottom, w + left + right)
+
+    def extra_repr(self):
+        return f"{self.padding}"
+
+
+class ConstantPad2d(_Pad2d):
+    """Pads with the constant ``value``; ``padding`` is an int or ``(left, right, top, bottom)``.
+
+    Shape: ``(N, C, H, W) -> (N, C, H + top + bottom, W + left + right)``.
+    """
+
+    def __init__(self, padding, value: float):
+        super().__init__(padding)
+        self.value = float(value)
+
+    def extra_repr(self):
+        return f"padding={self.padding}, value={self.value}"
+
+
+class ZeroPad2d(_Pad2d):
+    """Pads with zeros; ``padding`` is an int or ``(left, right, top, bottom)``.
+
+    Shape: ``(N, C, H, W) -> (N, C, H + top + bottom, W + left + right)``.
+    """
+
+    value = 0.0
+
+
+class ReflectionPad2d(_Pad2d):
+    """Pads with the mirror image of the border (edge pixel not repeated).
+
+    Shape: ``(N, C, H, W) -> (N, C, H + top + bottom, W + left + right)``.
+    """
+
+    mode = "reflect"
+
+
+class ReplicationPad2d(_Pad2d):
+    """Pads by repeating the edge pixels. Shape: ``(N, C, H, W) -> (N, C, H + top + bottom, W + left + right)``."""
+
+    mode = "replicate"

@@ -29,6 +29,7 @@ class Builder:
         self.nodes: list = []
         self.initializers: list = []
         self.names: set = {INPUT_NAME}
+        self._shared: dict = {}  # id of a parameter -> its initializer (a layer used by several nodes)
 
     def _unique(self, base: str) -> str:
         name, k = base, 1
@@ -40,8 +41,13 @@ class Builder:
 
     def init(self, name: str, array) -> str:
         from onnx import numpy_helper
+        key = id(array)
+        if key in self._shared:
+            return self._shared[key]
         name = self._unique(name)
         self.initializers.append(numpy_helper.from_array(_f32(array), name))
+        if hasattr(array, "data") or isinstance(array, np.ndarray):
+            self._shared[key] = name
         return name
 
     def const(self, name: str, array: np.ndarray) -> str:

@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import nn
 from ._nn import Add, Concat, Div, Mul, Reshape, Sub
+from ..nn.merge import Mean
 
 
 class OnnxExportError(ValueError):
@@ -112,7 +113,14 @@ def permute(b, layer, name, inputs, output, shapes):
     b.node("Transpose", inputs[:1], [output], name, perm=list(layer.dims))
 
 
-@exporter(nn.Pad)
+@exporter(nn.Unflatten)
+def unflatten(b, layer, name, inputs, output, shapes):
+    if layer.dim % len(shapes[0]) == 0:
+        raise OnnxExportError(f"layer {name} ({layer!r}) splits the batch dimension")
+    _reshape_to(b, name, inputs[0], layer.output_shape(shapes[0]), output)
+
+
+@exporter(nn.Pad, nn.ConstantPad2d, nn.ZeroPad2d, nn.ReflectionPad2d, nn.ReplicationPad2d)
 def pad(b, layer, name, inputs, output, shapes):
     nd = len(shapes[0])
     begin, end = [0] * nd, [0] * nd
@@ -122,7 +130,7 @@ def pad(b, layer, name, inputs, output, shapes):
     if mode == "wrap" and b.opset < 19:
         raise OnnxExportError(f"layer {name} ({layer!r}): circular padding needs opset 19 or newer, got {b.opset}")
     ins = [inputs[0], b.const(f"{name}:pads", np.array(begin + end, dtype=np.int64))]
-    if layer.mode == "constant" and layer.value:
+    if layer.mode == "constant" and getattr(layer, "value", 0.0):
         ins.append(b.const(f"{name}:value", np.array(layer.value, dtype=np.float32)))
     b.node("Pad", ins, [output], name, mode=mode)
 
@@ -195,7 +203,7 @@ def _same(op):
 
 
 for _cls, _op in ((nn.ReLU, "Relu"), (nn.Sigmoid, "Sigmoid"), (nn.Tanh, "Tanh"), (nn.Erf, "Erf"),
-                  (nn.Identity, "Identity"), (nn.Dropout, "Identity")):
+                  (nn.Identity, "Identity"), (nn.Dropout, "Identity"), (nn.Dropout2d, "Identity")):
     EXPORTERS[_cls] = _same(_op)
 
 
@@ -280,7 +288,7 @@ def glu(b, layer, name, inputs, output, shapes):
 
 
 # --- normalisation ------------------------------------------------------------------------------
-@exporter(nn.BatchNorm2d)
+@exporter(nn.BatchNorm2d, nn.BatchNorm1d)
 def batch_norm(b, layer, name, inputs, output, shapes):
     if not layer.track_running_stats:
         raise OnnxExportError(f"layer {name} ({layer!r}) has no running statistics (track_running_stats=False)")
@@ -301,9 +309,27 @@ def elementwise(b, layer, name, inputs, output, shapes):
     b.node(op, [c, inputs[0]] if layer.reverse else [inputs[0], c], [output], name)
 
 
-for _cls, _op in ((Add, "Add"), (Sub, "Sub"), (Mul, "Mul"), (Div, "Div")):
-    EXPORTERS[_cls] = (lambda op: lambda b, layer, name, inputs, output, shapes:
-                       b.node(op, list(inputs), [output], name))(_op)
+_MERGE_OPS = {Add: "Add", Sub: "Sub", Mul: "Mul", Div: "Div"}
+
+
+@exporter(*_MERGE_OPS)
+def merge(b, layer, name, inputs, output, shapes):
+    op = _MERGE_OPS[type(layer)]
+    if getattr(layer, "constant", None) is None:
+        b.node(op, list(inputs), [output], name)
+        return
+    c = b.const(f"{name}:constant", np.array(layer.constant, dtype=np.float32))
+    b.node(op, [c, inputs[0]] if layer.reverse else [inputs[0], c], [output], name)
+
+
+@exporter(Mean)
+def mean(b, layer, name, inputs, output, shapes):
+    axes = [d % len(shapes[0]) for d in layer.dim]
+    if b.opset >= 18:
+        b.node("ReduceMean", [inputs[0], b.const(f"{name}:axes", np.array(axes, dtype=np.int64))], [output],
+               name, keepdims=int(layer.keepdim))
+    else:
+        b.node("ReduceMean", inputs[:1], [output], name, axes=axes, keepdims=int(layer.keepdim))
 
 
 @exporter(Concat)

@@ -15,6 +15,7 @@ import numpy as np
 from .. import nn
 from ._import import Alias, Context, Layer
 from ._nn import Add, Concat, Div, Mul, Reshape, Sub
+from ..nn.merge import Mean
 
 CONVERTERS: Dict[str, Callable[[Context], object]] = {}
 
@@ -192,10 +193,12 @@ def reduce_hw(ctx: Context):
     if axes is None:
         ctx.fail("reducing over every axis (the batch too) is not supported")
     axes = sorted(int(a) % len(shape) for a in np.asarray(axes).reshape(-1))
+    keep = bool(ctx.attrs.get("keepdims", 1))
+    if ctx.op == "ReduceMean" and 0 not in axes and (len(shape) != 4 or axes != [2, 3]):
+        return Layer(Mean(tuple(axes), keep), (ctx.var(0),))
     if len(shape) != 4 or axes != [2, 3]:
         ctx.fail(f"only a reduction over H and W of an (N, C, H, W) input is supported, got axes {axes} "
                  f"of shape {shape}")
-    keep = bool(ctx.attrs.get("keepdims", 1))
     if ctx.op == "ReduceMean":
         layer = nn.AdaptiveAvgPool2d(1) if keep else nn.GlobalAvgPool2d()
     else:
@@ -257,6 +260,8 @@ def clip(ctx: Context):
         return Layer(nn.ReLU6(), (ctx.var(0),))
     if low == 0.0 and high == np.inf:
         return Layer(nn.ReLU(), (ctx.var(0),))
+    if high <= low:
+        ctx.fail(f"min {low} is not below max {high}")
     return Layer(nn.Hardtanh(low, high), (ctx.var(0),))
 
 
@@ -315,6 +320,8 @@ def arithmetic(ctx: Context):
         from .. import nn as _nn
         producer.bias = _nn.Parameter(np.broadcast_to(_f32(constant).reshape(-1), (producer.out_features,)).copy())
         return Alias(ctx.inputs[var_index])
+    if constant.size == 1 and ctx.op != "Pow" and len(constant.shape) <= len(ctx.shape(var_index)):
+        return Layer(_MERGE[ctx.op](float(constant.reshape(())), reverse), (ctx.var(var_index),))
     layer = nn.Elementwise(ctx.op.lower(), constant.shape, reverse)
     return Layer(_set(layer, constant=constant), (ctx.var(var_index),))
 

@@ -1,0 +1,259 @@
+"""Graph models: layers joined as a directed acyclic graph of named values.
+
+A :class:`Sequential` is a chain: each layer reads the one before it.  A
+:class:`Graph` lets a layer read any earlier value, and several layers read one
+value, which is what residual networks (``Add``), Inception-style branches
+(``Concat``) and gates (``Mul``) need.  It is the one representation of a model
+that the rest of cnnlab shares: model files, saved runs, the summary, the
+explain tools, the report and ONNX all read ``Graph.nodes``.
+
+Every value has a name.  The model's input is ``"input"``; each node's output
+is the node's name, which is also where its layer's parameters live in the
+state dict (``"stem.conv.weight"``), so a traced user module keeps the keys of
+its own ``state_dict``::
+
+    g = nn.Graph([
+        ("conv1", nn.Conv2d(1, 8, 3, padding=1), ["input"]),
+        ("relu1", nn.ReLU(), ["conv1"]),
+        ("conv2", nn.Conv2d(8, 8, 3, padding=1), ["relu1"]),
+        ("add", nn.Add(), ["conv2", "conv1"]),           # a residual connection
+    ])
+
+:func:`as_graph` turns any model into a Graph: a Sequential into the chain of
+its layers (names ``"0"``, ``"1"``, nested ``"3.1"``, the same state-dict
+keys), a user's own Module by tracing its ``forward`` once (see
+:mod:`cnnlab.nn.trace`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from .module import Module, Sequential
+
+__all__ = ["Node", "Graph", "as_graph", "INPUT"]
+
+INPUT = "input"
+
+
+@dataclass
+class Node:
+    """One step of a graph: ``module`` applied to the values named in ``inputs``.
+
+    Attributes:
+        name: the name of the value it computes (unique in its graph); its layer's
+            parameters appear in the state dict as ``f"{name}.weight"`` etc.
+        module: the layer it runs.
+        inputs: names of earlier nodes, or ``"input"`` for the model's input.
+    """
+
+    name: str
+    module: Module
+    inputs: Tuple[str, ...]
+
+    def __post_init__(self):
+        if isinstance(self.inputs, str):
+            self.inputs = (self.inputs,)
+        self.inputs = tuple(str(i) for i in self.inputs)
+
+    @property
+    def type(self) -> str:
+        return type(self.module).__name__
+
+
+NodeLike = Union[Node, Tuple[str, Module, Sequence[str]]]
+
+
+class Graph(Module):
+    """A model whose layers form a directed acyclic graph of named values.
+
+    Args:
+        nodes: :class:`Node` objects, or ``(name, module, inputs)`` tuples, in an
+            order where every node comes after the nodes it reads.
+        output: the name of the value the model returns (default: the last node).
+        input_name: the name of the model's input (default ``"input"``).
+
+    One module may appear in several nodes (a shared layer): its parameters are
+    registered once, under the first node's name.
+
+    Shape:
+        whatever its nodes take and give; :meth:`shapes` lists every node's
+        output shape without running.
+    """
+
+    def __init__(self, nodes: Iterable[NodeLike], output: Optional[str] = None, input_name: str = INPUT):
+        super().__init__()
+        built: List[Node] = []
+        for item in nodes:
+            node = item if isinstance(item, Node) else Node(*item)
+            if not isinstance(node.module, Module):
+                raise TypeError(f"graph node {node.name!r}: expected a cnnlab.nn Module, "
+                                f"got {type(node.module).__name__}")
+            built.append(node)
+        if not built:
+            raise ValueError("a Graph needs at least one node")
+        known = {input_name}
+        for node in built:
+            if not node.name or not isinstance(node.name, str):
+                raise ValueError(f"graph node names must be non-empty strings, got {node.name!r}")
+            if node.name in known:
+                what = "the model's input" if node.name == input_name else "another node"
+                raise ValueError(f"graph node name {node.name!r} is used twice (also {what})")
+            if not node.inputs:
+                raise ValueError(f"graph node {node.name!r} reads no value; give it inputs such as "
+                                 f"[{input_name!r}]")
+            for name in node.inputs:
+                if name not in known:
+                    later = any(n.name == name for n in built)
+                    reason = ("comes later: list nodes after the values they read (a cycle cannot run)"
+                              if later else "is not the name of any node or of the input")
+                    raise ValueError(f"graph node {node.name!r} reads {name!r}, which {reason}")
+            known.add(node.name)
+        output = built[-1].name if output is None else str(output)
+        if output not in known or output == input_name:
+            raise ValueError(f"graph output {output!r} is not the name of a node")
+        object.__setattr__(self, "nodes", built)
+        object.__setattr__(self, "output", output)
+        object.__setattr__(self, "input_name", input_name)
+        registered = set()
+        for node in built:
+            if id(node.module) not in registered:
+                registered.add(id(node.module))
+                self._modules[node.name] = node.module
+        # when each value is read for the last time, so forward can drop it early
+        last_use: Dict[str, int] = {}
+        for index, node in enumerate(built):
+            for name in node.inputs:
+                last_use[name] = index
+        last_use[output] = len(built)
+        object.__setattr__(self, "_frees", [[n for n, i in last_use.items() if i == index]
+                                            for index in range(len(built))])
+
+    # --- running ----------------------------------------------------------------------
+    def forward(self, x):
+        values = {self.input_name: x}
+        for node, frees in zip(self.nodes, self._frees):
+            values[node.name] = node.module(*[values[name] for name in node.inputs])
+            for name in frees:
+                del values[name]
+        return values[self.output]
+
+    def run_all(self, x, upto: Optional[str] = None, given: Optional[Dict[str, object]] = None
+                ) -> Dict[str, object]:
+        """Every node's value (input included) for input ``x``, in the nodes' order.
+
+        Args:
+            upto: stop after the node of this name.
+            given: values to use instead of computing them (by node name): Grad-CAM
+                feeds a feature map back in as a leaf to differentiate against.
+        """
+        values = {self.input_name: x}
+        for node in self.nodes:
+            if given is not None and node.name in given:
+                values[node.name] = given[node.name]
+            else:
+                values[node.name] = node.module(*[values[name] for name in node.inputs])
+            if node.name == upto:
+                break
+        return values
+
+    # --- shapes ----------------------------------------------------------------------------
+    def shapes(self, input_shape: Sequence[int]) -> Dict[str, tuple]:
+        """Every value's shape for an input of ``input_shape`` (batch included), without running.
+
+        Raises:
+            ValueError: a node cannot take the shapes reaching it (the message names the
+                node, its layer and the shapes, e.g. both shapes meeting at an ``Add``).
+        """
+        shapes = {self.input_name: tuple(int(s) for s in input_shape)}
+        for node in self.nodes:
+            given = [shapes[name] for name in node.inputs]
+            try:
+                shapes[node.name] = tuple(node.module.output_shape(*given))
+            except (ValueError, TypeError, IndexError) as exc:
+                sources = ", ".join(f"{name} {shape}" for name, shape in zip(node.inputs, given))
+                raise ValueError(f"graph node {node.name!r} ({node.type}) cannot take its input "
+                                 f"({sources}): {exc}") from None
+        return shapes
+
+    def output_shape(self, input_shape: Sequence[int]) -> tuple:
+        return self.shapes(input_shape)[self.output]
+
+    # --- looking inside -------------------------------------------------------------------
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(f"the graph has no node {name!r}; its nodes are: "
+                       f"{', '.join(n.name for n in self.nodes)}")
+
+    def consumers(self, name: str) -> List[str]:
+        """Names of the nodes that read the value ``name``."""
+        return [node.name for node in self.nodes if name in node.inputs]
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __iter__(self):
+        return iter(node.module for node in self.nodes)
+
+    def __repr__(self) -> str:
+        lines = []
+        for node in self.nodes:
+            layer = repr(node.module).replace("\n", "\n    ")
+            lines.append(f"  {node.name} = {layer}({', '.join(node.inputs)})")
+        return "Graph(\n" + "\n".join(lines) + f"\n  return {self.output}\n)"
+
+    def code(self) -> str:
+        """The graph as Python-like code, one line per node (what the summary prints)."""
+        lines = [f"def forward({self.input_name}):"]
+        for node in self.nodes:
+            lines.append(f"    {_ident(node.name)} = {node.type}({', '.join(map(_ident, node.inputs))})")
+        lines.append(f"    return {_ident(self.output)}")
+        return "\n".join(lines)
+
+
+def _ident(name: str) -> str:
+    return name.replace(".", "_")
+
+
+def _chain_nodes(model: Sequential, prefix: str, source: str, out: List[Node]) -> str:
+    for name, layer in model._modules.items():
+        full = f"{prefix}{name}"
+        if type(layer) is Sequential:
+            source = _chain_nodes(layer, full + ".", source, out)
+        else:
+            out.append(Node(full, layer, (source,)))
+            source = full
+    return source
+
+
+def as_graph(model: Module, input_shape: Optional[Sequence[int]] = None) -> Graph:
+    """``model`` as a :class:`Graph` sharing its layers (and so its weights).
+
+    Args:
+        model: a Graph (returned as is), a Sequential (its chain of layers, nested
+            Sequentials opened: names ``"0"``, ``"3.1"``), a single layer, or any
+            Module whose ``forward`` can be traced.
+        input_shape: ``(C, H, W)`` or ``(N, C, H, W)``; needed only to trace a
+            user's own Module.
+
+    Raises:
+        ValueError: a user's Module without ``input_shape``, or a ``forward`` that
+            cannot be captured (see :func:`cnnlab.nn.trace.trace`).
+    """
+    if isinstance(model, Graph):
+        return model
+    if type(model) is Sequential:
+        nodes: List[Node] = []
+        _chain_nodes(model, "", INPUT, nodes)
+        if not nodes:
+            raise ValueError("an empty Sequential has no layers to make a graph of")
+        return Graph(nodes)
+    from .trace import is_layer, trace
+    if is_layer(model):
+        return Graph([Node("0", model, (INPUT,))])
+    if input_shape is None:
+        raise ValueError(f"{type(model).__name__} is a custom Module: give input_shape=(C, H, W) so its "
+                         "forward can be traced into a graph")
+    return trace(model, input_shape)

@@ -139,12 +139,20 @@ def layer_name(node) -> str:
             parts = []
     if not parts and "namespace" in meta:
         parts = [seg.split(":")[0].strip() for seg in meta["namespace"].split("/")]
-    if not parts:
-        parts = node.name.split("/")
     parts = [p for p in parts if p]
-    if not parts:
-        return node.op_type.lower()
-    return parts[-2] if len(parts) >= 2 else parts[-1]
+    if parts:
+        return parts[-2] if len(parts) >= 2 else parts[-1]
+    # TorchScript: scopes are attribute names, Sequential children full paths ("/layer2/down/down.0/Conv")
+    parts = [p for p in node.name.split("/") if p]
+    if len(parts) < 2:
+        return parts[0] if parts else node.op_type.lower()
+    path: List[str] = []
+    for part in parts[:-1]:
+        if path and part.startswith(path[-1] + "."):
+            path[-1] = part
+        else:
+            path.append(part)
+    return ".".join(path)
 
 
 def _read_model(path):

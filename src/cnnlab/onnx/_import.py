@@ -38,7 +38,6 @@ class Layer:
     """A converter result: run ``module`` on the values ``inputs``."""
     module: nn.Module
     inputs: Tuple[str, ...]
-    hwc: Optional[tuple] = None  # a flatten of (C, H, W) maps that the model meant in (H, W, C) order
 
 
 @dataclass
@@ -104,8 +103,6 @@ class _Importer:
     consumers: Dict[str, int] = field(default_factory=dict)
     nodes: List[Node] = field(default_factory=list)
     used_names: set = field(default_factory=lambda: {"input"})
-    nhwc_input: Optional[str] = None       # the graph input when it is NHWC and its transpose was folded
-    hwc_features: Dict[str, tuple] = field(default_factory=dict)  # flattened NHWC maps: value -> (C, H, W)
 
     def resolve(self, value: str) -> str:
         """The graph value (node name or ``"input"``) holding ONNX value ``value``."""
@@ -274,16 +271,7 @@ def load_with_info(path) -> Tuple[Graph, dict]:
         for i in node.input:
             imp.consumers[i] = imp.consumers.get(i, 0) + 1
 
-    # A channels-last (Keras) model whose input is transposed to NCHW first: take NCHW directly.
-    first = [n for n in g.node if input_name in n.input]
-    if (len(first) == 1 and first[0].op_type == "Transpose"
-            and list(_attributes(first[0]).get("perm", [])) == [0, 3, 1, 2]):
-        imp.nhwc_input = input_name
-        chw = (chw[2], chw[0], chw[1])
-        imp.values[first[0].output[0]] = "input"
-        skip = {id(first[0])}
-    else:
-        skip = set()
+    skip: set = set()
     imp.values[input_name] = "input"
     imp.shapes["input"] = (1, *chw)
 
@@ -339,7 +327,9 @@ def load_with_info(path) -> Tuple[Graph, dict]:
     if out == "input" or not imp.nodes:
         imp.nodes.append(Node(imp.unique("identity"), nn.Identity(), ("input",)))
         out = imp.nodes[-1].name
-    graph = Graph(_prune(imp.nodes, out), output=out)
+    from ._fold import fold_layout
+    nodes, out, chw = fold_layout(_prune(imp.nodes, out), out, chw)
+    graph = Graph(nodes, output=out)
     graph.eval()
     meta = {p.key: p.value for p in model.metadata_props}
     return graph, {"input_shape": chw, "metadata": meta, "opset": original_opset,
@@ -387,8 +377,6 @@ def _apply(imp: _Importer, ctx: Context, node, result) -> None:
     imp.modules[name] = module
     imp.shapes[name] = tuple(shape)
     imp.values[out] = name
-    if result.hwc is not None:
-        imp.hwc_features[name] = result.hwc
 
 
 def supported_ops() -> list:

@@ -97,12 +97,8 @@ def conv(ctx: Context):
 
 
 def _linear(ctx: Context, weight: np.ndarray, bias, source: str):
-    """``Linear`` from an (out, in) weight; a flattened NHWC map gets its columns reordered to NCHW."""
+    """``Linear`` from an (out, in) weight."""
     weight = np.asarray(weight)
-    hwc = ctx.importer.hwc_features.get(source)
-    if hwc is not None:
-        c, h, w = hwc
-        weight = weight.reshape(weight.shape[0], h, w, c).transpose(0, 3, 1, 2).reshape(weight.shape[0], -1)
     layer = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
     arrays = {"weight": weight}
     if bias is not None:
@@ -345,15 +341,7 @@ def _flatten_or_reshape(ctx: Context, rest: tuple):
     source = ctx.var(0)
     shape = ctx.shape(0)
     total = int(np.prod(shape[1:]))
-    producer = ctx.producer(0)
     if len(rest) == 1 and rest[0] in (-1, total):
-        # NHWC feature maps flattened for a dense layer: flatten NCHW instead, fix the dense weights
-        if (isinstance(producer, nn.Permute) and producer.dims == (0, 2, 3, 1) and ctx.consumers(0) == 1):
-            node = next(n for n in ctx.importer.nodes if n.module is producer)
-            ctx.importer.nodes.remove(node)
-            del ctx.importer.modules[node.name]
-            source = node.inputs[0]
-            return Layer(nn.Flatten(), (source,), hwc=tuple(ctx.importer.shapes[source][1:]))
         return Layer(nn.Flatten(), (source,))
     return Layer(Reshape(rest), (source,))
 

@@ -259,6 +259,9 @@ def load_model(path) -> SavedModel:
     """
     from .models import build_model
 
+    if str(path).lower().endswith(".onnx"):  # an ONNX file (needs the onnx extra): see cnnlab.onnx.load_saved
+        from .onnx import load_saved
+        return load_saved(path)
     directory = _model_dir(path)
     info = read_json(directory / MODEL_JSON, "model description")
     if not isinstance(info, dict) or info.get("format") != FORMAT:

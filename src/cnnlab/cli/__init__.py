@@ -27,7 +27,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every subcommand registered."""
-    from . import explain_cmds, train_cmds
+    from . import explain_cmds, onnx_cmds, train_cmds
 
     parser = argparse.ArgumentParser(
         prog="cnnlab",
@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     train_cmds.register(subparsers)
     explain_cmds.register(subparsers)
+    onnx_cmds.register(subparsers)
+    onnx_cmds.add_model_file_options(subparsers)  # a .onnx file wherever a run directory goes
     # `cnnlab train --debug ...` works as well as `cnnlab --debug train ...`
     for sub in subparsers.choices.values():
         if not any("--debug" in a.option_strings for a in sub._actions):
@@ -71,6 +73,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
+        from .onnx_cmds import apply_model_file_options
+        apply_model_file_options(args)
         return int(args.func(args) or 0)
     except UsageError as exc:
         if debug:
@@ -92,4 +96,4 @@ def main(argv: Optional[List[str]] = None) -> int:
         prefix = "" if isinstance(exc, known) else f"internal error ({type(exc).__name__}): "
         hint = "" if isinstance(exc, known) else " (run with --debug for the traceback)"
         print(f"cnnlab: error: {prefix}{_message(exc)}{hint}", file=sys.stderr)
-        return EXIT_RUNTIME
+        return int(getattr(exc, "exit_code", EXIT_RUNTIME))  # a file that is not a usable model: 2

@@ -177,6 +177,15 @@ def cmd_train(args) -> int:
 
 
 # --- evaluate ---------------------------------------------------------------------------------
+def _with_engine(saved, args):
+    """The model run by ``--engine`` (``onnxruntime``: exported in memory once, one session)."""
+    engine = getattr(args, "engine", "cnnlab")
+    if engine == "cnnlab":
+        return saved
+    from ..onnx._saved import with_engine
+    return with_engine(saved, engine)
+
+
 def _run_config(run_dir: Path) -> dict:
     from ..io import read_json
     from ..train import CONFIG_JSON
@@ -191,8 +200,8 @@ def cmd_evaluate(args) -> int:
     from ..train import evaluate, load_run_data
 
     run_dir = Path(args.run_dir)
-    saved = load_model(run_dir)
-    config = _run_config(run_dir)
+    saved = _with_engine(load_model(run_dir), args)
+    config = _run_config(run_dir) if run_dir.is_dir() else {}
     dataset = args.dataset or config.get("dataset") or saved.info.get("dataset")
     if not dataset:
         raise UsageError(f"{run_dir} does not record its data set: give --dataset")
@@ -274,7 +283,7 @@ def cmd_predict(args) -> int:
     from ..io import load_model
     from ..train import predict
 
-    saved = load_model(Path(args.run_dir))
+    saved = _with_engine(load_model(Path(args.run_dir)), args)
     images = _read_images(args.images, saved.input_shape, args.invert)
     probs = predict(saved.model, images, mean=saved.mean, std=saved.std)
     k = min(args.top_k, probs.shape[1])
@@ -306,8 +315,8 @@ def cmd_summary(args) -> int:
         name = target.lower()
         shape = args.input_shape or DEFAULT_INPUT_SHAPES[name]
         model, _ = create_model(name, shape, args.num_classes or 10)
-    elif path.is_dir():
-        if not (path / MODEL_JSON).is_file():
+    elif path.is_dir() or target.lower().endswith(".onnx"):
+        if path.is_dir() and not (path / MODEL_JSON).is_file():
             raise ValueError(f"{path} is not a cnnlab run directory (no {MODEL_JSON}) nor a model file")
         saved = load_model(path)
         if args.input_shape and tuple(args.input_shape) != tuple(saved.input_shape):

@@ -24,7 +24,9 @@ NORMALISED_OPSET = 13  # older models are converted to this opset before import
 
 
 class OnnxImportError(ValueError):
-    """An ONNX file cnnlab cannot read or turn into a model (a one-line message)."""
+    """An ONNX file cnnlab cannot read or turn into a model (a one-line message; the CLI exits with 2)."""
+
+    exit_code = 2
 
 
 @dataclass

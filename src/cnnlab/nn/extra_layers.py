@@ -137,6 +137,14 @@ class Erf(Module):
 _OPS = ("add", "sub", "mul", "div", "pow")
 
 
+def _power(x, exponent: np.ndarray):
+    """``x ** exponent`` for a constant array exponent (broadcasting); gradient with respect to ``x``."""
+    from ..tensor import Tensor, unbroadcast
+    e = exponent.astype(x.dtype, copy=False)
+    out = np.power(x.data, e)
+    return Tensor.from_op(out, (x,), lambda g: (unbroadcast(g * e * np.power(x.data, e - 1), x.shape),), "pow")
+
+
 class Elementwise(Module):
     """Arithmetic between the input and a constant tensor: ``x op c`` (or ``c op x`` with ``reverse``).
 
@@ -163,9 +171,9 @@ class Elementwise(Module):
     def forward(self, x):
         c = self.constant
         if self.op == "pow":
-            if c.size != 1:
-                raise ValueError(f"{self!r}: the exponent must be a single number, got shape {c.shape}")
-            return as_tensor(x) ** float(c.reshape(()))
+            if c.size == 1:
+                return as_tensor(x) ** float(c.reshape(()))
+            return _power(as_tensor(x), c)
         a, b = (c, as_tensor(x)) if self.reverse else (as_tensor(x), c)
         if self.op == "add":
             return a + b

@@ -158,6 +158,8 @@ def _read_model(path):
     import onnx
     from google.protobuf.message import DecodeError
 
+    if isinstance(path, onnx.ModelProto):
+        return path
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"ONNX file {path} does not exist")
@@ -222,8 +224,8 @@ def _attributes(node) -> dict:
     return out
 
 
-def _graph_input(model, initializer_names, source: str):
-    """The one real graph input: (name, (C, H, W), is_nhwc)."""
+def _graph_input(model, initializer_names, source: str, images_only: bool = True):
+    """The one real graph input: (name, (C, H, W)); any (N, *) float input without ``images_only``."""
     inputs = [i for i in model.graph.input if i.name not in initializer_names]
     if len(inputs) != 1:
         raise OnnxImportError(f"{source}: cnnlab models take one image batch, but the graph has {len(inputs)} "
@@ -235,7 +237,7 @@ def _graph_input(model, initializer_names, source: str):
     if tensor.elem_type not in (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16):
         raise OnnxImportError(f"{source}: graph input {value.name!r} has element type "
                               f"{TensorProto.DataType.Name(tensor.elem_type)}; cnnlab takes float images")
-    if len(dims) != 4 or not all(isinstance(d, int) and d > 0 for d in dims[1:]):
+    if (len(dims) != 4 and images_only) or len(dims) < 2 or not all(isinstance(d, int) and d > 0 for d in dims[1:]):
         raise OnnxImportError(f"{source}: graph input {value.name!r} has shape ({', '.join(map(str, dims))}); "
                               f"cnnlab takes an image batch (N, C, H, W) with fixed C, H and W")
     return value.name, tuple(int(d) for d in dims[1:])
@@ -253,12 +255,15 @@ def load(path) -> Graph:
     return graph
 
 
-def load_with_info(path) -> Tuple[Graph, dict]:
-    """``load`` plus ``{"input_shape": (C, H, W), "metadata": {...}, "opset": N}``."""
+def load_with_info(path, images_only: bool = True) -> Tuple[Graph, dict]:
+    """``load`` plus ``{"input_shape": (C, H, W), "metadata": {...}, "opset": N}``.
+
+    ``images_only=False`` accepts any ``(N, *)`` float input (ONNX's operator tests use such inputs).
+    """
     from onnx import numpy_helper
     from ._import_ops import CONVERTERS
 
-    source = str(path)
+    source = "model" if not isinstance(path, (str, Path)) else str(path)
     model = _read_model(path)
     model, original_opset = _normalise(model, source)
     opset = _opset(model, source)
@@ -268,7 +273,7 @@ def load_with_info(path) -> Tuple[Graph, dict]:
         imp.consts[init.name] = numpy_helper.to_array(init)
     for init in g.sparse_initializer:
         raise OnnxImportError(f"{source}: sparse initializer {init.values.name!r} is not supported")
-    input_name, chw = _graph_input(model, set(imp.consts), source)
+    input_name, chw = _graph_input(model, set(imp.consts), source, images_only)
     for node in g.node:
         for i in node.input:
             imp.consumers[i] = imp.consumers.get(i, 0) + 1

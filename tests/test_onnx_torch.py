@@ -192,3 +192,17 @@ def test_module_paths_become_layer_names(tmp_path):
     _export(model, shape, path, dynamo=False, opset=17)
     names = [n.name for n in cnnonnx.load(path).nodes]
     assert "layer2.conv1" in names and "fc" in names, names
+
+
+def test_imported_model_saves_as_a_cnnlab_run(tmp_path):
+    """An imported model is a plain cnnlab graph: save_model / load_model keep it exactly."""
+    from cnnlab.io import load_model, save_model
+    model, shape = _build("branches")
+    path = tmp_path / "b.onnx"
+    _export(model, shape, path, dynamo=False, opset=17)
+    imported = cnnonnx.load(path)
+    save_model(imported, tmp_path / "run", shape)
+    back = load_model(tmp_path / "run").model
+    x = np.random.default_rng(3).standard_normal((2, *shape)).astype(np.float32)
+    with no_grad():
+        np.testing.assert_array_equal(back(Tensor(x)).data, imported(Tensor(x)).data)

@@ -23,3 +23,4 @@ __all__ = ["Module", "Parameter", "Sequential", "Conv2d", "Linear", "Dense", "Fl
 __all__ += ["RemovableHandle", "ModuleList", "ModuleDict", "init", "BatchNorm1d", "Dropout2d", "ConvTranspose2d",
             "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "Unflatten", "Hardtanh", "ReLU6",
             "ConstantPad2d", "ZeroPad2d", "ReflectionPad2d", "ReplicationPad2d"]
+__all__ += ["Pad", "Permute", "Hardsigmoid", "Hardswish", "PReLU", "Erf", "Elementwise"]  # extra_layers

@@ -87,6 +87,9 @@ def test_evaluate_summary_explain_on_onnx_file(run_dir, exported, image, tmp_pat
     assert any((tmp_path / "features").iterdir())
     r = cnnlab("explain", "saliency", exported, image, "--output", tmp_path / "why.png")
     assert r.returncode == 0, r.stderr
+    r = cnnlab("report", exported, "--dataset", "digits", "--samples", "1", "--output", tmp_path / "r.html")
+    assert r.returncode == 0, r.stderr
+    assert "<html" in (tmp_path / "r.html").read_text(encoding="utf-8").lower()
 
 
 def test_foreign_file_options(tmp_path, image):

@@ -80,7 +80,8 @@ def load_saved(path, classes: Optional[Sequence[str]] = None, mean: Optional[Seq
                       mean=None if mean is None else tuple(float(v) for v in mean),
                       std=None if std is None else tuple(float(v) for v in std), name=name,
                       info={"format": "onnx", "source": source, "opset": info["opset"], "producer": info["producer"],
-                            "metadata": meta}, path=None)
+                            "metadata": meta},
+                      path=Path(source).with_suffix(""))  # outputs about the model go beside the file
 
 
 class OrtEngine(nn.Module):
@@ -103,13 +104,16 @@ class OrtEngine(nn.Module):
         self.session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
+        object.__setattr__(self, "_run", self.session.run)   # bound once: a few microseconds a call
+        object.__setattr__(self, "_outputs", [self.output_name])
         object.__setattr__(self, "_model", model)  # for output_shape; not a registered child
 
     def forward(self, x):
         data = x.data if isinstance(x, Tensor) else np.asarray(x)
         if data.dtype != np.float32 or not data.flags.c_contiguous:
             data = np.ascontiguousarray(data, dtype=np.float32)
-        return Tensor(self.session.run([self.output_name], {self.input_name: data})[0])
+        out = self._run(self._outputs, {self.input_name: data})[0]
+        return Tensor.from_op(out, (), None, "onnxruntime")  # no gradient: the cheapest wrap
 
     def output_shape(self, input_shape):
         return self._model.output_shape(input_shape)

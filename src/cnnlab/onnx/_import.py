@@ -278,15 +278,11 @@ def load_with_info(path, images_only: bool = True) -> Tuple[Graph, dict]:
         for i in node.input:
             imp.consumers[i] = imp.consumers.get(i, 0) + 1
 
-    skip: set = set()
     imp.values[input_name] = "input"
     imp.shapes["input"] = (1, *chw)
 
     produced = set(imp.consts) | {input_name}
     for node in g.node:
-        if id(node) in skip:
-            produced.update(node.output)
-            continue
         for i in node.input:
             if i and i not in produced:
                 raise OnnxImportError(f"{source}: node {node.name or node.op_type!r} ({node.op_type}) reads "

@@ -100,7 +100,7 @@ import numpy as np  # noqa: E402
 import _nets as nets  # noqa: E402
 from _timing import Stats, TimingConfig, best_of, measure_interleaved  # noqa: E402
 
-ROWS = ("train", "infer", "engine", "ops", "memory", "import", "flops")
+ROWS = ("train", "infer", "graph", "engine", "ops", "memory", "import", "flops")
 FRAMEWORKS = ("cnnlab", "torch", "ort")
 LABEL = {"cnnlab": "cnnlab", "torch": "PyTorch", "ort": "ORT"}
 
@@ -414,6 +414,45 @@ def bench_engine(key: str, batch: int, settings: Settings) -> dict:
                target="engine <= 1.10x ORT direct")
     row["met"] = row["ratio_engine_ort"]["median"] <= 1.10
     return row
+def bench_graph(mode: str, batch: int, settings: Settings) -> dict:
+    """LeNet-5 run three ways over the very same layers: as a Sequential, as its Graph, and
+    as a user's own Module (a hand-written ``forward``); the graph must cost no more."""
+    import cnnlab
+    import cnnlab.functional as F
+    from cnnlab import nn
+    from cnnlab.models import lenet5
+
+    cnnlab.manual_seed(0)
+    seq = lenet5()
+    graph = nn.as_graph(seq)
+
+    class LeNet(nn.Module):
+        def __init__(self, layers):
+            super().__init__()
+            self.conv1, self.conv2, self.fc1, self.fc2, self.fc3 = (layers[i] for i in (0, 3, 7, 9, 11))
+
+        def forward(self, x):
+            x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+            x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+            x = F.relu(self.fc1(x.reshape(x.shape[0], -1)))
+            return self.fc3(F.relu(self.fc2(x)))
+
+    models = {"sequential": seq, "graph": graph, "module": LeNet(seq)}
+    batches = nets.synthetic_batches(nets.NETS["lenet5"], batch)
+    if mode == "train":
+        fns = {k: nets.cnnlab_train_step(m, cnnlab.optim.SGD(m.parameters(), lr=1e-9, momentum=0.9), batches)
+               for k, m in models.items()}
+        timing, unit, name = settings.train_timing, "img/s", f"LeNet-5 train b{batch}"
+    else:
+        fns = {k: nets.cnnlab_infer(m, batches) for k, m in models.items()}
+        timing, unit, name = settings.infer_timing, ("ms" if batch == 1 else "img/s"), \
+            f"LeNet-5 inference b{batch}"
+    stats = measure_interleaved(fns, timing, settings.interleave, settings.clock_fn)
+    ratios = {k: _paired_ratio(stats["sequential"], stats[k]) for k in ("graph", "module")}
+    return {"section": "graph", "name": name, "unit": unit, "items_per_call": batch,
+            "values": {k: _value(v, batch, unit) for k, v in stats.items()},
+            "timings": {k: v.to_json() for k, v in stats.items()}, "ratios": ratios,
+            "target": ">= 0.95x", "met": ratios["graph"]["median"] >= 0.95, "note": ""}
 
 
 def bench_ops(settings: Settings) -> List[dict]:
@@ -805,6 +844,7 @@ SECTION_TITLES = {
     "memory": "Peak memory (RSS) of a training run, each framework in its own process",
     "import": "Import time",
     "flops": "Achieved GFLOP/s",
+    "graph": "The same layers as a Sequential, as a Graph and as a user's own Module (cnnlab only)",
     "tta": "Time to accuracy",
 }
 
@@ -886,6 +926,19 @@ def render(result: dict, markdown: bool = False) -> str:
         out.append(_table(headers, body, markdown))
         out.append(("- " if markdown else "  note: ") + "engine time / ORT time <= 1.10 is the target "
                    "(the engine's overhead over a bare session.run); 'vs' ratios > 1: the engine is faster")
+    graph_rows = [r for r in rows if r["section"] == "graph"]
+    if graph_rows:
+        out.append("")
+        out.append(h(SECTION_TITLES["graph"]))
+        headers = ["Row", "Unit", "Sequential", "Graph", "own Module", "Graph vs Sequential",
+                   "Module vs Sequential", "Target", "Met", "Busy"]
+        body = [[r["name"], r["unit"], _cell(r["values"]["sequential"]), _cell(r["values"]["graph"]),
+                 _cell(r["values"]["module"]), _ratio(r["ratios"]["graph"], best=True),
+                 _ratio(r["ratios"]["module"], best=True), r["target"], _met(r["met"]), _busy(r)]
+                for r in graph_rows]
+        out.append(_table(headers, body, markdown))
+        out.append(("- " if markdown else "  note: ") + "ratio = time(Sequential) / time(other): >= 0.95 means "
+                   "at most 5% slower; the three share the same layer objects")
 
     ops = [r for r in rows if r["section"] == "ops"]
     if ops:
@@ -1029,6 +1082,10 @@ def run_suite(settings: Settings, rows: List[str], data_dir: Optional[str] = Non
         for key in ("lenet5", "vgg"):
             for b in settings.infer_batches:
                 out.append(timed(f"{nets.NETS[key].name} engines, batch {b}", bench_engine, key, b, settings))
+    if "graph" in rows:
+        for mode, b in (("train", 64), ("infer", 1), ("infer", 256)):
+            out.append(timed(f"LeNet-5 {mode} as Sequential, Graph and own Module, batch {b}", bench_graph,
+                             mode, b, settings))
     if "ops" in rows:
         out.extend(timed("single ops", bench_ops, settings))
     if "flops" in rows:

@@ -65,8 +65,8 @@ def test_nll_loss_against_plain_loops(reduction):
     np.testing.assert_allclose(F.nll_loss(x, t, reduction=reduction).data, want, rtol=1e-14)
     # log_softmax + nll_loss == cross_entropy
     logits = RNG.standard_normal((6, 3))
-    np.testing.assert_allclose(F.nll_loss(F.log_softmax(logits, 1), t, reduction).data,
-                               F.cross_entropy(logits, t, reduction).data, rtol=1e-14)
+    np.testing.assert_allclose(F.nll_loss(F.log_softmax(logits, 1), t, reduction=reduction).data,
+                               F.cross_entropy(logits, t, reduction=reduction).data, rtol=1e-14)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -85,7 +85,7 @@ def test_mse_against_plain_loops(reduction):
     x, t = RNG.standard_normal((3, 4)), RNG.standard_normal((3, 4))
     want = _reduce([(a - b) ** 2 for a, b in zip(x.ravel(), t.ravel())], reduction)
     want = want.reshape(3, 4) if reduction == "none" else want
-    np.testing.assert_allclose(F.mse_loss(x, t, reduction).data, want, rtol=1e-14)
+    np.testing.assert_allclose(F.mse_loss(x, t, reduction=reduction).data, want, rtol=1e-14)
 
 
 def test_targets_may_be_tensors_and_int32():
@@ -139,13 +139,13 @@ def test_bce_with_logits_gradcheck(reduction, pos_weight):
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_mse_gradcheck(reduction):
     x, t = RNG.standard_normal((2, 3, 2)), RNG.standard_normal((2, 3, 2))
-    gradcheck(lambda a: F.mse_loss(a, t, reduction), [x])
+    gradcheck(lambda a: F.mse_loss(a, t, reduction=reduction), [x])
 
 
 def test_loss_of_a_shared_input_accumulates():
     x, t = RNG.standard_normal((3, 4)), labels(3, 4)
     gradcheck(lambda a: F.cross_entropy(a, t) + F.mse_loss(a, a.data * 0) * 0.5
-              + F.binary_cross_entropy_with_logits(a, (a.data > 0).astype(float), "sum"), [x])
+              + F.binary_cross_entropy_with_logits(a, (a.data > 0).astype(float), reduction="sum"), [x])
 
 
 # --- PyTorch parity -----------------------------------------------------------------------------
@@ -158,20 +158,21 @@ def test_losses_match_torch(torch):
         tt = torch.from_numpy(t)
         for reduction in REDUCTIONS:
             for eps in (0.0, 0.1, 0.7):
-                torch_parity(torch, lambda a: F.cross_entropy(a, t, reduction, eps),
+                torch_parity(torch, lambda a: F.cross_entropy(a, t, reduction=reduction, label_smoothing=eps),
                              lambda a: tF.cross_entropy(a, tt, reduction=reduction, label_smoothing=eps),
                              [x], seed=trial)
-            torch_parity(torch, lambda a: F.nll_loss(F.log_softmax(a, 1), t, reduction),
+            torch_parity(torch, lambda a: F.nll_loss(F.log_softmax(a, 1), t, reduction=reduction),
                          lambda a: tF.nll_loss(tF.log_softmax(a, 1), tt, reduction=reduction), [x], seed=trial)
             y = RNG.uniform(0, 1, size=(N, C))
             pw = RNG.uniform(0.2, 5, size=C)
             for weight in (None, pw):
-                torch_parity(torch, lambda a: F.binary_cross_entropy_with_logits(a, y, reduction, weight),
+                torch_parity(torch, lambda a: F.binary_cross_entropy_with_logits(a, y, reduction=reduction,
+                                                                                 pos_weight=weight),
                              lambda a: tF.binary_cross_entropy_with_logits(
                                  a, torch.from_numpy(y), reduction=reduction,
                                  pos_weight=None if weight is None else torch.from_numpy(weight)),
                              [x], seed=trial)
-            torch_parity(torch, lambda a: F.mse_loss(a, y, reduction),
+            torch_parity(torch, lambda a: F.mse_loss(a, y, reduction=reduction),
                          lambda a: tF.mse_loss(a, torch.from_numpy(y), reduction=reduction), [x], seed=trial)
 
 
@@ -209,8 +210,12 @@ def test_mismatched_loss_shapes():
     with pytest.raises(ValueError, match=r"cross_entropy: expected target of shape \(4,\) for input of shape "
                                          r"\(4, 3\), got target of shape \(4, 1\)"):
         F.cross_entropy(np.zeros((4, 3)), np.zeros((4, 1), dtype=int))
-    with pytest.raises(ValueError, match=r"cross_entropy: expected input of shape \(N, C\), got \(2, 3, 4\)"):
+    with pytest.raises(ValueError, match=r"cross_entropy: expected target of shape \(2, 4\) for input of shape "
+                                         r"\(2, 3, 4\), got target of shape \(2,\)"):
         F.cross_entropy(np.zeros((2, 3, 4)), np.zeros(2, dtype=int))
+    with pytest.raises(ValueError, match=r"cross_entropy: expected input of shape \(N, C\), \(N, C, d1, ...\) or "
+                                         r"\(C,\) with C >= 1 classes, got \(\)"):
+        F.cross_entropy(np.zeros(()), np.zeros((), dtype=int))
     with pytest.raises(ValueError, match=r"nll_loss: expected target of shape \(2,\) for input of shape "
                                          r"\(2, 5\), got target of shape \(3,\)"):
         F.nll_loss(np.zeros((2, 5)), np.zeros(3, dtype=int))

@@ -41,7 +41,7 @@ class MyNet(nn.Module):
     def forward(self, x):
         x = F.max_pool2d(F.relu(self.stem(x)), 2)
         x = self.block(x)
-        x = cnnlab.tensor.concatenate([self.left(x), self.right(x)], axis=1)
+        x = cnnlab.cat([self.left(x), self.right(x)], dim=1)
         x = F.max_pool2d(x, 2)
         x = x.reshape(x.shape[0], -1)
         return self.fc(F.dropout(x, 0.1, self.training))
@@ -150,18 +150,22 @@ def test_custom_module_run_works_in_a_new_process_and_every_cli_command(tmp_path
     from cnnlab.train import fit
 
     class DigitsNet(nn.Module):
+        """A residual block in a ModuleList, two concatenated branches, x.view(x.size(0), -1)."""
+
         def __init__(self):
             super().__init__()
             self.stem = nn.Conv2d(1, 8, 3, padding=1)
-            self.block = Residual(8)
+            self.blocks = nn.ModuleList([Residual(8)])
             self.a = nn.Conv2d(8, 4, 1)
             self.b = nn.Conv2d(8, 4, 3, padding=1)
             self.fc = nn.Linear(8 * 4 * 4, 10)
 
         def forward(self, x):
-            x = self.block(F.relu(self.stem(x)))
-            x = F.max_pool2d(cnnlab.tensor.concatenate([self.a(x), self.b(x)], axis=1), 2)
-            return self.fc(x.reshape(x.shape[0], -1))
+            x = F.relu(self.stem(x))
+            for block in self.blocks:
+                x = block(x)
+            x = F.max_pool2d(cnnlab.cat([self.a(x), self.b(x)], dim=1), 2)
+            return self.fc(x.view(x.size(0), -1))
 
     train, test = load_digits_split()
     cnnlab.manual_seed(0)
@@ -187,20 +191,20 @@ def test_custom_module_run_works_in_a_new_process_and_every_cli_command(tmp_path
     from PIL import Image
     digit = (test.images[0, 0] * 255).astype(np.uint8)
     Image.fromarray(digit).save(tmp_path / "digit.png")
-    for args in (["evaluate", run], ["predict", run, tmp_path / "digit.png", "--json"], ["summary", run],
+    for args in (["evaluate", run, "--dataset", "digits"], ["predict", run, tmp_path / "digit.png", "--json"], ["summary", run],
                  ["explain", "features", run, tmp_path / "digit.png", "--output-dir", tmp_path / "features"],
                  ["explain", "saliency", run, tmp_path / "digit.png", "--output", tmp_path / "sal.png"],
-                 ["explain", "conv", "--input", tmp_path / "digit.png", "--run", run, "--layer", "block.conv2",
+                 ["explain", "conv", "--input", tmp_path / "digit.png", "--run", run, "--layer", "blocks.0.conv2",
                   "--channel", "1", "--positions", "2,2"],
                  ["report", run]):
         result = _cli(*args)
         assert result.returncode == 0, (args, result.stdout, result.stderr)
         assert "Traceback" not in result.stderr
     summary = _cli("summary", run).stdout
-    assert "Add <- block.conv2, relu" in summary and "Concat <- a, b" in summary
-    trace = _cli("explain", "conv", "--input", tmp_path / "digit.png", "--run", run, "--layer", "block.conv2",
+    assert "Add <- blocks.0.conv2, relu" in summary and "Concat(dim=1) <- a, b" in summary
+    trace = _cli("explain", "conv", "--input", tmp_path / "digit.png", "--run", run, "--layer", "blocks.0.conv2",
                  "--channel", "1", "--positions", "2,2").stdout
-    assert "feature maps entering layer block.conv2" in trace
+    assert "feature maps entering layer blocks.0.conv2" in trace
     assert (run / "report.html").is_file()
     save_model(model, tmp_path / "again", (1, 8, 8))   # saving twice captures the same graph
     assert json.loads((tmp_path / "again" / "model.json").read_text())["architecture"] == \

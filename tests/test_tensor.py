@@ -49,7 +49,7 @@ def test_numpy_returns_the_data_and_properties():
     t = Tensor(a)
     assert t.numpy() is t.data
     np.testing.assert_array_equal(t.numpy(), a)
-    assert t.shape == (2, 3) and t.ndim == 2 and t.size == 6 and len(t) == 2
+    assert t.shape == (2, 3) and t.ndim == 2 and t.numel() == 6 and t.size() == (2, 3) and len(t) == 2
     assert t.is_leaf and t.grad is None and not t.requires_grad
     assert Tensor(np.float64(2.5)).item() == 2.5
     d = Tensor(a, requires_grad=True).detach()
@@ -160,11 +160,15 @@ def test_scalars_and_ndarrays_on_either_side():
     assert (Tensor([1.0, 2.0]) * 2).dtype == np.float32
 
 
-def test_comparisons_and_argmax_return_plain_arrays():
-    t = Tensor(np.array([[1.0, 3.0], [4.0, 2.0]]))
-    assert isinstance(t > 2, np.ndarray)
-    np.testing.assert_array_equal(t > 2, [[False, True], [True, False]])
-    np.testing.assert_array_equal(t.argmax(axis=1), [1, 0])
+def test_comparisons_and_argmax_return_tensors_without_grad():
+    t = Tensor(np.array([[1.0, 3.0], [4.0, 2.0]]), requires_grad=True)
+    mask = t > 2
+    assert isinstance(mask, Tensor) and mask.dtype == np.bool_ and not mask.requires_grad
+    np.testing.assert_array_equal(mask.data, [[False, True], [True, False]])
+    np.testing.assert_array_equal(np.asarray(t > 2), [[False, True], [True, False]])
+    arg = t.argmax(axis=1)
+    assert isinstance(arg, Tensor) and arg.dtype == np.int64
+    np.testing.assert_array_equal(arg.data, [1, 0])
 
 
 # --- gradient checks of every op -------------------------------------------------------

@@ -170,6 +170,20 @@ class SavedModel:
         std = np.asarray(self.std, dtype=np.float32).reshape(1, -1, 1, 1)
         return (images - mean) / std
 
+    def predict_image(self, path, invert: bool = False) -> Dict[str, float]:
+        """Class probabilities for one image file, highest first: ``{"7": 0.98, ...}``.
+
+        The file is read as ``cnnlab predict`` reads it (gray or RGB as the model
+        takes, resized to its input size, normalised; ``invert`` for dark strokes
+        on a light background).
+        """
+        from .explain.features import predict_proba
+        from .explain.runs import model_input
+        _, x = model_input(self, path, invert)
+        probs = predict_proba(self.model, x)[0]
+        order = np.argsort(-probs, kind="stable")
+        return {self.classes[k] if k < len(self.classes) else str(k): float(probs[k]) for k in order}
+
 
 def save_model(model: nn.Module, directory, input_shape: Sequence[int], classes: Optional[Sequence[str]] = None,
                mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None,

@@ -17,7 +17,10 @@ network without any explicit bookkeeping.
 """
 from __future__ import annotations
 
-import contextlib
+import functools
+import operator
+import sys
+import types
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -25,28 +28,88 @@ import numpy as np
 _GRAD_ENABLED = True
 
 
-@contextlib.contextmanager
-def no_grad():
-    """Context manager that stops graph recording (like ``torch.no_grad``)."""
-    global _GRAD_ENABLED
-    previous = _GRAD_ENABLED
-    _GRAD_ENABLED = False
-    try:
-        yield
-    finally:
-        _GRAD_ENABLED = previous
+class _GradMode:
+    """Base of ``no_grad`` / ``enable_grad``: a context manager that is also a decorator.
+
+    ``with no_grad(): ...``, ``@no_grad()`` and ``@no_grad`` all work, as in PyTorch.
+    """
+
+    _enabled = False
+
+    def __new__(cls, func=None):
+        self = super().__new__(cls)
+        self._previous = []
+        if func is not None:  # used as ``@no_grad`` without parentheses
+            return self(func)
+        return self
+
+    def __enter__(self):
+        global _GRAD_ENABLED
+        self._previous.append(_GRAD_ENABLED)
+        _GRAD_ENABLED = self._enabled
+
+    def __exit__(self, *exc):
+        global _GRAD_ENABLED
+        _GRAD_ENABLED = self._previous.pop()
+        return False
+
+    def __call__(self, func):
+        if not callable(func):
+            raise TypeError(f"{type(self).__name__} decorates a function, got {type(func).__name__}")
+        fresh = self._fresh
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with fresh():
+                return func(*args, **kwargs)
+        return wrapper
+
+    def _fresh(self):
+        return type(self)()
 
 
-@contextlib.contextmanager
-def enable_grad():
-    """Context manager that turns graph recording back on inside ``no_grad``."""
-    global _GRAD_ENABLED
-    previous = _GRAD_ENABLED
-    _GRAD_ENABLED = True
-    try:
-        yield
-    finally:
-        _GRAD_ENABLED = previous
+class no_grad(_GradMode):
+    """Stop graph recording inside the block or decorated function (like ``torch.no_grad``)."""
+
+    _enabled = False
+
+
+class enable_grad(_GradMode):
+    """Turn graph recording back on inside ``no_grad`` (like ``torch.enable_grad``)."""
+
+    _enabled = True
+
+
+class inference_mode(_GradMode):
+    """``torch.inference_mode``: here the same as ``no_grad`` (``inference_mode(False)`` records)."""
+
+    def __new__(cls, mode=True):
+        if callable(mode):
+            return super().__new__(cls, mode)
+        self = super().__new__(cls)
+        self._enabled = not bool(mode)
+        return self
+
+    def _fresh(self):
+        return inference_mode(not self._enabled)
+
+
+class set_grad_enabled(_GradMode):
+    """``set_grad_enabled(False)`` switches recording off now; used with ``with`` it restores the mode."""
+
+    def __new__(cls, mode):
+        global _GRAD_ENABLED
+        self = _GradMode.__new__(cls)
+        self._enabled = bool(mode)
+        self._previous.append(_GRAD_ENABLED)  # restored by __exit__
+        _GRAD_ENABLED = self._enabled
+        return self
+
+    def __enter__(self):
+        pass  # the mode was set when the object was made
+
+    def _fresh(self):
+        return set_grad_enabled(self._enabled)
 
 
 def is_grad_enabled() -> bool:
@@ -87,6 +150,24 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     return grad
 
 
+class Size(tuple):
+    """The shape of a tensor, as ``Tensor.size()`` returns it (a tuple, like ``torch.Size``)."""
+
+    __slots__ = ()
+
+    def numel(self) -> int:
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+    def __repr__(self) -> str:
+        return f"cnnlab.Size({list(self)})"
+
+
+_LEAF_IN_PLACE = "a leaf Variable that requires grad is being used in an in-place operation."
+
+
 class Tensor:
     """An n-dimensional array that can record how it was computed.
 
@@ -96,6 +177,28 @@ class Tensor:
             floats and lists of floats become float32).  Integer and boolean
             data keep their dtype (useful for class labels).
         requires_grad: whether ``backward`` should fill ``.grad`` for it.
+
+    The methods follow PyTorch's names, argument names (``dim``, ``keepdim``)
+    and semantics; NumPy's ``axis=`` / ``keepdims=`` are accepted as aliases.
+    A dimension out of range raises ``IndexError`` as in PyTorch.
+
+    In-place operations (``+=``, ``add_``, ``zero_``, ``x[i] = v``, ...) change
+    ``.data`` in place and keep the object, when no gradient is being recorded
+    for them (inside ``no_grad``, or when neither operand requires grad): so
+    ``with no_grad(): p -= lr * p.grad`` updates a Parameter in place.  When a
+    gradient would be recorded: on a leaf that requires grad they raise
+    PyTorch's RuntimeError; otherwise ``x += y`` (and ``-=``, ``*=``, ``/=``)
+    computes ``x + y`` out of place and rebinds the name (other references keep
+    the old value), and the method forms (``add_``, ...) and ``x[i] = v`` raise.
+    As in PyTorch, a tensor changed in place must not be one an earlier op
+    still needs for its backward (PyTorch detects that; cnnlab does not).
+
+    Where cnnlab differs from PyTorch: ``.data`` and ``.grad`` are NumPy
+    arrays (``p.grad.zero_()`` is ``p.grad = None`` or ``p.grad[...] = 0``);
+    ``view`` is ``reshape`` (it copies when the memory layout needs it, never
+    raises); only float32/float64 floating tensors exist; the device is always
+    the CPU; ``transpose()`` with no argument or a whole permutation keeps
+    NumPy's meaning besides PyTorch's ``transpose(dim0, dim1)``.
     """
 
     __slots__ = ("data", "grad", "requires_grad", "_backward", "_parents", "op", "__weakref__")
@@ -125,25 +228,105 @@ class Tensor:
     def ndim(self) -> int:
         return self.data.ndim
 
-    @property
-    def size(self) -> int:
+    def dim(self) -> int:
+        return self.data.ndim
+
+    ndimension = dim
+
+    def size(self, dim=None):
+        """The shape as a :class:`Size` (a tuple), or the length of dimension ``dim``."""
+        if dim is None:
+            return Size(self.data.shape)
+        if self.data.ndim == 0:
+            raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
+        return self.data.shape[_wrap_dim(dim, self.data.ndim)]
+
+    def numel(self) -> int:
         return self.data.size
+
+    nelement = numel
+
+    def element_size(self) -> int:
+        return self.data.itemsize
 
     @property
     def is_leaf(self) -> bool:
         return self._backward is None
 
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    is_cuda = False
+
+    def is_floating_point(self) -> bool:
+        return self.data.dtype.kind == "f"
+
+    def is_contiguous(self) -> bool:
+        return self.data.flags.c_contiguous
+
     def numpy(self) -> np.ndarray:
         return self.data
 
+    def __array__(self, dtype=None, copy=None):
+        if dtype is None or dtype == self.data.dtype:
+            return self.data.copy() if copy else self.data
+        return self.data.astype(dtype)
+
     def item(self):
+        if self.data.size != 1:
+            raise RuntimeError(f"a Tensor with {self.data.size} elements cannot be converted to Scalar")
         return self.data.item()
 
+    def tolist(self):
+        return self.data.tolist()
+
     def detach(self) -> "Tensor":
+        """The same data (shared memory), cut from the graph."""
         return Tensor(self.data)
 
+    def detach_(self) -> "Tensor":
+        self._backward, self._parents, self.requires_grad = None, (), False
+        return self
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        if requires_grad and self.data.dtype.kind != "f":
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        if not requires_grad and self._backward is not None:
+            raise RuntimeError("you can only change requires_grad flags of leaf variables. If you want to "
+                               "use a computed variable in a subgraph that doesn't require differentiation "
+                               "use var_no_grad = var.detach().")
+        self.requires_grad = bool(requires_grad)
+        return self
+
     def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return len(self.data)
+
+    def __iter__(self):
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self.data)))
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            what = "no values" if self.data.size == 0 else "more than one value"
+            raise RuntimeError(f"Boolean value of Tensor with {what} is ambiguous")
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self.data.dtype.kind not in "iub" or self.data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.data.item())
+
+    __hash__ = object.__hash__
 
     def __repr__(self) -> str:
         grad = ", requires_grad=True" if self.requires_grad else ""
@@ -173,13 +356,23 @@ class Tensor:
             out._parents = ()
         return out
 
-    def backward(self, grad=None) -> None:
+    def backward(self, gradient=None, retain_graph=None, create_graph: bool = False, *, grad=None) -> None:
         """Accumulate d(self)/d(leaf) into ``.grad`` of every leaf that requires it.
 
         Args:
-            grad: the gradient of some scalar with respect to this tensor, an
-                array of this tensor's shape.  May be omitted for a scalar.
+            gradient: the gradient of some scalar with respect to this tensor,
+                an array of this tensor's shape.  May be omitted for a scalar.
+                (``grad=`` is accepted too.)
+            retain_graph: accepted for PyTorch code; the graph is always kept,
+                so ``backward`` may run again.
+            create_graph: higher-order gradients are not supported.
         """
+        if create_graph:
+            raise NotImplementedError("backward(create_graph=True): cnnlab computes first-order gradients only")
+        if grad is None:
+            grad = gradient
+        elif gradient is not None:
+            raise TypeError("give `gradient` or its alias `grad`, not both")
         if not self.requires_grad:
             raise RuntimeError("backward() called on a tensor that does not require grad "
                                "(no input of its graph has requires_grad=True)")
@@ -256,36 +449,81 @@ class Tensor:
     def __neg__(self):
         return neg(self)
 
+    def __pos__(self):
+        return self
+
     def __pow__(self, exponent):
         return power(self, exponent)
+
+    def __rpow__(self, base):
+        return power(base, self)
 
     def __matmul__(self, other):
         return matmul(self, other)
 
-    def __getitem__(self, index):
-        return getitem(self, index)
+    def __rmatmul__(self, other):
+        return matmul(other, self)
 
-    def sum(self, axis=None, keepdims=False):
-        return tsum(self, axis, keepdims)
+    def __abs__(self):
+        return tabs(self)
 
-    def mean(self, axis=None, keepdims=False):
-        return mean(self, axis, keepdims)
+    def __floordiv__(self, other):
+        return _stepwise(np.floor_divide, self, other)
 
-    def reshape(self, *shape):
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return reshape(self, shape)
+    def __rfloordiv__(self, other):
+        return _stepwise(np.floor_divide, other, self)
 
-    def transpose(self, *axes):
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        return transpose(self, axes or None)
+    def __mod__(self, other):
+        return remainder(self, other)
 
-    permute = transpose
+    def __rmod__(self, other):
+        return remainder(other, self)
 
-    @property
-    def T(self):
-        return transpose(self, None)
+    def __format__(self, spec: str) -> str:
+        if self.data.ndim == 0:  # f"{loss:.4f}" as in PyTorch
+            return self.data.item().__format__(spec)
+        return object.__format__(self, spec)
+
+    def floor(self):
+        return _stepwise(np.floor, self)
+
+    def ceil(self):
+        return _stepwise(np.ceil, self)
+
+    def round(self, decimals: int = 0):
+        return _stepwise(lambda x: np.round(x, decimals), self)
+
+    def sign(self):
+        return _stepwise(np.sign, self)
+
+    def floor_divide(self, other):
+        return _stepwise(np.floor_divide, self, other)
+
+    def remainder(self, other):
+        return remainder(self, other)
+
+    def add(self, other, *, alpha=1):
+        return add(self, other if alpha == 1 else mul(other, alpha))
+
+    def sub(self, other, *, alpha=1):
+        return add(self, neg(other if alpha == 1 else mul(other, alpha)))
+
+    def mul(self, other):
+        return mul(self, other)
+
+    def div(self, other):
+        return div(self, other)
+
+    multiply, divide, subtract = mul, div, sub
+
+    def neg(self):
+        return neg(self)
+
+    def matmul(self, other):
+        return matmul(self, other)
+
+    def pow(self, exponent):
+        return power(self, exponent)
 
     def exp(self):
         return exp(self)
@@ -296,33 +534,715 @@ class Tensor:
     def sqrt(self):
         return power(self, 0.5)
 
+    def rsqrt(self):
+        return power(self, -0.5)
+
+    def square(self):
+        return mul(self, self)
+
+    def reciprocal(self):
+        return power(self, -1.0)
+
     def abs(self):
         return tabs(self)
 
-    def argmax(self, axis=None):
-        return self.data.argmax(axis=axis)
+    def clamp(self, min=None, max=None):
+        return clamp(self, min, max)
 
-    # comparisons return plain boolean arrays (no gradient flows through them)
+    clip = clamp
+
+    def maximum(self, other):
+        return maximum(self, other)
+
+    def minimum(self, other):
+        return minimum(self, other)
+
+    def sigmoid(self):
+        from .functional.activation import sigmoid
+        return sigmoid(self)
+
+    def tanh(self):
+        from .functional.activation import tanh
+        return tanh(self)
+
+    def relu(self):
+        from .functional.activation import relu
+        return relu(self)
+
+    def softmax(self, dim, dtype=None):
+        from .functional.activation import softmax
+        x = self if dtype is None else self.to(dtype)
+        d = _wrap_dim(dim, x.ndim)
+        return softmax(x, d) if x.ndim else softmax(x.reshape(1), 0).reshape(())
+
+    def log_softmax(self, dim, dtype=None):
+        from .functional.activation import log_softmax
+        x = self if dtype is None else self.to(dtype)
+        d = _wrap_dim(dim, x.ndim)
+        return log_softmax(x, d) if x.ndim else log_softmax(x.reshape(1), 0).reshape(())
+
+    def where(self, condition, other):
+        return where(condition, self, other)
+
+    # --- comparisons and logic: boolean tensors, no gradient ----------------
     def __lt__(self, other):
-        return self.data < _as_array(other)
+        return Tensor(self.data < _operand(other))
 
     def __gt__(self, other):
-        return self.data > _as_array(other)
+        return Tensor(self.data > _operand(other))
 
     def __le__(self, other):
-        return self.data <= _as_array(other)
+        return Tensor(self.data <= _operand(other))
 
     def __ge__(self, other):
-        return self.data >= _as_array(other)
+        return Tensor(self.data >= _operand(other))
+
+    def __eq__(self, other):
+        return Tensor(self.data == _operand(other))
+
+    def __ne__(self, other):
+        return Tensor(self.data != _operand(other))
+
+    lt, gt, le, ge, eq, ne = __lt__, __gt__, __le__, __ge__, __eq__, __ne__
+
+    def equal(self, other) -> bool:
+        other = _operand(other)
+        return self.data.shape == np.shape(other) and bool(np.array_equal(self.data, other))
+
+    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
+        return bool(np.allclose(self.data, _operand(other), rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+    def isnan(self):
+        return Tensor(np.isnan(self.data))
+
+    def isfinite(self):
+        return Tensor(np.isfinite(self.data))
+
+    def __invert__(self):
+        return Tensor(~self.data)
+
+    def __and__(self, other):
+        return Tensor(self.data & _operand(other))
+
+    def __or__(self, other):
+        return Tensor(self.data | _operand(other))
+
+    def __xor__(self, other):
+        return Tensor(self.data ^ _operand(other))
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+
+    def logical_not(self):
+        return Tensor(np.logical_not(self.data))
+
+    def any(self, dim=None, keepdim=False):
+        return Tensor(np.any(self.data, axis=_axes(dim, self.data.ndim), keepdims=keepdim))
+
+    def all(self, dim=None, keepdim=False):
+        return Tensor(np.all(self.data, axis=_axes(dim, self.data.ndim), keepdims=keepdim))
+
+    # --- reductions --------------------------------------------------------
+    def sum(self, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None):
+        x = self if dtype is None else self.to(dtype)
+        return tsum(x, _dim_arg(dim, axis), keepdim if keepdims is None else keepdims)
+
+    def mean(self, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None):
+        x = self if dtype is None else self.to(dtype)
+        return mean(x, _dim_arg(dim, axis), keepdim if keepdims is None else keepdims)
+
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
+        return var(self, _dim_arg(dim, axis), unbiased, keepdim if keepdims is None else keepdims, correction)
+
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
+        return std(self, _dim_arg(dim, axis), unbiased, keepdim if keepdims is None else keepdims, correction)
+
+    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """No ``dim``: the largest value.  With ``dim``: ``(values, indices)``.  A tensor: ``maximum``."""
+        if isinstance(dim, (Tensor, np.ndarray)):
+            return maximum(self, dim)
+        return _extreme(self, _dim_arg(dim, axis), keepdim if keepdims is None else keepdims, "max")
+
+    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """No ``dim``: the smallest value.  With ``dim``: ``(values, indices)``.  A tensor: ``minimum``."""
+        if isinstance(dim, (Tensor, np.ndarray)):
+            return minimum(self, dim)
+        return _extreme(self, _dim_arg(dim, axis), keepdim if keepdims is None else keepdims, "min")
+
+    def amax(self, dim=(), keepdim=False):
+        return _amax(self, dim, keepdim, np.max)
+
+    def amin(self, dim=(), keepdim=False):
+        return _amax(self, dim, keepdim, np.min)
+
+    def argmax(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return _argext(self, _dim_arg(dim, axis), keepdim if keepdims is None else keepdims, np.argmax)
+
+    def argmin(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return _argext(self, _dim_arg(dim, axis), keepdim if keepdims is None else keepdims, np.argmin)
+
+    def prod(self, dim=None, keepdim=False, dtype=None):
+        x = self if dtype is None else self.to(dtype)
+        return prod(x, dim, keepdim)
+
+    def norm(self, p="fro", dim=None, keepdim=False):
+        return norm(self, p, dim, keepdim)
+
+    # --- shape -------------------------------------------------------------
+    def reshape(self, *shape):
+        """``reshape(2, -1)`` or ``reshape((2, -1))``; one dimension may be -1."""
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        try:
+            data = self.data.reshape(shape)
+        except (ValueError, TypeError):
+            _check_shape(shape, self.data.size)
+            raise
+        a = self
+        return Tensor.from_op(data, (a,), lambda g: (g.reshape(a.shape),), "reshape")
+
+    view = reshape
+
+    def view_as(self, other):
+        return self.reshape(other.shape)
+
+    reshape_as = view_as
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1):
+        """Merge dims ``start_dim..end_dim`` into one (all of them by default)."""
+        return self.reshape(flatten_shape(self.data.shape, start_dim, end_dim))
+
+    def unflatten(self, dim: int, sizes):
+        shape = self.data.shape
+        d = _wrap_dim(dim, len(shape))
+        return self.reshape(shape[:d] + tuple(sizes) + shape[d + 1:])
+
+    def unsqueeze(self, dim: int):
+        d = _wrap_dim(dim, self.data.ndim + 1)
+        shape = self.data.shape
+        return self.reshape(shape[:d] + (1,) + shape[d:])
+
+    def squeeze(self, dim=None):
+        """Drop dimensions of length 1 (all of them, or those of ``dim``, an int or a tuple)."""
+        shape = self.data.shape
+        if dim is None:
+            keep = [n for n in shape if n != 1]
+        else:
+            dims = set(_axes(dim, len(shape)))
+            keep = [n for i, n in enumerate(shape) if not (i in dims and n == 1)]
+        return self if len(keep) == len(shape) else self.reshape(tuple(keep))
+
+    def permute(self, *dims):
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        nd = self.data.ndim
+        if len(dims) != nd:
+            raise RuntimeError(f"permute(): the number of dims ({len(dims)}) does not match the number of "
+                               f"dimensions of the tensor ({nd}, shape {self.shape})")
+        axes = tuple(_wrap_dim(d, nd) for d in dims)
+        if len(set(axes)) != nd:
+            raise RuntimeError(f"permute(): duplicate dims are not allowed, got {tuple(dims)}")
+        return transpose(self, axes)
+
+    def transpose(self, *dims):
+        """``transpose(dim0, dim1)`` swaps two dimensions, as in PyTorch.
+
+        For NumPy habits, ``transpose()`` reverses the dimensions and
+        ``transpose((2, 0, 1))`` (or three or more dims) permutes them.
+        """
+        nd = self.data.ndim
+        if len(dims) == 2 and not isinstance(dims[0], (tuple, list)):
+            d0, d1 = _wrap_dim(dims[0], nd), _wrap_dim(dims[1], nd)
+            if nd == 0:
+                return transpose(self, ())
+            axes = list(range(nd))
+            axes[d0], axes[d1] = d1, d0
+            return transpose(self, tuple(axes))
+        if not dims:
+            return transpose(self, None)
+        return self.permute(*dims)
+
+    swapaxes = swapdims = transpose
+
+    def t(self):
+        if self.data.ndim > 2:
+            raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {self.data.ndim}D")
+        return transpose(self, None)
+
+    @property
+    def T(self):
+        return transpose(self, None)
+
+    @property
+    def mT(self):
+        return self.transpose(-2, -1)
+
+    def contiguous(self):
+        if self.data.flags.c_contiguous:
+            return self
+        return Tensor.from_op(np.ascontiguousarray(self.data), (self,), lambda g: (g,), "contiguous")
+
+    def clone(self):
+        return Tensor.from_op(self.data.copy(order="K"), (self,), lambda g: (g,), "clone")
+
+    def expand(self, *sizes):
+        """Broadcast length-1 dims to ``sizes`` (-1 keeps a dim), sharing memory as in PyTorch."""
+        if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+            sizes = tuple(sizes[0])
+        shape = self.data.shape
+        lead = len(sizes) - len(shape)
+        if lead < 0:
+            raise RuntimeError(f"expand: the number of sizes provided ({len(sizes)}) must be greater or "
+                               f"equal to the number of dimensions in the tensor ({len(shape)})")
+        target = tuple(n if n != -1 or i < lead else shape[i - lead] for i, n in enumerate(sizes))
+        for i, n in enumerate(shape):
+            if n != 1 and target[i + lead] != n:
+                raise RuntimeError(f"The expanded size of the tensor ({target[i + lead]}) must match the existing "
+                                   f"size ({n}) at non-singleton dimension {i + lead}.  Target sizes: "
+                                   f"{list(sizes)}.  Tensor sizes: {list(shape)}")
+        a = self
+        return Tensor.from_op(np.broadcast_to(self.data, target), (a,),
+                              lambda g: (unbroadcast(g, a.shape),), "expand")
+
+    def expand_as(self, other):
+        return self.expand(other.shape)
+
+    def repeat(self, *sizes):
+        if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+            sizes = tuple(sizes[0])
+        shape = self.data.shape
+        if len(sizes) < len(shape):
+            raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of "
+                               "dimensions of tensor")
+        shape = (1,) * (len(sizes) - len(shape)) + shape
+        a = self
+
+        def backward(g):
+            split = []
+            for r, n in zip(sizes, shape):
+                split += [r, n]
+            return (g.reshape(split).sum(axis=tuple(range(0, 2 * len(shape), 2))).reshape(a.shape),)
+
+        return Tensor.from_op(np.tile(self.data.reshape(shape), sizes), (a,), backward, "repeat")
+
+    def chunk(self, chunks: int, dim: int = 0):
+        n = self.data.shape[_wrap_dim(dim, self.data.ndim)]
+        if chunks <= 0:
+            raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
+        return self.split(max(-(-n // chunks), 1), dim)
+
+    def split(self, split_size, dim: int = 0):
+        d = _wrap_dim(dim, self.data.ndim)
+        n = self.data.shape[d]
+        if isinstance(split_size, (tuple, list)):
+            sizes = list(split_size)
+            if sum(sizes) != n or any(s < 0 for s in sizes):
+                raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's "
+                                   f"size at dimension {d}), but got split_sizes={sizes}")
+        else:
+            if split_size < 0:
+                raise RuntimeError(f"split expects split_size be non-negative, but got split_size={split_size}")
+            if split_size == 0:
+                if n:
+                    raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size "
+                                       f"of {n}")
+                return (self,)
+            sizes = [split_size] * (n // split_size) + ([n % split_size] if n % split_size else [])
+        out, start = [], 0
+        for s in sizes:
+            index = (slice(None),) * d + (slice(start, start + s),)
+            out.append(self[index])
+            start += s
+        return tuple(out)
+
+    def unbind(self, dim: int = 0):
+        d = _wrap_dim(dim, self.data.ndim)
+        return tuple(self[(slice(None),) * d + (i,)] for i in range(self.data.shape[d]))
+
+    def flip(self, *dims):
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        axes = _axes(dims, self.data.ndim) if dims else ()
+        return Tensor.from_op(np.flip(self.data, axes), (self,), lambda g: (np.flip(g, axes),), "flip")
+
+    # --- sorting and running sums ---------------------------------------------
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False):
+        """``(values, indices)`` sorted along ``dim`` (ties keep their order)."""
+        return _sort(self, dim, descending, None)
+
+    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False):
+        return _sort(self, dim, descending, None).indices
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
+        """``(values, indices)`` of the ``k`` largest (or smallest) entries along ``dim``."""
+        n = self.data.shape[_wrap_dim(dim, self.data.ndim)] if self.data.ndim else 1
+        if not 0 <= k <= n:
+            raise RuntimeError(f"selected index k out of range: k={k} for a dimension of size {n}")
+        result = _sort(self, dim, largest, k)
+        return _TopkResult(result.values, result.indices)
+
+    def cumsum(self, dim: int):
+        d = _wrap_dim(dim, self.data.ndim)
+        if self.data.ndim == 0:
+            return self.clone()
+        out = np.cumsum(self.data, axis=d)
+
+        def backward(g):
+            return (np.flip(np.cumsum(np.flip(g, d), axis=d), d),)
+
+        return Tensor.from_op(out, (self,), backward, "cumsum")
+
+    def masked_fill(self, mask, value):
+        """``value`` where ``mask`` is True, else this tensor (the gradient flows where it is kept)."""
+        return where(mask, value, self)
+
+    # --- new tensors like this one ----------------------------------------------
+    def new_zeros(self, *size, dtype=None, requires_grad: bool = False):
+        return Tensor(np.zeros(_size_args(size), dtype=dtype or self.data.dtype), requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, requires_grad: bool = False):
+        return Tensor(np.ones(_size_args(size), dtype=dtype or self.data.dtype), requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, requires_grad: bool = False):
+        return Tensor(np.empty(_size_args(size), dtype=dtype or self.data.dtype), requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, requires_grad: bool = False):
+        return Tensor(np.full(_size_args((size,)), fill_value, dtype=dtype or self.data.dtype),
+                      requires_grad=requires_grad)
+
+    def new_tensor(self, data, dtype=None, requires_grad: bool = False):
+        return Tensor(np.array(_operand(data), dtype=dtype or self.data.dtype), requires_grad=requires_grad)
+
+    # --- indexing ----------------------------------------------------------
+    def __getitem__(self, index):
+        return getitem(self, index)
+
+    def __setitem__(self, index, value):
+        _check_in_place(self, value, "__setitem__")
+        _writable(self)[_index(index)] = _operand(value)
+
+    # --- dtype and device --------------------------------------------------
+    def to(self, *args, **kwargs):
+        """``to(dtype)``, ``to('cpu')``, ``to('cpu', dtype)``, ``to(other_tensor)``: the device is always the CPU."""
+        dtype = kwargs.pop("dtype", None)
+        device = kwargs.pop("device", None)
+        kwargs.pop("non_blocking", None)
+        kwargs.pop("copy", None)
+        if kwargs:
+            raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+        for a in args:
+            if isinstance(a, Tensor):
+                dtype = a.dtype
+            elif isinstance(a, str) and not _is_dtype_name(a):
+                device = a
+            else:
+                dtype = a
+        _check_device(device)
+        return self if dtype is None else self._cast(dtype)
+
+    def cpu(self):
+        return self
+
+    def type_as(self, other):
+        return self._cast(other.dtype)
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return str(self.data.dtype)
+        return self._cast(dtype)
+
+    def _cast(self, dtype):
+        dtype = np.dtype(dtype)
+        if dtype == self.data.dtype:
+            return self
+        data = self.data.astype(dtype)
+        if dtype.kind != "f":  # integer and boolean results carry no gradient
+            return Tensor(data)
+        return Tensor.from_op(data, (self,), lambda g: (g,), "to")
+
+    def half(self):
+        raise TypeError("cnnlab computes in float32 or float64; float16 tensors are not supported")
+
+    # --- in-place operations (see the class docstring) ----------------------
+    def __iadd__(self, other):
+        if _GRAD_ENABLED and (self.requires_grad or _needs_grad(other)):
+            return _rebind(self, add, other)
+        _in_place(self, np.add, other)
+        return self
+
+    def __isub__(self, other):
+        if _GRAD_ENABLED and (self.requires_grad or _needs_grad(other)):
+            return _rebind(self, Tensor.__sub__, other)
+        _in_place(self, np.subtract, other)
+        return self
+
+    def __imul__(self, other):
+        if _GRAD_ENABLED and (self.requires_grad or _needs_grad(other)):
+            return _rebind(self, mul, other)
+        _in_place(self, np.multiply, other)
+        return self
+
+    def __itruediv__(self, other):
+        if _GRAD_ENABLED and (self.requires_grad or _needs_grad(other)):
+            return _rebind(self, div, other)
+        _in_place(self, np.true_divide, other)
+        return self
+
+    def add_(self, other, *, alpha=1):
+        _check_in_place(self, other, "add_")
+        _in_place(self, np.add, other if alpha == 1 else _operand(other) * alpha)
+        return self
+
+    def sub_(self, other, *, alpha=1):
+        _check_in_place(self, other, "sub_")
+        _in_place(self, np.subtract, other if alpha == 1 else _operand(other) * alpha)
+        return self
+
+    def mul_(self, other):
+        _check_in_place(self, other, "mul_")
+        _in_place(self, np.multiply, other)
+        return self
+
+    def div_(self, other):
+        _check_in_place(self, other, "div_")
+        _in_place(self, np.true_divide, other)
+        return self
+
+    def pow_(self, exponent):
+        _check_in_place(self, exponent, "pow_")
+        _in_place(self, np.power, exponent)
+        return self
+
+    def clamp_(self, min=None, max=None):
+        _check_in_place(self, None, "clamp_")
+        if min is None and max is None:
+            raise RuntimeError("clamp_: at least one of 'min' or 'max' must not be None")
+        data = _writable(self)
+        np.clip(data, _operand(min) if min is not None else None, _operand(max) if max is not None else None,
+                out=data)
+        return self
+
+    clip_ = clamp_
+
+    def zero_(self):
+        _check_in_place(self, None, "zero_")
+        _writable(self)[...] = 0
+        return self
+
+    def fill_(self, value):
+        _check_in_place(self, value, "fill_")
+        _writable(self)[...] = _operand(value)
+        return self
+
+    def copy_(self, src):
+        _check_in_place(self, src, "copy_")
+        data = _writable(self)
+        try:
+            np.copyto(data, _operand(src), casting="unsafe")
+        except ValueError:
+            raise RuntimeError(f"copy_: the source of shape {list(np.shape(_operand(src)))} cannot be "
+                               f"broadcast to the shape {list(data.shape)} of the tensor") from None
+        return self
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0):
+        from .random import get_rng
+        _check_in_place(self, None, "uniform_")
+        _writable(self)[...] = get_rng().uniform(a, b, size=self.data.shape)
+        return self
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0):
+        from .random import get_rng
+        _check_in_place(self, None, "normal_")
+        _writable(self)[...] = get_rng().normal(mean, std, size=self.data.shape)
+        return self
+
+    # --- dtype conversions (last: the names shadow builtins in the class body) ----
+    def float(self):
+        return self._cast(np.float32)
+
+    def double(self):
+        return self._cast(np.float64)
+
+    def long(self):
+        return self._cast(np.int64)
+
+    def int(self):
+        return self._cast(np.int32)
+
+    def bool(self):
+        return self._cast(np.bool_)
 
 
-def as_tensor(x) -> Tensor:
-    """Return ``x`` if it is a Tensor, else wrap it (no gradient)."""
-    return x if isinstance(x, Tensor) else Tensor(x)
+def _size_args(size) -> tuple:
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    return tuple(operator.index(n) for n in size)
+
+
+def _wrap_dim(dim, ndim: int) -> int:
+    """PyTorch's dimension rule: ``-ndim <= dim < ndim`` (a 0-d tensor accepts 0 and -1)."""
+    try:
+        d = operator.index(dim)
+    except TypeError:
+        raise TypeError(f"a dimension must be an integer, got {dim!r} ({type(dim).__name__})") from None
+    n = ndim if ndim > 0 else 1
+    if not -n <= d < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
+    return d + n if d < 0 else d
+
+
+def _axes(dim, ndim: int) -> tuple:
+    """``dim`` (None, an int or a sequence of ints) as a tuple of NumPy axes; () for a 0-d tensor.
+
+    None or an empty sequence means every dimension, as in PyTorch.
+    """
+    if dim is None:
+        return tuple(range(ndim))
+    if isinstance(dim, (tuple, list)):
+        if not dim:
+            return tuple(range(ndim))
+        axes = tuple(_wrap_dim(d, ndim) for d in dim)
+        if len(set(axes)) != len(axes):
+            repeated = next(a for a in axes if axes.count(a) > 1)
+            raise RuntimeError(f"dim {repeated} appears multiple times in the list of dims")
+    else:
+        axes = (_wrap_dim(dim, ndim),)
+    return axes if ndim else ()
+
+
+def _dim_arg(dim, axis):
+    if axis is None:
+        return dim
+    if dim is not None:
+        raise TypeError("give `dim` or its NumPy alias `axis`, not both")
+    return axis
+
+
+def flatten_shape(shape: tuple, start_dim: int = 0, end_dim: int = -1) -> tuple:
+    """The shape ``flatten(start_dim, end_dim)`` gives, with PyTorch's dimension checks."""
+    shape = tuple(shape)
+    nd = len(shape)
+    s, e = _wrap_dim(start_dim, nd), _wrap_dim(end_dim, nd)
+    if nd == 0:
+        return (1,)
+    if s > e:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for a {nd}-D input")
+    n = 1
+    for size in shape[s:e + 1]:
+        n *= size
+    return shape[:s] + (n,) + shape[e + 1:]
+
+
+def _check_shape(shape, numel: int) -> None:
+    """Raise PyTorch's error for a shape that ``reshape``/``view`` cannot produce."""
+    try:
+        dims = [operator.index(n) for n in shape]
+    except TypeError:
+        raise TypeError(f"reshape: a shape is a sequence of integers, got {tuple(shape)!r}") from None
+    if dims.count(-1) > 1:
+        raise RuntimeError("only one dimension can be inferred")
+    bad = [n for n in dims if n < -1]
+    if bad:
+        raise RuntimeError(f"invalid shape dimension {bad[0]}")
+    raise RuntimeError(f"shape '{list(dims)}' is invalid for input of size {numel}")
+
+
+def _operand(x):
+    """A Tensor's array, or ``x`` itself (numbers, arrays)."""
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _needs_grad(x) -> bool:
+    return isinstance(x, Tensor) and x.requires_grad
+
+
+def _index(index):
+    """Tensors inside an index become their arrays."""
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple) and any(isinstance(i, Tensor) for i in index):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return index
+
+
+def _check_in_place(t: Tensor, other, name: str) -> None:
+    """Refuse an in-place change a gradient would have to flow through (see the Tensor docstring)."""
+    if not _GRAD_ENABLED or not (t.requires_grad or _needs_grad(other)):
+        return
+    if t.requires_grad and t._backward is None:
+        raise RuntimeError(_LEAF_IN_PLACE)
+    raise RuntimeError(f"{name}: cnnlab does not record in-place operations in the autograd graph; "
+                       f"use the out-of-place form (for example `x = x + y` instead of `x.add_(y)`), "
+                       f"or run it under `cnnlab.no_grad()`")
+
+
+def _rebind(t: Tensor, op, other) -> Tensor:
+    """``x op= y`` while recording: a new node (the name is rebound), or PyTorch's leaf error."""
+    if t.requires_grad and t._backward is None:
+        raise RuntimeError(_LEAF_IN_PLACE)
+    return op(t, other)
+
+
+def _writable(t: Tensor) -> np.ndarray:
+    if not t.data.flags.writeable:  # e.g. a broadcast view: take an own copy first
+        t.data = t.data.copy()
+    return t.data
+
+
+def _in_place(t: Tensor, ufunc, other) -> None:
+    data = _writable(t)
+    value = _operand(other)
+    try:
+        ufunc(data, value, out=data)
+    except TypeError as exc:  # NumPy's UFuncTypeError: the result does not fit the dtype
+        raise RuntimeError(f"result type {np.result_type(data, value)} can't be cast to the desired output "
+                           f"type {data.dtype}") from exc
+    except ValueError as exc:
+        raise RuntimeError(f"output with shape {list(data.shape)} doesn't match the broadcast shape "
+                           f"{list(np.broadcast_shapes(data.shape, np.shape(value)))}"
+                           if _broadcastable(data.shape, np.shape(value)) else
+                           f"the size of the operand of shape {list(np.shape(value))} does not match the "
+                           f"tensor's shape {list(data.shape)}") from exc
+
+
+def _broadcastable(a, b) -> bool:
+    try:
+        np.broadcast_shapes(a, b)
+        return True
+    except ValueError:
+        return False
+
+
+def _is_dtype_name(name: str) -> bool:
+    if name in ("cpu", "cuda", "mps", "meta") or ":" in name:
+        return False
+    try:
+        np.dtype(name)
+        return True
+    except TypeError:
+        return False
+
+
+def _check_device(device) -> None:
+    if device is None:
+        return
+    name = str(device)
+    if name != "cpu" and not name.startswith("cpu:"):
+        raise RuntimeError(f"cnnlab runs on the CPU only; got device {name!r}")
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """Return ``data`` if it is a Tensor (of ``dtype``), else wrap it without copying when possible."""
+    if isinstance(data, Tensor) and dtype is None and device is None:
+        return data
+    _check_device(device)
+    if isinstance(data, Tensor):
+        return data if dtype is None else data._cast(dtype)
+    return Tensor(data, dtype=None if dtype is None else np.dtype(dtype))
 
 
 def _pair(a, b):
-    a = as_tensor(a)
+    if not isinstance(a, Tensor):  # a number or array on the left takes the tensor's float dtype
+        a = Tensor(np.asarray(a, dtype=b.dtype) if isinstance(b, Tensor) and b.dtype.kind == "f" else a)
     b = b if isinstance(b, Tensor) else Tensor(np.asarray(b, dtype=a.dtype) if a.dtype.kind == "f" else b)
     if a.dtype.kind != "f" and b.dtype.kind == "f":
         a = Tensor(a.data.astype(b.dtype))
@@ -364,16 +1284,61 @@ def neg(a) -> Tensor:
     return Tensor.from_op(-a.data, (a,), lambda g: (-g,), "neg")
 
 
-def power(a, exponent: float) -> Tensor:
-    a = as_tensor(a)
-    if isinstance(exponent, Tensor):
-        raise TypeError("power() supports a constant exponent only")
-    p = float(exponent)
+def power(a, exponent) -> Tensor:
+    """``a ** exponent`` for a constant or tensor exponent (either side may be a number)."""
+    if not isinstance(exponent, Tensor):
+        a = as_tensor(a)
+        if isinstance(exponent, np.ndarray) and exponent.ndim:
+            return power(a, Tensor(exponent.astype(a.dtype) if a.dtype.kind == "f" else exponent))
+        p = float(exponent)
+
+        def backward(g):
+            if p == 0:
+                return (np.zeros_like(g),)
+            return (g * p * a.data ** (p - 1),)
+
+        return Tensor.from_op(a.data ** p, (a,), backward, "pow")
+    a, b = _pair(a, exponent)
+    out = a.data ** b.data
+
+    def backward_tensor(g):
+        ga = gb = None
+        if a.requires_grad:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                local = b.data * a.data ** (b.data - 1)
+            ga = unbroadcast(g * np.where(b.data == 0, 0, local), a.shape)
+        if b.requires_grad:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                local = out * np.log(a.data)
+            # PyTorch: no gradient for the exponent where the base is 0 and the exponent >= 0
+            gb = unbroadcast(g * np.where((a.data == 0) & (b.data >= 0), 0, local), b.shape)
+        return ga, gb
+
+    return Tensor.from_op(out, (a, b), backward_tensor, "pow")
+
+
+def _stepwise(fn, a, b=None) -> Tensor:
+    """A piecewise-constant op (floor, round, sign, ``//``): its gradient is zero, as in PyTorch."""
+    if b is None:
+        a = as_tensor(a)
+        return Tensor.from_op(fn(a.data), (a,), lambda g: (np.zeros_like(g),), fn.__name__)
+    a, b = _pair(a, b)
 
     def backward(g):
-        return (g * p * a.data ** (p - 1),)
+        return np.zeros(a.shape, g.dtype), np.zeros(b.shape, g.dtype)
 
-    return Tensor.from_op(a.data ** p, (a,), backward, "pow")
+    return Tensor.from_op(fn(a.data, b.data), (a, b), backward, getattr(fn, "__name__", "stepwise"))
+
+
+def remainder(a, b) -> Tensor:
+    """``a % b`` with the sign of ``b`` (Python's and PyTorch's rule); d/da = 1, d/db = -floor(a / b)."""
+    a, b = _pair(a, b)
+
+    def backward(g):
+        return (unbroadcast(g, a.shape) if a.requires_grad else None,
+                unbroadcast(-g * np.floor_divide(a.data, b.data), b.shape) if b.requires_grad else None)
+
+    return Tensor.from_op(np.remainder(a.data, b.data), (a, b), backward, "remainder")
 
 
 def exp(a) -> Tensor:
@@ -407,36 +1372,60 @@ def matmul(a, b) -> Tensor:
     return Tensor.from_op(a.data @ b.data, (a, b), backward, "matmul")
 
 
-def _norm_axis(axis, ndim):
-    if axis is None:
-        return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
-    return tuple(ax % ndim for ax in axes)
-
-
-def tsum(a, axis=None, keepdims=False) -> Tensor:
+def clamp(a, min=None, max=None) -> Tensor:
+    """Limit values to ``[min, max]`` (either may be None); the gradient passes where ``min <= a <= max``."""
     a = as_tensor(a)
-    axes = _norm_axis(axis, a.ndim)
+    if min is None and max is None:
+        raise RuntimeError("clamp: at least one of 'min' or 'max' must not be None")
+    lo = None if min is None else _operand(min)
+    hi = None if max is None else _operand(max)
+    if a.dtype.kind == "f":
+        lo = None if lo is None else np.asarray(lo, dtype=a.dtype)
+        hi = None if hi is None else np.asarray(hi, dtype=a.dtype)
+    out = np.clip(a.data, lo, hi)
 
     def backward(g):
-        if not keepdims:
-            g = np.expand_dims(g, axes)
-        return (np.broadcast_to(g, a.shape),)
+        keep = np.ones(a.shape, dtype=bool)
+        if lo is not None:
+            keep &= a.data >= lo
+        if hi is not None:
+            keep &= a.data <= hi
+        return (g * keep,)
 
-    return Tensor.from_op(a.data.sum(axis=axes, keepdims=keepdims), (a,), backward, "sum")
+    return Tensor.from_op(out, (a,), backward, "clamp")
 
 
-def mean(a, axis=None, keepdims=False) -> Tensor:
-    a = as_tensor(a)
-    axes = _norm_axis(axis, a.ndim)
-    count = int(np.prod([a.shape[ax] for ax in axes])) if axes else 1
+def maximum(a, b) -> Tensor:
+    """Elementwise maximum; ties share the gradient equally, as in PyTorch."""
+    return _pick(a, b, np.maximum, np.greater)
+
+
+def minimum(a, b) -> Tensor:
+    """Elementwise minimum; ties share the gradient equally, as in PyTorch."""
+    return _pick(a, b, np.minimum, np.less)
+
+
+def _pick(a, b, ufunc, wins) -> Tensor:
+    a, b = _pair(a, b)
 
     def backward(g):
-        if not keepdims:
-            g = np.expand_dims(g, axes)
-        return (np.broadcast_to(g / count, a.shape),)
+        share = np.where(wins(a.data, b.data), 1.0, np.where(a.data == b.data, 0.5, 0.0)).astype(g.dtype)
+        return (unbroadcast(g * share, a.shape) if a.requires_grad else None,
+                unbroadcast(g * (1 - share), b.shape) if b.requires_grad else None)
 
-    return Tensor.from_op(a.data.mean(axis=axes, keepdims=keepdims), (a,), backward, "mean")
+    return Tensor.from_op(ufunc(a.data, b.data), (a, b), backward, ufunc.__name__)
+
+
+def where(condition, input, other) -> Tensor:
+    """``input`` where ``condition`` holds, else ``other`` (gradients flow to the chosen side)."""
+    cond = np.asarray(_operand(condition), dtype=bool)
+    a, b = _pair(input, other)
+
+    def backward(g):
+        return (unbroadcast(np.where(cond, g, 0), a.shape) if a.requires_grad else None,
+                unbroadcast(np.where(cond, 0, g), b.shape) if b.requires_grad else None)
+
+    return Tensor.from_op(np.where(cond, a.data, b.data), (a, b), backward, "where")
 
 
 def reshape(a, shape) -> Tensor:
@@ -445,24 +1434,31 @@ def reshape(a, shape) -> Tensor:
 
 
 def transpose(a, axes=None) -> Tensor:
+    """Permute the dimensions by ``axes`` (NumPy's meaning; None reverses them)."""
     a = as_tensor(a)
     if axes is None:
         axes = tuple(reversed(range(a.ndim)))
-    axes = tuple(ax % a.ndim for ax in axes)
+    axes = tuple(_wrap_dim(ax, a.ndim) for ax in axes) if a.ndim else tuple(axes)
     if sorted(axes) != list(range(a.ndim)):
         raise ValueError(f"transpose: axes {axes} are not a permutation of the {a.ndim} axes of shape {a.shape}")
     inverse = tuple(np.argsort(axes))
     return Tensor.from_op(a.data.transpose(axes), (a,), lambda g: (g.transpose(inverse),), "transpose")
 
 
+_BASIC = (int, slice, type(None), type(Ellipsis), np.integer)
+
+
 def getitem(a, index) -> Tensor:
     a = as_tensor(a)
-    if isinstance(index, Tensor):
-        index = index.data
+    index = _index(index)
+    basic = isinstance(index, _BASIC) or (isinstance(index, tuple) and all(isinstance(i, _BASIC) for i in index))
 
     def backward(g):
         out = np.zeros(a.shape, dtype=g.dtype)
-        np.add.at(out, index, g)
+        if basic:  # a view: every element is picked at most once
+            out[index] = g
+        else:
+            np.add.at(out, index, g)
         return (out,)
 
     return Tensor.from_op(a.data[index], (a,), backward, "getitem")
@@ -477,3 +1473,20 @@ def concatenate(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
 
     return Tensor.from_op(np.concatenate([t.data for t in tensors], axis=axis), tensors,
                           backward, "concatenate")
+
+
+# Reductions and sorting live in their own file; imported last because they build on Tensor.
+from ._reductions import (_MaxResult, _MinResult, _SortResult, _TopkResult, _amax, _argext,  # noqa: E402,F401
+                          _expand, _extreme, _sort, mean, norm, prod, std, tsum, var)
+
+
+class _CallableModule(types.ModuleType):
+    """``cnnlab.tensor(data)`` makes a tensor (PyTorch's ``torch.tensor``, see cnnlab.creation.tensor)
+    while ``cnnlab.tensor`` stays this module (``from cnnlab.tensor import Tensor`` keeps working)."""
+
+    def __call__(self, data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+        from .creation import tensor
+        return tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+sys.modules[__name__].__class__ = _CallableModule

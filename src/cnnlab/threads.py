@@ -32,3 +32,25 @@ def blas_threads(threads: Optional[int]):
 
     with threadpool_limits(limits=int(threads), user_api="blas"):
         yield
+
+
+def set_num_threads(n: int) -> None:
+    """Let BLAS use ``n`` threads from now on (``torch.set_num_threads``).
+
+    ``cnnlab.train.fit`` may still limit them for one run (its ``threads`` option).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) and not hasattr(n, "__index__") or int(n) < 1:
+        raise ValueError(f"set_num_threads: `n` must be a positive integer, got {n!r}")
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
+
+    threadpool_limits(limits=int(n), user_api="blas")  # applies now and stays in force
+
+
+def get_num_threads() -> int:
+    """How many threads BLAS may use (``torch.get_num_threads``)."""
+    import os
+
+    from threadpoolctl import threadpool_info
+
+    counts = [pool["num_threads"] for pool in threadpool_info() if pool.get("user_api") == "blas"]
+    return max(counts) if counts else (os.cpu_count() or 1)

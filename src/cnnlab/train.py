@@ -51,6 +51,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from . import distributed as _distributed
 from . import functional as F
 from . import nn, optim
 from . import random as _random
@@ -205,21 +206,11 @@ def make_scheduler(schedule, optimizer: optim.Optimizer, epochs: int,
     if key == "cosine":
         return optim.CosineAnnealingLR(optimizer, T_max=total), True
     if key == "step":
-        return _MultiStep(optimizer, [max(1, epochs // 2), max(2, (3 * epochs) // 4)]), False
+        return optim.MultiStepLR(optimizer, [max(1, epochs // 2), max(2, (3 * epochs) // 4)]), False
     if key == "onecycle":
-        return optim.OneCycleLR(optimizer, max_lr=optimizer.lr, total_steps=total), True
+        return optim.OneCycleLR(optimizer, max_lr=optimizer.param_groups[0]["lr"], total_steps=total,
+                                cycle_momentum=False), True
     raise ValueError(f"unknown schedule {schedule!r}: expected one of {', '.join(SCHEDULES)}")
-
-
-class _MultiStep(optim.LRScheduler):
-    """``lr = base_lr * 0.1 ** (number of milestones passed)``."""
-
-    def __init__(self, optimizer, milestones: Sequence[int], gamma: float = 0.1):
-        self.milestones, self.gamma = sorted(milestones), gamma
-        super().__init__(optimizer)
-
-    def get_lr(self, step):
-        return self.base_lr * self.gamma ** sum(step >= m for m in self.milestones)
 
 
 # --- data plumbing ------------------------------------------------------------------------
@@ -295,6 +286,11 @@ def evaluate(model: nn.Module, data, batch_size: int = 256, mean=None, std=None,
     if images.shape[0] == 0:
         raise ValueError("evaluate: the data set is empty")
     norm = _normalizer(d_mean if mean is None else mean, d_std if std is None else std)
+    n = int(images.shape[0])
+    group = None if return_predictions else _distributed.current_group()
+    if group is not None:  # data-parallel: each rank evaluates its share, the sums are added
+        start, stop = group.share(n)
+        images, labels = images[start:stop], labels[start:stop]
     was_training = model.training
     model.eval()
     loss_sum, correct = 0.0, 0
@@ -312,7 +308,9 @@ def evaluate(model: nn.Module, data, batch_size: int = 256, mean=None, std=None,
                     probs.append(_softmax(logits.data))
     finally:
         model.train(was_training)
-    n = int(images.shape[0])
+    if group is not None:
+        loss_sum, correct = group.allreduce_sum(np.array([loss_sum, correct], dtype=np.float64))
+        correct = int(round(correct))
     result = {"loss": loss_sum / n, "accuracy": correct / n, "correct": correct, "total": n}
     if return_predictions:
         result["predictions"] = np.concatenate(preds)
@@ -471,12 +469,18 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
             (see :func:`default_augmentation`), or None.
         callbacks: :class:`Callback` objects.
         seed: seeds the shuffling, the augmentation and cnnlab's generator (dropout); ``None``
-            draws one at random (recorded in the checkpoint).
+            draws one at random (recorded in the checkpoint).  Each epoch's order and each
+            batch's augmentation come from their own streams (``DataLoader(seed=...)``).
         out_dir: write checkpoint, history and model files here after every epoch.
         resume: ``True`` (or a run directory) to continue from ``out_dir``'s checkpoint.
         verbose: ``"auto"`` (bar on a terminal, a line per epoch otherwise), 0, 1 (bar), 2 (lines).
         input_shape, classes, model_name, model_extra: what ``model.json`` records (taken from
             the data when not given).
+
+    Inside a :func:`cnnlab.distributed.session` of N ranks ``fit`` is data-parallel: each
+    rank computes its share of every ``batch_size`` batch, one allreduce per step sums the
+    gradients, batch norm uses the global batch's statistics, validation is split over the
+    ranks, and rank 0 alone writes ``out_dir`` and the progress.
 
     Returns:
         A :class:`History`.  The model is left in eval mode, holding the best epoch's weights
@@ -513,9 +517,14 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2 ** 31))
     seed = int(seed)
+    group = _distributed.current_group()  # data-parallel training under MPI, else None
+    writer = out_dir is not None and (group is None or group.is_root)  # rank 0 alone writes files
 
     # ---- data ----
     if isinstance(train_data, DataLoader):
+        if group is not None:
+            raise TypeError("data-parallel fit takes an ArrayDataset or (images, labels), not a DataLoader "
+                            "(it makes a sharded loader itself)")
         loader = train_data
         images0 = loader.images
         mean = std = None
@@ -534,8 +543,8 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
         if norm is not None:
             steps.append(norm)
         transform = Compose(steps) if steps else None
-        loader = DataLoader((images0, labels0), batch_size=int(batch_size), shuffle=True,
-                            transform=transform, rng=np.random.default_rng([seed, 1]))
+        loader = DataLoader((images0, labels0), batch_size=int(batch_size), shuffle=True, transform=transform,
+                            seed=seed, shard=None if group is None else (group.rank, group.size))
     if input_shape is None:
         input_shape = tuple(int(s) for s in images0.shape[1:])
     try:
@@ -599,14 +608,16 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
                 raise ValueError(f"cannot resume {out_dir}: it was trained with {key}={saved[key]!r}, "
                                  f"now {key}={config[key]!r}")
         model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model/")})
-        opt.load_state_dict({"lr": meta["optimizer"]["lr"], "step_count": meta["optimizer"]["step_count"],
+        opt.load_state_dict({**meta["optimizer"],
                              "state": {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}})
         if scheduler is not None and meta.get("scheduler") is not None:
             if saved.get("epochs") == int(epochs) or not per_batch:
                 scheduler.load_state_dict(meta["scheduler"])
             else:  # more epochs than planned: the per-batch schedule restarts its curve where it was
                 scheduler.last_epoch = int(meta["scheduler"]["last_epoch"])
-                opt.lr = scheduler.get_lr(scheduler.last_epoch)
+                closed_form = getattr(scheduler, "_get_closed_form_lr", scheduler.get_lr)
+                for group, group_lr in zip(opt.param_groups, closed_form()):
+                    group["lr"] = group_lr
         _random.set_state(meta["rng"])
         if meta.get("loader") is not None and hasattr(loader, "load_state_dict"):
             loader.load_state_dict(meta["loader"])
@@ -615,10 +626,10 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
         best_state = best or None
         wait = int(meta.get("wait", 0))
         start_epoch = int(meta["epoch"])
-    elif out_dir is not None:
+    elif writer:
         out_dir.mkdir(parents=True, exist_ok=True)
 
-    progress = _Progress(verbose, int(epochs))
+    progress = _Progress(verbose if group is None or group.is_root else 0, int(epochs))
     for cb in callbacks:
         cb.set_trainer(trainer)
         cb.on_train_begin({"epochs": int(epochs), "start_epoch": start_epoch})
@@ -626,18 +637,18 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
         progress.message(f"resuming {out_dir} after epoch {start_epoch}")
 
     def save_model_files():
-        if out_dir is not None:
+        if writer:
             save_model(to_save, out_dir, input_shape, classes, history.mean, history.std, name=model_name,
                        extra=model_extra)
 
     def write_checkpoint(epoch_done: int):
         arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
         state = opt.state_dict()
-        arrays.update({f"optim/{k}": v for k, v in state["state"].items()})
+        arrays.update({f"optim/{i}.{k}": v for i, bufs in state["state"].items() for k, v in bufs.items()})
         if best_state is not None:
             arrays.update({f"best/{k}": v for k, v in best_state.items()})
         meta = {"format": "cnnlab-checkpoint", "epoch": epoch_done, "config": config,
-                "optimizer": {"lr": state["lr"], "step_count": state["step_count"]},
+                "optimizer": {"param_groups": state["param_groups"]},
                 "scheduler": None if scheduler is None else scheduler.state_dict(),
                 "rng": _random.get_state(),
                 "loader": loader.state_dict() if hasattr(loader, "state_dict") else None,
@@ -654,32 +665,39 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
             for cb in callbacks:
                 cb.on_epoch_begin(epoch + 1, {})
             lr_at_start = float(opt.lr)
+            if hasattr(loader, "set_epoch"):
+                loader.set_epoch(epoch)
             model.train()
             progress.start_epoch(epoch + 1, steps_per_epoch)
             loss_sum, correct, seen = 0.0, 0, 0
             t_steps = 0.0
             t_batch = time.perf_counter()
             for b, (x, y) in enumerate(loader):
-                if x.shape[0] < 2:  # a last batch of one image breaks batch norm's statistics
+                n = x.shape[0] if group is None else loader.batch_slice(b)[2]  # the global batch's size
+                if n < 2 or (group is not None and n < group.size):  # one image breaks batch norm
                     continue
+                if group is not None:
+                    group.batch = loader.batch_slice(b)
                 logits = model(Tensor(x))
                 if b == 0 and epoch == start_epoch:
                     _check_logits(logits, x.shape)
                 loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
                 opt.zero_grad()
-                loss.backward()
+                if group is None:
+                    loss.backward()
+                    value, right = float(loss.item()), int((logits.data.argmax(axis=1) == y).sum())
+                else:  # this rank's part of the global batch's gradient, summed over the ranks
+                    value, right = _distributed.backward(group, model, loss, logits, y, n)
                 if clip_grad is not None:
                     optim.clip_grad_norm_(list(model.parameters()), clip_grad)
                 opt.step()
                 if per_batch:
                     scheduler.step()
-                n = x.shape[0]
-                value = float(loss.item())
                 if not math.isfinite(value):
                     raise FloatingPointError(f"the loss became {value} at epoch {epoch + 1}, batch {b + 1}; "
                                              "lower the learning rate (--lr) or clip gradients (--clip-grad)")
                 loss_sum += value * n
-                correct += int((logits.data.argmax(axis=1) == y).sum())
+                correct += right
                 seen += n
                 now = time.perf_counter()
                 t_steps += now - t_batch
@@ -691,6 +709,11 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
                         cb.on_batch_end(b + 1, logs)
             if scheduler is not None and not per_batch:
                 scheduler.step()
+            if group is not None:
+                group.batch = None
+                if not group.same_on_all_ranks([v for v in model.state_dict().values()]):
+                    raise RuntimeError(f"the processes' weights differ after epoch {epoch + 1}: the ranks "
+                                       "must run the same cnnlab, NumPy and data")
             history.train_images += seen
             history.step_seconds += t_steps
             row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
@@ -717,7 +740,7 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
             for cb in callbacks:
                 cb.on_epoch_end(epoch + 1, dict(row))
             progress.end_epoch(row, seen / t_steps if t_steps > 0 else 0.0)
-            if out_dir is not None:
+            if writer:
                 write_checkpoint(epoch + 1)
                 save_model_files()
         if history.stopped_early:
@@ -844,10 +867,17 @@ def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, e
     ``resume=RUN_DIR`` continues an interrupted run with the settings in its ``config.json``
     (``epochs`` may be raised to train longer).  ``threads`` limits the BLAS threads
     (``"auto"``: one for images up to 16x16, see :mod:`cnnlab.threads`; ``None``: no limit).
+
+    Inside a :func:`cnnlab.distributed.session` of several ranks (``mpiexec -n N cnnlab
+    train``) the run is data-parallel: ``batch_size`` stays the global batch, rank 0 alone
+    logs and writes the run directory, and ``"auto"`` threads means 1 per rank.
     """
     from . import __version__
     from .models import create_model, default_model_name
 
+    group = _distributed.current_group()
+    if group is not None and not group.is_root:  # rank 0 alone speaks
+        log, verbose = None, 0
     say = log or (lambda text: None)
     if resume is not None:
         run_dir = Path(resume)
@@ -858,7 +888,8 @@ def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, e
         config = read_json(run_dir / CONFIG_JSON, "run configuration")
         if epochs is not None and int(epochs) != config.get("epochs"):
             config["epochs"] = int(epochs)
-            write_json(run_dir / CONFIG_JSON, config)  # a later --resume continues to the new total
+            if _distributed.is_root():
+                write_json(run_dir / CONFIG_JSON, config)  # a later --resume continues to the new total
         if out_dir is not None and Path(out_dir).resolve() != run_dir.resolve():
             raise ValueError("--out and --resume name different directories; a resumed run stays in its own "
                              f"directory ({run_dir})")
@@ -906,7 +937,9 @@ def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, e
     label = _dataset_label(config["dataset"])
     if run_dir is None:
         run_dir = _new_run_dir(label, model_info["name"], runs_root)
-    if resume is None:
+        if group is not None:  # the name holds a time stamp: rank 0's
+            run_dir = group.bcast(run_dir)
+    if resume is None and _distributed.is_root():
         run_dir.mkdir(parents=True, exist_ok=True)
         config["cnnlab_version"] = __version__
         write_json(run_dir / CONFIG_JSON, config)
@@ -917,7 +950,9 @@ def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, e
     aug = default_augmentation(dataset_key(config["dataset"]), shape) if config["augment"] else None
     from .threads import auto_threads, blas_threads
     try:
-        with blas_threads(auto_threads(shape) if threads == "auto" else threads):
+        if threads == "auto":  # under MPI one rank per core, each with one BLAS thread
+            threads = 1 if group is not None else auto_threads(shape)
+        with blas_threads(threads):
             history = fit(net, train_set, val_set, epochs=config["epochs"], batch_size=config["batch_size"],
                           optimizer=config["optimizer"], lr=config["lr"], weight_decay=config["weight_decay"],
                           schedule=config["schedule"], patience=config["patience"], clip_grad=config["clip_grad"],
@@ -948,6 +983,8 @@ def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, e
         "best_val_accuracy": max((v for v in history.history["val_accuracy"] if v is not None), default=None),
         "cnnlab_version": __version__, "run_dir": str(run_dir),
         "finished": datetime.now().isoformat(timespec="seconds"),
+        "processes": 1 if group is None else group.size,
     }
-    write_json(run_dir / METRICS_JSON, metrics)
+    if _distributed.is_root():
+        write_json(run_dir / METRICS_JSON, metrics)
     return metrics

@@ -27,7 +27,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every subcommand registered."""
-    from . import explain_cmds, onnx_cmds, train_cmds
+    from . import explain_cmds, explore_cmd, onnx_cmds, train_cmds
 
     parser = argparse.ArgumentParser(
         prog="cnnlab",
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     train_cmds.register(subparsers)
     explain_cmds.register(subparsers)
+    explore_cmd.register(subparsers)
     onnx_cmds.register(subparsers)
     onnx_cmds.add_model_file_options(subparsers)  # a .onnx file wherever a run directory goes
     # `cnnlab train --debug ...` works as well as `cnnlab --debug train ...`
@@ -60,12 +61,32 @@ def _message(exc: BaseException) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 1 runtime error, 2 usage error)."""
+    """Run the command line; returns the exit status (0 ok, 1 runtime error, 2 usage error).
+
+    Under MPI (``mpiexec -n N cnnlab ...``) a failure on any rank ends the whole job
+    (:func:`cnnlab.distributed.finish`).
+    """
+    from .. import distributed
+    try:
+        status = _main(argv)
+    except BaseException:  # --debug: the traceback, then still end every rank
+        if not distributed.in_multi_rank_job():
+            raise
+        import traceback
+        traceback.print_exc()
+        status = EXIT_RUNTIME
+    return distributed.finish(status)
+
+
+def _main(argv: Optional[List[str]] = None) -> int:
+    from ..distributed import deferred_stderr, rank_label
+    from ..distributed import report_error as _report
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        with deferred_stderr():  # under mpiexec, one usage message (rank 0's)
+            args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
         return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
     debug = debug or getattr(args, "debug", False)
@@ -79,13 +100,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     except UsageError as exc:
         if debug:
             raise
-        print(f"cnnlab {args.command}: error: {_message(exc)}", file=sys.stderr)
+        _report(f"cnnlab {args.command}{rank_label()}: error: {_message(exc)}")
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
         if debug:
             raise
         detail = _message(exc) if str(exc) else ""
-        print(f"cnnlab: interrupted{': ' + detail if detail else ''}", file=sys.stderr)
+        # Ctrl-C reaches every rank; whichever is not stuck in a collective call tells it, as rank 0 would
+        _report(f"cnnlab: interrupted{': ' + detail if detail else ''}")
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `cnnlab ... | head`
         return EXIT_OK
@@ -95,5 +117,5 @@ def main(argv: Optional[List[str]] = None) -> int:
         known = (ValueError, TypeError, OSError, KeyError, RuntimeError, ArithmeticError, ImportError)
         prefix = "" if isinstance(exc, known) else f"internal error ({type(exc).__name__}): "
         hint = "" if isinstance(exc, known) else " (run with --debug for the traceback)"
-        print(f"cnnlab: error: {prefix}{_message(exc)}{hint}", file=sys.stderr)
+        _report(f"cnnlab{rank_label()}: error: {prefix}{_message(exc)}{hint}")
         return int(getattr(exc, "exit_code", EXIT_RUNTIME))  # a file that is not a usable model: 2

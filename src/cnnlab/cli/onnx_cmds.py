@@ -67,12 +67,12 @@ def cmd_export(args) -> int:
     return 0
 
 
-_RUN_COMMANDS = {"predict", "evaluate", "summary", "report"}
+_RUN_COMMANDS = {"predict", "evaluate", "summary", "report", "explore"}
 _ENGINE_COMMANDS = {"predict", "evaluate"}
 
 
 def _takes_a_run(parser: argparse.ArgumentParser) -> bool:
-    return any(a.dest in ("run_dir", "run", "model") for a in parser._actions)
+    return any(a.dest in ("run_dir", "run", "model", "target") for a in parser._actions)
 
 
 def add_model_file_options(subparsers) -> None:

@@ -5,7 +5,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Sequence
 
 from . import UsageError
 from ._args import fraction as _fraction
@@ -58,13 +57,16 @@ def register(subparsers) -> None:
                "12x12 images, so for the 8x8 digits use digitsnet or smallnet.\n\n"
                "examples:\n  cnnlab train\n  cnnlab train --dataset mnist --data-dir ~/data/mnist --epochs 5\n"
                "  cnnlab train --dataset my_photos/ --model smallnet --out runs/photos\n"
-               "  cnnlab train --resume runs/photos")
+               "  cnnlab train --resume runs/photos\n"
+               "  mpiexec -n 4 cnnlab train --dataset mnist --data-dir ~/data/mnist   (data-parallel, 4 ranks;\n"
+               "      --batch-size stays the global batch)")
     p.add_argument("--dataset", default="digits", metavar="NAME|PATH",
                    help="digits (default), mnist, fashion-mnist, cifar10, or an image folder")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files")
     p.add_argument("--model", metavar="NAME|FILE", help="zoo name or model file (default: suits the data)")
     p.add_argument("--epochs", type=_positive_int, metavar="N", help="epochs (with --resume: the new total)")
-    p.add_argument("--batch-size", type=_positive_int, metavar="N", help="images per step")
+    p.add_argument("--batch-size", type=_positive_int, metavar="N",
+                   help="images per step (under MPI the global batch, split over the ranks)")
     p.add_argument("--lr", type=_positive_float, metavar="X", help="(peak) learning rate")
     p.add_argument("--optimizer", choices=OPTIMIZERS, help="optimizer (default adam)")
     p.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule")
@@ -85,8 +87,9 @@ def register(subparsers) -> None:
                    help="use at most N images of each split (quick trials)")
     p.add_argument("--threads", type=_positive_int, metavar="N",
                    help="threads for the matrix products "
-                        "(default: 1 for images up to 16x16, else all)")
+                        "(default: 1 for images up to 16x16, else all; 1 per rank under MPI)")
     p.add_argument("--no-download", action="store_true", help="never download data (offline)")
+    _distributed_option(p, "train data-parallel: each rank takes its share of every global batch")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output, only the result")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=cmd_train)
@@ -115,9 +118,20 @@ def register(subparsers) -> None:
                     "as in training; prints the top-k classes with their softmax probabilities.",
         epilog="MNIST-like models expect light strokes on a dark background; --invert flips dark-on-light "
                "scans.\n\nexamples:\n  cnnlab predict runs/mnist-lenet5 seven.png three.jpg\n"
-               "  cnnlab predict runs/mnist-lenet5 *.png --top-k 1 --json")
+               "  cnnlab predict runs/mnist-lenet5 *.png --top-k 1 --json\n"
+               "  cnnlab predict runs/mnist-lenet5 scans/ --output predictions.csv\n"
+               "  mpiexec -n 8 cnnlab predict runs/mnist-lenet5 scans/ --output predictions.csv   (8 ranks)")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by cnnlab train")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, BMP, ...)")
+    p.add_argument("images", nargs="+", metavar="IMAGE|FOLDER",
+                   help="image files (PNG, JPEG, BMP, ...) or folders of them (searched recursively)")
+    p.add_argument("--output", "-o", metavar="FILE.csv",
+                   help="write one CSV row per file (file,class,probability,warnings) in input order; "
+                        "unreadable files get a row with the reason and make the exit status 1")
+    p.add_argument("--batch-size", type=_positive_int, default=256, metavar="N",
+                   help="images per forward pass (default 256)")
+    p.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="threads for the matrix products (default: all; 1 per rank under MPI)")
+    _distributed_option(p, "each rank predicts its share of the files, rank 0 writes the results")
     p.add_argument("--top-k", type=_positive_int, default=3, metavar="K", help="classes per image (default 3)")
     p.add_argument("--invert", action="store_true", help="invert gray levels first (dark strokes on white)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -142,6 +156,12 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_summary)
 
 
+def _distributed_option(p, what: str) -> None:
+    p.add_argument("--distributed", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"under MPI (mpiexec -n N cnnlab ...): {what}; on by default when N > 1, "
+                        "--no-distributed makes every process work alone")
+
+
 # --- train ------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
     from ..train import train
@@ -157,15 +177,20 @@ def cmd_train(args) -> int:
             raise UsageError(f"{', '.join(given)} cannot change when resuming: --resume continues the run with "
                              "its own settings (config.json); only --epochs, --data-dir and output options "
                              "may be given")
+    from ..distributed import session
+
     verbose = 0 if args.quiet else "auto"
     log = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
-    metrics = train(dataset=args.dataset, model=args.model, data_dir=args.data_dir, epochs=args.epochs,
-                    batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, schedule=args.schedule,
-                    weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
-                    patience=args.patience, clip_grad=args.clip_grad, augment=args.augment,
-                    val_fraction=args.val_fraction, seed=args.seed, out_dir=args.out, resume=args.resume,
-                    limit=args.limit, verbose=verbose, download=not args.no_download, log=log,
-                    threads=args.threads or "auto")
+    with session(args.distributed) as group:  # under mpiexec: data-parallel
+        metrics = train(dataset=args.dataset, model=args.model, data_dir=args.data_dir, epochs=args.epochs,
+                        batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+                        schedule=args.schedule, weight_decay=args.weight_decay,
+                        label_smoothing=args.label_smoothing, patience=args.patience, clip_grad=args.clip_grad,
+                        augment=args.augment, val_fraction=args.val_fraction, seed=args.seed, out_dir=args.out,
+                        resume=args.resume, limit=args.limit, verbose=verbose, download=not args.no_download,
+                        log=log, threads=args.threads or "auto")
+    if group is not None and not group.is_root:  # rank 0 alone reports
+        return 0
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
@@ -257,35 +282,33 @@ def cmd_evaluate(args) -> int:
 
 
 # --- predict ----------------------------------------------------------------------------------
-def _read_images(paths: Sequence[str], shape, invert: bool):
-    import numpy as np
-
-    from ..data.folder import read_image
-    c, h, w = shape
-    if c not in (1, 3):
-        raise ValueError(f"the model takes {c}-channel images; image files give 1 (gray) or 3 (RGB) channels")
-    out = np.empty((len(paths), c, h, w), dtype=np.float32)
-    for i, path in enumerate(paths):  # one file decode per image
-        p = Path(path)
-        if not p.exists():
-            raise FileNotFoundError(f"image {p} does not exist")
-        if p.is_dir():
-            raise ValueError(f"{p} is a folder, expected an image file")
-        out[i] = read_image(p, c, (h, w))
-    if invert:
-        out = 1.0 - out
-    return out
-
-
 def cmd_predict(args) -> int:
     import numpy as np
 
+    from ..distributed import session
     from ..io import load_model
-    from ..train import predict
+    from ..threads import blas_threads
+    from ._predict_files import expand_inputs, predict_files, write_csv
 
     saved = _with_engine(load_model(Path(args.run_dir)), args)
-    images = _read_images(args.images, saved.input_shape, args.invert)
-    probs = predict(saved.model, images, mean=saved.mean, std=saved.std)
+    paths = expand_inputs(args.images)
+    with session(args.distributed) as group:  # under mpiexec: each rank predicts its share
+        with blas_threads(args.threads or (1 if group is not None else None)):
+            table = predict_files(saved, paths, args.invert, args.batch_size, group)
+    if table is None:  # not rank 0
+        return 0
+    if args.output:
+        write_csv(args.output, table, saved.classes)
+        failed = [(p, e) for p, e in zip(table.paths, table.errors) if e is not None]
+        for path, error in failed:
+            print(f"cnnlab predict: cannot read {path}: {' '.join(str(error).split())}", file=sys.stderr)
+        print(f"{len(paths) - len(failed)} of {len(paths)} images predicted; wrote {args.output}", file=sys.stderr)
+        return 1 if failed else 0
+    for error in table.errors:
+        if error is not None:
+            raise error
+    probs = table.probabilities
+    args.images = table.paths
     k = min(args.top_k, probs.shape[1])
     order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
     results = []

@@ -2,13 +2,45 @@
 from __future__ import annotations
 
 import copy
-from typing import Iterator, Tuple
+from typing import Callable, Iterator, Optional, Tuple
 
 import numpy as np
 
+from ..distributed import batch_share
 from .dataset import ArrayDataset, as_generator
 
 __all__ = ["DataLoader"]
+
+
+def _slice_params(params, lo: int, hi: int):
+    if isinstance(params, tuple):
+        return tuple(p[lo:hi] for p in params)
+    return params[lo:hi]
+
+
+def _transform_share(transform, images: np.ndarray, full_shape, lo: int, hi: int, rng,
+                     whole_batch: Callable[[], np.ndarray]) -> np.ndarray:
+    """Rows ``lo:hi`` of ``transform(whole batch, rng)``, computed on those rows alone.
+
+    A random transform with ``sample_params``/``apply`` draws the parameters of all
+    ``full_shape[0]`` images and applies its rows' share; a ``Compose`` does so step
+    by step; a transform that draws nothing (``Normalize``) runs on the rows as is.
+    Any other callable runs on the whole batch (from ``whole_batch()``), then is cut.
+    """
+    from .transforms import Compose, Normalize
+    steps = transform.transforms if isinstance(transform, Compose) else [transform]
+    if not all(isinstance(t, Normalize) or (hasattr(t, "sample_params") and hasattr(t, "apply"))
+               for t in steps):
+        if lo == 0 and hi == full_shape[0]:
+            return transform(images, rng)
+        return transform(whole_batch().astype(np.float32, copy=False), rng)[lo:hi]
+    for t in steps:
+        if isinstance(t, Normalize):
+            images = t(images)
+        else:
+            images = t.apply(images, _slice_params(t.sample_params(full_shape, rng), lo, hi))
+        full_shape = (full_shape[0], *images.shape[1:])
+    return images
 
 
 class DataLoader:
@@ -20,7 +52,9 @@ class DataLoader:
     batch's transform draws from the same generator, so a seed fixes every
     epoch.  To resume training identically, save :meth:`state_dict` (the
     generator's ``bit_generator.state``) between epochs and restore it with
-    :meth:`load_state_dict`.
+    :meth:`load_state_dict`.  With ``seed`` instead of ``rng`` every epoch and
+    batch has its own stream (what :func:`cnnlab.train.fit` uses, and what
+    data-parallel training needs: see ``shard``).
 
     Args:
         dataset: an :class:`ArrayDataset`, or a pair ``(images, labels)`` of
@@ -33,6 +67,15 @@ class DataLoader:
             and ``Normalize``).
         rng: ``None`` (fresh entropy), an int seed, or a ``numpy.random.Generator``
             (used as is, not copied).
+        seed: instead of ``rng``, derive every random stream from the seed and the
+            position: epoch ``e``'s order from ``(seed, e)`` and batch ``b``'s
+            augmentation from ``(seed, e, b)``, drawn for the whole batch.  The epoch
+            is set with :meth:`set_epoch` (as PyTorch's ``DistributedSampler``), so
+            resuming needs only the epoch number, and any ``shard`` of a batch gets
+            exactly the images and augmentation it has in the whole batch.
+        shard: ``(part, parts)``: yield only part ``part`` (a contiguous share, see
+            :func:`batch_share`) of each batch, for data-parallel training; needs
+            ``seed``.  :meth:`batch_slice` tells where a batch's share lies.
 
     Yields:
         ``(images, labels)``: float32 (B, C, H, W) and int64 (B,), new arrays
@@ -44,7 +87,8 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size: int = 64, shuffle: bool = False, drop_last: bool = False,
-                 transform=None, rng=None):
+                 transform=None, rng=None, seed: Optional[int] = None,
+                 shard: Optional[Tuple[int, int]] = None):
         if isinstance(dataset, ArrayDataset):
             images, labels = dataset.images, dataset.labels
         elif isinstance(dataset, (tuple, list)) and len(dataset) == 2:
@@ -71,14 +115,40 @@ class DataLoader:
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.transform = transform
-        self.rng: np.random.Generator = as_generator(rng)
+        if seed is not None and rng is not None:
+            raise ValueError("give rng or seed, not both")
+        if shard is not None:
+            if seed is None:
+                raise ValueError("shard needs seed (every part must draw the same order and augmentation)")
+            part, parts = (int(v) for v in shard)
+            if parts < 1 or not 0 <= part < parts:
+                raise ValueError(f"shard must be (part, parts) with 0 <= part < parts, got {shard!r}")
+            shard = (part, parts)
+        self.seed = None if seed is None else int(seed)
+        self.shard = shard
+        self.epoch = 0
+        self.rng: np.random.Generator = (as_generator(rng) if seed is None
+                                           else np.random.default_rng([self.seed, 1]))
 
     def __len__(self) -> int:
         """Number of batches per epoch."""
         n = self.images.shape[0]
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
+    def set_epoch(self, epoch: int) -> None:
+        """With ``seed``: the epoch whose order and augmentation the next iteration gives."""
+        self.epoch = int(epoch)
+
+    def batch_slice(self, index: int) -> Tuple[int, int, int]:
+        """``(start, stop, total)``: the rows of batch ``index`` this loader's shard yields, of ``total``."""
+        total = min(self.batch_size, self.images.shape[0] - index * self.batch_size)
+        part, parts = self.shard or (0, 1)
+        return (*batch_share(total, part, parts), total)
+
     def __iter__(self) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+        if self.seed is not None:
+            yield from self._iter_seeded()
+            return
         n = self.images.shape[0]
         order = self.rng.permutation(n) if self.shuffle else None
         for b in range(len(self)):
@@ -98,12 +168,34 @@ class DataLoader:
                 images = self.transform(images, self.rng)
             yield images, labels
 
+    def _iter_seeded(self):
+        n = self.images.shape[0]
+        order = np.random.default_rng([self.seed, 2, self.epoch]).permutation(n) if self.shuffle else None
+        for b in range(len(self)):
+            start = b * self.batch_size
+            lo, hi, total = self.batch_slice(b)
+            rows = np.arange(start + lo, start + hi) if order is None else order[start + lo:start + hi]
+            images = self.images[rows].astype(np.float32, copy=False)
+            labels = self.labels[rows].astype(np.int64, copy=False)
+            if self.transform is not None:
+                rng = np.random.default_rng([self.seed, 3, self.epoch, b])
+                images = _transform_share(self.transform, images, (total, *images.shape[1:]), lo, hi, rng,
+                                          lambda: self.images[order[start:start + total] if order is not None
+                                                              else slice(start, start + total)])
+            yield images, labels
+
     def state_dict(self) -> dict:
-        """The generator state, JSON-serialisable: ``{"rng_state": rng.bit_generator.state}``."""
+        """The generator state, JSON-serialisable: ``{"rng_state": rng.bit_generator.state}``;
+        with ``seed``: ``{"seed": seed, "epoch": epoch}``."""
+        if self.seed is not None:
+            return {"seed": self.seed, "epoch": self.epoch}
         return {"rng_state": copy.deepcopy(self.rng.bit_generator.state)}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a state from :meth:`state_dict` (the next epoch then repeats the saved run's)."""
+        if self.seed is not None and isinstance(state, dict) and "epoch" in state:
+            self.epoch = int(state["epoch"])
+            return
         if not isinstance(state, dict) or "rng_state" not in state:
             raise ValueError(f"expected a dict with key 'rng_state', got {state!r:.200}")
         rng_state = state["rng_state"]

@@ -204,9 +204,11 @@ def summary_rows(model: nn.Module, input_shape: Sequence[int]) -> List[LayerRow]
         try:
             out = tuple(layer.output_shape(*given))
         except (ValueError, TypeError, IndexError) as exc:
-            sources = " and ".join(f"{name} {tuple(g[1:])}" for name, g in zip(node.inputs, given))
-            raise ValueError(f"layer {node.name} ({_describe(layer)}) cannot take its input "
-                             f"({sources}): {exc}") from None
+            if len(given) == 1:
+                what = f"input of shape {tuple(given[0][1:])}"
+            else:
+                what = "its inputs " + " and ".join(f"{name} {tuple(g[1:])}" for name, g in zip(node.inputs, given))
+            raise ValueError(f"layer {node.name} ({_describe(layer)}) cannot take {what}: {exc}") from None
         shapes[node.name] = out
         if len(given) == 1:
             texts, warnings = _arithmetic(layer, given[0], out)

@@ -13,6 +13,7 @@ from .activation import (relu, relu6, hardtanh, leaky_relu, sigmoid, tanh, softm
                          identity)
 from .loss import cross_entropy, nll_loss, binary_cross_entropy_with_logits, mse_loss
 from .basic import flatten, linear, dropout, dropout2d, batch_norm
+from .loss import binary_cross_entropy, l1_loss, smooth_l1_loss, huber_loss
 
 __all__ = [
     "conv_output_size", "conv_transpose_output_size", "conv2d", "conv_transpose2d", "interpolate",
@@ -23,4 +24,5 @@ __all__ = [
     "identity",
     "cross_entropy", "nll_loss", "binary_cross_entropy_with_logits", "mse_loss",
     "flatten", "linear", "dropout", "dropout2d", "batch_norm",
+    "binary_cross_entropy", "l1_loss", "smooth_l1_loss", "huber_loss",
 ]

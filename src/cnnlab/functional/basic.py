@@ -1,11 +1,9 @@
 """Flatten, dense (linear) layers, dropout and batch normalisation."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from ..tensor import Tensor, as_tensor
+from ..tensor import Tensor, as_tensor, flatten_shape
 from ._layout import to_chwn, to_nchw
 
 
@@ -14,13 +12,13 @@ def flatten(input, start_dim: int = 1, end_dim: int = -1) -> Tensor:
 
     Shape: ``(N, C, H, W) -> (N, C*H*W)`` with the defaults; generally dims
     ``start_dim..end_dim`` are merged into one.
+
+    Raises:
+        IndexError: ``start_dim`` or ``end_dim`` out of range (PyTorch's message).
+        ValueError: ``start_dim`` after ``end_dim``.
     """
     x = as_tensor(input)
-    nd = x.ndim
-    s, e = start_dim % nd if nd else 0, end_dim % nd if nd else 0
-    if s > e:
-        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for a {nd}-D input")
-    shape = x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:]
+    shape = flatten_shape(x.shape, start_dim, end_dim)  # IndexError for a dim out of range, as PyTorch
     return x.reshape(shape)
 
 
@@ -62,11 +60,14 @@ def linear(input, weight, bias=None) -> Tensor:
     return Tensor.from_op(out.reshape(lead + (w.shape[0],)), parents, backward, "linear")
 
 
-def dropout(input, p: float = 0.5, training: bool = True, rng=None) -> Tensor:
+def dropout(input, p: float = 0.5, training: bool = True, rng=None, batch_slice=None) -> Tensor:
     """Zero each element with probability ``p`` and scale the rest by ``1/(1-p)`` (training only).
 
     Args:
         rng: a ``numpy.random.Generator`` (default: a fresh unseeded one).
+        batch_slice: ``(start, stop, total)`` when the input holds rows ``start:stop`` of a
+            batch of ``total`` (data-parallel training): the mask is drawn for the whole
+            batch and these rows kept, so every split of a batch draws the same masks.
     Shape: any; the output has the input's shape.
     """
     x = as_tensor(input)
@@ -77,7 +78,10 @@ def dropout(input, p: float = 0.5, training: bool = True, rng=None) -> Tensor:
     if p == 1.0:
         return x * np.zeros((), dtype=x.dtype)
     rng = np.random.default_rng() if rng is None else rng
-    mask = (rng.random(x.shape, dtype=np.float64 if x.dtype == np.float64 else np.float32) >= p)
+    shape = x.shape if batch_slice is None else (int(batch_slice[2]), *x.shape[1:])
+    mask = (rng.random(shape, dtype=np.float64 if x.dtype == np.float64 else np.float32) >= p)
+    if batch_slice is not None:
+        mask = mask[int(batch_slice[0]):int(batch_slice[1])]
     scale = mask * x.dtype.type(1.0 / (1.0 - p))
     return Tensor.from_op(x.data * scale, (x,), lambda g: (g * scale,), "dropout")
 
@@ -103,13 +107,19 @@ def dropout2d(input, p: float = 0.5, training: bool = True, rng=None) -> Tensor:
 
 
 def batch_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
-               training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+               training: bool = False, momentum: float = 0.1, eps: float = 1e-5,
+               process_group=None) -> Tensor:
     """Normalise each channel to zero mean and unit variance, then scale and shift.
 
     In training, statistics come from the batch (biased variance) and the
     running estimates (ndarrays, updated in place) move by ``momentum`` towards
     them (unbiased variance), as in PyTorch.  In evaluation the running
     estimates are used.
+
+    With a ``process_group`` (a :class:`cnnlab.distributed.Group`) in training, the
+    batch is the union of every rank's inputs, as PyTorch's ``SyncBatchNorm``: the
+    mean and variance come from one allreduce of the per-channel sums, and the
+    backward pass sums its two per-channel reductions over the ranks as well.
 
     Shape: ``(N, C)`` or ``(N, C, H, W)``; the output has the input's shape.
     """
@@ -128,13 +138,18 @@ def batch_norm(input, running_mean=None, running_var=None, weight=None, bias=Non
     else:
         m = x.data.T
     count = m.shape[1]
+    group = process_group if training else None
     if training:
-        if count <= 1:
+        if group is not None:
+            mu, var, count = _global_stats(m, group)
+        elif count <= 1:
             raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
                              f"got input of shape {tuple(x.shape)}")
-        mu = m.mean(axis=1)
+        else:
+            mu = m.mean(axis=1)
         centered = m - mu[:, None]
-        var = np.einsum("cm,cm->c", centered, centered) / count
+        if group is None:
+            var = np.einsum("cm,cm->c", centered, centered) / count
         if running_mean is not None:
             running_mean *= 1 - momentum
             running_mean += momentum * mu
@@ -165,7 +180,11 @@ def batch_norm(input, running_mean=None, running_var=None, weight=None, bias=Non
         gx = None
         if x.requires_grad:
             gxhat = gm * w.data[:, None] if w is not None else gm
-            if training:
+            if training and group is not None:  # both sums over the global batch, in one allreduce
+                sums = group.allreduce_sum(np.concatenate([gxhat.sum(axis=1),
+                                                           np.einsum("cm,cm->c", gxhat, xhat)]))
+                gx = inv_std[:, None] * (gxhat - sums[:C, None] / count - xhat * sums[C:, None] / count)
+            elif training:
                 gx = inv_std[:, None] * (gxhat - gxhat.mean(axis=1, keepdims=True)
                                          - xhat * np.einsum("cm,cm->c", gxhat, xhat)[:, None] / count)
             else:
@@ -180,3 +199,25 @@ def batch_norm(input, running_mean=None, running_var=None, weight=None, bias=Non
 
     parents = tuple(t for t in (x, w, b) if t is not None)
     return Tensor.from_op(to_input_layout(out), parents, backward, "batch_norm")
+
+
+def _global_stats(m: np.ndarray, group):
+    """Mean and biased variance per channel of the rows ``m`` (C, M) of every rank, and their count.
+
+    Each rank adds its count, ``count * mean`` and ``centered sum of squares +
+    count * mean**2`` (a stable local two-pass variance) in float64 to ONE
+    allreduce; the global variance is then ``S2 / N - mean**2`` in float64.
+    """
+    C, n = m.shape
+    local_mean = m.mean(axis=1, dtype=np.float64) if n else np.zeros(C)
+    centered = m - local_mean[:, None].astype(m.dtype)
+    m2 = np.einsum("cm,cm->c", centered, centered).astype(np.float64)
+    packed = np.concatenate([[float(n)], n * local_mean, m2 + n * local_mean ** 2])
+    total = group.allreduce_sum(packed)
+    count = int(round(total[0]))
+    if count <= 1:
+        raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got {count} "
+                         f"over {group.size} processes (local input of {n} values per channel)")
+    mean = total[1:C + 1] / count
+    var = np.maximum(total[C + 1:] / count - mean ** 2, 0.0)
+    return mean.astype(m.dtype), var.astype(m.dtype), count

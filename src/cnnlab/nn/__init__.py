@@ -13,6 +13,8 @@ from .merge import Add, Sub, Mul, Div, Concat, Reshape, Mean
 from .graph import Node, Graph, as_graph
 from .trace import trace, TraceError
 from .extra_layers import Pad, Permute, Hardsigmoid, Hardswish, PReLU, Erf, Elementwise  # noqa: F401
+from .loss import (CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, SmoothL1Loss, HuberLoss, BCELoss,
+                   BCEWithLogitsLoss)
 
 __all__ = ["Module", "Parameter", "Sequential", "Conv2d", "Linear", "Dense", "Flatten", "MaxPool2d",
            "MinPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "GlobalAvgPool2d",
@@ -24,3 +26,5 @@ __all__ += ["RemovableHandle", "ModuleList", "ModuleDict", "init", "BatchNorm1d"
             "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "Unflatten", "Hardtanh", "ReLU6",
             "ConstantPad2d", "ZeroPad2d", "ReflectionPad2d", "ReplicationPad2d"]
 __all__ += ["Pad", "Permute", "Hardsigmoid", "Hardswish", "PReLU", "Erf", "Elementwise"]  # extra_layers
+__all__ += ["CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss",
+            "BCEWithLogitsLoss"]

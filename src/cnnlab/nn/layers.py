@@ -15,6 +15,7 @@ from ..functional.pool import is_asymmetric_padding
 from ..functional.shape import (conv_output_size, conv_padding, conv_transpose_output_size, pair,
                                 pool_output_size, positive_pair)
 from ..functional.upsample import MODES as _UPSAMPLE_MODES, check_resize_args, output_size as interpolate_size
+from ..distributed import current_group
 from ..random import get_rng
 from ..tensor import Tensor
 from .module import Module, Parameter
@@ -151,9 +152,8 @@ class Flatten(Module):
         return F.flatten(x, self.start_dim, self.end_dim)
 
     def output_shape(self, input_shape):
-        shape = tuple(input_shape)
-        s, e = self.start_dim % len(shape), self.end_dim % len(shape)
-        return shape[:s] + (int(np.prod(shape[s:e + 1])),) + shape[e + 1:]
+        from ..tensor import flatten_shape  # IndexError for a dim out of range, as PyTorch
+        return flatten_shape(tuple(input_shape), self.start_dim, self.end_dim)
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
@@ -443,7 +443,9 @@ class Dropout(Module):
         self.p, self.rng = p, rng
 
     def forward(self, x):
-        return F.dropout(x, self.p, self.training, self.rng if self.rng is not None else get_rng())
+        group = current_group()  # data-parallel training: masks of the global batch
+        return F.dropout(x, self.p, self.training, self.rng if self.rng is not None else get_rng(),
+                         batch_slice=None if group is None else group.batch)
 
     def extra_repr(self):
         return f"p={self.p}"
@@ -478,7 +480,8 @@ class _BatchNorm(Module):
         return F.batch_norm(x, self.running_mean if self.track_running_stats else None,
                             self.running_var if self.track_running_stats else None,
                             self.weight, self.bias, use_batch_stats,
-                            0.0 if momentum is None else momentum, self.eps)
+                            0.0 if momentum is None else momentum, self.eps,
+                            process_group=current_group() if self.training else None)  # data-parallel
 
     def extra_repr(self):
         s = f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"

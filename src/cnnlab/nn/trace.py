@@ -441,7 +441,7 @@ def _check_same(model: Module, graph: Graph, shape, dtype, rng) -> None:
         with no_grad():
             want = model(Tensor(x)).data
             got = graph(Tensor(x)).data
-    except (ValueError, TypeError, IndexError) as exc:
+    except (ValueError, TypeError, IndexError, RuntimeError) as exc:
         raise TraceError(f"the graph captured from {type(model).__name__}.forward does not reproduce it on a "
                          f"batch of 3 ({exc}): its forward seems to depend on the batch size in Python code "
                          "(use x.size(0) or -1 rather than a number)") from None

@@ -1,6 +1,17 @@
-"""Optimisers and learning-rate schedules (``cnnlab.optim``)."""
-from .optimizer import Optimizer, SGD, Adam, AdamW, clip_grad_norm_
-from .lr_scheduler import LRScheduler, ConstantLR, StepLR, CosineAnnealingLR, OneCycleLR
+"""Optimisers and learning-rate schedules (``cnnlab.optim``), with PyTorch's names and rules."""
+from .optimizer import Optimizer, clip_grad_norm_
+from .sgd import SGD
+from .adam import Adam, AdamW
+from .rmsprop import RMSprop
+from .adagrad import Adagrad
+from . import lr_scheduler
+from .lr_scheduler import (LRScheduler, LambdaLR, MultiplicativeLR, StepLR, MultiStepLR, ConstantLR, LinearLR,
+                           ExponentialLR, PolynomialLR, CosineAnnealingLR, CosineAnnealingWarmRestarts,
+                           OneCycleLR, SequentialLR,
+                           ChainedScheduler, ReduceLROnPlateau)
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "clip_grad_norm_", "LRScheduler", "ConstantLR", "StepLR",
-           "CosineAnnealingLR", "OneCycleLR"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "clip_grad_norm_", "lr_scheduler",
+           "LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
+           "ExponentialLR", "PolynomialLR", "CosineAnnealingLR",
+           "CosineAnnealingWarmRestarts", "OneCycleLR", "SequentialLR", "ChainedScheduler",
+           "ReduceLROnPlateau"]

@@ -13,7 +13,8 @@ cnnlab's tools expect:
 * ``Permute(0, 2, 3, 1)``, ``Flatten``, ``Linear``: flatten NCHW and reorder the
   dense layer's input columns;
 * a bias-free convolution followed by adding a per-channel constant: the bias;
-* zero padding of H and W right before a convolution: the convolution's padding.
+* zero padding of H and W right before a convolution: the convolution's padding;
+* ``x * 0.5 * (1 + erf(x / sqrt 2))``: one ``GELU`` (PyTorch writes GELU so before opset 20).
 """
 from __future__ import annotations
 
@@ -102,6 +103,8 @@ class _Rewriter:
                     conv.module.padding = ((top, bottom), (left, right))
                     self.remove(node)
                     return True
+            if isinstance(node.module, nn.Erf) and self._fuse_gelu(node):
+                return True
             if not _is_permute(node.module, TO_NHWC):
                 continue
             nxt = self.single_consumer(node.name)
@@ -133,6 +136,41 @@ class _Rewriter:
                     self.remove(node)
                     return True
         return False
+
+    def producer(self, name: str):
+        return next((n for n in self.nodes if n.name == name), None)
+
+    def _fuse_gelu(self, erf: Node) -> bool:
+        """``x * 0.5 * (1 + erf(x / sqrt 2))`` (PyTorch's exporters before opset 20) -> one GELU."""
+        def const(node, cls, value):
+            return (node is not None and type(node.module) is cls and node.module.constant is not None
+                    and not node.module.reverse and abs(node.module.constant - value) < 1e-4 * abs(value))
+
+        scale = self.producer(erf.inputs[0])
+        if not (const(scale, Div, 2 ** 0.5) or const(scale, Mul, 2 ** -0.5)) or self.single_consumer(scale.name) is not erf:
+            return False
+        x = scale.inputs[0]
+        plus = self.single_consumer(erf.name)
+        if not const(plus, Add, 1.0):
+            return False
+        prod = self.single_consumer(plus.name)
+        if prod is None or type(prod.module) is not Mul or prod.module.constant is not None:
+            return False
+        other = prod.inputs[0] if prod.inputs[1] == plus.name else prod.inputs[1]
+        half = self.producer(other)
+        if other == x:
+            last = self.single_consumer(prod.name)
+            if not const(last, Mul, 0.5):
+                return False
+            chain = [scale, erf, plus, prod, last]
+        elif const(half, Mul, 0.5) and half.inputs == (x,) and self.single_consumer(half.name) is prod:
+            last, chain = prod, [scale, erf, plus, half, prod]
+        else:
+            return False
+        self.nodes[self.nodes.index(last)] = Node(last.name, nn.GELU(), (x,))
+        for node in chain[:-1] if last is chain[-1] else chain:
+            self.nodes.remove(node)
+        return True
 
     def _swap(self, first: Node, second: Node) -> None:
         """``second(first(x))`` -> the same with the two modules' order exchanged (names follow modules)."""

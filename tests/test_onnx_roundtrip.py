@@ -135,6 +135,11 @@ LAYERS = [
     ("flatten_partial", lambda: nn.Flatten(2), (3, 4, 5)),
     ("dropout", lambda: nn.Dropout(0.3), (3, 4, 5)),
     ("erf", lambda: nn.Erf(), (3, 4, 5)),
+    ("conv_transpose", lambda: nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2), (4, 5, 6)),
+    ("upsample_nearest", lambda: nn.Upsample(scale_factor=2), (2, 3, 4)),
+    ("upsample_nearest_exact", lambda: nn.Upsample(scale_factor=(2, 3), mode="nearest-exact"), (2, 3, 4)),
+    ("upsample_bilinear", lambda: nn.Upsample(size=(7, 5), mode="bilinear"), (2, 3, 4)),
+    ("upsample_bilinear_corners", lambda: nn.UpsamplingBilinear2d(scale_factor=2), (2, 3, 4)),
 ]
 
 

@@ -98,7 +98,23 @@ class Geometry(tnn.Module):
         return torch.log_softmax(self.fc(torch.flatten(x, 1)), dim=1)
 
 
-MODELS = {"lenet5": (LeNet5, (1, 28, 28)), "resnet": (ResNet, (1, 16, 16)), "branches": (Branches, (3, 12, 12)),
+class Decoder(tnn.Module):
+    """Transposed convolution and upsampling (nearest and bilinear), as in segmentation heads."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = tnn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.up1 = tnn.ConvTranspose2d(8, 6, 3, stride=2, padding=1, output_padding=1)
+        self.up2 = tnn.Upsample(scale_factor=2, mode="nearest")
+        self.up3 = tnn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+        self.fc = tnn.Linear(6, 3)
+
+    def forward(self, x):
+        x = self.up3(self.up2(torch.relu(self.up1(torch.relu(self.conv(x))))))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+MODELS = {"decoder": (Decoder, (3, 8, 10)), "lenet5": (LeNet5, (1, 28, 28)), "resnet": (ResNet, (1, 16, 16)), "branches": (Branches, (3, 12, 12)),
           "geometry": (Geometry, (3, 21, 23))}
 
 

@@ -335,3 +335,43 @@ def mean(b, layer, name, inputs, output, shapes):
 @exporter(Concat)
 def concat(b, layer, name, inputs, output, shapes):
     b.node("Concat", list(inputs), [output], name, axis=int(layer.dim))
+
+
+# --- transposed convolution, resizing ---------------------------------------------------------
+@exporter(nn.ConvTranspose2d)
+def conv_transpose(b, layer, name, inputs, output, shapes):
+    (ph, pw), (oph, opw) = layer.padding, layer.output_padding
+    ins = [inputs[0], b.init(f"{name}.weight", layer.weight)]
+    if layer.bias is not None:
+        ins.append(b.init(f"{name}.bias", layer.bias))
+    b.node("ConvTranspose", ins, [output], name, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+           pads=[ph, pw, ph, pw], output_padding=[oph, opw], dilations=list(layer.dilation), group=layer.groups)
+
+
+_RESIZE_MODES = {  # cnnlab mode, align_corners -> ONNX (mode, coordinate_transformation_mode, nearest_mode)
+    ("nearest", None): ("nearest", "asymmetric", "floor"),
+    ("nearest-exact", None): ("nearest", "half_pixel", "round_prefer_ceil"),
+    ("bilinear", None): ("linear", "pytorch_half_pixel", "floor"),
+    ("bilinear", False): ("linear", "pytorch_half_pixel", "floor"),
+    ("bilinear", True): ("linear", "align_corners", "floor"),
+}
+
+
+@exporter(nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d)
+def upsample(b, layer, name, inputs, output, shapes):
+    mode, coords, nearest = _RESIZE_MODES[(layer.mode, layer.align_corners)]
+    empty = b.const(f"{name}:roi", np.zeros(0, dtype=np.float32))
+    if layer.size is None and not layer.recompute_scale_factor:
+        sf = layer.scale_factor if isinstance(layer.scale_factor, tuple) else (layer.scale_factor,) * 2
+        scales = b.const(f"{name}:scales", np.array([1.0, 1.0, *sf], dtype=np.float32))
+        ins = [inputs[0], empty, scales]
+    else:  # a fixed size: (N, C) from the input's shape, then (H_out, W_out)
+        h, w = layer.output_shape(shapes[0])[2:]
+        shape, nc, sizes = b.tmp(f"{name}:shape"), b.tmp(f"{name}:nc"), b.tmp(f"{name}:sizes")
+        b.node("Shape", inputs[:1], [shape], f"{name}:shape")
+        b.node("Slice", [shape, b.const(f"{name}:start", np.array([0], dtype=np.int64)),
+                         b.const(f"{name}:end", np.array([2], dtype=np.int64))], [nc], f"{name}:nc")
+        b.node("Concat", [nc, b.const(f"{name}:hw", np.array([h, w], dtype=np.int64))], [sizes], f"{name}:sizes",
+               axis=0)
+        ins = [inputs[0], empty, b.const(f"{name}:noscales", np.zeros(0, dtype=np.float32)), sizes]
+    b.node("Resize", ins, [output], name, mode=mode, coordinate_transformation_mode=coords, nearest_mode=nearest)

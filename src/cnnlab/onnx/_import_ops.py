@@ -459,3 +459,55 @@ def pad(ctx: Context):
     for axis in range(len(shape) - 1, first - 1, -1):  # PyTorch's order: last dimension first
         torch_order += list(widths.get(axis, (0, 0)))
     return Layer(nn.Pad(tuple(torch_order), modes[mode], value), (ctx.var(0),))
+
+
+# --- transposed convolution, resizing ---------------------------------------------------------
+@converter("ConvTranspose")
+def conv_transpose(ctx: Context):
+    _image(ctx)
+    w = ctx.const(1)
+    if w is None or w.ndim != 4:
+        ctx.fail("the weights must be a 4-D initializer")
+    if ctx.attrs.get("output_shape") or ctx.attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "", "VALID"):
+        ctx.fail("output_shape and SAME auto_pad are not supported; give pads")
+    kernel, stride, dilation, ((t, b), (l, r)) = _geometry(ctx, ctx.attrs.get("kernel_shape", w.shape[2:]))
+    if t != b or l != r:
+        ctx.fail(f"asymmetric pads {[t, l, b, r]} are not supported for transposed convolution")
+    groups = int(ctx.attrs.get("group", 1))
+    bias = ctx.const(2) if ctx.has(2) else None
+    layer = nn.ConvTranspose2d(w.shape[0], w.shape[1] * groups, kernel, stride, (t, l),
+                               tuple(int(p) for p in ctx.attrs.get("output_padding", [0, 0])), groups,
+                               bias is not None, dilation)
+    return Layer(_set(layer, weight=w, **({} if bias is None else {"bias": bias})), (ctx.var(0),))
+
+
+_RESIZE = {("nearest", "asymmetric", "floor"): ("nearest", None),
+           ("nearest", "half_pixel", "round_prefer_ceil"): ("nearest-exact", None),
+           ("linear", "pytorch_half_pixel"): ("bilinear", False),
+           ("linear", "half_pixel"): ("bilinear", False),
+           ("linear", "align_corners"): ("bilinear", True)}
+
+
+@converter("Resize", "Upsample")
+def resize(ctx: Context):
+    shape = _image(ctx)
+    mode = ctx.attrs.get("mode", "nearest")
+    coords = ctx.attrs.get("coordinate_transformation_mode", "half_pixel" if ctx.op == "Resize" else "asymmetric")
+    key = (mode, coords, ctx.attrs.get("nearest_mode", "round_prefer_floor")) if mode == "nearest" else (mode, coords)
+    if key not in _RESIZE:
+        ctx.fail(f"mode {mode!r} with coordinate_transformation_mode {coords!r}"
+                 f"{' and nearest_mode ' + repr(key[2]) if mode == 'nearest' else ''} has no cnnlab Upsample")
+    cn_mode, align = _RESIZE[key]
+    scales = ctx.const(2) if ctx.has(2) else None
+    sizes = ctx.const(3) if ctx.has(3) else None
+    if scales is not None and scales.size == 4:
+        if tuple(np.asarray(scales[:2], dtype=float)) != (1.0, 1.0):
+            ctx.fail(f"scales {scales.tolist()} resize the batch or channels")
+        layer = nn.Upsample(scale_factor=tuple(float(s) for s in scales[2:]), mode=cn_mode, align_corners=align)
+    elif sizes is not None and sizes.size == 4:
+        if tuple(int(s) for s in sizes[1:2]) != (shape[1],):
+            ctx.fail(f"sizes {sizes.tolist()} resize the channels")
+        layer = nn.Upsample(size=tuple(int(s) for s in sizes[2:]), mode=cn_mode, align_corners=align)
+    else:
+        ctx.fail("the output size must be constant scales or sizes for the four dimensions")
+    return Layer(layer, (ctx.var(0),))

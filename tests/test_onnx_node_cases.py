@@ -45,6 +45,11 @@ OUT_OF_SCOPE = {
     r"neither one value nor one per channel": "PReLU slopes per element or per column (cnnlab's PReLU: 1 or per channel)",
     r"casting image values to": "casts to non-float types",
     r"Unrecognized object in the object array": "test data the onnx helpers cannot serialise (float8/int4 arrays)",
+    r"output_shape and SAME auto_pad": "ConvTranspose sized by output_shape or SAME auto_pad (cnnlab takes pads)",
+    r"has no cnnlab Upsample|antialias|downsampling is not supported":
+        "Resize modes PyTorch's Upsample lacks (cubic, ONNX's default half_pixel nearest, tf_crop_and_resize, "
+        "antialias) and downsampling",
+    r"asymmetric pads .* transposed": "ConvTranspose with asymmetric pads",
 }
 
 _FLOAT_FED = {"Pad", "MaxPool"}

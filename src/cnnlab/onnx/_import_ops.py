@@ -500,6 +500,11 @@ def resize(ctx: Context):
     cn_mode, align = _RESIZE[key]
     scales = ctx.const(2) if ctx.has(2) else None
     sizes = ctx.const(3) if ctx.has(3) else None
+    if ctx.attrs.get("antialias", 0) or ctx.attrs.get("axes") is not None:
+        ctx.fail("antialias and axes are not supported")
+    if ((scales is not None and scales.size == 4 and min(scales[2:]) < 1)
+            or (sizes is not None and sizes.size == 4 and (sizes[2] < shape[2] or sizes[3] < shape[3]))):
+        ctx.fail("downsampling is not supported (cnnlab's Upsample enlarges images)")
     if scales is not None and scales.size == 4:
         if tuple(np.asarray(scales[:2], dtype=float)) != (1.0, 1.0):
             ctx.fail(f"scales {scales.tolist()} resize the batch or channels")

@@ -100,7 +100,7 @@ import numpy as np  # noqa: E402
 import _nets as nets  # noqa: E402
 from _timing import Stats, TimingConfig, best_of, measure_interleaved  # noqa: E402
 
-ROWS = ("train", "infer", "graph", "ops", "memory", "import", "flops")
+ROWS = ("train", "infer", "graph", "engine", "ops", "memory", "import", "flops")
 FRAMEWORKS = ("cnnlab", "torch", "ort")
 LABEL = {"cnnlab": "cnnlab", "torch": "PyTorch", "ort": "ORT"}
 
@@ -369,6 +369,51 @@ def bench_inference(key: str, batch: int, settings: Settings, target: Optional[f
     return row
 
 
+def bench_engine(key: str, batch: int, settings: Settings) -> dict:
+    """cnnlab's two engines on one cnnlab model: its own NumPy code and ``--engine onnxruntime``
+    (``cnnlab.onnx._saved.OrtEngine``: exported in memory once, one session), against ONNX Runtime
+    called directly on the same exported model, and PyTorch on the same weights."""
+    import cnnlab
+    from cnnlab.onnx._export import to_model_proto
+    from cnnlab.onnx._saved import OrtEngine
+    import onnxruntime as ort
+
+    spec = nets.NETS[key]
+    cmodel, tmodel = nets.twin_models(spec)
+    cmodel.eval()
+    batches = nets.synthetic_batches(spec, batch)
+    engine = OrtEngine(cmodel, spec.input_shape, threads=settings.threads)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = settings.threads
+    direct = ort.InferenceSession(to_model_proto(cmodel, spec.input_shape).SerializeToString(), options,
+                                  providers=["CPUExecutionProvider"])
+    name = direct.get_inputs()[0].name
+    state = {"i": 0}
+
+    def run_direct():
+        x = batches[state["i"] % len(batches)][0]
+        state["i"] += 1
+        direct.run(None, {name: x})
+
+    with cnnlab.no_grad():
+        diff = float(abs(engine(cnnlab.Tensor(batches[0][0])).data - cmodel(cnnlab.Tensor(batches[0][0])).data).max())
+    # The engine and the bare session are timed as a pair, by themselves: run right after cnnlab's
+    # or PyTorch's step, either would find the caches cold and look slower than it is.
+    stats = measure_interleaved({"engine": nets.cnnlab_infer(engine, batches), "ort": run_direct},
+                                settings.infer_timing, settings.interleave, settings.clock_fn)
+    stats.update(measure_interleaved({"cnnlab": nets.cnnlab_infer(cmodel, batches),
+                                      "torch": nets.torch_infer(tmodel, batches)},
+                                     settings.infer_timing, settings.interleave, settings.clock_fn))
+    unit, items = ("ms", 1) if batch == 1 else ("img/s", batch)
+    label = f"{spec.name} b1 latency" if batch == 1 else f"{spec.name} b{batch}"
+    row = _speed_row("engine", label, stats, items, unit, None)
+    row.update(net=key, batch=batch, engine_vs_cnnlab_max_abs_diff=diff,
+               ratio_engine_ort=_paired_ratio(stats["engine"], stats["ort"]),
+               ratio_cnnlab_engine=_paired_ratio(stats["cnnlab"], stats["engine"]),
+               ratio_torch_engine=_paired_ratio(stats["torch"], stats["engine"]),
+               target="engine <= 1.10x ORT direct")
+    row["met"] = row["ratio_engine_ort"]["median"] <= 1.10
+    return row
 def bench_graph(mode: str, batch: int, settings: Settings) -> dict:
     """LeNet-5 run three ways over the very same layers: as a Sequential, as its Graph, and
     as a user's own Module (a hand-written ``forward``); the graph must cost no more."""
@@ -867,6 +912,20 @@ def render(result: dict, markdown: bool = False) -> str:
         if notes:
             out.append("\n".join(("- " if markdown else "  note: ") + n for n in notes))
 
+    eng = [r for r in rows if r["section"] == "engine"]
+    if eng:
+        out.append("")
+        out.append(h("Inference engines on one cnnlab model: cnnlab (NumPy), cnnlab --engine onnxruntime, "
+                     "ONNX Runtime called directly, PyTorch"))
+        headers = ["Row", "Unit", "cnnlab", "engine onnxruntime", "ORT direct", "PyTorch",
+                   "engine time / ORT time", "engine vs cnnlab", "engine vs PyTorch", "Met", "Busy"]
+        body = [[r["name"], r["unit"], _cell(r["values"].get("cnnlab")), _cell(r["values"].get("engine")),
+                 _cell(r["values"].get("ort")), _cell(r["values"].get("torch")),
+                 _ratio(r.get("ratio_engine_ort")), _ratio(r.get("ratio_cnnlab_engine")),
+                 _ratio(r.get("ratio_torch_engine")), _met(r.get("met")), _busy(r)] for r in eng]
+        out.append(_table(headers, body, markdown))
+        out.append(("- " if markdown else "  note: ") + "engine time / ORT time <= 1.10 is the target "
+                   "(the engine's overhead over a bare session.run); 'vs' ratios > 1: the engine is faster")
     graph_rows = [r for r in rows if r["section"] == "graph"]
     if graph_rows:
         out.append("")
@@ -1019,6 +1078,10 @@ def run_suite(settings: Settings, rows: List[str], data_dir: Optional[str] = Non
             for b in settings.infer_batches:
                 out.append(timed(f"{nets.NETS[key].name} inference, batch {b}", bench_inference, key, b,
                                  settings, 2.0))
+    if "engine" in rows:
+        for key in ("lenet5", "vgg"):
+            for b in settings.infer_batches:
+                out.append(timed(f"{nets.NETS[key].name} engines, batch {b}", bench_engine, key, b, settings))
     if "graph" in rows:
         for mode, b in (("train", 64), ("infer", 1), ("infer", 256)):
             out.append(timed(f"LeNet-5 {mode} as Sequential, Graph and own Module, batch {b}", bench_graph,

@@ -284,6 +284,9 @@ def load_model(path) -> SavedModel:
     """
     from .models import build_model
 
+    if str(path).lower().endswith(".onnx"):  # an ONNX file (needs the onnx extra): see cnnlab.onnx.load_saved
+        from .onnx import load_saved
+        return load_saved(path)
     directory = _model_dir(path)
     info = _read_model_json(directory)  # every field checked (files are data: cnnlab._schema)
     pre = info.get("preprocessing") or {}

@@ -27,7 +27,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every subcommand registered."""
-    from . import explain_cmds, explore_cmd, train_cmds
+    from . import explain_cmds, explore_cmd, onnx_cmds, train_cmds
 
     parser = argparse.ArgumentParser(
         prog="cnnlab",
@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     train_cmds.register(subparsers)
     explain_cmds.register(subparsers)
     explore_cmd.register(subparsers)
+    onnx_cmds.register(subparsers)
+    onnx_cmds.add_model_file_options(subparsers)  # a .onnx file wherever a run directory goes
     # `cnnlab train --debug ...` works as well as `cnnlab --debug train ...`
     for sub in subparsers.choices.values():
         if not any("--debug" in a.option_strings for a in sub._actions):
@@ -104,6 +106,8 @@ def _main(argv: Optional[List[str]] = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
+        from .onnx_cmds import apply_model_file_options
+        apply_model_file_options(args)
         return int(args.func(args) or 0)
     except UsageError as exc:
         if debug:
@@ -126,4 +130,4 @@ def _main(argv: Optional[List[str]] = None) -> int:
         prefix = "" if isinstance(exc, known) else f"internal error ({type(exc).__name__}): "
         hint = "" if isinstance(exc, known) else " (run with --debug for the traceback)"
         _report(f"cnnlab{rank_label()}: error: {prefix}{_message(exc)}{hint}")
-        return EXIT_RUNTIME
+        return int(getattr(exc, "exit_code", EXIT_RUNTIME))  # a file that is not a usable model: 2

@@ -243,6 +243,15 @@ def cmd_train(args) -> int:
 
 
 # --- evaluate ---------------------------------------------------------------------------------
+def _with_engine(saved, args):
+    """The model run by ``--engine`` (``onnxruntime``: exported in memory once, one session)."""
+    engine = getattr(args, "engine", "cnnlab")
+    if engine == "cnnlab":
+        return saved
+    from ..onnx._saved import with_engine
+    return with_engine(saved, engine)
+
+
 def _run_config(run_dir: Path) -> dict:
     from ..io import read_json
     from ..train import CONFIG_JSON
@@ -283,8 +292,8 @@ def cmd_evaluate(args) -> int:
     run_dir = Path(args.run_dir)
     if args.data_dir and not Path(args.data_dir).expanduser().is_dir():
         raise FileNotFoundError(f"--data-dir {args.data_dir} does not exist (or is not a folder)")
-    saved = _load_finite_model(run_dir)
-    config = _run_config(run_dir)
+    saved = _with_engine(_load_finite_model(run_dir), args)
+    config = _run_config(run_dir) if run_dir.is_dir() else {}
     dataset = args.dataset or config.get("dataset") or saved.info.get("dataset")
     if not dataset:
         raise UsageError(f"{run_dir} does not record its data set: give --dataset")
@@ -353,7 +362,7 @@ def cmd_predict(args) -> int:
     from ..threads import blas_threads
     from ._predict_files import expand_inputs, predict_files, write_csv
 
-    saved = _load_finite_model(Path(args.run_dir))
+    saved = _with_engine(_load_finite_model(Path(args.run_dir)), args)
     paths = expand_inputs(args.images)
     with session(args.distributed) as group:  # under mpiexec: each rank predicts its share
         with blas_threads(args.threads or (1 if group is not None else None)):
@@ -416,8 +425,8 @@ def cmd_summary(args) -> int:
         name = target.lower()
         shape = args.input_shape or DEFAULT_INPUT_SHAPES[name]
         model, _ = create_model(name, shape, args.num_classes or 10)
-    elif path.is_dir():
-        if not (path / MODEL_JSON).is_file():
+    elif path.is_dir() or target.lower().endswith(".onnx"):
+        if path.is_dir() and not (path / MODEL_JSON).is_file():
             raise ValueError(f"{path} is not a cnnlab run directory (no {MODEL_JSON}) nor a model file")
         saved = load_model(path)
         if args.input_shape and tuple(args.input_shape) != tuple(saved.input_shape):

@@ -357,7 +357,10 @@ def write_report(run_dir, output=None, **kwargs) -> Tuple[Path, List[str]]:
     """
     from .images import atomic_write
     page, notes = build_report(run_dir, **kwargs)
-    path = Path(output) if output else Path(run_dir) / "report.html"
+    folder = Path(run_dir)
+    if folder.suffix.lower() == ".onnx":  # an ONNX file: the report goes beside it, MODEL_report.html
+        folder = folder.with_name(folder.stem + "_report.html")
+    path = Path(output) if output else (folder if folder.suffix == ".html" else folder / "report.html")
     if path.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"the report is an HTML file: give a name ending in .html, got {path}")
     atomic_write(path, page.encode("utf-8"))

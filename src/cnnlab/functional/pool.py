@@ -33,7 +33,7 @@ import numpy as np
 
 from ..tensor import Tensor, as_tensor, is_grad_enabled
 from ._layout import check_image_batch, pad_chwn, pad_chwn_backward, tap, to_chwn, to_nchw
-from .shape import adaptive_windows, pair, pool_output_size
+from .shape import adaptive_windows, conv_output_size, pair, pool_output_size
 
 __all__ = ["max_pool2d", "min_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d",
            "global_avg_pool2d", "global_max_pool2d", "fractional_max_pool2d"]
@@ -150,15 +150,64 @@ def _tap_selector(g: np.ndarray, idx: np.ndarray):
     return select
 
 
+def is_asymmetric_padding(padding) -> bool:
+    """True for the ``((top, bottom), (left, right))`` form of a pooling ``padding``."""
+    return (isinstance(padding, (tuple, list)) and len(padding) == 2
+            and all(isinstance(p, (tuple, list)) for p in padding))
+
+
+def _asymmetric_padding(op: str, padding) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+    try:
+        result = tuple(pair(tuple(p), "padding") for p in padding)
+    except TypeError:
+        raise TypeError(f"{op}: `padding` must be an int, (ph, pw) or ((top, bottom), (left, right)), "
+                        f"got {padding!r}") from None
+    if min(min(result[0]), min(result[1])) < 0:
+        raise ValueError(f"{op}: `padding` must be >= 0 on every side, got {padding!r}")
+    return result
+
+
+def _asymmetric_axis_out(op, axis, size, kernel, stride, pads, dilation, ceil_mode, shape) -> int:
+    """Output length for (before, after) padding (ONNX's ``pads``): a window may not lie
+    entirely in the padding, but the half-kernel limit of symmetric padding does not apply."""
+    span = dilation * (kernel - 1) + 1
+    if max(pads) >= span:
+        raise ValueError(f"{op}: {axis} padding {pads} must be smaller than the dilated kernel span "
+                         f"{span} (a window would hold padding only)")
+    try:
+        return conv_output_size(size, kernel, stride, pads, dilation, ceil_mode)
+    except ValueError as err:
+        raise ValueError(f"{op}: {axis} of input {tuple(shape)}: {err}") from None
+
+
 def _pool_geometry(op, shape, kernel_size, stride, padding, dilation, ceil_mode):
+    """Checked geometry; ``padding`` comes back as the (top, left) *before* amounts.
+
+    The amounts after the input are implied by the output size (``_padding_amounts``);
+    ``_padding_after`` gives the declared ones.
+    """
     kernel = _int_pair(op, kernel_size, "kernel_size", 1)
     stride = _stride_pair(op, stride, kernel)
-    padding = _int_pair(op, padding, "padding", 0)
     dilation = _int_pair(op, dilation, "dilation", 1)
     _, _, H, W = shape
+    if is_asymmetric_padding(padding):
+        (pt, pb), (pl, pr) = _asymmetric_padding(op, padding)
+        out_h = _asymmetric_axis_out(op, "height", H, kernel[0], stride[0], (pt, pb), dilation[0],
+                                     ceil_mode, shape)
+        out_w = _asymmetric_axis_out(op, "width", W, kernel[1], stride[1], (pl, pr), dilation[1],
+                                     ceil_mode, shape)
+        return kernel, stride, (pt, pl), dilation, (out_h, out_w)
+    padding = _int_pair(op, padding, "padding", 0)
     out_h = _axis_out(op, "height", H, kernel[0], stride[0], padding[0], dilation[0], ceil_mode, shape)
     out_w = _axis_out(op, "width", W, kernel[1], stride[1], padding[1], dilation[1], ceil_mode, shape)
     return kernel, stride, padding, dilation, (out_h, out_w)
+
+
+def _padding_after(padding) -> Tuple[int, int]:
+    """(bottom, right) padding of a symmetric or asymmetric ``padding`` argument."""
+    if is_asymmetric_padding(padding):
+        return int(padding[0][1]), int(padding[1][1])
+    return pair(padding, "padding")
 
 
 def _padding_amounts(size: int, out: int, kernel: int, stride: int, pad: int, dilation: int):
@@ -254,7 +303,9 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
         input: Tensor or array of shape (N, C, H, W), float32 or float64.
         kernel_size: window size, an int or ``(kh, kw)``.
         stride: step between windows; defaults to ``kernel_size``.
-        padding: implicit ``-inf`` added on both sides, at most half the kernel.
+        padding: implicit ``-inf`` added on both sides, at most half the kernel;
+            or ``((top, bottom), (left, right))`` (ONNX's asymmetric ``pads``;
+            each side smaller than the dilated kernel).
         dilation: spacing between the pixels of a window.
         ceil_mode: round the output size up instead of down (the last window
             may then hang over the edge; it only looks at real pixels).
@@ -307,11 +358,11 @@ def min_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 # --------------------------------------------------------------------------
 # average pooling
 # --------------------------------------------------------------------------
-def _avg_window_counts(size: int, out: int, kernel: int, stride: int, pad: int):
+def _avg_window_counts(size: int, out: int, kernel: int, stride: int, pad: int, pad_after=None):
     """Per output position along one axis: window length counting padding
     (clipped at the padded edge) and the number of real pixels (PyTorch's rule)."""
     start = np.arange(out) * stride - pad
-    end = np.minimum(start + kernel, size + pad)
+    end = np.minimum(start + kernel, size + (pad if pad_after is None else pad_after))
     with_pad = end - start
     real = np.minimum(end, size) - np.maximum(start, 0)
     return with_pad, real
@@ -353,7 +404,8 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = Fal
         input: Tensor or array of shape (N, C, H, W), float32 or float64.
         kernel_size: window size, an int or ``(kh, kw)``.
         stride: step between windows; defaults to ``kernel_size``.
-        padding: implicit zeros on both sides, at most half the kernel.
+        padding: implicit zeros on both sides, at most half the kernel; or
+            ``((top, bottom), (left, right))`` (each side smaller than the kernel).
         ceil_mode: round the output size up; windows hanging past the padded
             input are clipped to it.
         count_include_pad: divide by the window size including padding
@@ -372,6 +424,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = Fal
     """
     op = "avg_pool2d"
     x = _image_input(input, op)
+    padding_arg = padding
     kernel, stride, padding, _, out_hw = _pool_geometry(op, x.shape, kernel_size, stride, padding,
                                                          1, ceil_mode)
     if divisor_override is not None:
@@ -382,8 +435,9 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = Fal
         divisor = np.full(out_hw, float(divisor_override))
     else:
         _, _, H, W = x.shape
-        pad_h, real_h = _avg_window_counts(H, out_hw[0], kernel[0], stride[0], padding[0])
-        pad_w, real_w = _avg_window_counts(W, out_hw[1], kernel[1], stride[1], padding[1])
+        after = _padding_after(padding_arg)
+        pad_h, real_h = _avg_window_counts(H, out_hw[0], kernel[0], stride[0], padding[0], after[0])
+        pad_w, real_w = _avg_window_counts(W, out_hw[1], kernel[1], stride[1], padding[1], after[1])
         divisor = np.outer(pad_h, pad_w) if count_include_pad else np.outer(real_h, real_w)
     return _avg_pool_core(x, kernel, stride, padding, out_hw, divisor.astype(np.float64), op)
 

@@ -12,6 +12,7 @@ from . import init
 from .merge import Add, Sub, Mul, Div, Concat, Reshape, Mean
 from .graph import Node, Graph, as_graph
 from .trace import trace, TraceError
+from .extra_layers import Pad, Permute, Hardsigmoid, Hardswish, PReLU, Erf, Elementwise  # noqa: F401
 from .loss import (CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, SmoothL1Loss, HuberLoss, BCELoss,
                    BCEWithLogitsLoss)
 
@@ -24,5 +25,6 @@ __all__ = ["Module", "Parameter", "Sequential", "Conv2d", "Linear", "Dense", "Fl
 __all__ += ["RemovableHandle", "ModuleList", "ModuleDict", "init", "BatchNorm1d", "Dropout2d", "ConvTranspose2d",
             "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "Unflatten", "Hardtanh", "ReLU6",
             "ConstantPad2d", "ZeroPad2d", "ReflectionPad2d", "ReplicationPad2d"]
+__all__ += ["Pad", "Permute", "Hardsigmoid", "Hardswish", "PReLU", "Erf", "Elementwise"]  # extra_layers
 __all__ += ["CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss",
             "BCEWithLogitsLoss"]

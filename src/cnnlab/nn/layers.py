@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from .. import functional as F
+from ..functional.pool import is_asymmetric_padding
 from ..functional.shape import (conv_output_size, conv_padding, conv_transpose_output_size, pair,
                                 pool_output_size, positive_pair)
 from ..functional.upsample import MODES as _UPSAMPLE_MODES, check_resize_args, output_size as interpolate_size
@@ -211,7 +212,10 @@ class _Pool2d(Module):
         super().__init__()
         self.kernel_size = positive_pair(kernel_size, "kernel_size")
         self.stride = self.kernel_size if stride is None else positive_pair(stride, "stride")
-        self.padding = pair(padding, "padding")
+        if is_asymmetric_padding(padding):  # ((top, bottom), (left, right)), as ONNX's pads
+            self.padding = tuple(pair(tuple(p), "padding") for p in padding)
+        else:
+            self.padding = pair(padding, "padding")
         self.dilation = positive_pair(dilation, "dilation")
         for p, k in zip(self.padding, self.kernel_size):
             if not 0 <= p <= k // 2:
@@ -221,8 +225,12 @@ class _Pool2d(Module):
 
     def output_shape(self, input_shape):
         n, c, h, w = _check_shape(self, input_shape, 4, "(N, C, H, W)")
-        sizes = [pool_output_size(size, k, s, p, d, self.ceil_mode) for size, k, s, p, d in
-                 zip((h, w), self.kernel_size, self.stride, self.padding, self.dilation)]
+        if is_asymmetric_padding(self.padding):
+            sizes = [conv_output_size(size, k, s, p, d, self.ceil_mode) for size, k, s, p, d in
+                     zip((h, w), self.kernel_size, self.stride, self.padding, self.dilation)]
+        else:
+            sizes = [pool_output_size(size, k, s, p, d, self.ceil_mode) for size, k, s, p, d in
+                     zip((h, w), self.kernel_size, self.stride, self.padding, self.dilation)]
         return (n, c, *sizes)
 
     def extra_repr(self):

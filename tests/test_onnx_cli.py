@@ -23,7 +23,7 @@ def run_dir(tmp_path_factory):
     manual_seed(0)
     model, _ = create_model("digitsnet", (1, 8, 8), 10)
     folder = tmp_path_factory.mktemp("run")
-    save_model(model.eval(), folder, (1, 8, 8), classes=[f"digit{k}" for k in range(10)], mean=[0.3], std=[0.4],
+    save_model(model.eval(), folder, (1, 8, 8), classes=[str(k) for k in range(10)], mean=[0.3], std=[0.4],
                name="digitsnet")
     (folder / "config.json").write_text(json.dumps({"dataset": "digits", "seed": 0, "val_fraction": 0.1}))
     return folder
@@ -52,7 +52,7 @@ def image(tmp_path_factory):
 def test_export_writes_metadata(exported):
     proto = onnx.load(str(exported))
     meta = {p.key: p.value for p in proto.metadata_props}
-    assert json.loads(meta["cnnlab.classes"])[:2] == ["digit0", "digit1"]
+    assert json.loads(meta["cnnlab.classes"])[:2] == ["0", "1"]
     assert json.loads(meta["cnnlab.mean"]) == [0.3] and json.loads(meta["cnnlab.std"]) == [0.4]
     assert json.loads(meta["cnnlab.input_shape"]) == [1, 8, 8]
     assert proto.opset_import[0].version == 13

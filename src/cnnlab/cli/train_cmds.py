@@ -418,9 +418,9 @@ def cmd_summary(args) -> int:
     saved_files = path.name in (MODEL_JSON, "model.npz") and (path.parent / "model.npz").is_file()
     if path.is_file() and saved_files:  # a saved model's model.json or model.npz: read its folder
         path, target = path.parent, str(path.parent)
-    elif path.is_file() and path.suffix.lower() not in MODEL_FILE_SUFFIXES:
+    elif path.is_file() and path.suffix.lower() not in MODEL_FILE_SUFFIXES + (".onnx",):
         raise ValueError(f"{path} is not a model file: expected a zoo name ({', '.join(MODELS)}), a model file "
-                         f"({', '.join(MODEL_FILE_SUFFIXES)}) or a run directory")
+                         f"({', '.join(MODEL_FILE_SUFFIXES)}), an .onnx file or a run directory")
     if target.lower() in MODELS:
         name = target.lower()
         shape = args.input_shape or DEFAULT_INPUT_SHAPES[name]
@@ -446,7 +446,7 @@ def cmd_summary(args) -> int:
         name = str(spec.get("name") or path.name)
     else:
         raise ValueError(f"unknown model {target!r}: expected a zoo name ({', '.join(MODELS)}), a model file "
-                         f"({', '.join(MODEL_FILE_SUFFIXES)}) or a run directory")
+                         f"({', '.join(MODEL_FILE_SUFFIXES)}), an .onnx file or a run directory")
     if args.num_classes and not target.lower() in MODELS:
         raise UsageError("--num-classes applies to zoo models only")
     rows = summary_rows(model, shape)

@@ -218,7 +218,7 @@ class _Pool2d(Module):
             self.padding = pair(padding, "padding")
         self.dilation = positive_pair(dilation, "dilation")
         for p, k in zip(self.padding, self.kernel_size):
-            if not 0 <= p <= k // 2:
+            if not all(0 <= side <= k // 2 for side in (p if isinstance(p, tuple) else (p,))):
                 raise ValueError(f"`padding` (={padding!r}) must be at least 0 and at most half the kernel size "
                                  f"(kernel_size={self.kernel_size})")
         self.ceil_mode = _flag(ceil_mode, "ceil_mode")

@@ -84,8 +84,11 @@ class PreparedImage:
 
 def decode_image(data: bytes, channels: int, size: Tuple[int, int],
                  max_pixels: int = MAX_PIXELS) -> Tuple[np.ndarray, List[str], List[str], Tuple[int, int], str]:
-    """Decode image bytes as ``cnnlab predict`` reads a file (:func:`cnnlab.data.folder.read_image`).
+    """Check and decode image bytes, and describe the steps (the explorer's own upload checks).
 
+    :meth:`Explorer.prepare_upload` takes the pixels from
+    :func:`cnnlab.data.inputs.read_model_input`, as ``cnnlab predict`` does; this gives the
+    4xx errors, the file's size and mode, and the steps shown on the page.
     EXIF orientation, 16-bit grayscale scaled to 8 bits, converted to gray
     (``L``) or ``RGB``, resized with Pillow's bilinear filter, divided by 255.
 
@@ -446,15 +449,40 @@ class Explorer:
             return float(np.mean(self.mean))
         return None
 
+    def _data_stats(self) -> Optional[dict]:
+        info = getattr(self.saved, "info", None)
+        stats = info.get("data_stats") if isinstance(info, dict) else None
+        return stats if isinstance(stats, dict) else None
+
     def prepare_upload(self, data: bytes, invert: bool = False) -> PreparedImage:
+        """An uploaded file (or a drawing, a PNG too) read as ``cnnlab predict`` reads a file:
+        :func:`cnnlab.data.inputs.read_model_input` with the training data's statistics."""
+        import os
+        import tempfile
+
+        from ..data.inputs import read_model_input
         c, h, w = self.input_shape
         if c not in (1, 3):
             raise RequestError(f"the model takes {c}-channel images; image files give 1 or 3 channels")
-        raw, steps, warnings, size, mode = decode_image(data, c, (h, w))
+        _, steps, _, size, mode = decode_image(data, c, (h, w))  # checks: empty, not an image, size, truncated
+        stats = self._data_stats()
+        fd, name = tempfile.mkstemp(prefix="cnnlab-explore-", suffix=".img")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            raw, warnings = read_model_input(name, self.input_shape, stats, invert=True if invert else None)
+        except (OSError, ValueError) as exc:
+            raise RequestError(f"cannot read the image: {str(exc).replace(name, 'the upload')}") from None
+        finally:
+            try:
+                os.unlink(name)
+            except OSError:
+                pass
+        warnings = list(warnings)
         if invert:
-            raw = (np.float32(1.0) - raw).astype(np.float32)
             steps.append("inverted (1 - x)")
-        warnings += _content_warnings(raw, self._train_mean())
+        if stats is None:  # an older run: the reader has no training polarity to compare with
+            warnings += [x for x in _content_warnings(raw, self._train_mean()) if "almost empty" not in x]
         return self._finish(PreparedImage(raw, None, "upload", steps, warnings, size, mode))
 
     def prepare_sample(self, k, invert: bool = False) -> PreparedImage:

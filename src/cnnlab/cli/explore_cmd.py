@@ -100,15 +100,14 @@ def cmd_explore(args) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {args.host}, not 127.0.0.1: other machines on the network can reach "
               f"this server and run the model", file=sys.stderr, flush=True)
-    print(f"serving {target} on {url}", flush=True)
-    print("press Ctrl-C to stop", flush=True)
-    if not args.no_browser:
-        _open_browser(url)
-    import uvicorn
-    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
-    try:
-        server.run(sockets=[sock])
+    try:  # Ctrl-C at any moment from here on (even before the server is up) stops cleanly
+        print(f"serving {target} on {url}", flush=True)
+        print("press Ctrl-C to stop", flush=True)
+        if not args.no_browser:
+            _open_browser(url)
+        import uvicorn
+        config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=2)
+        uvicorn.Server(config).run(sockets=[sock])
     except KeyboardInterrupt:
         pass
     finally:

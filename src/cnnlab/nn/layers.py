@@ -217,8 +217,8 @@ class _Pool2d(Module):
         else:
             self.padding = pair(padding, "padding")
         self.dilation = positive_pair(dilation, "dilation")
-        for p, k in zip(self.padding, self.kernel_size):
-            if not all(0 <= side <= k // 2 for side in (p if isinstance(p, tuple) else (p,))):
+        for p, k in zip(self.padding, self.kernel_size):  # PyTorch's rule; ONNX's pads only must not be negative
+            if (min(p) < 0) if isinstance(p, tuple) else not 0 <= p <= k // 2:
                 raise ValueError(f"`padding` (={padding!r}) must be at least 0 and at most half the kernel size "
                                  f"(kernel_size={self.kernel_size})")
         self.ceil_mode = _flag(ceil_mode, "ceil_mode")

@@ -126,16 +126,22 @@ class Graph(Module):
             for name in node.inputs:
                 last_use[name] = index
         last_use[output] = len(built)
-        object.__setattr__(self, "_frees", [[n for n, i in last_use.items() if i == index]
-                                            for index in range(len(built))])
+        frees = [tuple(n for n, i in last_use.items() if i == index) for index in range(len(built))]
+        # what forward runs: one flat tuple per node, one input passed without building a list
+        object.__setattr__(self, "_plan", tuple(
+            (node.name, node.module, node.inputs[0] if len(node.inputs) == 1 else None, node.inputs, free)
+            for node, free in zip(built, frees)))
 
     # --- running ----------------------------------------------------------------------
     def forward(self, x):
         values = {self.input_name: x}
-        for node, frees in zip(self.nodes, self._frees):
-            values[node.name] = node.module(*[values[name] for name in node.inputs])
-            for name in frees:
-                del values[name]
+        for name, module, single, inputs, frees in self._plan:
+            if single is not None:
+                values[name] = module(values[single])
+            else:
+                values[name] = module(*[values[i] for i in inputs])
+            for free in frees:
+                del values[free]
         return values[self.output]
 
     def run_all(self, x, upto: Optional[str] = None, given: Optional[Dict[str, object]] = None

@@ -670,3 +670,19 @@ def test_a_resnet8_run_every_node_traced(tmp_path):
         r = c.post("/api/explain?method=gradcam", json={"sample": 5})
         assert r.status_code == 200 and r.json()["heatmap"]["shape"] == [8, 8]
         assert len(c.get("/api/run").json()["confusion"]) == 10
+
+
+def test_engine_onnxruntime_gives_the_live_prediction_of_cnnlab(digits_run, digit_png, client):
+    """--engine onnxruntime: the prediction runs in ONNX Runtime and equals cnnlab's; the maps stay cnnlab's."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    saved, run_dir = load_target(digits_run)
+    files = {"image": ("digit.png", digit_png.read_bytes(), "image/png")}
+    with TestClient(create_app(saved, run_dir, engine="onnxruntime")) as fast:
+        got = fast.post("/api/predict", files=files).json()
+        with_maps = fast.post("/api/predict?maps=1", files=files).json()
+    want = client.post("/api/predict", files=files).json()
+    assert got["engine"] == "onnxruntime" and got["prediction"] == want["prediction"]
+    for cls, p in want["probabilities"].items():
+        assert got["probabilities"][cls] == pytest.approx(p, rel=1e-5, abs=1e-7)
+    assert "layers" in with_maps and "engine" not in with_maps

@@ -31,6 +31,9 @@ def register(subparsers) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--no-browser", action="store_true", help="do not open a web browser")
+    p.add_argument("--engine", choices=("cnnlab", "onnxruntime"), default="cnnlab",
+                   help="what runs the live prediction: cnnlab (default) or onnxruntime (needs the onnx extra; "
+                        "the model is exported in memory once); feature maps and traces are always cnnlab's")
     p.set_defaults(func=cmd_explore)
 
 
@@ -78,7 +81,7 @@ def cmd_explore(args) -> int:
     if target is None:
         target = _train_default()
     saved, run_dir = load_target(target)
-    app = create_app(saved, run_dir)
+    app = create_app(saved, run_dir, engine=args.engine)
     # one image at a time: BLAS threads only cost here (241 ms -> 10 ms for a small residual net on a busy
     # 2-core machine); the server's requests are the parallelism
     from threadpoolctl import threadpool_limits

@@ -343,9 +343,14 @@ class Explorer:
         run_dir: the run folder (history, metrics, test data), or None.
     """
 
-    def __init__(self, saved, run_dir=None):
+    def __init__(self, saved, run_dir=None, engine: str = "cnnlab"):
         self.saved = saved
         self.model = saved.model
+        self.engine = engine
+        self.fast = None  # --engine onnxruntime: the live prediction's model (exported once, one session)
+        if engine != "cnnlab":
+            from ..onnx._saved import with_engine
+            self.fast = with_engine(saved, engine).model
         self.model.eval()
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.lock = threading.RLock()
@@ -516,6 +521,19 @@ class Explorer:
             outs = layer_outputs(self.model, img.x)
         probs = to_probabilities(outs[-1].output, outs[-1].layer)[0]
         return _Forward(img, outs, {lo.name: lo for lo in outs}, probs)
+
+    def quick_prediction(self, img) -> dict:
+        """The prediction alone, by the ``engine`` (ONNX Runtime's session with ``--engine onnxruntime``)."""
+        from ..explain.features import to_probabilities
+        from ..tensor import Tensor, no_grad
+        with self.lock, no_grad():
+            out = self.fast(Tensor(np.ascontiguousarray(img.x, dtype=np.float32))).data
+        last = self._modules[self._layers[-1]["name"]] if self._layers else None
+        p = to_probabilities(out, last)[0]
+        best = int(np.argmax(p))
+        return {"prediction": self.classes[best], "index": best,
+                "probabilities": {c: float(v) for c, v in zip(self.classes, p)},
+                "input": img.describe(), "engine": self.engine}
 
     def prediction(self, fw: _Forward, maps: bool = False) -> dict:
         p = fw.probabilities

@@ -44,7 +44,7 @@ def _flag(value) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
-def create_app(saved_model, run_dir=None, max_upload_bytes: int = MAX_UPLOAD_BYTES):
+def create_app(saved_model, run_dir=None, max_upload_bytes: int = MAX_UPLOAD_BYTES, engine: str = "cnnlab"):
     """The Starlette app serving the page and the API for one model.
 
     Args:
@@ -52,6 +52,8 @@ def create_app(saved_model, run_dir=None, max_upload_bytes: int = MAX_UPLOAD_BYT
             :func:`cnnlab.explore.engine.load_target` gives one), or an :class:`Explorer`.
         run_dir: the run directory (history, metrics, test images), or None.
         max_upload_bytes: largest request body accepted.
+        engine: ``"cnnlab"`` or ``"onnxruntime"`` (the live prediction runs in ONNX Runtime; every
+            feature map and trace is still cnnlab's own computation).
     """
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
@@ -60,7 +62,7 @@ def create_app(saved_model, run_dir=None, max_upload_bytes: int = MAX_UPLOAD_BYT
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
-    explorer = saved_model if isinstance(saved_model, Explorer) else Explorer(saved_model, run_dir)
+    explorer = saved_model if isinstance(saved_model, Explorer) else Explorer(saved_model, run_dir, engine)
 
     def error(message: str, status: int = 400):
         return JSONResponse({"error": message}, status_code=status)
@@ -144,6 +146,8 @@ def create_app(saved_model, run_dir=None, max_upload_bytes: int = MAX_UPLOAD_BYT
     async def api_predict(request: Request):
         img = await read_image(request)
         maps = _flag(request.query_params.get("maps", "0"))
+        if not maps and explorer.fast is not None:  # --engine onnxruntime: the prediction alone
+            return JSONResponse(await run_in_threadpool(explorer.quick_prediction, img))
         fw = await run_in_threadpool(explorer.forward, img)
         return JSONResponse(await run_in_threadpool(explorer.prediction, fw, maps))
 

@@ -35,9 +35,10 @@ class _GradMode:
     """
 
     _enabled = False
+    __slots__ = ("_previous", "__weakref__")
 
     def __new__(cls, func=None):
-        self = super().__new__(cls)
+        self = object.__new__(cls)
         self._previous = []
         if func is not None:  # used as ``@no_grad`` without parentheses
             return self(func)
@@ -121,10 +122,11 @@ def _as_array(data, dtype=None) -> np.ndarray:
         data = data.data
     if dtype is not None:
         return np.asarray(data, dtype=dtype)
-    if isinstance(data, np.ndarray):
-        if data.dtype in (np.float32, np.float64) or data.dtype.kind in "iub":
+    if isinstance(data, np.ndarray):  # the common case, kept cheap (every op's result passes here)
+        dt = data.dtype
+        if dt.char in "fd" or dt.kind in "iub":   # float32, float64, ints, bools: as they are
             return data
-        if data.dtype.kind == "f":
+        if dt.kind == "f":
             return data.astype(np.float32)
         raise TypeError(f"Tensor data must be numeric, got an array of dtype {data.dtype}")
     if isinstance(data, (np.floating, float)):

@@ -110,9 +110,9 @@ class OrtEngine(nn.Module):
 
     def forward(self, x):
         data = x.data if isinstance(x, Tensor) else np.asarray(x)
-        if data.dtype != np.float32 or not data.flags.c_contiguous:
+        if data.dtype.char != "f" or not data.flags.c_contiguous:
             data = np.ascontiguousarray(data, dtype=np.float32)
-        out = self._run(self._outputs, {self.input_name: data})[0]
+        out = self._run(None, {self.input_name: data})[0]  # None: no output names to look up
         return Tensor.from_op(out, (), None, "onnxruntime")  # no gradient: the cheapest wrap
 
     def output_shape(self, input_shape):

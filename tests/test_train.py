@@ -358,3 +358,15 @@ def test_blas_threads_policy():
     with pytest.raises(ValueError, match="threads must be a positive integer, got 0"):
         with blas_threads(0):
             pass
+
+
+def test_predict_of_a_model_ending_in_softmax_is_not_softmaxed_twice():
+    import cnnlab
+    cnnlab.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 5), nn.Softmax(dim=1))
+    x = np.random.default_rng(0).random((4, 1, 8, 8)).astype(np.float32)
+    with cnnlab.no_grad():
+        want = model.eval()(cnnlab.Tensor(x)).data
+    np.testing.assert_allclose(predict(model, x), want, rtol=1e-6)
+    logs = nn.Sequential(nn.Flatten(), model[1], nn.LogSoftmax(dim=1))
+    np.testing.assert_allclose(predict(logs, x), want, rtol=1e-5)

@@ -371,6 +371,7 @@ def predict(model: nn.Module, images, batch_size: int = 256, mean=None, std=None
     if images.ndim != 4:
         raise ValueError(f"predict: images must have shape (N, C, H, W), got {images.shape}")
     norm = _normalizer(mean, std)
+    last = _last_layer(model, images.shape[1:])
     was_training = model.training
     model.eval()
     out = []
@@ -380,10 +381,24 @@ def predict(model: nn.Module, images, batch_size: int = 256, mean=None, std=None
                 logits = model(Tensor(x))
                 _check_logits(logits, x.shape)
                 _check_finite_outputs(model, logits.data, "predict")
-                out.append(_softmax(logits.data))
+                if isinstance(last, (nn.Softmax, nn.LogSoftmax)):  # the model gives (log-)probabilities
+                    from .explain.features import to_probabilities
+                    out.append(to_probabilities(logits.data, last).astype(logits.data.dtype))
+                else:
+                    out.append(_softmax(logits.data))
     finally:
         model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def _last_layer(model: nn.Module, input_shape) -> Optional[nn.Module]:
+    """The layer that gives the model's output (None when it cannot be told, e.g. an ONNX Runtime session)."""
+    model = getattr(model, "_model", model)  # the cnnlab model behind --engine onnxruntime
+    try:
+        graph = nn.as_graph(model, tuple(input_shape))
+    except (ValueError, TypeError, RuntimeError):
+        return None
+    return graph.node(graph.output).module
 
 
 # --- progress output -------------------------------------------------------------------------

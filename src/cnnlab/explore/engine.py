@@ -248,42 +248,6 @@ def load_target(path) -> Tuple[object, Optional[Path]]:
     return saved, Path(saved.path) if saved.path is not None else path
 
 
-def _graph_grad_cam(model, x, target, layers):
-    """Grad-CAM on a graph model: the gradient of the class score with respect to the last node whose
-    output is a set of feature maps, by re-running the nodes after it from a leaf tensor."""
-    from types import SimpleNamespace
-
-    from ..explain.features import as_model_input, to_probabilities
-    from ..explain.saliency import _keep_parameter_grads, _score_seed, resize_bilinear
-    from ..tensor import Tensor, no_grad
-    candidates = [d["name"] for d in layers if len(d["output_shape"]) == 3 and d["output_shape"][1:] != [1, 1]]
-    if not candidates:
-        raise RequestError("Grad-CAM needs a node with feature maps (C, H, W); this model has none")
-    name = candidates[-1]
-    data = as_model_input(model, x)
-    with no_grad():
-        values = model.run_all(Tensor(data))
-    index = [n.name for n in model.nodes].index(name)
-    with _keep_parameter_grads(model):
-        leaf = Tensor(np.array(values[name].data), requires_grad=True)
-        live = dict(values)
-        live[name] = leaf
-        for node in model.nodes[index + 1:]:
-            live[node.name] = node.module(*[live[i] for i in node.inputs])
-        out = live[model.output]
-        seed, t = _score_seed(out, target)
-        out.backward(seed)
-        grads = np.asarray(leaf.grad, dtype=np.float64)
-    acts = np.asarray(leaf.data, dtype=np.float64)
-    weights = grads.mean(axis=(2, 3))
-    cam = np.maximum(np.einsum("nk,nkhw->nhw", weights, acts), 0.0)
-    peak = cam.max(axis=(1, 2), keepdims=True)
-    scaled = np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)
-    heat = np.clip(resize_bilinear(scaled, data.shape[2:]), 0.0, 1.0)
-    probs = to_probabilities(out.data, model.nodes[-1].module)
-    return SimpleNamespace(target=t, probabilities=probs, layer=name, heatmap=heat)
-
-
 def _onnx_input_shape(path) -> Tuple[int, int, int]:
     """``(C, H, W)`` of an ONNX file's first graph input (the onnx package reads the file)."""
     import onnx
@@ -672,18 +636,20 @@ class Explorer:
                 "probability": float(r.probabilities[0, t]), "heatmap": encode_array(heat)}
 
     def _grad_cam(self, x, target):
-        """:func:`cnnlab.explain.saliency.grad_cam`; for a graph model it names the node itself when
-        ``grad_cam`` cannot (the last node with feature maps before the maps are pooled away)."""
+        """:func:`cnnlab.explain.saliency.grad_cam`; for a graph model whose default Grad-CAM layer
+        cannot be found, the last node with feature maps (before the maps are pooled away)."""
         from .. import nn
         from ..explain.saliency import grad_cam
-        graph = getattr(nn, "Graph", None)
-        if graph is None or not isinstance(self.model, graph):
-            return grad_cam(self.model, x, target)
         try:
             return grad_cam(self.model, x, target)
         except (ValueError, KeyError):
-            pass
-        return _graph_grad_cam(self.model, x, target, self._layers)
+            if not isinstance(self.model, nn.Graph):
+                raise
+        candidates = [d["name"] for d in self._layers
+                      if len(d["output_shape"]) == 3 and d["output_shape"][1:] != [1, 1]]
+        if not candidates:
+            raise RequestError("Grad-CAM needs a node with feature maps (C, H, W); this model has none")
+        return grad_cam(self.model, x, target, layer=candidates[-1])
 
     # ------------------------------------------------------------------ run and test data
     def test_data(self) -> dict:

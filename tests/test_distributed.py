@@ -310,28 +310,16 @@ def _fit_digitsnet(initial):
 
 
 @pytest.fixture
-def threadsafe_no_grad(monkeypatch):
-    """cnnlab's grad mode is one global flag; ranks as threads share it, so count the users."""
-    import contextlib
-
-    import cnnlab.tensor
-    import cnnlab.train
-    lock, depth = threading.Lock(), [0]
-
-    @contextlib.contextmanager
-    def no_grad():
-        with lock:
-            depth[0] += 1
-            cnnlab.tensor._GRAD_ENABLED = False
-        try:
-            yield
-        finally:
-            with lock:
-                depth[0] -= 1
-                if depth[0] == 0:
-                    cnnlab.tensor._GRAD_ENABLED = True
-
-    monkeypatch.setattr(cnnlab.train, "no_grad", no_grad)
+def threadsafe_no_grad():
+    """Ranks run as threads here; cnnlab's grad mode is per thread, so one rank's ``no_grad``
+    (evaluation) never switches recording off for another rank's training step."""
+    import cnnlab
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(cnnlab.is_grad_enabled()))
+    with cnnlab.no_grad():
+        thread.start()
+        thread.join()
+    assert seen == [True]
 
 
 @pytest.mark.parametrize("ranks", [2, 3])

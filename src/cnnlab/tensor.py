@@ -20,12 +20,18 @@ from __future__ import annotations
 import functools
 import operator
 import sys
+import threading
 import types
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-_GRAD_ENABLED = True
+class _GradState(threading.local):
+    """Whether ops record the graph, per thread (``no_grad`` in one thread leaves the others alone)."""
+    enabled = True
+
+
+_grad = _GradState()
 
 
 class _GradMode:
@@ -45,13 +51,11 @@ class _GradMode:
         return self
 
     def __enter__(self):
-        global _GRAD_ENABLED
-        self._previous.append(_GRAD_ENABLED)
-        _GRAD_ENABLED = self._enabled
+        self._previous.append(_grad.enabled)
+        _grad.enabled = self._enabled
 
     def __exit__(self, *exc):
-        global _GRAD_ENABLED
-        _GRAD_ENABLED = self._previous.pop()
+        _grad.enabled = self._previous.pop()
         return False
 
     def __call__(self, func):
@@ -99,11 +103,10 @@ class set_grad_enabled(_GradMode):
     """``set_grad_enabled(False)`` switches recording off now; used with ``with`` it restores the mode."""
 
     def __new__(cls, mode):
-        global _GRAD_ENABLED
         self = _GradMode.__new__(cls)
         self._enabled = bool(mode)
-        self._previous.append(_GRAD_ENABLED)  # restored by __exit__
-        _GRAD_ENABLED = self._enabled
+        self._previous.append(_grad.enabled)  # restored by __exit__
+        _grad.enabled = self._enabled
         return self
 
     def __enter__(self):
@@ -114,7 +117,7 @@ class set_grad_enabled(_GradMode):
 
 
 def is_grad_enabled() -> bool:
-    return _GRAD_ENABLED
+    return _grad.enabled
 
 
 def _as_array(data, dtype=None) -> np.ndarray:
@@ -348,7 +351,7 @@ class Tensor:
         out.data = data
         out.grad = None
         out.op = op
-        if _GRAD_ENABLED and any(p.requires_grad for p in parents):
+        if _grad.enabled and any(p.requires_grad for p in parents):
             out.requires_grad = True
             out._backward = backward
             out._parents = tuple(parents)
@@ -966,25 +969,25 @@ class Tensor:
 
     # --- in-place operations (see the class docstring) ----------------------
     def __iadd__(self, other):
-        if _GRAD_ENABLED and (self.requires_grad or _needs_grad(other)):
+        if _grad.enabled and (self.requires_grad or _needs_grad(other)):
             return _rebind(self, add, other)
         _in_place(self, np.add, other)
         return self
 
     def __isub__(self, other):
-        if _GRAD_ENABLED and (self.requires_grad or _needs_grad(other)):
+        if _grad.enabled and (self.requires_grad or _needs_grad(other)):
             return _rebind(self, Tensor.__sub__, other)
         _in_place(self, np.subtract, other)
         return self
 
     def __imul__(self, other):
-        if _GRAD_ENABLED and (self.requires_grad or _needs_grad(other)):
+        if _grad.enabled and (self.requires_grad or _needs_grad(other)):
             return _rebind(self, mul, other)
         _in_place(self, np.multiply, other)
         return self
 
     def __itruediv__(self, other):
-        if _GRAD_ENABLED and (self.requires_grad or _needs_grad(other)):
+        if _grad.enabled and (self.requires_grad or _needs_grad(other)):
             return _rebind(self, div, other)
         _in_place(self, np.true_divide, other)
         return self
@@ -1168,7 +1171,7 @@ def _index(index):
 
 def _check_in_place(t: Tensor, other, name: str) -> None:
     """Refuse an in-place change a gradient would have to flow through (see the Tensor docstring)."""
-    if not _GRAD_ENABLED or not (t.requires_grad or _needs_grad(other)):
+    if not _grad.enabled or not (t.requires_grad or _needs_grad(other)):
         return
     if t.requires_grad and t._backward is None:
         raise RuntimeError(_LEAF_IN_PLACE)

@@ -330,6 +330,15 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
 
 
 # --- binary losses --------------------------------------------------------------------------------
+def _binary_inputs(op: str, input, target, weight, size_average, reduce, reduction):
+    """The checked ``(input, target, weight array or None, reduction)`` of a binary cross-entropy."""
+    x = _float_input(input, op)
+    reduction = _reduction(op, size_average, reduce, reduction)
+    target = _target_tensor(target, x.dtype)
+    _check_same_shape(x, target.data, op)
+    return x, target, _broadcast_weight(weight, x.shape, op, "weight", x.dtype), reduction
+
+
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
                                      reduction: str = "mean", pos_weight=None) -> Tensor:
     """Sigmoid + binary cross-entropy in one stable step, for binary and multi-label outputs.
@@ -342,12 +351,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     Shape: input and target the same shape ``(*)``; output scalar, or ``(*)`` with ``'none'``.
     """
     op = "binary_cross_entropy_with_logits"
-    x = _float_input(input, op)
-    reduction = _reduction(op, size_average, reduce, reduction)
-    target = _target_tensor(target, x.dtype)
+    x, target, w, reduction = _binary_inputs(op, input, target, weight, size_average, reduce, reduction)
     t = target.data
-    _check_same_shape(x, t, op)
-    w = _broadcast_weight(weight, x.shape, op, "weight", x.dtype)
     pw = _broadcast_weight(pos_weight, x.shape, op, "pos_weight", x.dtype)
     d = x.data
     log_sig_neg = np.log1p(np.exp(-np.abs(d))) + np.maximum(-d, 0)  # -log sigmoid(x)
@@ -379,12 +384,8 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     or ``(*)`` with ``'none'``.
     """
     op = "binary_cross_entropy"
-    x = _float_input(input, op)
-    reduction = _reduction(op, size_average, reduce, reduction)
-    target = _target_tensor(target, x.dtype)
+    x, target, w, reduction = _binary_inputs(op, input, target, weight, size_average, reduce, reduction)
     t = target.data
-    _check_same_shape(x, t, op)
-    w = _broadcast_weight(weight, x.shape, op, "weight", x.dtype)
     d = x.data
     for name, a in (("input", d), ("target", t)):
         outside = ~((a >= 0) & (a <= 1))

@@ -12,9 +12,10 @@ Images come in as bytes (an uploaded file) or as the index of a test image;
 no file path is ever taken from a client.  The arithmetic is written by
 :mod:`cnnlab.explain.trace`, the same functions ``cnnlab explain conv`` prints.
 
-cnnlab's autograd switch (``no_grad``) is one process-wide flag, so engine
-calls are serialised by one lock: requests are served concurrently, the
-model is only read, and nothing of one request is kept for another.
+Engine calls are serialised by one lock: saliency and Grad-CAM backpropagate
+through the shared model, which fills (and then restores) its parameters'
+``.grad``.  Requests are served concurrently, the model's weights are only
+read, and nothing of one request is kept for another.
 """
 from __future__ import annotations
 

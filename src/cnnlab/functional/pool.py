@@ -463,6 +463,17 @@ def _adaptive_output_size(op: str, output_size, shape) -> Tuple[int, int]:
     return sizes
 
 
+def _adaptive_input(input, output_size, op: str):
+    """The checked input, ``(OH, OW)``, and ``((kh, kw), (sh, sw))`` when the adaptive windows are
+    a plain pooling's (equally long and equally spaced along both axes), else None."""
+    x = _image_input(input, op)
+    _nonempty_plane(x, op)
+    oh, ow = _adaptive_output_size(op, output_size, x.shape)
+    uh, uw = _uniform_windows(x.shape[2], oh), _uniform_windows(x.shape[3], ow)
+    uniform = None if uh is None or uw is None else ((uh[0], uw[0]), (uh[1], uw[1]))
+    return x, (oh, ow), uniform
+
+
 def _uniform_windows(in_size: int, out_size: int):
     """``(kernel, stride)`` when the adaptive windows are equally long and equally
     spaced (e.g. when ``out_size`` divides ``in_size``), else None."""
@@ -523,13 +534,10 @@ def adaptive_avg_pool2d(input, output_size) -> Tensor:
           kernel ``k`` and stride ``s``, and ``OH = conv_output_size(H, k, s)``.
     """
     op = "adaptive_avg_pool2d"
-    x = _image_input(input, op)
-    _nonempty_plane(x, op)
+    x, (oh, ow), uniform = _adaptive_input(input, output_size, op)
     N, C, H, W = x.shape
-    oh, ow = _adaptive_output_size(op, output_size, x.shape)
-    uh, uw = _uniform_windows(H, oh), _uniform_windows(W, ow)
-    if uh is not None and uw is not None:
-        kernel, stride = (uh[0], uw[0]), (uh[1], uw[1])
+    if uniform is not None:
+        kernel, stride = uniform
         return _avg_pool_core(x, kernel, stride, (0, 0), (oh, ow),
                               np.full((oh, ow), float(kernel[0] * kernel[1])), op)
 
@@ -581,14 +589,11 @@ def adaptive_max_pool2d(input, output_size, return_indices: bool = False):
           and ``OH = conv_output_size(H, k, s)``.
     """
     op = "adaptive_max_pool2d"
-    x = _image_input(input, op)
-    _nonempty_plane(x, op)
+    x, (oh, ow), uniform = _adaptive_input(input, output_size, op)
     N, C, H, W = x.shape
-    oh, ow = _adaptive_output_size(op, output_size, x.shape)
-    uh, uw = _uniform_windows(H, oh), _uniform_windows(W, ow)
-    if uh is not None and uw is not None:
-        return _extreme_pool_core(x, (uh[0], uw[0]), (uh[1], uw[1]), (0, 0), (1, 1), (oh, ow), "max",
-                                  return_indices, op)
+    if uniform is not None:
+        kernel, stride = uniform
+        return _extreme_pool_core(x, kernel, stride, (0, 0), (1, 1), (oh, ow), "max", return_indices, op)
 
     # General windows: a max over a rectangle is a max over its rows of the
     # maxima over its columns.  Stage 1 reduces columns -> (C, H, OW, N), stage 2

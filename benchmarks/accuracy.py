@@ -88,6 +88,7 @@ def run_torch(task: str, data_dir, seed: int, threads) -> dict:
     return fit_torch(spec, model.state_dict(), train_set, val_set, test_set, epochs=recipe["epochs"],
                      batch_size=recipe["batch_size"], lr=recipe["lr"], optimizer=recipe["optimizer"],
                      schedule=recipe["schedule"], weight_decay=recipe["weight_decay"],
+                     label_smoothing=recipe.get("label_smoothing", 0.0),
                      augment=default_augmentation(dataset_key(dataset), train_set.input_shape), seed=seed,
                      threads=threads, log=lambda s: print(s, file=sys.stderr)) | {"model": recipe["model"],
                                                                                   "epochs": recipe["epochs"]}

@@ -89,7 +89,7 @@ def make_models(folder: Path):
     lenet.eval()
     save_model(lenet, folder / "lenet5", (1, 28, 28), name="lenet5", mean=[0.1307], std=[0.3081])
     try:   # the zoo's residual network when this cnnlab has it, else the same design built here
-        res, _ = create_model("resnet8", (1, 28, 28), 10)
+        res, _ = create_model("resnet8", (1, 28, 28), 10, width=16)  # the published figures' width
     except (KeyError, ValueError):
         res = residual_net()
     res.eval()

@@ -317,3 +317,11 @@ def test_resnet8_shape_and_parity_with_a_pytorch_twin(torch):
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32))
     np.testing.assert_allclose(m(Tensor(x)).data, t(torch.from_numpy(x)).detach().numpy(), rtol=1e-9, atol=1e-10)
     assert m.output_shape((2, 3, 32, 32)) == (2, 10)
+
+
+def test_resnet8_widths_have_the_published_parameter_counts():
+    # README: the zoo's resnet8 has 308,074 parameters (width 32); the MPI and explorer figures use width 16
+    count = lambda m: sum(p.data.size for p in m.parameters())  # noqa: E731
+    assert count(resnet8()) == 308_074
+    assert count(resnet8(width=16)) == 77_754
+    assert [n.module.out_channels for n in resnet8(width=8).nodes if isinstance(n.module, nn.Conv2d)][:2] == [8, 8]

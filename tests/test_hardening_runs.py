@@ -701,3 +701,34 @@ def test_float_and_16_bit_images_keep_their_gray_levels(tmp_path):
     deep = (pixels * 65535).astype(np.uint16)
     Image.fromarray(deep).save(tmp_path / "deep.png")  # 16-bit gray
     assert np.allclose(read_image(tmp_path / "deep.png", 1)[0], expected, atol=1 / 255)
+
+
+def test_fit_from_python_locks_its_out_dir(tmp_path):
+    """``fit(out_dir=...)`` (not only ``cnnlab train``) refuses a folder another process trains into."""
+    import cnnlab
+    from cnnlab._runlock import RunLocked
+    from cnnlab.train import fit
+    out = tmp_path / "run"
+    rng = np.random.default_rng(0)
+    data = (rng.random((16, 1, 6, 6), dtype=np.float32), rng.integers(0, 2, 16))
+    model = cnnlab.nn.Sequential(cnnlab.nn.Flatten(), cnnlab.nn.Linear(36, 2))
+    env = dict(os.environ, PYTHONPATH=SRC)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom cnnlab._runlock import run_lock\n"
+                               "with run_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)\n",
+                               str(out)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunLocked, match=f"pid {holder.pid}"):
+            fit(model, data, epochs=1, out_dir=out, verbose=0)
+        with pytest.raises(RunLocked):
+            fit(model, data, epochs=1, resume=out, verbose=0)
+        assert sorted(p.name for p in out.iterdir()) == [".cnnlab-lock"]  # nothing written
+    finally:
+        holder.kill()
+        holder.wait()
+    fit(model, data, epochs=1, out_dir=out, verbose=0)
+    assert (out / "model.json").is_file() and not (out / ".cnnlab-lock").exists()
+    # a fit that fails its checks before writing leaves no empty folder behind
+    with pytest.raises(ValueError):
+        fit(model, data, epochs=1, out_dir=tmp_path / "never", verbose=0, label_smoothing=2.0)
+    assert not (tmp_path / "never").exists()

@@ -41,6 +41,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
+import inspect
 import io as _io
 import math
 import sys
@@ -545,6 +547,27 @@ def _improved(value: float, best: Optional[float], mode: str, min_delta: float) 
     return value < best - min_delta if mode == "min" else value > best + min_delta
 
 
+def _locks_its_run_directory(fit_function):
+    """Hold the run directory's lock (:func:`cnnlab._runlock.run_lock`) while ``fit`` writes it:
+    ``out_dir``, or the ``resume`` directory; rank 0 alone under MPI, as it alone writes."""
+    signature = inspect.signature(fit_function)
+
+    @functools.wraps(fit_function)
+    def wrapper(*args, **kwargs):
+        given = signature.bind(*args, **kwargs).arguments
+        directory = given.get("out_dir")
+        if directory is None and isinstance(given.get("resume"), (str, Path)):
+            directory = given["resume"]
+        group = _distributed.current_group()
+        if directory is None or (group is not None and not group.is_root):
+            return fit_function(*args, **kwargs)
+        with run_lock(directory):
+            return fit_function(*args, **kwargs)
+
+    return wrapper
+
+
+@_locks_its_run_directory
 def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_size: int = 64,
         optimizer: Union[str, optim.Optimizer] = "adam", lr: float = 1e-3, momentum: float = 0.9,
         weight_decay: float = 0.0, schedule="cosine", patience: Optional[int] = None,
@@ -579,7 +602,8 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
         seed: seeds the shuffling, the augmentation and cnnlab's generator (dropout); ``None``
             draws one at random (recorded in the checkpoint).  Each epoch's order and each
             batch's augmentation come from their own streams (``DataLoader(seed=...)``).
-        out_dir: write checkpoint, history and model files here after every epoch.
+        out_dir: write checkpoint, history and model files here after every epoch.  The folder
+            is locked while ``fit`` runs: another process fitting into it gets ``RunLocked``.
         resume: ``True`` (or a run directory) to continue from ``out_dir``'s checkpoint.
         verbose: ``"auto"`` (bar on a terminal, a line per epoch otherwise), 0, 1 (bar), 2 (lines).
         input_shape, classes, model_name, model_extra: what ``model.json`` records (taken from

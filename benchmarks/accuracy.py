@@ -25,7 +25,7 @@ Measured (seed 0, 2-core machine shared with other work, OPENBLAS_NUM_THREADS=1,
 PyTorch 2.13 CPU with 1 thread; "train s" is the wall time of the epochs):
 
     task        model      epochs  cnnlab             PyTorch (same batches)
-    digits      digitsnet  30      99.72%, 13-26 s    98.05%, 22 s
+    digits      digitsnet  30      99.44%, 7-12 s     98.05%, 6.8 s
     mnist       lenet5     5       99.09%, 126 s      99.11%, 78 s
     fashion     smallnet   12      92.83%, 2834 s     92.76%, 2092 s
     mnist-best  smallnet   12      99.58%, 2443 s     99.57%, 2198 s

@@ -165,15 +165,20 @@ def _wait_for(predicate, proc, seconds=120):
         time.sleep(0.05)
 
 
+def lock_holder(out: Path):
+    """Another process holding ``out``'s run lock (it has taken it when this returns); kill it to release."""
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom cnnlab._runlock import run_lock\n"
+                               "with run_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)\n",
+                               str(out)], stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=SRC))
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
 def test_second_run_into_a_locked_directory_is_refused_naming_the_holder(tmp_path):
     import socket
     out = tmp_path / "run"
-    env = dict(os.environ, PYTHONPATH=SRC)
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom cnnlab._runlock import run_lock\n"
-                               "with run_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)\n",
-                               str(out)], stdout=subprocess.PIPE, text=True, env=env)
+    holder = lock_holder(out)
     try:
-        assert holder.stdout.readline().strip() == "held"
         result = cnnlab("train", "--epochs", 1, "--limit", 100, "--out", out, "--quiet")
         assert result.returncode == 1, result.stderr
         assert f"{out} is in use by another training run (pid {holder.pid} on {socket.gethostname()}, " \
@@ -712,12 +717,8 @@ def test_fit_from_python_locks_its_out_dir(tmp_path):
     rng = np.random.default_rng(0)
     data = (rng.random((16, 1, 6, 6), dtype=np.float32), rng.integers(0, 2, 16))
     model = cnnlab.nn.Sequential(cnnlab.nn.Flatten(), cnnlab.nn.Linear(36, 2))
-    env = dict(os.environ, PYTHONPATH=SRC)
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom cnnlab._runlock import run_lock\n"
-                               "with run_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)\n",
-                               str(out)], stdout=subprocess.PIPE, text=True, env=env)
+    holder = lock_holder(out)
     try:
-        assert holder.stdout.readline().strip() == "held"
         with pytest.raises(RunLocked, match=f"pid {holder.pid}"):
             fit(model, data, epochs=1, out_dir=out, verbose=0)
         with pytest.raises(RunLocked):

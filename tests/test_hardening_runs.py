@@ -72,17 +72,18 @@ def test_batch_size_1_refused_up_front_when_batch_norm_sees_1x1_maps(tmp_path):
         T.fit(model, (x, y), epochs=1, batch_size=1, verbose=0)
     # a last batch of one image is left out, and the progress output says so
     lines = []
-    progress_cls = T._Progress
+    from cnnlab.train import loop
+    progress_cls = loop.ProgressBar
 
     class Recording(progress_cls):
         def message(self, text):
             lines.append(text)
 
-    T._Progress = Recording
+    loop.ProgressBar = Recording
     try:
         history = T.fit(build_model(ONE_BY_ONE_BN), (x, y), epochs=1, batch_size=4, verbose=2)
     finally:
-        T._Progress = progress_cls
+        loop.ProgressBar = progress_cls
     assert any("leave a last batch of 1 image" in line for line in lines), lines
     assert history.train_images == 8
 
@@ -167,7 +168,7 @@ def _wait_for(predicate, proc, seconds=120):
 
 def lock_holder(out: Path):
     """Another process holding ``out``'s run lock (it has taken it when this returns); kill it to release."""
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom cnnlab._runlock import run_lock\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom cnnlab.runs.lock import run_lock\n"
                                "with run_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)\n",
                                str(out)], stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=SRC))
     assert holder.stdout.readline().strip() == "held"
@@ -567,7 +568,7 @@ def test_runs_started_in_the_same_second_get_different_folders(tmp_path, monkeyp
         def now(cls, tz=None):
             return cls(2026, 1, 2, 3, 4, 5)
 
-    monkeypatch.setattr(T, "datetime", Frozen)
+    monkeypatch.setattr(T.run, "datetime", Frozen)
     first = T._new_run_dir("digits", "digitsnet", tmp_path)
     second = T._new_run_dir("digits", "digitsnet", tmp_path)
     assert first.name == "digits-digitsnet-20260102-030405" and second.name == first.name + "-2"
@@ -711,7 +712,7 @@ def test_float_and_16_bit_images_keep_their_gray_levels(tmp_path):
 def test_fit_from_python_locks_its_out_dir(tmp_path):
     """``fit(out_dir=...)`` (not only ``cnnlab train``) refuses a folder another process trains into."""
     import cnnlab
-    from cnnlab._runlock import RunLocked
+    from cnnlab.runs.lock import RunLocked
     from cnnlab.train import fit
     out = tmp_path / "run"
     rng = np.random.default_rng(0)

@@ -1,4 +1,5 @@
-"""The README's Python quick start runs as written (custom Module, DataLoader loop, save, load, predict)."""
+"""The Python quick start (docs/python.md, linked from the README) runs as written: a custom Module,
+a DataLoader loop, save, load, predict."""
 from __future__ import annotations
 
 import re
@@ -8,13 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "python.md"
 
 
 def _python_blocks(section: str):
-    text = README.read_text(encoding="utf-8")
+    text = PAGE.read_text(encoding="utf-8")
     start = text.index(f"## {section}")
-    end = text.index("\n## ", start + 3)
+    end = text.find("\n## ", start + 3)
+    end = len(text) if end < 0 else end
     return re.findall(r"```python\n(.*?)```", text[start:end], flags=re.S)
 
 

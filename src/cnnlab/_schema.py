@@ -18,6 +18,9 @@ from typing import Dict, Sequence
 
 import numpy as np
 
+#: the columns of a run's ``history.csv`` (and of the history inside its checkpoint)
+HISTORY_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+
 __all__ = ["MAX_MODEL_FILE_BYTES", "MAX_LAYERS", "MAX_DEPTH", "MAX_SIZE", "MAX_LIST_ITEMS", "MAX_PARAMETERS",
            "read_model_text", "parse_yaml", "check_model_document", "check_weights_name", "check_model_json",
            "check_model_outputs", "check_metrics", "check_config", "check_checkpoint", "check_history"]
@@ -515,7 +518,6 @@ def check_checkpoint(arrays: Dict[str, np.ndarray], meta, where, model=None) -> 
         lengths.add(len(column))
     if len(lengths) > 1:
         raise ValueError(f"{where}: the history's columns have different lengths {sorted(lengths)}")
-    from .train import HISTORY_COLUMNS
     missing = [c for c in HISTORY_COLUMNS if c not in columns]
     if missing:
         raise ValueError(f"{where}: the history has no {missing[0]!r} column (expected {', '.join(HISTORY_COLUMNS)})")

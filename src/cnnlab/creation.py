@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import operator
+import types as _types
 from typing import Sequence
 
 import numpy as np
@@ -419,3 +420,14 @@ def allclose(input, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: 
 
 def equal(input, other) -> bool:
     return as_tensor(input).equal(other)
+
+
+class _CallableModule(_types.ModuleType):
+    """``cnnlab.tensor(data)`` makes a tensor (PyTorch's ``torch.tensor``, see :func:`tensor`) while
+    ``cnnlab.tensor`` stays the module (``from cnnlab.tensor import Tensor`` keeps working)."""
+
+    def __call__(self, data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+        return tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+_t.__class__ = _CallableModule

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import functools
 import operator
-import sys
 import threading
-import types
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -562,30 +560,6 @@ class Tensor:
     def minimum(self, other):
         return minimum(self, other)
 
-    def sigmoid(self):
-        from .functional.activation import sigmoid
-        return sigmoid(self)
-
-    def tanh(self):
-        from .functional.activation import tanh
-        return tanh(self)
-
-    def relu(self):
-        from .functional.activation import relu
-        return relu(self)
-
-    def softmax(self, dim, dtype=None):
-        from .functional.activation import softmax
-        x = self if dtype is None else self.to(dtype)
-        d = _wrap_dim(dim, x.ndim)
-        return softmax(x, d) if x.ndim else softmax(x.reshape(1), 0).reshape(())
-
-    def log_softmax(self, dim, dtype=None):
-        from .functional.activation import log_softmax
-        x = self if dtype is None else self.to(dtype)
-        d = _wrap_dim(dim, x.ndim)
-        return log_softmax(x, d) if x.ndim else log_softmax(x.reshape(1), 0).reshape(())
-
     def where(self, condition, other):
         return where(condition, self, other)
 
@@ -645,52 +619,6 @@ class Tensor:
 
     def all(self, dim=None, keepdim=False):
         return Tensor(np.all(self.data, axis=_axes(dim, self.data.ndim), keepdims=keepdim))
-
-    # --- reductions --------------------------------------------------------
-    def sum(self, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None):
-        x = self if dtype is None else self.to(dtype)
-        return tsum(x, _dim_arg(dim, axis), keepdim if keepdims is None else keepdims)
-
-    def mean(self, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None):
-        x = self if dtype is None else self.to(dtype)
-        return mean(x, _dim_arg(dim, axis), keepdim if keepdims is None else keepdims)
-
-    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
-        return var(self, _dim_arg(dim, axis), unbiased, keepdim if keepdims is None else keepdims, correction)
-
-    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
-        return std(self, _dim_arg(dim, axis), unbiased, keepdim if keepdims is None else keepdims, correction)
-
-    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
-        """No ``dim``: the largest value.  With ``dim``: ``(values, indices)``.  A tensor: ``maximum``."""
-        if isinstance(dim, (Tensor, np.ndarray)):
-            return maximum(self, dim)
-        return _extreme(self, _dim_arg(dim, axis), keepdim if keepdims is None else keepdims, "max")
-
-    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
-        """No ``dim``: the smallest value.  With ``dim``: ``(values, indices)``.  A tensor: ``minimum``."""
-        if isinstance(dim, (Tensor, np.ndarray)):
-            return minimum(self, dim)
-        return _extreme(self, _dim_arg(dim, axis), keepdim if keepdims is None else keepdims, "min")
-
-    def amax(self, dim=(), keepdim=False):
-        return _amax(self, dim, keepdim, np.max)
-
-    def amin(self, dim=(), keepdim=False):
-        return _amax(self, dim, keepdim, np.min)
-
-    def argmax(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
-        return _argext(self, _dim_arg(dim, axis), keepdim if keepdims is None else keepdims, np.argmax)
-
-    def argmin(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
-        return _argext(self, _dim_arg(dim, axis), keepdim if keepdims is None else keepdims, np.argmin)
-
-    def prod(self, dim=None, keepdim=False, dtype=None):
-        x = self if dtype is None else self.to(dtype)
-        return prod(x, dim, keepdim)
-
-    def norm(self, p="fro", dim=None, keepdim=False):
-        return norm(self, p, dim, keepdim)
 
     # --- shape -------------------------------------------------------------
     def reshape(self, *shape):
@@ -870,21 +798,6 @@ class Tensor:
         return Tensor.from_op(np.flip(self.data, axes), (self,), lambda g: (np.flip(g, axes),), "flip")
 
     # --- sorting and running sums ---------------------------------------------
-    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False):
-        """``(values, indices)`` sorted along ``dim`` (ties keep their order)."""
-        return _sort(self, dim, descending, None)
-
-    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False):
-        return _sort(self, dim, descending, None).indices
-
-    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
-        """``(values, indices)`` of the ``k`` largest (or smallest) entries along ``dim``."""
-        n = self.data.shape[_wrap_dim(dim, self.data.ndim)] if self.data.ndim else 1
-        if not 0 <= k <= n:
-            raise RuntimeError(f"selected index k out of range: k={k} for a dimension of size {n}")
-        result = _sort(self, dim, largest, k)
-        return _TopkResult(result.values, result.indices)
-
     def cumsum(self, dim: int):
         d = _wrap_dim(dim, self.data.ndim)
         if self.data.ndim == 0:
@@ -1479,19 +1392,3 @@ def concatenate(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
     return Tensor.from_op(np.concatenate([t.data for t in tensors], axis=axis), tensors,
                           backward, "concatenate")
 
-
-# Reductions and sorting live in their own file; imported last because they build on Tensor.
-from ._reductions import (_MaxResult, _MinResult, _SortResult, _TopkResult, _amax, _argext,  # noqa: E402,F401
-                          _expand, _extreme, _sort, mean, norm, prod, std, tsum, var)
-
-
-class _CallableModule(types.ModuleType):
-    """``cnnlab.tensor(data)`` makes a tensor (PyTorch's ``torch.tensor``, see cnnlab.creation.tensor)
-    while ``cnnlab.tensor`` stays this module (``from cnnlab.tensor import Tensor`` keeps working)."""
-
-    def __call__(self, data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-        from .creation import tensor
-        return tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
-
-
-sys.modules[__name__].__class__ = _CallableModule

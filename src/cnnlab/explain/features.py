@@ -15,6 +15,7 @@ from typing import List, Optional, Tuple, Union
 import numpy as np
 
 from .. import nn
+from ..nn.probabilities import as_model_input, model_dtype, predict_proba, to_probabilities
 from ..tensor import Tensor, no_grad
 
 __all__ = ["LayerOutput", "model_graph", "layer_input", "named_layers", "find_layer", "conv_layer_names", "layer_outputs",
@@ -85,20 +86,6 @@ def find_layer(model: nn.Module, layer: Union[int, str]) -> Tuple[str, nn.Module
         return layers[int(key)]
     listing = ", ".join(f"{n} {type(m).__name__}" for n, m in layers)
     raise ValueError(f"the model has no layer {layer!r}; its layers are: {listing}")
-
-
-def model_dtype(model: nn.Module, default=np.float32):
-    """The floating dtype of the model's parameters (float32 unless it was built in float64)."""
-    for p in model.parameters():
-        if p.data.dtype.kind == "f":
-            return p.data.dtype
-    return np.dtype(default)
-
-
-def as_model_input(model: nn.Module, images) -> np.ndarray:
-    """``images`` as an ndarray of the model's dtype (convolution needs input and weights alike)."""
-    a = images.data if isinstance(images, Tensor) else images
-    return np.asarray(a, dtype=model_dtype(model))
 
 
 def layer_outputs(model: nn.Module, images, upto: Optional[str] = None) -> List[LayerOutput]:
@@ -189,46 +176,6 @@ def conv_kernel(model: nn.Module, layer: Union[int, str], channel: int,
         return kernel, bias, text
     kernel = weight[channel, 0] if in_ch == 1 else weight[channel]
     return kernel, bias, text
-
-
-def to_probabilities(output: np.ndarray, last_layer: Optional[nn.Module] = None) -> np.ndarray:
-    """Class probabilities from the network's last output.
-
-    Scores (logits) go through a numerically stable softmax; a network that
-    ends in :class:`~cnnlab.nn.Softmax` already gives probabilities, one that
-    ends in :class:`~cnnlab.nn.LogSoftmax` gives their logarithms.
-
-    Shape:
-        ``(N, K)`` -> ``(N, K)``.
-    """
-    out = np.asarray(output, dtype=np.float64)
-    if out.ndim != 2:
-        out = out.reshape(out.shape[0], -1)
-    if isinstance(last_layer, nn.LogSoftmax):
-        return np.exp(out)
-    if isinstance(last_layer, nn.Softmax):
-        return out
-    shifted = out - out.max(axis=1, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def predict_proba(model: nn.Module, images, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities for ``(N, C, H, W)`` preprocessed images, in batches, without gradients.
-
-    Shape:
-        ``(N, C, H, W)`` -> ``(N, K)`` float64.
-    """
-    images = as_model_input(model, images)
-    graph = nn.as_graph(model, images.shape[1:])
-    last = graph.node(graph.output).module
-    chunks = []
-    with no_grad():
-        for start in range(0, images.shape[0], batch_size):
-            chunks.append(to_probabilities(model(Tensor(images[start:start + batch_size])).data, last))
-    if not chunks:
-        raise ValueError("predict_proba got no images (shape (0, ...))")
-    return np.concatenate(chunks)
 
 
 def first_conv_weight(model: nn.Module) -> Tuple[Optional[str], Optional[np.ndarray]]:

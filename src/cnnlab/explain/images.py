@@ -14,7 +14,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from ..io import atomic_write_bytes
+from ..runs.files import atomic_write_bytes
+from ..runs.model import image_file as _check_file
 
 __all__ = ["image_channels", "load_image", "parse_crop", "parse_size", "crop", "fit_size",
            "to_uint8", "png_bytes", "save_png", "atomic_write"]
@@ -23,16 +24,6 @@ _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"
 
 
 atomic_write = atomic_write_bytes  # one atomic writer for the whole project (cnnlab.io)
-
-
-def _check_file(path) -> Path:
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"image file {path} does not exist")
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder, expected an image file (PNG, JPEG, BMP, ...)")
-    from ..data.folder import _regular_file
-    return _regular_file(path)
 
 
 def image_channels(path) -> Tuple[Tuple[int, int], int]:

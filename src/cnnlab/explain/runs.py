@@ -9,12 +9,14 @@ missing.
 """
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+
+from ..runs.history import read_history
+from ..runs.model import model_input
 
 __all__ = ["Run", "open_run", "read_history", "model_input", "TestData", "load_test_data", "evaluate_test",
            "Evaluation", "confusion_matrix"]
@@ -57,53 +59,6 @@ def _read_json(path: Path, what: str, check) -> Optional[dict]:
     return read_checked_json(path, what, check)
 
 
-def read_history(path) -> Dict[str, list]:
-    """``history.csv`` as columns: ``{"epoch": [1, 2], "train_loss": [0.5, 0.3], ...}`` (empty
-    cells are None, numbers are floats, ``epoch`` ints).
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: not a CSV with an ``epoch`` column, or a cell that is not a number.
-    """
-    import io
-    import math
-    from .._schema import MAX_RUN_FILE_BYTES, _read_text, check_history
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"history file {path} does not exist")
-    try:
-        rows = list(csv.reader(io.StringIO(_read_text(path, MAX_RUN_FILE_BYTES, "history file"), newline="")))
-    except csv.Error as exc:
-        raise ValueError(f"history file {path} is not a readable CSV file: {exc}") from None
-    if not rows or "epoch" not in rows[0]:
-        raise ValueError(f"{path} is not a training history: expected a CSV whose first line names the "
-                         f"columns, including 'epoch'; got {rows[0] if rows else 'an empty file'}")
-    header = rows[0]
-    if len(set(header)) != len(header) or any(not name.strip() for name in header):
-        raise ValueError(f"{path}: the header line must name each column once, got {header}")
-    cols: Dict[str, list] = {name: [] for name in header}
-    for line_no, row in enumerate(rows[1:], start=2):
-        if not row:
-            continue
-        if len(row) > len(header):
-            raise ValueError(f"{path}, line {line_no}: {len(row)} cells, but the header names {len(header)} "
-                             "columns")
-        for name, cell in zip(header, row + [""] * (len(header) - len(row))):
-            if cell.strip() == "":
-                cols[name].append(None)
-                continue
-            try:
-                value = float(cell)
-            except ValueError:
-                raise ValueError(f"{path}, line {line_no}, column {name!r}: {cell!r} is not a number") from None
-            if name == "epoch":
-                if not math.isfinite(value) or value != int(value):
-                    raise ValueError(f"{path}, line {line_no}, column 'epoch': {cell!r} is not a whole number")
-                value = int(value)
-            cols[name].append(value)
-    return check_history(cols, path)
-
-
 def open_run(path) -> Run:
     """Load the model of a run (or model) directory, plus its history, metrics and config if present.
 
@@ -121,30 +76,6 @@ def open_run(path) -> Run:
     from .._schema import check_config, check_metrics
     return Run(folder, saved, history, _read_json(folder / "metrics.json", "metrics file", check_metrics),
                _read_json(folder / "config.json", "run configuration", check_config))
-
-
-def model_input(saved, path, invert: bool = False, notes: Optional[list] = None) -> Tuple[np.ndarray, np.ndarray]:
-    """An image file made ready for a saved model, as ``cnnlab predict`` does it.
-
-    The image is read with the model's channel count (grayscale or RGB),
-    transparency composited onto the training background, resized to its input
-    size, optionally inverted (``1 - x``: MNIST digits are white on black; a
-    scan is usually black on white), and normalised with the model's mean/std
-    (see :func:`cnnlab.data.inputs.read_model_input`).  ``notes``, a list,
-    receives the warnings about how the image differs from the training data.
-
-    Returns:
-        ``(raw, x)``: raw ``(C, H, W)`` float32 in [0, 1] (for pictures) and
-        ``x`` ``(1, C, H, W)`` as the model takes it.
-    """
-    from ..data.inputs import read_model_input
-    from .images import _check_file
-    stats = saved.info.get("data_stats") if isinstance(saved.info, dict) else None
-    raw, warnings = read_model_input(_check_file(path), saved.input_shape, stats if isinstance(stats, dict) else None,
-                                     invert=True if invert else None)
-    if notes is not None:
-        notes.extend(warnings)
-    return raw, saved.preprocess(raw[None])
 
 
 @dataclass

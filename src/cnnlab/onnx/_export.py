@@ -116,7 +116,7 @@ _IR_FOR_OPSET = {13: 7, 14: 7, 15: 8, 16: 8, 17: 8, 18: 8, 19: 9, 20: 9, 21: 10}
 
 def export(model: nn.Module, path, input_shape, opset: int = 17, metadata: Optional[Dict[str, str]] = None) -> Path:
     """Write ``model`` to ``path`` as ONNX (atomically); returns the path."""
-    from ..io import atomic_write_bytes
+    from ..runs.files import atomic_write_bytes
     proto = to_model_proto(model, input_shape, opset, metadata)
     return atomic_write_bytes(path, proto.SerializeToString())
 

@@ -48,7 +48,7 @@ def load_saved(path, classes: Optional[Sequence[str]] = None, mean: Optional[Seq
         FileNotFoundError, OnnxImportError (a ValueError): as :func:`cnnlab.onnx.load`; ValueError when
         ``classes``/``mean``/``std`` do not fit the model (one per output / per channel).
     """
-    from ..io import SavedModel
+    from ..runs.model import SavedModel
     from ._import import load_with_info
 
     source = str(path)

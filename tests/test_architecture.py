@@ -176,3 +176,41 @@ def test_the_checker_sees_an_upward_import(tmp_path):
     modules = {_module_name(p, tmp_path): p for p in fake.rglob("*.py")}
     assert any("cnnlab.functional (functional) imports cnnlab.train" in line for line in upward_imports(modules))
     assert ["cnnlab.functional", "cnnlab.train"] in circles(modules)
+
+
+# --- functions a reader can hold in mind ---------------------------------------------------------
+MAX_FUNCTION_LINES = 80
+SHORT_FUNCTION_PACKAGES = ("train", "cli", "explain")
+
+
+def _code_lines(node) -> int:
+    """Lines of a function without its docstring."""
+    lines = node.end_lineno - node.lineno + 1
+    body = node.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        lines -= body[0].end_lineno - body[0].lineno + 1
+    return lines
+
+
+def long_functions(packages=SHORT_FUNCTION_PACKAGES, limit: int = MAX_FUNCTION_LINES):
+    found = []
+    for package in packages:
+        for path in sorted((PACKAGE / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _code_lines(node) > limit:
+                    found.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name}: {_code_lines(node)} lines")
+    return found
+
+
+def test_functions_of_train_cli_and_explain_fit_a_screen():
+    found = long_functions()
+    assert not found, f"functions over {MAX_FUNCTION_LINES} lines (docstring excluded):\n" + "\n".join(found)
+
+
+def test_fit_is_a_short_loop():
+    import inspect
+
+    from cnnlab.train import fit
+    tree = ast.parse(inspect.getsource(inspect.unwrap(fit)).lstrip())
+    assert _code_lines(tree.body[0]) <= 60

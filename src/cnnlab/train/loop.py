@@ -361,81 +361,92 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
         out_dir, resume = (Path(resume) if out_dir is None else out_dir), True
     if resume and out_dir is None:
         raise ValueError("resume=True needs out_dir (the run directory holding checkpoint.npz)")
-    out_dir = None if out_dir is None else Path(out_dir)
     seed = int(np.random.SeedSequence().entropy % (2 ** 31)) if seed is None else int(seed)
-    epochs, group = int(epochs), _distributed.current_group()  # data-parallel under MPI, else None
+    group = _distributed.current_group()  # data-parallel under MPI, else None
     data = _prepare_data(train_data, val_data, batch_size, augment, seed, group, input_shape, classes)
+    out_dir = None if out_dir is None else Path(out_dir)
     to_save = _model_to_save(model, data.input_shape, out_dir, data.classes)
     if patience is not None and data.val is None:
         raise ValueError("patience (early stopping) needs val_data to watch")
-
-    opt, opt_name = ((optimizer, type(optimizer).__name__.lower()) if isinstance(optimizer, optim.Optimizer)
-                     else (make_optimizer(str(optimizer).lower(), model.parameters(), lr, weight_decay, momentum),
-                           str(optimizer).lower()))
-    scheduler, per_batch = make_scheduler(schedule, opt, epochs, len(data.loader))
-    history = History(mean=None if data.mean is None else tuple(data.mean),
-                      std=None if data.std is None else tuple(data.std))
-    trainer = _Trainer(model, opt, scheduler, history, epochs)
-    _random.manual_seed(seed)
-    config = {"epochs": epochs, "batch_size": int(batch_size), "optimizer": opt_name, "lr": lr,
-              "weight_decay": weight_decay, "schedule": schedule if isinstance(schedule, (str, type(None)))
-              else type(schedule).__name__, "seed": seed, "label_smoothing": label_smoothing,
-              "clip_grad": clip_grad, "patience": patience, "monitor": monitor}
+    trainer, config, per_batch = _trainer(model, data, int(epochs), optimizer, lr, weight_decay, momentum,
+                                          schedule, seed, int(batch_size), label_smoothing, clip_grad, patience,
+                                          monitor)
     best = EarlyStopping(monitor, patience, min_delta, restore_best, validating=data.val is not None)
-    progress = ProgressBar(verbose if group is None or group.is_root else 0, epochs)
+    progress = ProgressBar(verbose if group is None or group.is_root else 0, trainer.epochs)
     folder = None if out_dir is None else RunFolder(
         out_dir, to_save, config, best, data.loader, per_batch, write=group is None or group.is_root,
         model_files={"input_shape": data.input_shape, "classes": data.classes, "name": model_name,
                      "extra": model_extra})
-    start_epoch = 0
-    if resume:
-        folder.set_trainer(trainer)
-        start_epoch = folder.restore(trainer)
-    elif folder is not None and folder.write:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    skip_single = _single_image_batches(model, data.loader, data.input_shape, progress)
-    progress.batches = len(data.loader)
     pieces = [*([SameWeightsOnRanks(group)] if group is not None else []), DivergenceGuard(out_dir), best,
               *callbacks, progress, *([folder] if folder is not None else [])]
     for cb in pieces:
         cb.set_trainer(trainer)
-    _call(callbacks, "on_train_begin", {"epochs": epochs, "start_epoch": start_epoch})
+    start_epoch = folder.restore(trainer) if resume else 0
+    if folder is not None and folder.write and not resume:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    skip_single = _single_image_batches(model, data.loader, data.input_shape, progress)
+    progress.batches = len(data.loader)
+    _call(callbacks, "on_train_begin", {"epochs": trainer.epochs, "start_epoch": start_epoch})
     if start_epoch:
         progress.message(f"resuming {out_dir} after epoch {start_epoch}")
-
-    step = _make_step(model, opt, label_smoothing, clip_grad, group)
+    step = _make_step(model, trainer.optimizer, label_smoothing, clip_grad, group)
     try:
-        for epoch in range(start_epoch, epochs):
-            if trainer.stop_training:
-                break
-            t_epoch = time.perf_counter()
-            _call(pieces, "on_epoch_begin", epoch + 1, {})
-            lr_at_start = float(opt.lr)
-            if hasattr(data.loader, "set_epoch"):
-                data.loader.set_epoch(epoch)
-            model.train()
-            figures = _train_epoch(trainer, data.loader, epoch, epoch == start_epoch, step, pieces, skip_single,
-                                   per_batch, group)
-            if scheduler is not None and not per_batch:
-                scheduler.step()
-            seen = max(figures["seen"], 1)
-            _call(pieces, "on_train_epoch_end", epoch + 1, {"train_loss": figures["loss_sum"] / seen})
-            history.train_images += figures["seen"]
-            history.step_seconds += figures["step_seconds"]
-            trainer.images_per_second = (figures["seen"] / figures["step_seconds"]
-                                         if figures["step_seconds"] > 0 else 0.0)
-            row = _epoch_row(trainer, epoch, figures, lr_at_start, data.val, t_epoch)
-            history.train_seconds += row["seconds"]
-            history.append(row)
-            _call(pieces, "on_epoch_end", epoch + 1, dict(row))
-        if history.stopped_early:
-            progress.message(f"early stopping: {monitor} did not improve for {patience} epochs "
-                             f"(best {history.best_value:.4f} at epoch {history.best_epoch})")
+        _run_epochs(trainer, data, start_epoch, step, pieces, skip_single, per_batch, group)
+        if trainer.history.stopped_early:
+            progress.message(f"early stopping: {monitor} did not improve for {patience} epochs (best "
+                             f"{trainer.history.best_value:.4f} at epoch {trainer.history.best_epoch})")
     finally:
         progress.close()
     best.on_train_end({})
     model.eval()
     if folder is not None:
         folder.on_train_end({})  # the final model files, before the user's callbacks hear of the end
-    _call(callbacks, "on_train_end", {"epochs": history.epochs, "best_epoch": history.best_epoch})
-    return history
+    _call(callbacks, "on_train_end", {"epochs": trainer.history.epochs, "best_epoch": trainer.history.best_epoch})
+    return trainer.history
+
+
+def _trainer(model, data: _FitData, epochs: int, optimizer, lr, weight_decay, momentum, schedule, seed: int,
+             batch_size: int, label_smoothing, clip_grad, patience, monitor):
+    """The optimizer, the schedule and the history, as the state callbacks see; the settings a
+    checkpoint stores; and whether the schedule steps per batch."""
+    if isinstance(optimizer, optim.Optimizer):
+        opt, opt_name = optimizer, type(optimizer).__name__.lower()
+    else:
+        opt_name = str(optimizer).lower()
+        opt = make_optimizer(opt_name, model.parameters(), lr, weight_decay, momentum)
+    scheduler, per_batch = make_scheduler(schedule, opt, epochs, len(data.loader))
+    history = History(mean=None if data.mean is None else tuple(data.mean),
+                      std=None if data.std is None else tuple(data.std))
+    _random.manual_seed(seed)
+    config = {"epochs": epochs, "batch_size": batch_size, "optimizer": opt_name, "lr": lr,
+              "weight_decay": weight_decay, "schedule": schedule if isinstance(schedule, (str, type(None)))
+              else type(schedule).__name__, "seed": seed, "label_smoothing": label_smoothing,
+              "clip_grad": clip_grad, "patience": patience, "monitor": monitor}
+    return _Trainer(model, opt, scheduler, history, epochs), config, per_batch
+
+
+def _run_epochs(trainer, data: _FitData, start_epoch: int, step, pieces, skip_single: bool, per_batch: bool,
+                group) -> None:
+    """The epochs from ``start_epoch`` on, until the last or until a callback stops training."""
+    model, history, scheduler = trainer.model, trainer.history, trainer.scheduler
+    for epoch in range(start_epoch, trainer.epochs):
+        if trainer.stop_training:
+            break
+        t_epoch = time.perf_counter()
+        _call(pieces, "on_epoch_begin", epoch + 1, {})
+        lr_at_start = float(trainer.optimizer.lr)
+        if hasattr(data.loader, "set_epoch"):
+            data.loader.set_epoch(epoch)
+        model.train()
+        figures = _train_epoch(trainer, data.loader, epoch, epoch == start_epoch, step, pieces, skip_single,
+                               per_batch, group)
+        if scheduler is not None and not per_batch:
+            scheduler.step()
+        _call(pieces, "on_train_epoch_end", epoch + 1, {"train_loss": figures["loss_sum"] / max(figures["seen"], 1)})
+        history.train_images += figures["seen"]
+        history.step_seconds += figures["step_seconds"]
+        trainer.images_per_second = figures["seen"] / figures["step_seconds"] if figures["step_seconds"] > 0 else 0.0
+        row = _epoch_row(trainer, epoch, figures, lr_at_start, data.val, t_epoch)
+        history.train_seconds += row["seconds"]
+        history.append(row)
+        _call(pieces, "on_epoch_end", epoch + 1, dict(row))

@@ -140,10 +140,25 @@ LAYERS = [
     ("upsample_nearest_exact", lambda: nn.Upsample(scale_factor=(2, 3), mode="nearest-exact"), (2, 3, 4)),
     ("upsample_bilinear", lambda: nn.Upsample(size=(7, 5), mode="bilinear"), (2, 3, 4)),
     ("upsample_bilinear_corners", lambda: nn.UpsamplingBilinear2d(scale_factor=2), (2, 3, 4)),
+    ("layer_norm_last", lambda: _randomise_affine(nn.LayerNorm(5, eps=1e-6)), (3, 4, 5)),
+    ("layer_norm_chw", lambda: _randomise_affine(nn.LayerNorm((3, 4, 5), bias=False)), (3, 4, 5)),
+    ("layer_norm_plain", lambda: nn.LayerNorm((4, 5), elementwise_affine=False), (3, 4, 5)),
+    ("group_norm", lambda: _randomise_affine(nn.GroupNorm(2, 4, eps=1e-3)), (4, 3, 5)),
+    ("group_norm_plain", lambda: nn.GroupNorm(2, 4, affine=False), (4, 3, 5)),
+    ("instance_norm", lambda: _randomise_affine(nn.InstanceNorm2d(3, affine=True)), (3, 4, 5)),
+    ("instance_norm_plain", lambda: nn.InstanceNorm2d(3), (3, 4, 5)),
+    ("slice_channels", lambda: nn.Slice(1, 1, 3), (4, 3, 5)),
+    ("slice_reversed", lambda: nn.Slice(-1, -2, None, -2), (3, 4, 5)),
 ]
 
 
-NOT_IMPORTED = {"glu"}  # exported as Split + Sigmoid + Mul; the importer has no Split
+def _randomise_affine(layer):
+    for p in layer.parameters():
+        p.data[...] = np.random.default_rng(5).uniform(-1.5, 1.5, p.shape)
+    return layer
+
+
+NOT_IMPORTED = set()
 
 
 @pytest.mark.parametrize("opset", [13, 21])

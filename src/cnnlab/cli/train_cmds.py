@@ -60,6 +60,7 @@ def register(subparsers) -> None:
                "examples:\n  cnnlab train\n  cnnlab train --dataset mnist --data-dir ~/data/mnist --epochs 5\n"
                "  cnnlab train --dataset my_photos/ --model smallnet --out runs/photos\n"
                "  cnnlab train --resume runs/photos\n"
+               "  cnnlab train --dataset my_photos/ --model resnet.onnx --new-head --freeze   (fine-tune)\n"
                "  mpiexec -n 4 cnnlab train --dataset mnist --data-dir ~/data/mnist   (data-parallel, 4 ranks;\n"
                "      --batch-size stays the global batch)")
     p.add_argument("--dataset", default="digits", metavar="NAME|PATH",

@@ -163,6 +163,15 @@ def test_cli_fine_tunes_an_onnx_model_and_exports_it(resnet_onnx, folder, tmp_pa
     assert np.array_equal(state["layer1.conv1.weight"], old["layer1.conv1.weight"])  # frozen
     assert state["fc.weight"].shape == (3, 8)
 
+    # --resume continues with the run's own head and frozen layers
+    result = _cli("train", "--resume", run, "--epochs", "3", "--quiet", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["epochs"] == 3
+    saved = load_model(run)
+    assert np.array_equal(saved.model.state_dict()["layer1.conv1.weight"], old["layer1.conv1.weight"])
+    result = _cli("train", "--resume", run, "--epochs", "4", "--freeze", "--quiet", cwd=tmp_path)
+    assert result.returncode != 0 and "cannot change when resuming" in result.stderr
+
     out = tmp_path / "tuned.onnx"
     result = _cli("export", run, out, cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -200,3 +200,17 @@ def test_export_errors(tmp_path):
         cnnonnx.export(nn.Sequential(nn.FractionalMaxPool2d(2, output_size=3)), tmp_path / "x.onnx", (1, 8, 8))
     with pytest.raises(ValueError, match=r"windows of unequal size for input \(1, 1, 7, 7\)"):
         cnnonnx.export(nn.Sequential(nn.AdaptiveAvgPool2d(4)), tmp_path / "x.onnx", (1, 7, 7))
+
+
+def test_dense_layers_on_feature_maps_keep_their_own_weights(tmp_path):
+    """Two Linear layers on (N, H, W, C) maps (ConvNeXt's pointwise layers) are written with transposed
+    weights; each must keep its own initializer even when the transposed copies are temporaries."""
+    manual_seed(0)
+    model = nn.Sequential(nn.Permute((0, 2, 3, 1)), *[nn.Linear(4, 4) for _ in range(6)],
+                          nn.Permute((0, 3, 1, 2))).eval()  # (without the fix: silently wrong numbers)
+    path = tmp_path / "pointwise.onnx"
+    cnnonnx.export(model, path, (4, 3, 3))
+    x = np.random.default_rng(0).standard_normal((2, 4, 3, 3)).astype(np.float32)
+    with no_grad():
+        expected = model(Tensor(x)).data
+    np.testing.assert_allclose(_session(path).run(None, {"input": x})[0], expected, rtol=1e-5, atol=1e-6)

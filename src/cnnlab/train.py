@@ -60,6 +60,7 @@ from . import nn, optim
 from . import random as _random
 from ._runlock import run_lock
 from . import _schema
+from .finetune import is_onnx_file, onnx_input_shape, pretrained_model
 from .io import (atomic_write_bytes, load_bundle, read_json, save_bundle, save_model,
                  write_json)
 from .tensor import Tensor, no_grad
@@ -968,14 +969,16 @@ def _check_folder_split(dataset, train, test) -> None:
 
 
 def load_run_data(dataset: str = "digits", data_dir=None, val_fraction: float = 0.1, seed: int = 0,
-                  limit: Optional[int] = None, download: bool = True, progress: bool = True):
+                  limit: Optional[int] = None, download: bool = True, progress: bool = True, size=None,
+                  channels: Optional[int] = None):
     """``(train, val, test)`` ArrayDatasets of a data set, all normalised with the train part's stats.
 
     The test part is the data set's own (MNIST, Fashion-MNIST, CIFAR-10) or a fixed
     stratified 20% (digits, image folders; split seed 0, the same for every run).
     ``val`` is a stratified ``val_fraction`` of the training part (split by ``seed``), or
     ``None`` when ``val_fraction`` is 0.  ``limit`` keeps at most that many images of each part
-    (a seeded random subset, for quick trials).
+    (a seeded random subset, for quick trials).  ``size`` ``(H, W)`` and ``channels`` set the
+    images of an image folder (default: its most common size; grayscale if every image is).
     """
     from .data import get_dataset, stratified_split
     if not 0.0 <= float(val_fraction) < 1.0:
@@ -983,7 +986,7 @@ def load_run_data(dataset: str = "digits", data_dir=None, val_fraction: float = 
     if limit is not None and limit < 2:
         raise ValueError(f"limit must be at least 2, got {limit}")
     train, test = get_dataset(dataset, data_dir=data_dir, download=download, val_fraction=0.2, seed=0,
-                              progress=progress)
+                              progress=progress, size=size, channels=channels)
     if dataset_key(dataset) == "folder":
         _check_folder_split(dataset, train, test)
     train = _limit(train, limit, seed, train.name)
@@ -1061,13 +1064,17 @@ def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, e
           patience: Optional[int] = None, clip_grad: Optional[float] = None, augment: Optional[bool] = None,
           val_fraction: float = 0.1, seed: int = 0, out_dir=None, resume=None, limit: Optional[int] = None,
           verbose="auto", download: bool = True, runs_root="runs", log: Optional[Callable] = None,
-          threads="auto") -> dict:
+          threads="auto", new_head: bool = False, freeze: bool = False) -> dict:
     """A whole training run, as ``cnnlab train`` does it; returns the ``metrics.json`` content.
 
     Loads the data (:func:`load_run_data`), builds the model (a zoo name or model file; by
     default the one that suits the data), trains it with :func:`fit` (the data set's recipe
     in :data:`RECIPES` fills every setting left ``None``), evaluates it on the test part and
     writes the run directory ``out_dir`` (default ``runs/<dataset>-<model>-<timestamp>``).
+
+    ``model`` may be an ONNX file (``.onnx``): its layers are fine-tuned (:mod:`cnnlab.finetune`);
+    ``new_head=True`` replaces its classifier for the data's classes, ``freeze=True`` trains
+    the classifier alone.
 
     ``resume=RUN_DIR`` continues an interrupted run with the settings in its ``config.json``
     (``epochs`` may be raised to train longer).  ``threads`` limits the BLAS threads
@@ -1095,7 +1102,7 @@ def _train(locks: contextlib.ExitStack, dataset: str = "digits", model: Optional
            label_smoothing: float = 0.0, patience: Optional[int] = None, clip_grad: Optional[float] = None,
            augment: Optional[bool] = None, val_fraction: float = 0.1, seed: int = 0, out_dir=None, resume=None,
            limit: Optional[int] = None, verbose="auto", download: bool = True, runs_root="runs",
-           log: Optional[Callable] = None, threads="auto") -> dict:
+           log: Optional[Callable] = None, threads="auto", new_head: bool = False, freeze: bool = False) -> dict:
     """:func:`train`'s work; ``locks`` holds the run directory's lock until :func:`train` returns."""
     from . import __version__
     from .models import create_model, default_model_name
@@ -1151,9 +1158,16 @@ def _train(locks: contextlib.ExitStack, dataset: str = "digits", model: Optional
             "augment": True if augment is None else bool(augment), "val_fraction": val_fraction,
             "seed": int(seed), "limit": limit,
         }
+        if new_head or freeze:  # fine-tuning an ONNX model (cnnlab.finetune)
+            config.update(new_head=bool(new_head), freeze=bool(freeze))
         run_dir = None if out_dir is None else Path(out_dir)
+        if (new_head or freeze) and not is_onnx_file(model or ""):
+            raise ValueError(f"--new-head and --freeze fine-tune an ONNX model (--model MODEL.onnx), got "
+                             f"{'no --model' if model is None else repr(str(model))}")
         if model is not None:  # a misspelt model should fail before the data load
             from .models import MODELS, is_model_file
+            if is_onnx_file(model) and not Path(str(model)).is_file():
+                raise FileNotFoundError(f"model file {model} does not exist")
             if str(model).lower() not in MODELS and not Path(str(model)).is_file():
                 if is_model_file(str(model)):
                     raise FileNotFoundError(f"model file {model} does not exist")
@@ -1165,16 +1179,23 @@ def _train(locks: contextlib.ExitStack, dataset: str = "digits", model: Optional
                              f"it with --resume {run_dir}")
 
     t_load = time.perf_counter()
+    onnx_shape = onnx_input_shape(config["model"]) if is_onnx_file(config["model"] or "") else None
     train_set, val_set, test_set = load_run_data(config["dataset"], config["data_dir"],
                                                  config["val_fraction"], config["seed"], config["limit"],
-                                                 download=download, progress=verbose != 0)
+                                                 download=download, progress=verbose != 0,
+                                                 size=None if onnx_shape is None else onnx_shape[1:],
+                                                 channels=None if onnx_shape is None else onnx_shape[0])
     load_seconds = time.perf_counter() - t_load
     shape = train_set.input_shape
     model_name = config["model"] or RECIPES[dataset_key(config["dataset"])]["model"] \
         or default_model_name(config["dataset"], shape)
     config["model"] = model_name
     _random.manual_seed(config["seed"])  # the weights' initialisation
-    net, model_info = create_model(model_name, shape, train_set.num_classes)
+    if is_onnx_file(model_name):  # fine-tuning a model from elsewhere
+        net, model_info = pretrained_model(model_name, shape, train_set.num_classes,
+                                           config.get("new_head", False), config.get("freeze", False))
+    else:
+        net, model_info = create_model(model_name, shape, train_set.num_classes)
     label = _dataset_label(config["dataset"])
     if run_dir is None:
         run_dir = _new_run_dir(label, model_info["name"], runs_root) if _distributed.is_root() else None

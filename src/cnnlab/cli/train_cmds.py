@@ -60,12 +60,18 @@ def register(subparsers) -> None:
                "examples:\n  cnnlab train\n  cnnlab train --dataset mnist --data-dir ~/data/mnist --epochs 5\n"
                "  cnnlab train --dataset my_photos/ --model smallnet --out runs/photos\n"
                "  cnnlab train --resume runs/photos\n"
+               "  cnnlab train --dataset my_photos/ --model resnet.onnx --new-head --freeze   (fine-tune)\n"
                "  mpiexec -n 4 cnnlab train --dataset mnist --data-dir ~/data/mnist   (data-parallel, 4 ranks;\n"
                "      --batch-size stays the global batch)")
     p.add_argument("--dataset", default="digits", metavar="NAME|PATH",
                    help="digits (default), mnist, fashion-mnist, cifar10, or an image folder")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files")
-    p.add_argument("--model", metavar="NAME|FILE", help="zoo name or model file (default: suits the data)")
+    p.add_argument("--model", metavar="NAME|FILE", help="zoo name or model file (default: suits the data); "
+                   "an ONNX file (.onnx) is fine-tuned")
+    p.add_argument("--new-head", action="store_true",
+                   help="with --model MODEL.onnx: a new classifier layer for the data's classes")
+    p.add_argument("--freeze", action="store_true",
+                   help="with --model MODEL.onnx: train the classifier layer only")
     p.add_argument("--epochs", type=_positive_int, metavar="N", help="epochs (with --resume: the new total)")
     p.add_argument("--batch-size", type=_positive_int, metavar="N",
                    help="images per step (under MPI the global batch, split over the ranks)")
@@ -200,7 +206,8 @@ def cmd_train(args) -> int:
                  "--lr": args.lr, "--optimizer": args.optimizer, "--schedule": args.schedule,
                  "--weight-decay": args.weight_decay, "--label-smoothing": args.label_smoothing,
                  "--patience": args.patience, "--clip-grad": args.clip_grad, "--augment": args.augment is not None,
-                 "--val-fraction": args.val_fraction != 0.1, "--seed": args.seed != 0, "--limit": args.limit}
+                 "--val-fraction": args.val_fraction != 0.1, "--seed": args.seed != 0, "--limit": args.limit,
+                 "--new-head": args.new_head, "--freeze": args.freeze}
         given = [flag for flag, value in fixed.items() if value]
         if given:
             raise UsageError(f"{', '.join(given)} cannot change when resuming: --resume continues the run with "
@@ -228,7 +235,7 @@ def cmd_train(args) -> int:
                         patience=args.patience, clip_grad=args.clip_grad, augment=args.augment,
                         val_fraction=args.val_fraction, seed=args.seed, out_dir=args.out, resume=args.resume,
                         limit=args.limit, verbose=verbose, download=not args.no_download, log=log,
-                        threads=args.threads or "auto")
+                        threads=args.threads or "auto", new_head=args.new_head, freeze=args.freeze)
     if group is not None and not group.is_root:  # rank 0 alone reports
         return 0
     if args.json:

@@ -13,6 +13,7 @@ from .merge import Add, Sub, Mul, Div, Concat, Reshape, Mean
 from .graph import Node, Graph, as_graph
 from .trace import trace, TraceError
 from .extra_layers import Pad, Permute, Hardsigmoid, Hardswish, PReLU, Erf, Elementwise  # noqa: F401
+from .norm_layers import LayerNorm, GroupNorm, InstanceNorm1d, InstanceNorm2d, Slice  # noqa: F401
 from .loss import (CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, SmoothL1Loss, HuberLoss, BCELoss,
                    BCEWithLogitsLoss)
 
@@ -26,5 +27,6 @@ __all__ += ["RemovableHandle", "ModuleList", "ModuleDict", "init", "BatchNorm1d"
             "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "Unflatten", "Hardtanh", "ReLU6",
             "ConstantPad2d", "ZeroPad2d", "ReflectionPad2d", "ReplicationPad2d"]
 __all__ += ["Pad", "Permute", "Hardsigmoid", "Hardswish", "PReLU", "Erf", "Elementwise"]  # extra_layers
+__all__ += ["LayerNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "Slice"]  # norm_layers
 __all__ += ["CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss",
             "BCEWithLogitsLoss"]

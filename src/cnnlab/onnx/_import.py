@@ -261,7 +261,7 @@ def load_with_info(path, images_only: bool = True) -> Tuple[Graph, dict]:
     ``images_only=False`` accepts any ``(N, *)`` float input (ONNX's operator tests use such inputs).
     """
     from onnx import numpy_helper
-    from ._import_ops import CONVERTERS
+    from ._import_ops import CONVERTERS, MULTI_OUTPUT
 
     source = "model" if not isinstance(path, (str, Path)) else str(path)
     model = _read_model(path)
@@ -314,6 +314,11 @@ def load_with_info(path, images_only: bool = True) -> Tuple[Graph, dict]:
         if converter is None:
             _unsupported(node, opset, source)
         ctx = Context(node, attrs, opset, imp, layer_name(node))
+        if node.op_type in MULTI_OUTPUT:  # one result per output (Split)
+            for out, result in zip(node.output, converter(ctx)):
+                if out and result is not None:
+                    _apply(imp, ctx, node, result, out)
+            continue
         for extra in node.output[1:]:
             if extra and imp.consumers.get(extra, 0):
                 ctx.fail(f"its output {extra!r} (output {list(node.output).index(extra)}) is used, and cnnlab "
@@ -357,8 +362,8 @@ def _constant_value(attrs: dict) -> np.ndarray:
     raise OnnxImportError(f"Constant node with attributes {sorted(attrs)}: only tensors and numbers are supported")
 
 
-def _apply(imp: _Importer, ctx: Context, node, result) -> None:
-    out = node.output[0]
+def _apply(imp: _Importer, ctx: Context, node, result, out: Optional[str] = None) -> None:
+    out = node.output[0] if out is None else out
     if isinstance(result, Alias):
         if result.value in imp.consts:
             imp.consts[out] = imp.consts[result.value]

@@ -125,11 +125,10 @@ def _slice(attrs, inputs):
         steps = np.asarray(inputs[4]).reshape(-1).tolist() if len(inputs) > 4 and inputs[4] is not None else None
     axes = list(range(len(starts))) if axes is None else axes
     steps = [1] * len(starts) if steps is None else steps
+    from ..nn.norm_layers import slice_bounds
     index = [slice(None)] * x.ndim
     for s, e, a, st in zip(starts, ends, axes, steps):
-        size = x.shape[a]
-        s, e = max(min(int(s), size), -size - 1), max(min(int(e), size), -size - 1)
-        index[a] = slice(s, e, int(st))
+        index[a] = slice_bounds(x.shape[a], int(s), int(e), int(st))
     return [x[tuple(index)]]
 
 

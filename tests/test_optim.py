@@ -253,7 +253,7 @@ def test_zero_grad_sets_to_none_by_default_or_zeros_in_place():
         p.grad = g
     ps[1].grad = None
     opt.zero_grad(set_to_none=False)
-    assert ps[0].grad is grads[0] and not ps[0].grad.any() and not ps[2].grad.any() and ps[1].grad is None
+    assert ps[0].grad.data is grads[0] and not ps[0].grad.any() and not ps[2].grad.any() and ps[1].grad is None
 
 
 def test_step_with_closure_returns_the_loss(torch):
@@ -442,7 +442,11 @@ def test_bad_arguments_are_type_errors(make, message):
 
 def test_gradient_of_the_wrong_shape():
     ps = _params()
-    ps[0].grad = np.zeros(5)
+    with pytest.raises(RuntimeError, match=r"assigned grad has data of a different size: expected shape \(3, 4\), "
+                                           r"got \(5,\)"):
+        ps[0].grad = np.zeros(5)
+    ps[0].grad = np.zeros((3, 4))
+    ps[0].grad.data = np.zeros(5)  # past the check: step still names both shapes
     with pytest.raises(ValueError, match=r"SGD.step: a parameter of shape \(3, 4\) has a gradient of shape \(5,\)"):
         optim.SGD(ps, lr=0.1).step()
 

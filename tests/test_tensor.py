@@ -124,7 +124,7 @@ def test_no_grad_restores_state_after_exception():
 def test_gradient_accumulates_over_two_backward_calls():
     x = Tensor(np.array([1.0, -2.0]), requires_grad=True)
     (x * 3).sum().backward()
-    first = x.grad.copy()
+    first = x.grad.clone()
     (x * x).sum().backward()
     np.testing.assert_allclose(first, [3.0, 3.0])
     np.testing.assert_allclose(x.grad, first + 2 * x.data)

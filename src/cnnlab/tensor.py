@@ -155,6 +155,89 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     return grad
 
 
+_SECOND_BACKWARD = (
+    "Trying to backward through the graph a second time (or directly access saved tensors after they "
+    "have already been freed). Saved intermediate values of the graph are freed when you call .backward() "
+    "or autograd.grad(). Specify retain_graph=True if you need to backward through the graph a second time "
+    "or if you need to access saved tensors after calling backward.")
+
+
+class _freed_backward:
+    """The backward of an op whose graph a ``backward`` without ``retain_graph`` has gone through."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, backward):
+        self.name = getattr(backward, "name", None)
+
+    def __call__(self, grad):
+        raise RuntimeError(_SECOND_BACKWARD)
+
+
+def _backward_name(op: str) -> str:
+    """PyTorch-style node name for an op name: ``"add"`` -> ``"AddBackward0"``."""
+    words = [w for w in op.replace("-", "_").split("_") if w]
+    return "".join(w[:1].upper() + w[1:] for w in words or ["Op"]) + "Backward0"
+
+
+class _GradFn:
+    """``tensor.grad_fn``: the op that made a tensor, PyTorch's way of showing the recorded graph.
+
+    ``name()`` is PyTorch-like (``"MulBackward0"``); ``next_functions`` lists, per input of the op,
+    ``(node, 0)``: the input's own ``grad_fn``, an ``AccumulateGrad`` node for a leaf that requires
+    grad, or ``(None, 0)`` for an input that needs no gradient.
+    """
+
+    __slots__ = ("_tensor",)
+
+    def __init__(self, tensor):
+        self._tensor = tensor
+
+    def name(self) -> str:
+        return _backward_name(self._tensor.op)
+
+    @property
+    def next_functions(self) -> tuple:
+        out = []
+        for parent in self._tensor._parents:
+            if not parent.requires_grad:
+                out.append((None, 0))
+            elif parent._backward is None:
+                out.append((_AccumulateGrad(parent), 0))
+            else:
+                out.append((_GradFn(parent), 0))
+        return tuple(out)
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other._tensor is self._tensor
+
+    def __hash__(self):
+        return hash((type(self), id(self._tensor)))
+
+    def __repr__(self) -> str:
+        return f"<{self.name()} object at {id(self._tensor):#x}>"
+
+
+class _AccumulateGrad(_GradFn):
+    """The graph node of a leaf that requires grad: ``backward`` adds into its ``.grad``."""
+
+    __slots__ = ()
+
+    def name(self) -> str:
+        return "torch::autograd::AccumulateGrad"
+
+    @property
+    def variable(self):
+        return self._tensor
+
+    @property
+    def next_functions(self) -> tuple:
+        return ()
+
+    def __repr__(self) -> str:
+        return f"<AccumulateGrad object at {id(self._tensor):#x}>"
+
+
 class Size(tuple):
     """The shape of a tensor, as ``Tensor.size()`` returns it (a tuple, like ``torch.Size``)."""
 
@@ -198,15 +281,17 @@ class Tensor:
     As in PyTorch, a tensor changed in place must not be one an earlier op
     still needs for its backward (PyTorch detects that; cnnlab does not).
 
-    Where cnnlab differs from PyTorch: ``.data`` and ``.grad`` are NumPy
-    arrays (``p.grad.zero_()`` is ``p.grad = None`` or ``p.grad[...] = 0``);
+    ``.grad`` is a Tensor (``p.grad.zero_()``, ``p.grad.clone()`` work); it may
+    be assigned a Tensor, a NumPy array or None.
+
+    Where cnnlab differs from PyTorch: ``.data`` is the NumPy array itself;
     ``view`` is ``reshape`` (it copies when the memory layout needs it, never
     raises); only float32/float64 floating tensors exist; the device is always
     the CPU; ``transpose()`` with no argument or a whole permutation keeps
     NumPy's meaning besides PyTorch's ``transpose(dim0, dim1)``.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_backward", "_parents", "op", "__weakref__")
+    __slots__ = ("data", "_grad", "requires_grad", "_backward", "_parents", "op", "__weakref__")
     __array_priority__ = 1000  # make ``ndarray + Tensor`` call Tensor.__radd__
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
@@ -214,7 +299,7 @@ class Tensor:
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(
                 f"only floating point tensors can require gradients, got dtype {self.data.dtype}")
-        self.grad: np.ndarray | None = None
+        self._grad: Tensor | None = None
         self.requires_grad = bool(requires_grad)
         self._backward: Callable | None = None
         self._parents: tuple = ()
@@ -304,6 +389,33 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         return self
 
+    @property
+    def grad(self) -> "Tensor | None":
+        """The accumulated gradient, a Tensor of this tensor's shape (None before any ``backward``)."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        if value is None or isinstance(value, Tensor):
+            self._grad = value
+            return
+        array = np.asarray(value)
+        if array.shape != self.data.shape:
+            raise RuntimeError(f"assigned grad has data of a different size: expected shape "
+                               f"{tuple(self.data.shape)}, got {tuple(array.shape)}")
+        self._grad = Tensor(array)
+
+    @grad.deleter
+    def grad(self) -> None:
+        self._grad = None
+
+    @property
+    def grad_fn(self):
+        """The op that made this tensor, as a node with ``name()`` and ``next_functions`` (None for leaves)."""
+        if self._backward is None:
+            return None
+        return _GradFn(self)
+
     def __len__(self) -> int:
         if self.data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
@@ -349,7 +461,7 @@ class Tensor:
         """
         out = Tensor.__new__(Tensor)
         out.data = data
-        out.grad = None
+        out._grad = None
         out.op = op
         if _grad.enabled and any(p.requires_grad for p in parents):
             out.requires_grad = True
@@ -368,8 +480,9 @@ class Tensor:
             gradient: the gradient of some scalar with respect to this tensor,
                 an array of this tensor's shape.  May be omitted for a scalar.
                 (``grad=`` is accepted too.)
-            retain_graph: accepted for PyTorch code; the graph is always kept,
-                so ``backward`` may run again.
+            retain_graph: keep the graph for another ``backward`` through it.
+                Without it the graph's ops are released, and a second
+                ``backward`` through them raises PyTorch's RuntimeError.
             create_graph: higher-order gradients are not supported.
         """
         if create_graph:
@@ -408,14 +521,21 @@ class Tensor:
                     stack.append((parent, False))
 
         grads: dict[int, np.ndarray] = {id(self): grad}
+        keep = bool(retain_graph)
         for node in reversed(order):
             g = grads.pop(id(node), None)
             if g is None:
                 continue
             if node._backward is None:
-                node.grad = g.copy(order="K") if node.grad is None else node.grad + g
+                if node._grad is None:
+                    node._grad = Tensor(g.copy(order="K"))
+                else:
+                    node._grad = Tensor(node._grad.data + g)
                 continue
-            for parent, pg in zip(node._parents, node._backward(g)):
+            backward = node._backward
+            if not keep:  # free what the op saved for its backward, as PyTorch does
+                node._backward = _freed_backward(backward)
+            for parent, pg in zip(node._parents, backward(g)):
                 if pg is None or not parent.requires_grad:
                     continue
                 if pg.dtype != parent.data.dtype:  # mixed precision: gradients take their input's dtype

@@ -361,8 +361,26 @@ def log_softmax(input, dim: int, dtype=None) -> Tensor:
     return as_tensor(input).log_softmax(dim, dtype)
 
 
-def matmul(input, other) -> Tensor:
-    return _t.matmul(input, other)
+def matmul(input, other, *, out=None) -> Tensor:
+    """``torch.matmul``: vectors, matrices and broadcast batches of matrices; ``out=`` receives the result."""
+    result = _t.matmul(input, other)
+    if out is None:
+        return result
+    return _write_out(result, out, "matmul")
+
+
+def _write_out(result: Tensor, out, name: str) -> Tensor:
+    """Put ``result`` into the tensor ``out`` (PyTorch's ``out=``): in place when the shape fits."""
+    if not isinstance(out, Tensor):
+        raise TypeError(f"{name}(): argument 'out' must be a Tensor, got {type(out).__name__}")
+    if result.requires_grad or out.requires_grad:
+        raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic "
+                           f"differentiation, but one of the arguments requires grad.")
+    if out.shape == result.shape and out.dtype == result.dtype and out.data.flags.writeable:
+        out.data[...] = result.data
+    else:
+        out.data = result.data.astype(out.dtype if out.dtype.kind == result.dtype.kind else result.dtype)
+    return out
 
 
 def sum(input, dim=None, keepdim: bool = False, dtype=None) -> Tensor:

@@ -26,6 +26,9 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from ._device import CPU as _CPU, device as _device_type
+
+
 class _GradState(threading.local):
     """Whether ops record the graph, per thread (``no_grad`` in one thread leaves the others alone)."""
     enabled = True
@@ -344,8 +347,9 @@ class Tensor:
         return self._backward is None
 
     @property
-    def device(self) -> str:
-        return "cpu"
+    def device(self) -> _device_type:
+        """Always ``device(type='cpu')`` (equal to the string ``"cpu"``)."""
+        return _CPU
 
     is_cuda = False
 
@@ -1057,7 +1061,7 @@ class Tensor:
         for a in args:
             if isinstance(a, Tensor):
                 dtype = a.dtype
-            elif isinstance(a, str) and not _is_dtype_name(a):
+            elif isinstance(a, _device_type) or (isinstance(a, str) and not _is_dtype_name(a)):
                 device = a
             else:
                 dtype = a
@@ -1352,7 +1356,8 @@ def _check_device(device) -> None:
         return
     name = str(device)
     if name != "cpu" and not name.startswith("cpu:"):
-        raise RuntimeError(f"cnnlab runs on the CPU only; got device {name!r}")
+        raise RuntimeError(f"cnnlab runs on the CPU only; got device {name!r} (cnnlab.cuda.is_available() "
+                           f"is False)")
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
@@ -1483,18 +1488,48 @@ def tabs(a) -> Tensor:
 
 
 def matmul(a, b) -> Tensor:
+    """PyTorch's (and NumPy's) ``matmul``: 1-D operands are vectors, leading dimensions broadcast."""
     a, b = _pair(a, b)
-    if a.ndim != 2 or b.ndim != 2:
-        raise ValueError(f"matmul supports 2-D operands, got shapes {a.shape} and {b.shape}")
-    if a.shape[1] != b.shape[0]:
+    if a.ndim == 0 or b.ndim == 0:
+        raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are "
+                           f"{a.ndim}D and {b.ndim}D")
+    if a.ndim == 2 and b.ndim == 2:  # the common case, kept direct
+        if a.shape[1] != b.shape[0]:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align "
+                             f"({a.shape[1]} != {b.shape[0]})")
+
+        def backward(g):
+            return (g @ b.data.T if a.requires_grad else None,
+                    a.data.T @ g if b.requires_grad else None)
+
+        return Tensor.from_op(a.data @ b.data, (a, b), backward, "matmul")
+    am = a.data.reshape(1, -1) if a.ndim == 1 else a.data      # a vector on the left is a row
+    bm = b.data.reshape(-1, 1) if b.ndim == 1 else b.data      # a vector on the right is a column
+    if am.shape[-1] != bm.shape[-2]:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align "
-                         f"({a.shape[1]} != {b.shape[0]})")
+                         f"({am.shape[-1]} != {bm.shape[-2]})")
+    try:
+        np.broadcast_shapes(am.shape[:-2], bm.shape[:-2])
+    except ValueError:
+        raise ValueError(f"matmul: the batch dimensions of shapes {a.shape} and {b.shape} do not broadcast "
+                         f"({am.shape[:-2]} and {bm.shape[:-2]})") from None
+    full = am @ bm
+    out = full
+    if a.ndim == 1:
+        out = out[..., 0, :]
+    if b.ndim == 1:
+        out = out[..., 0]
 
     def backward(g):
-        return (g @ b.data.T if a.requires_grad else None,
-                a.data.T @ g if b.requires_grad else None)
+        g = g.reshape(full.shape)
+        ga = gb = None
+        if a.requires_grad:
+            ga = unbroadcast(g @ np.swapaxes(bm, -1, -2), am.shape).reshape(a.shape)
+        if b.requires_grad:
+            gb = unbroadcast(np.swapaxes(am, -1, -2) @ g, bm.shape).reshape(b.shape)
+        return ga, gb
 
-    return Tensor.from_op(a.data @ b.data, (a, b), backward, "matmul")
+    return Tensor.from_op(np.ascontiguousarray(out) if out.ndim else out, (a, b), backward, "matmul")
 
 
 def clamp(a, min=None, max=None) -> Tensor:

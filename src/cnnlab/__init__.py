@@ -8,7 +8,7 @@ import numpy as _np
 from . import _memory  # noqa: F401  (see _memory.py: reuse freed pages across steps)
 from .tensor import (Tensor, Size, no_grad, enable_grad, inference_mode, set_grad_enabled,
                      is_grad_enabled)
-from .random import manual_seed
+from .random import manual_seed, Generator
 from .threads import set_num_threads, get_num_threads
 from ._device import device, cuda, accelerator, backends
 from .serialization import save, load
@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 # builtins of those names alone
 _BUILTIN_NAMES = {"sum", "max", "min", "abs", "pow", "float", "int", "bool"}
 __all__ = ["Tensor", "Size", "no_grad", "enable_grad", "inference_mode", "set_grad_enabled",
-           "is_grad_enabled", "functional", "nn", "optim", "filters", "__version__", "manual_seed",
+           "is_grad_enabled", "functional", "nn", "optim", "filters", "__version__", "manual_seed", "Generator",
            "set_num_threads", "get_num_threads", "device", "cuda", "accelerator", "backends", "save", "load", *(n for n in _creation_names if n not in _BUILTIN_NAMES)]
 
 # PyTorch's dtype names, as NumPy dtypes (``cnnlab.float32``, ``cnnlab.long``, ...).  Last, because

@@ -1162,6 +1162,35 @@ class Tensor:
         _writable(self)[...] = _operand(value)
         return self
 
+    def scatter_(self, dim: int, index, src=None, *, value=None, reduce=None):
+        """``self[index[i][j]][j] = src[i][j]`` along ``dim`` (or ``value``), in place; no gradient."""
+        if reduce is not None:
+            raise NotImplementedError("scatter_(reduce=...) is not supported; use scatter_reduce-free code")
+        if (src is None) == (value is None):
+            raise TypeError("scatter_() needs exactly one of `src` or `value`")
+        _check_in_place(self, src if src is not None else value, "scatter_")
+        data = _writable(self)
+        d = _wrap_dim(dim, max(data.ndim, 1))
+        idx = np.asarray(index.data if isinstance(index, Tensor) else index)
+        if idx.dtype.kind not in "iu":
+            raise RuntimeError(f"scatter_(): Expected dtype int64 for index, got {idx.dtype}")
+        if idx.ndim == 0:
+            idx = idx.reshape(1)
+        if idx.ndim != data.ndim:
+            raise RuntimeError(f"Index tensor must have the same number of dimensions as self tensor "
+                               f"({idx.ndim} != {data.ndim})")
+        if idx.size and (idx.min() < -data.shape[d] or idx.max() >= data.shape[d]):
+            raise RuntimeError(f"index {int(idx.max())} is out of bounds for dimension {d} with size "
+                               f"{data.shape[d]}")
+        if value is not None:
+            values = np.broadcast_to(np.asarray(_operand(value), dtype=data.dtype), idx.shape)
+        else:
+            values = np.asarray(_operand(src))
+            values = values[tuple(slice(0, n) for n in idx.shape)] if values.ndim == idx.ndim else values
+        target = data[tuple(slice(0, n) if i != d else slice(None) for i, n in enumerate(idx.shape))]
+        np.put_along_axis(target, idx, values.astype(data.dtype, copy=False), axis=d)
+        return self
+
     def copy_(self, src):
         _check_in_place(self, src, "copy_")
         data = _writable(self)

@@ -123,3 +123,7 @@ def test_grad_is_a_tensor_with_tensor_methods():
     assert w.tolist() == [0.5, -2.5]
     with pytest.raises(RuntimeError, match=r"expected shape \(2,\), got \(3,\)"):
         w.grad = np.zeros(3)
+    with pytest.raises(RuntimeError, match=r"expected shape \(2,\), got \(1, 2\)"):
+        w.grad = torch.zeros(1, 2)
+    del w.grad
+    assert w.grad is None

@@ -400,14 +400,14 @@ class Tensor:
 
     @grad.setter
     def grad(self, value) -> None:
-        if value is None or isinstance(value, Tensor):
-            self._grad = value
+        if value is None:
+            self._grad = None
             return
-        array = np.asarray(value)
+        array = value.data if isinstance(value, Tensor) else np.asarray(value)
         if array.shape != self.data.shape:
             raise RuntimeError(f"assigned grad has data of a different size: expected shape "
                                f"{tuple(self.data.shape)}, got {tuple(array.shape)}")
-        self._grad = Tensor(array)
+        self._grad = value if isinstance(value, Tensor) else Tensor(array)
 
     @grad.deleter
     def grad(self) -> None:

@@ -27,6 +27,8 @@ def test_device_objects():
         x.to(gpu)
     with pytest.raises(RuntimeError, match="CPU only"):
         cnnlab.zeros(2, device=gpu)
+    with pytest.raises(RuntimeError, match=r"CPU only: cuda\(\) is not available"):
+        x.cuda()
 
 
 def test_module_paths_of_pytorch():

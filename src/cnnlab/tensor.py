@@ -1071,6 +1071,11 @@ class Tensor:
     def cpu(self):
         return self
 
+    def cuda(self, device=None, non_blocking: bool = False):
+        """There is no GPU: raises (``cnnlab.cuda.is_available()`` is False)."""
+        raise RuntimeError("cnnlab runs on the CPU only: cuda() is not available (cnnlab.cuda.is_available() "
+                           "is False); use .to(device) with device = 'cpu', or leave it out")
+
     def type_as(self, other):
         return self._cast(other.dtype)
 

@@ -165,16 +165,10 @@ _SECOND_BACKWARD = (
     "or if you need to access saved tensors after calling backward.")
 
 
-class _freed_backward:
-    """The backward of an op whose graph a ``backward`` without ``retain_graph`` has gone through."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, backward):
-        self.name = getattr(backward, "name", None)
-
-    def __call__(self, grad):
-        raise RuntimeError(_SECOND_BACKWARD)
+def _freed_backward(grad):
+    """The backward of an op whose graph a ``backward`` without ``retain_graph`` has gone through
+    (the op's own backward, and the arrays it saved, are released)."""
+    raise RuntimeError(_SECOND_BACKWARD)
 
 
 def _backward_name(op: str) -> str:
@@ -538,7 +532,7 @@ class Tensor:
                 continue
             backward = node._backward
             if not keep:  # free what the op saved for its backward, as PyTorch does
-                node._backward = _freed_backward(backward)
+                node._backward = _freed_backward
             for parent, pg in zip(node._parents, backward(g)):
                 if pg is None or not parent.requires_grad:
                     continue

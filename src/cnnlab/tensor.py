@@ -279,7 +279,10 @@ class Tensor:
     still needs for its backward (PyTorch detects that; cnnlab does not).
 
     ``.grad`` is a Tensor (``p.grad.zero_()``, ``p.grad.clone()`` work); it may
-    be assigned a Tensor, a NumPy array or None.
+    be assigned a Tensor, a NumPy array or None.  ``grad_fn`` shows the op that
+    made a tensor (``grad_fn.next_functions`` walks the graph).  ``backward``
+    releases the graph's ops unless ``retain_graph=True``: a second backward
+    through them raises PyTorch's RuntimeError.
 
     Where cnnlab differs from PyTorch: ``.data`` is the NumPy array itself;
     ``view`` is ``reshape`` (it copies when the memory layout needs it, never

@@ -126,3 +126,31 @@ def test_cifar10_items_and_batches_agree(tmp_path):
     assert labels[3].item() == label
     with pytest.raises(RuntimeError, match="download=True"):
         datasets.CIFAR10(tmp_path / "nothing", train=True)
+
+
+def test_cifar10_download_checks_the_md5_before_keeping_the_archive(tmp_path, monkeypatch):
+    import hashlib
+    import tarfile
+    import cnnlab.data.cifar as cifar_mod
+    import cnnlab.data.mnist as mnist_mod
+    make_cifar(tmp_path / "src", per_batch=4)
+    archive = tmp_path / "archive.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "src" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    urls = []
+
+    def fake_download(url, path, sha256=None, progress=True):
+        urls.append(url)
+        path.write_bytes(archive.read_bytes())
+        return path
+
+    monkeypatch.setattr(mnist_mod, "download_file", fake_download)
+    with pytest.raises(mnist_mod.ChecksumError, match="MD5 mismatch"):
+        datasets.CIFAR10(tmp_path / "data", train=False, download=True)
+    assert urls == ["https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"]
+    assert list((tmp_path / "data").iterdir()) == []  # nothing kept
+    monkeypatch.setitem(cifar_mod.CIFAR10_MD5, "cifar-10-python.tar.gz",
+                        hashlib.md5(archive.read_bytes()).hexdigest())
+    with pytest.warns(UserWarning, match="checksums differ"):
+        ds = datasets.CIFAR10(tmp_path / "data", train=False, download=True)
+    assert len(ds) == 4 and (tmp_path / "data" / "cifar-10-python.tar.gz").is_file()

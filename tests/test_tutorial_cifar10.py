@@ -7,7 +7,8 @@ import cnnlab as torch
 import cnnlab.nn as nn
 import cnnlab.nn.functional as F
 import cnnlab.optim as optim
-from cnnlab.vision import datasets, transforms  # torchvision's place
+from cnnlab import vision  # torchvision's place
+from cnnlab.vision import datasets, transforms
 from _tutorial_data import make_cifar
 
 
@@ -53,6 +54,9 @@ def test_train_and_test_a_cifar10_classifier(tmp_path):
     assert images.shape == (4, 3, 32, 32) and images.dtype == torch.float32 and labels.dtype == torch.int64
     assert -1.0 <= images.min().item() and images.max().item() <= 1.0
     assert ' '.join(f'{classes[labels[j]]:5s}' for j in range(batch_size))
+    img = vision.utils.make_grid(images) / 2 + 0.5  # unnormalize, as the tutorial's imshow does
+    npimg = img.numpy()
+    assert np.transpose(npimg, (1, 2, 0)).shape == (36, 138, 3) and 0 <= npimg.min() and npimg.max() <= 1
 
     net = Net()
     criterion = nn.CrossEntropyLoss()
@@ -154,3 +158,22 @@ def test_cifar10_download_checks_the_md5_before_keeping_the_archive(tmp_path, mo
     with pytest.warns(UserWarning, match="checksums differ"):
         ds = datasets.CIFAR10(tmp_path / "data", train=False, download=True)
     assert len(ds) == 4 and (tmp_path / "data" / "cifar-10-python.tar.gz").is_file()
+
+
+def test_make_grid_lays_out_a_batch_like_torchvision():
+    from cnnlab.vision.utils import make_grid
+    images = torch.arange(5 * 1 * 2 * 3, dtype=torch.float32).reshape(5, 1, 2, 3)
+    grid = make_grid(images, nrow=2, padding=1, pad_value=-1)
+    # 3 rows x 2 columns of (2+1) x (3+1) cells, plus one border row and column; grey becomes RGB
+    assert grid.shape == (3, 3 * 3 + 1, 2 * 4 + 1)
+    g = grid.numpy()
+    for k in range(5):
+        y, x = divmod(k, 2)
+        for c in range(3):
+            np.testing.assert_array_equal(g[c, y * 3 + 1:y * 3 + 3, x * 4 + 1:x * 4 + 4], images[k, 0].numpy())
+    assert (g[:, 0, :] == -1).all() and (g[:, :, 0] == -1).all() and (g[:, 7:, 5:] == -1).all()
+    assert make_grid(images[:1]).shape == (3, 2, 3)
+    unit = make_grid(images * 2 + 10, nrow=5, normalize=True, padding=0).numpy()
+    assert unit.min() == 0.0 and unit.max() == 1.0
+    with pytest.raises(ValueError, match="expects images of shape"):
+        make_grid(torch.zeros(1, 1, 1, 2, 2))

@@ -5,6 +5,6 @@ transforms``: ``datasets.MNIST`` / ``FashionMNIST`` / ``CIFAR10`` (``root=``, ``
 ``download=``, ``transform=``, ``target_transform=``) and ``transforms.Compose``, ``ToTensor``,
 ``Normalize``, ``Lambda``.  The readers are cnnlab's own (:mod:`cnnlab.data`).
 """
-from . import datasets, transforms
+from . import datasets, transforms, utils
 
-__all__ = ["datasets", "transforms"]
+__all__ = ["datasets", "transforms", "utils"]

@@ -222,7 +222,7 @@ def test_conv2d_second_backward_through_the_same_graph_is_a_clear_error(conv_pat
     w = Tensor(rng.standard_normal((3, 2, 3, 3)), requires_grad=True)
     y = F.conv2d(x, w, padding=1)
     y.backward(np.ones(y.shape))
-    with pytest.raises(RuntimeError, match="backward through the same graph a second time"):
+    with pytest.raises(RuntimeError, match="backward through the (same )?graph a second time"):
         y.backward(np.ones(y.shape))
 
 

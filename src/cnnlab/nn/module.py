@@ -353,8 +353,8 @@ class Module:
         for p in self.parameters():
             if set_to_none or p.grad is None:
                 p.grad = None
-            elif p.grad.flags.writeable:
-                p.grad[...] = 0  # in place, as PyTorch's grad.zero_()
+            elif p.grad.data.flags.writeable:
+                p.grad.data[...] = 0  # in place, as PyTorch's grad.zero_()
             else:
                 p.grad = np.zeros_like(p.data)
 
@@ -394,7 +394,7 @@ class Module:
                 if p is not None and p.data.dtype != dtype:
                     p.data = p.data.astype(dtype)
                     if p.grad is not None:
-                        p.grad = p.grad.astype(dtype)
+                        p.grad = p.grad.data.astype(dtype)
             for name, b in list(module._buffers.items()):
                 if b is not None and b.dtype.kind == "f" and b.dtype != dtype:
                     module._set_buffer(name, b.astype(dtype))

@@ -164,8 +164,9 @@ def load_test_data(run: Run, dataset: Optional[str] = None, data_dir=None, limit
     with the run's settings).  ``limit`` keeps the first ``limit`` test images.
 
     Raises:
-        ValueError: the run does not say which data set it used and none is given,
-            or the data set's images do not fit the model.
+        ValueError: the run does not say which data set it used and none is given.
+        DataMismatchError (a ValueError): the data set's images or class names do not fit the
+            model (:func:`cnnlab.data.dataset.check_data_fits_model`, the check `cnnlab evaluate` makes).
     """
     from ..train import load_run_data
     config = dict(run.config or {})

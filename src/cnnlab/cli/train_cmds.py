@@ -316,15 +316,8 @@ def cmd_evaluate(args) -> int:
     if data is None or len(data) == 0:
         raise UsageError(f"the {args.split} split of {dataset} is empty here (limit {limit}): give a larger "
                          "--limit or another --split")
-    if tuple(data.input_shape) != tuple(saved.input_shape):
-        raise ValueError(f"the model in {run_dir} takes {'x'.join(map(str, saved.input_shape))} images, but "
-                         f"{dataset} has {'x'.join(map(str, data.input_shape))} images")
-    if [str(c) for c in data.classes] != [str(c) for c in saved.classes]:
-        def names(classes):
-            return ", ".join(map(str, classes[:12])) + (f", ... ({len(classes)} in all)" if len(classes) > 12 else "")
-        raise ValueError(f"the class names differ, so the scores would be compared with the wrong labels: the "
-                         f"model in {run_dir} has {len(saved.classes)} classes ({names(saved.classes)}), {dataset} "
-                         f"has {len(data.classes)} ({names(data.classes)})")
+    from ..data.dataset import check_data_fits_model
+    check_data_fits_model(data.classes, data.input_shape, saved.classes, saved.input_shape, run_dir, dataset)
     result = evaluate(saved.model, data, batch_size=args.batch_size, mean=saved.mean, std=saved.std,
                       return_predictions=True)
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support

@@ -103,6 +103,8 @@ class _Importer:
     modules: Dict[str, nn.Module] = field(default_factory=dict)
     values: Dict[str, str] = field(default_factory=dict)   # ONNX value name -> graph value name
     consumers: Dict[str, int] = field(default_factory=dict)
+    readers: Dict[str, list] = field(default_factory=dict)  # ONNX value name -> the ONNX nodes reading it
+    gathered: set = field(default_factory=set)  # Reshape-to-[-1] outputs whose Gather is already converted
     nodes: List[Node] = field(default_factory=list)
     used_names: set = field(default_factory=lambda: {"input"})
 
@@ -277,6 +279,7 @@ def load_with_info(path, images_only: bool = True) -> Tuple[Graph, dict]:
     for node in g.node:
         for i in node.input:
             imp.consumers[i] = imp.consumers.get(i, 0) + 1
+            imp.readers.setdefault(i, []).append(node)
 
     imp.values[input_name] = "input"
     imp.shapes["input"] = (1, *chw)

@@ -371,6 +371,9 @@ def reshape(ctx: Context):
         ctx.fail("reshaping an image batch to a scalar is not supported")
     rest = tuple(target[1:])  # the first dimension is the batch (baked in as 1 by some exporters)
     if not rest:
+        gathered = _flatten_then_gather(ctx, target)
+        if gathered is not None:
+            return gathered
         ctx.fail(f"target shape {target} drops the per-image dimensions")
     total = int(np.prod(shape[1:]))
     known = int(np.prod([s for s in rest if s != -1]))
@@ -380,6 +383,45 @@ def reshape(ctx: Context):
     if rest == tuple(shape[1:]):
         return Alias(ctx.inputs[0])
     return _flatten_or_reshape(ctx, rest)
+
+
+def _flatten_then_gather(ctx: Context, target: list):
+    """``Reshape`` to ``[-1]`` read only by a ``Gather`` (axis 0) whose constant indices ``(1, *S)``
+    take every value in order: how PyTorch's dynamo exporter writes ConvNeXt's pooling before the
+    classifier, with the batch of 1 it traced.  Per image that is a flatten to ``(1, *S)``, so it
+    imports batch-preserving as ``(N, *S)`` (the Gather becomes an alias of it); None for any other
+    use of the Reshape."""
+    shape = ctx.shape(0)
+    total = int(np.prod(shape[1:]))
+    readers = ctx.importer.readers.get(ctx.node.output[0], [])
+    if target not in ([-1], [total]) or shape[0] != 1 or len(readers) != 1 or readers[0].op_type != "Gather":
+        return None
+    gather = readers[0]
+    axis = next((a.i for a in gather.attribute if a.name == "axis"), 0)
+    indices = ctx.importer.consts.get(gather.input[1]) if len(gather.input) > 1 else None
+    if gather.input[0] != ctx.node.output[0] or axis not in (0, -1) or indices is None:
+        return None
+    indices = np.asarray(indices)
+    if indices.ndim < 2 or indices.shape[0] != 1:
+        ctx.fail(f"target shape {target} and the Gather {gather.name!r} after it with indices of shape "
+                 f"{indices.shape} drop the per-image dimensions (expected indices of shape (1, ...))")
+    taken = np.where(indices < 0, indices + total, indices).reshape(-1)
+    if taken.size != total or not np.array_equal(taken, np.arange(total)):
+        ctx.fail(f"the Gather {gather.name!r} after this Reshape to {target} picks the flattened values in "
+                 f"another order or a part of them; only every value in order (a flatten) is supported")
+    ctx.importer.gathered.add(ctx.node.output[0])
+    rest = tuple(int(s) for s in indices.shape[1:])
+    if rest == tuple(shape[1:]):
+        return Alias(ctx.inputs[0])
+    return _flatten_or_reshape(ctx, rest)
+
+
+@converter("Gather")
+def gather(ctx: Context):
+    """Gather on run-time values: only after a Reshape to ``[-1]`` (see :func:`_flatten_then_gather`)."""
+    if ctx.inputs[0] in ctx.importer.gathered:
+        return Alias(ctx.inputs[0])
+    ctx.fail("Gather with run-time data is supported only right after a Reshape to [-1] (a flatten)")
 
 
 def _shape_only(ctx: Context, out_shape: tuple):

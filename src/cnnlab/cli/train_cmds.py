@@ -318,8 +318,7 @@ def cmd_evaluate(args) -> int:
         raise ValueError(f"the class names differ, so the scores would be compared with the wrong labels: the "
                          f"model in {run_dir} has {len(saved.classes)} classes ({names(saved.classes)}), {dataset} "
                          f"has {len(data.classes)} ({names(data.classes)})")
-    result = evaluate(saved.model, data, batch_size=args.batch_size, mean=saved.mean, std=saved.std,
-                      return_predictions=True)
+    result = evaluate(saved, data, batch_size=args.batch_size, return_predictions=True)  # its preprocessing
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
     labels = np.arange(len(saved.classes))
     precision, recall, f1, support = precision_recall_fscore_support(

@@ -193,11 +193,16 @@ class SavedModel:
 
         The file is read as ``cnnlab predict`` reads it (gray or RGB as the model
         takes, resized to its input size, normalised; ``invert`` for dark strokes
-        on a light background).
+        on a light background).  What ``predict`` warns about (an image shrunk
+        a lot, the other background polarity, ...) comes as a ``UserWarning``.
         """
+        import warnings
         from .explain.features import predict_proba
         from .explain.runs import model_input
-        _, x = model_input(self, path, invert)
+        notes: List[str] = []
+        _, x = model_input(self, path, invert, notes)
+        for note in notes:
+            warnings.warn(f"{path}: {note}", UserWarning, stacklevel=2)
         probs = predict_proba(self.model, x)[0]
         order = np.argsort(-probs, kind="stable")
         return {self.classes[k] if k < len(self.classes) else str(k): float(probs[k]) for k in order}

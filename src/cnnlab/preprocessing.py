@@ -90,7 +90,7 @@ def _per_channel(label: str, value, channels: Optional[int], source: str):
         values = values * channels
     if channels is not None and len(values) != channels:
         raise ValueError(f"{source}: {label} needs one value per channel ({channels}), got {values}")
-    if label == "std" and any(not v > 0 for v in values):
+    if label.lstrip("-") == "std" and any(not v > 0 for v in values):
         raise ValueError(f"{source}: std must be positive, got {values}")
     return tuple(values)
 

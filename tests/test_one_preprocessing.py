@@ -225,3 +225,16 @@ def test_fit_records_its_data_set_and_carries_its_normalisation(lab, capsys):
     assert info["dataset"] == "digits"
     ev = json.loads(_cli(capsys, "evaluate", lab["paths"]["fit"], "--json"))
     assert ev["total"] == len(lab["test"].labels)
+
+
+def test_an_image_shrunk_a_lot_warns(tmp_path):
+    """A 28x28 digit squeezed into an 8x8 model was predicted without a word."""
+    from PIL import Image
+
+    from cnnlab.data.inputs import read_model_input
+    rng = np.random.default_rng(0)
+    for size, warns in ((28, True), (16, True), (12, False), (8, False)):
+        path = tmp_path / f"d{size}.png"
+        Image.fromarray((rng.random((size, size)) * 255).astype(np.uint8)).save(path)
+        _, notes = read_model_input(path, (1, 8, 8))
+        assert any("shrunk to 8x8" in n for n in notes) == warns, (size, notes)

@@ -20,7 +20,9 @@ Defaults, as PyTorch chooses them (see ``docs/threads.md``):
 
 An ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS``/``MKL_NUM_THREADS`` setting in
 the environment is the user's choice and is left alone (the small-op rule still
-applies below it).
+applies below it).  Limit threads with :func:`set_num_threads` or
+:func:`blas_threads` (a ``threadpoolctl`` limit set directly is not seen by the
+small-op rule, which may raise BLAS back to the core count for a large product).
 """
 from __future__ import annotations
 

@@ -235,7 +235,9 @@ def test_evaluate_runs_without_a_graph_and_matches_a_manual_count():
     assert result["accuracy"] == pytest.approx(result["correct"] / 50)
     assert 0 <= result["loss"] and np.allclose(result["probabilities"], probs, atol=1e-6)
     norm = (data.images - data.mean[0]) / data.std[0]
-    assert np.allclose(predict(model, norm), probs, atol=1e-6)  # raw arrays are used as given
+    # the model carries the normalisation fit trained it with: [0, 1] arrays get it, mean/std given win
+    assert np.allclose(predict(model, data.images), probs, atol=1e-6)
+    assert np.allclose(predict(model, norm, mean=[0.0], std=[1.0]), probs, atol=1e-6)
 
 
 def test_fit_accepts_arrays_and_dataloaders():

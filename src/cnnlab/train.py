@@ -246,6 +246,46 @@ def _normalizer(mean, std):
     return Normalize(mean, std)
 
 
+def _carry_training_preprocessing(model, to_save, history) -> None:
+    """The trained model carries the normalisation it was trained with (see :mod:`cnnlab.preprocessing`)."""
+    from .preprocessing import Preprocessing, attach
+    pre = Preprocessing(history.mean, history.std)
+    attach(model, pre)
+    attach(to_save, pre)
+
+
+def _with_dataset_name(model_extra: Optional[dict], train_data) -> Optional[dict]:
+    """``model_extra`` plus ``"dataset"`` when the training data is a built-in data set (``"digits-train"``
+    -> ``"digits"``), so ``cnnlab evaluate``/``report`` of the folder need no ``--dataset``."""
+    from .data import ArrayDataset
+    if (model_extra or {}).get("dataset") or not isinstance(train_data, ArrayDataset):
+        return model_extra
+    name = str(train_data.name or "").lower()
+    for suffix in ("-train", "-test", "-val"):
+        name = name[:-len(suffix)] if name.endswith(suffix) else name
+    if not name or dataset_key(name) == "folder":
+        return model_extra
+    return {**(model_extra or {}), "dataset": dataset_key(name)}
+
+
+def _model_and_normalizer(model, mean, std, data_mean, data_std):
+    """``(module, normalizer)``: the one rule of :func:`cnnlab.preprocessing.resolve_preprocessing`.
+
+    ``mean``/``std`` given win; else what the model carries (a SavedModel, or a model loaded by
+    ``load_model``/trained by ``fit``: also "none"); else, for a model that records nothing,
+    the data set's statistics (an ArrayDataset's ``mean``/``std``).
+    """
+    from .preprocessing import preprocessing_of, resolve_preprocessing
+    carried = preprocessing_of(model)
+    module = getattr(model, "model", model) if not isinstance(model, nn.Module) else model
+    if mean is not None or std is not None:
+        pre = resolve_preprocessing(carried, mean, std)
+        return module, _normalizer(pre.mean, pre.std)
+    if carried is not None:
+        return module, _normalizer(carried.mean, carried.std)
+    return module, _normalizer(data_mean, data_std)
+
+
 def default_augmentation(dataset: str, input_shape: Sequence[int]):
     """The training augmentation cnnlab uses for a data set (a ``transform(batch, rng)``).
 
@@ -280,10 +320,13 @@ def evaluate(model: nn.Module, data, batch_size: int = 256, mean=None, std=None,
     """Loss and accuracy of ``model`` on ``data``, in eval mode, under ``no_grad``, in batches.
 
     Args:
-        model: the network (its train/eval mode is restored afterwards).
-        data: an ArrayDataset (normalised with its ``mean``/``std``) or an ``(images, labels)`` pair.
+        model: the network (its train/eval mode is restored afterwards), or a
+            :class:`cnnlab.io.SavedModel`.
+        data: an ArrayDataset or an ``(images, labels)`` pair of [0, 1] images.
         batch_size: images per forward pass.
-        mean, std: override the normalisation.
+        mean, std: the normalisation; when not given, the one the model carries (a model
+            from :func:`cnnlab.io.load_model` or :func:`fit`, also "none"), else, for a model
+            that records nothing, the ArrayDataset's ``mean``/``std``.
         return_predictions: also return ``predictions`` (N,) and ``probabilities`` (N, K).
 
     Returns:
@@ -292,7 +335,7 @@ def evaluate(model: nn.Module, data, batch_size: int = 256, mean=None, std=None,
     images, labels, d_mean, d_std, _ = _split_data(data, "evaluate data")
     if images.shape[0] == 0:
         raise ValueError("evaluate: the data set is empty")
-    norm = _normalizer(d_mean if mean is None else mean, d_std if std is None else std)
+    model, norm = _model_and_normalizer(model, mean, std, d_mean, d_std)
     n = int(images.shape[0])
     group = None if return_predictions else _distributed.current_group()
     if group is not None:  # data-parallel: each rank evaluates its share, the sums are added
@@ -359,21 +402,23 @@ def predict(model: nn.Module, images, batch_size: int = 256, mean=None, std=None
     """Softmax probabilities of every class for every image, shape ``(N, K)``.
 
     Args:
-        images: ``(N, C, H, W)`` float array in [0, 1], or an ArrayDataset (its mean/std used).
-        mean, std: the normalisation (e.g. ``SavedModel.mean``/``.std``).
+        model: the network, or a :class:`cnnlab.io.SavedModel`.
+        images: ``(N, C, H, W)`` float array in [0, 1], or an ArrayDataset.
+        mean, std: the normalisation; when not given, the one the model carries (see
+            :func:`evaluate`), else an ArrayDataset's mean/std, else none.
 
     Shape:
         - images: (N, C, H, W); output (N, K), rows summing to 1.
     """
     from .data import ArrayDataset
+    d_mean = d_std = None
     if isinstance(images, ArrayDataset):
-        mean = images.mean if mean is None else mean
-        std = images.std if std is None else std
+        d_mean, d_std = images.mean, images.std
         images = images.images
     images = images.data if isinstance(images, Tensor) else np.asarray(images, dtype=np.float32)
     if images.ndim != 4:
         raise ValueError(f"predict: images must have shape (N, C, H, W), got {images.shape}")
-    norm = _normalizer(mean, std)
+    model, norm = _model_and_normalizer(model, mean, std, d_mean, d_std)
     last = _last_layer(model, images.shape[1:])
     was_training = model.training
     model.eval()
@@ -704,9 +749,7 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
         if v_images.shape[0] == 0:
             val_data = None
         else:
-            if mean is not None and v_mean is None:
-                v_mean, v_std = mean, std
-            val = (v_images, v_labels, v_mean, v_std)
+            val = (v_images, v_labels, mean, std)  # validated as trained: the training normalisation
     if patience is not None and val is None:
         raise ValueError("patience (early stopping) needs val_data to watch")
 
@@ -720,6 +763,8 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
     steps_per_epoch = len(loader)
     scheduler, per_batch = make_scheduler(schedule, opt, int(epochs), steps_per_epoch)
     history = History(mean=None if mean is None else tuple(mean), std=None if std is None else tuple(std))
+    _carry_training_preprocessing(model, to_save, history)
+    model_extra = _with_dataset_name(model_extra, train_data)
     trainer = _Trainer(model, opt, scheduler, history, int(epochs))
     best_state: Optional[Dict[str, np.ndarray]] = None
     wait = 0

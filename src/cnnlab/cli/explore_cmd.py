@@ -84,8 +84,8 @@ def cmd_explore(args) -> int:
     app = create_app(saved, run_dir, engine=args.engine)
     # one image at a time: BLAS threads only cost here (241 ms -> 10 ms for a small residual net on a busy
     # 2-core machine); the server's requests are the parallelism
-    from threadpoolctl import threadpool_limits
-    threadpool_limits(limits=1, user_api="blas")
+    from ..threads import set_num_threads
+    set_num_threads(1)  # cnnlab's own setting, so the small-product rule keeps to it
 
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)

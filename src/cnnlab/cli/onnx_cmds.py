@@ -84,11 +84,13 @@ def add_model_file_options(subparsers) -> None:
                     visit(sub_name, sub)
         if not (_takes_a_run(parser) and (name in _RUN_COMMANDS or parser.prog.split()[1:2] == ["explain"])):
             return
-        group = parser.add_argument_group("ONNX files (a .onnx file instead of a run directory)")
+        group = parser.add_argument_group("the model's inputs (also for a .onnx file instead of a run directory)")
         group.add_argument("--classes", type=_classes, metavar="A,B,...|FILE",
                            help="class names of a foreign .onnx model")
-        group.add_argument("--mean", type=_floats, metavar="M[,M,M]", help="per-channel mean of its inputs")
-        group.add_argument("--std", type=_floats, metavar="S[,S,S]", help="per-channel std of its inputs")
+        group.add_argument("--mean", type=_floats, metavar="M[,M,M]",
+                           help="per-channel mean of its inputs (wins over what the model records)")
+        group.add_argument("--std", type=_floats, metavar="S[,S,S]",
+                           help="per-channel std of its inputs (wins over what the model records)")
         if name in _ENGINE_COMMANDS:
             group.add_argument("--engine", choices=("cnnlab", "onnxruntime"), default="cnnlab",
                                help="run the model in cnnlab (default) or in ONNX Runtime (export in memory)")
@@ -98,7 +100,10 @@ def add_model_file_options(subparsers) -> None:
 
 
 def apply_model_file_options(args) -> None:
-    """Hand ``--classes/--mean/--std`` to :func:`cnnlab.onnx.load_saved` for this process."""
-    if any(getattr(args, k, None) is not None for k in ("classes", "mean", "std")):
+    """Hand ``--classes`` to :func:`cnnlab.onnx.load_saved`, and ``--mean/--std`` to every model this
+    process loads (run folders, model folders, ONNX files: they win over what the model records)."""
+    from ..preprocessing import set_command_line
+    set_command_line(getattr(args, "mean", None), getattr(args, "std", None))
+    if getattr(args, "classes", None) is not None:
         from ..onnx._saved import FOREIGN
-        FOREIGN.update({k: getattr(args, k, None) for k in FOREIGN})
+        FOREIGN["classes"] = args.classes

@@ -318,8 +318,7 @@ def cmd_evaluate(args) -> int:
                          "--limit or another --split")
     from ..data.dataset import check_data_fits_model
     check_data_fits_model(data.classes, data.input_shape, saved.classes, saved.input_shape, run_dir, dataset)
-    result = evaluate(saved.model, data, batch_size=args.batch_size, mean=saved.mean, std=saved.std,
-                      return_predictions=True)
+    result = evaluate(saved, data, batch_size=args.batch_size, return_predictions=True)  # its preprocessing
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
     labels = np.arange(len(saved.classes))
     precision, recall, f1, support = precision_recall_fscore_support(

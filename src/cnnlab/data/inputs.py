@@ -206,6 +206,11 @@ def read_model_input(path, input_shape, stats: Optional[dict] = None, invert: Op
         else:
             array = centred
     if array.shape[1:] != (H, W):
+        shrink = max(array.shape[1] / H, array.shape[2] / W)
+        if shrink >= 2:  # a 28x28 digit squeezed into an 8x8 model is not what it was trained on
+            warnings.append(f"a {array.shape[2]}x{array.shape[1]} image shrunk to {W}x{H}, {shrink:.3g}x smaller "
+                            f"(the model takes {W}x{H} images): fine detail is lost and the prediction may be "
+                            "unreliable")
         if abs(h / w - H / W) > 0.05 * (H / W):
             warnings.append(f"a {w}x{h} image stretched to {W}x{H} (aspect ratio changed; --center keeps it)")
         resized = [np.asarray(Image.fromarray(channel).resize((W, H), Image.BILINEAR))

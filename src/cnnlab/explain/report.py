@@ -312,7 +312,7 @@ def build_report(run_dir, dataset: Optional[str] = None, data_dir=None, samples:
     run = open_run(run_dir)
     notes: List[str] = []
     m = run.metrics or {}
-    title = f"{run.name} on {_public(run.dataset) or 'unknown data'}"
+    title = f"{run.name} on {_public(dataset or run.dataset) or 'unknown data'}"
     parts = [f"<h1>{_esc(title)}</h1>",
              f"<p class='lead'>cnnlab run <code>{_esc(Path(run.path).name)}</code>; report written "
              f"{datetime.now().strftime('%Y-%m-%d %H:%M')}.</p>",

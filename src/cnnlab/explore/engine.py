@@ -407,7 +407,8 @@ class Explorer:
             dataset = self._config.get("dataset")
         return {"name": self.saved.name or (self.run_dir.name if self.run_dir else "model"),
                 "input_shape": list(self.input_shape), "classes": self.classes,
-                "mean": self.mean, "std": self.std, "dataset": dataset,
+                "mean": self.mean, "std": self.std, "preprocessing_origin": getattr(self.saved, "origin", "model"),
+                "dataset": dataset,
                 "softmax_added": self.needs_softmax, "layers": self._layers,
                 "has_run": self._history is not None or self._metrics is not None,
                 "can_draw": self.input_shape[0] == 1,
@@ -477,6 +478,8 @@ class Explorer:
         if self.mean is not None and self.std is not None:
             img.steps.append("normalised: (x - " + ", ".join(f"{m:.4g}" for m in self.mean) + ") / "
                              + ", ".join(f"{s:.4g}" for s in self.std))
+        elif getattr(self.saved, "origin", "model") == "unknown":
+            img.steps.append("not normalised: the model records no mean/std (none assumed)")
         return img
 
     # ------------------------------------------------------------------ forward

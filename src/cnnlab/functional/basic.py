@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from ..threads import for_work
 from ..tensor import Tensor, as_tensor, flatten_shape
 from ._layout import to_chwn, to_nchw
 
@@ -46,11 +47,13 @@ def linear(input, weight, bias=None) -> Tensor:
         raise ValueError(f"linear: expected bias of shape ({w.shape[0]},), got {tuple(b.shape)}")
     lead = x.shape[:-1]
     x2 = x.data.reshape(math.prod(lead), w.shape[1])  # not -1: in_features may be 0
+    for_work(x2.shape[0] * w.shape[0] * w.shape[1])  # small products: one BLAS thread
     out = x2 @ w.data.T
     if b is not None:
         out += b.data
 
     def backward(g):
+        for_work(x2.shape[0] * w.shape[0] * w.shape[1])
         g2 = g.reshape(x2.shape[0], w.shape[0])
         gx = (g2 @ w.data).reshape(x.shape) if x.requires_grad else None
         gw = None

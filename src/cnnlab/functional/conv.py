@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ..threads import for_work
 from ..tensor import Tensor, as_tensor
 from ._layout import (PADDING_MODES, check_image_batch, check_padding_fits, pad_chwn, pad_chwn_backward, to_chwn,
                       to_nchw)
@@ -75,6 +76,7 @@ def _scatter_taps(dxp: np.ndarray, d: np.ndarray, r0: int, stride, dilation) -> 
 
 def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray = None) -> np.ndarray:
     """Batched (G, m, k) @ (G, k, n); one plain BLAS call when G == 1."""
+    for_work(a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2])  # small products: one BLAS thread
     if a.shape[0] == 1:
         r = np.matmul(a[0], b[0], out=None if out is None else out[0])
         return r[None]

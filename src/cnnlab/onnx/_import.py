@@ -122,8 +122,12 @@ class _Importer:
         return candidate
 
 
-def layer_name(node) -> str:
+def layer_name(node, initializers=()) -> str:
     """The module path a node came from, else its ONNX name.
+
+    A node reading an initializer named after a parameter (``conv1.weight``) is that
+    module's (``conv1``): the dynamo exporter folds a batch norm into the conv before it
+    and keeps the batch norm's scope on the fused node, while the weights keep the conv's name.
 
     PyTorch's dynamo exporter stores the path in ``metadata_props``
     (``pkg.torch.onnx.name_scopes``: ``['', 'block', 'block.0', 'conv2d_1']``; or
@@ -131,6 +135,9 @@ def layer_name(node) -> str:
     the TorchScript exporter names nodes ``/block/block.0/Conv``.  The last entry is
     the op, the one before it the module: ``block.0``.
     """
+    for value in list(node.input)[1:2]:  # the weight of Conv/Gemm/ConvTranspose/MatMul
+        if value in initializers and value.endswith(".weight") and len(value) > len(".weight"):
+            return value[:-len(".weight")]
     meta = {p.key: p.value for p in getattr(node, "metadata_props", [])}
     parts: List[str] = []
     if "pkg.torch.onnx.name_scopes" in meta:
@@ -316,7 +323,7 @@ def load_with_info(path, images_only: bool = True) -> Tuple[Graph, dict]:
         converter = CONVERTERS.get(node.op_type)
         if converter is None:
             _unsupported(node, opset, source)
-        ctx = Context(node, attrs, opset, imp, layer_name(node))
+        ctx = Context(node, attrs, opset, imp, layer_name(node, imp.consts))
         if node.op_type in MULTI_OUTPUT:  # one result per output (Split)
             for out, result in zip(node.output, converter(ctx)):
                 if out and result is not None:

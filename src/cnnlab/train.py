@@ -813,9 +813,7 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
             t_batch = time.perf_counter()
             for b, (x, y) in enumerate(loader):
                 n = x.shape[0] if group is None else loader.batch_slice(b)[2]  # the global batch's size
-                if group is None and n < 2 and skip_single:  # said once before training (_single_image_batches)
-                    continue
-                if group is not None and (n < 2 or n < group.size):  # a share for every rank
+                if n < 2 and skip_single:  # said once before training (_single_image_batches)
                     continue
                 if group is not None:
                     group.batch = loader.batch_slice(b)

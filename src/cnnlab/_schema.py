@@ -375,7 +375,7 @@ _CONFIG_FIELDS = {
     "schedule": ("str", True), "weight_decay": ("number", False), "label_smoothing": ("number", False),
     "patience": ("int", True), "clip_grad": ("number", True), "augment": ("bool", False),
     "val_fraction": ("number", False), "seed": ("int", False), "limit": ("int", True),
-    "cnnlab_version": ("str", True),
+    "cnnlab_version": ("str", True), "data_fingerprint": ("str", True),
 }
 
 _KIND_CHECK = {"number": _is_finite, "int": _is_int, "bool": lambda v: isinstance(v, bool),

@@ -343,6 +343,16 @@ def non_finite_state(model: nn.Module) -> list:
             if np.asarray(v).dtype.kind in "fc" and not np.isfinite(v).all()]
 
 
+def check_finite_model(model: nn.Module, where) -> None:
+    """Refuse a model whose weights or statistics hold NaN/inf (a diverged run): what every command that
+    uses a trained model (predict, evaluate, explain, report, export, explore) checks first."""
+    bad = non_finite_state(model)
+    if bad:
+        raise ValueError(f"the model in {where}: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''} hold "
+                         "NaN/inf values (training diverged); its scores would mean nothing: train it again "
+                         "with a lower --lr")
+
+
 def _check_finite_outputs(model: nn.Module, logits: np.ndarray, what: str) -> None:
     """Refuse NaN/inf scores: a diverged model's answers are not predictions."""
     bad = ~np.isfinite(logits).all(axis=1)

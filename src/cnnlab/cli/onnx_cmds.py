@@ -61,6 +61,8 @@ def cmd_export(args) -> int:
     if not str(args.output).lower().endswith(".onnx"):
         raise UsageError(f"the output file should end in .onnx, got {args.output}")
     saved = load_model(args.run_dir)
+    from ..train import check_finite_model
+    check_finite_model(saved.model, args.run_dir)  # an exported NaN model would answer NaN everywhere
     path = export(saved.model, args.output, saved.input_shape, args.opset, saved_metadata(saved))
     print(f"wrote {path} (opset {args.opset}, input (N, {', '.join(map(str, saved.input_shape))}), "
           f"{len(saved.classes)} classes)")

@@ -263,13 +263,9 @@ def _run_config(run_dir: Path) -> dict:
 def _load_finite_model(run_dir: Path):
     """``load_model``, refusing weights or statistics that hold NaN/inf (a diverged run)."""
     from ..io import load_model
-    from ..train import non_finite_state
+    from ..train import check_finite_model
     saved = load_model(run_dir)
-    bad = non_finite_state(saved.model)
-    if bad:
-        raise ValueError(f"the model in {run_dir}: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''} hold "
-                         "NaN/inf values (training diverged); its scores would mean nothing: train it again "
-                         "with a lower --lr")
+    check_finite_model(saved.model, run_dir)
     return saved
 
 

@@ -1,0 +1,66 @@
+"""Inputs that used to give a silently wrong answer: each is now refused (or handled) in one line."""
+import contextlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnnlab.cli import main
+
+
+def run_cli(argv):
+    """``(status, stdout, stderr)`` of ``cnnlab argv`` run in-process."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main([str(a) for a in argv])
+    return status, out.getvalue(), err.getvalue()
+
+
+def one_error(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "error:" in lines[0] and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    pytest.importorskip("sklearn")
+    out = tmp_path_factory.mktemp("silent") / "run"
+    status, _, err = run_cli(["train", "--epochs", 1, "--limit", 100, "--out", out, "--quiet"])
+    assert status == 0, err
+    return out
+
+
+def _weights(folder: Path) -> dict:
+    with np.load(folder / "model.npz") as z:
+        return {k: z[k].copy() for k in z.files}
+
+
+@pytest.fixture
+def nan_run(run, tmp_path):
+    bad = tmp_path / "nan-run"
+    shutil.copytree(run, bad)
+    state = _weights(bad)
+    first = next(k for k, v in state.items() if v.dtype.kind == "f" and k.endswith("weight"))
+    state[first].flat[0] = np.nan
+    np.savez(bad / "model.npz", **state)
+    return bad, first
+
+
+def test_export_refuses_a_nan_model(nan_run, tmp_path):
+    pytest.importorskip("onnx")
+    bad, key = nan_run
+    status, _, err = run_cli(["export", bad, tmp_path / "m.onnx"])
+    assert status == 1 and f"{key} hold NaN/inf values (training diverged)" in one_error(err)
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_report_refuses_a_nan_model(nan_run, tmp_path):
+    pytest.importorskip("matplotlib")
+    bad, key = nan_run
+    status, _, err = run_cli(["report", bad, "--output", tmp_path / "r.html"])
+    assert status == 1 and f"{key} hold NaN/inf values (training diverged)" in one_error(err)
+    assert not (tmp_path / "r.html").exists()

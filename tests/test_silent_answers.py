@@ -64,3 +64,27 @@ def test_report_refuses_a_nan_model(nan_run, tmp_path):
     status, _, err = run_cli(["report", bad, "--output", tmp_path / "r.html"])
     assert status == 1 and f"{key} hold NaN/inf values (training diverged)" in one_error(err)
     assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128, "U3"])
+def test_model_npz_with_complex_or_text_weights_is_refused(run, tmp_path, dtype):
+    import warnings
+    bad = tmp_path / "complex-run"
+    shutil.copytree(run, bad)
+    state = _weights(bad)
+    key = next(k for k, v in state.items() if v.dtype.kind == "f" and k.endswith("weight"))
+    state[key] = (state[key] + 1j).astype(dtype) if np.dtype(dtype).kind == "c" else np.full(state[key].shape, "1.0", dtype)
+    np.savez(bad / "model.npz", **state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ComplexWarning either
+        status, out, err = run_cli(["predict", bad, run.parent / "nothing.png"])
+    line = one_error(err)
+    assert status == 1 and "model.npz" in line and repr(key) in line and str(np.dtype(dtype)) in line
+
+
+def test_load_state_dict_refuses_complex_values():
+    from cnnlab import nn
+    layer = nn.Linear(2, 2)
+    state = {k: np.asarray(v) + 1j for k, v in layer.state_dict().items()}
+    with pytest.raises(ValueError, match=r"weight holds complex numbers \(dtype complex"):
+        layer.load_state_dict(state)

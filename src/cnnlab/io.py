@@ -108,9 +108,21 @@ def load_npz(path, what: str = "weights file") -> Dict[str, np.ndarray]:
     check_npz_members(path, what)  # array headers checked before NumPy allocates anything
     try:
         with np.load(path, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
+            arrays = {key: data[key] for key in data.files}
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise ValueError(f"{what} {path} is not a readable .npz file: {exc}") from None
+    _check_real_numbers(arrays, path, what)
+    return arrays
+
+
+def _check_real_numbers(arrays: Dict[str, np.ndarray], path, what: str) -> None:
+    """Refuse arrays that are not real numbers: complex weights would be cast to their real part (and
+    NumPy warn on stderr), text or records would fail deep inside a layer."""
+    for key, array in arrays.items():
+        if array.dtype.kind not in "biuf":
+            kind = "complex numbers" if array.dtype.kind == "c" else "no numbers"
+            raise ValueError(f"{what} {path}: array {key!r} holds {kind} (dtype {array.dtype}); cnnlab reads "
+                             "only real numbers (float, int or bool arrays)")
 
 
 def save_bundle(path, arrays: Dict[str, np.ndarray], meta: dict) -> Path:

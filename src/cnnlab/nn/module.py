@@ -325,6 +325,9 @@ class Module:
             if key not in own:
                 continue
             target = own[key]
+            if value.dtype.kind not in "biuf":  # complex would be cast to its real part, silently
+                raise ValueError(f"{key} holds {'complex numbers' if value.dtype.kind == 'c' else 'no numbers'} "
+                                 f"(dtype {value.dtype}); parameters and buffers take real numbers")
             if tuple(value.shape) != tuple(target.shape):
                 raise ValueError(f"size mismatch for {key}: copying a param with shape {tuple(value.shape)}, "
                                  f"the shape in the current model is {tuple(target.shape)}")

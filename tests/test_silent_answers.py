@@ -88,3 +88,43 @@ def test_load_state_dict_refuses_complex_values():
     state = {k: np.asarray(v) + 1j for k, v in layer.state_dict().items()}
     with pytest.raises(ValueError, match=r"weight holds complex numbers \(dtype complex"):
         layer.load_state_dict(state)
+
+
+# --- a softmax over the batch axis mixes the images of a batch ---------------------------------------
+@pytest.mark.parametrize("layer", [{"type": "Softmax", "dim": 0}, {"type": "LogSoftmax", "dim": -2},
+                                   {"type": "Softmax", "dim": 0, "name": "probs"}])
+def test_model_file_with_a_softmax_over_the_batch_is_refused_naming_the_layer(tmp_path, layer):
+    from cnnlab.models import load_model_file
+    spec = tmp_path / "net.json"
+    spec.write_text(json.dumps({"input_shape": [1, 8, 8], "layers": [
+        {"type": "Flatten"}, {"type": "Linear", "out_features": 3}, layer]}))
+    with pytest.raises(ValueError, match=r"layer (2|'probs').*Softmax\(dim=-?\d\) normalises over dim 0, the batch axis"):
+        load_model_file(spec)
+
+
+def test_softmax_over_classes_still_builds():
+    from cnnlab import nn
+    assert nn.Sequential(nn.Flatten(), nn.Linear(64, 3), nn.Softmax(dim=1)).output_shape((2, 1, 8, 8)) == (2, 3)
+    assert nn.Softmax(dim=-1).output_shape((2, 3)) == (2, 3)
+
+
+def _onnx_softmax_model(path, axis):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+    w = numpy_helper.from_array(np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["x"], ["f"], name="flat"),
+         helper.make_node("MatMul", ["f", "w"], ["logits"], name="scores"),
+         helper.make_node("Softmax", ["logits"], ["y"], name="probs", axis=axis)],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_onnx_softmax_over_the_batch_axis_is_refused_naming_the_node(tmp_path):
+    from cnnlab.onnx import OnnxImportError, load
+    path = _onnx_softmax_model(tmp_path / "m.onnx", axis=0)
+    with pytest.raises(OnnxImportError, match=r"node 'probs' \(Softmax.*normalises over dim 0, the batch axis"):
+        load(path)
+    assert load(_onnx_softmax_model(tmp_path / "ok.onnx", axis=1)).output_shape((2, 1, 8, 8)) == (2, 3)

@@ -128,3 +128,27 @@ def test_onnx_softmax_over_the_batch_axis_is_refused_naming_the_node(tmp_path):
     with pytest.raises(OnnxImportError, match=r"node 'probs' \(Softmax.*normalises over dim 0, the batch axis"):
         load(path)
     assert load(_onnx_softmax_model(tmp_path / "ok.onnx", axis=1)).output_shape((2, 1, 8, 8)) == (2, 3)
+
+
+# --- normalisation of foreign ONNX files: a std of 0, inf or NaN zeroes or NaNs every image ---------------
+@pytest.mark.parametrize("flag, value", [("--std", "inf"), ("--std", "0"), ("--std", "nan"), ("--std", "-1"),
+                                         ("--std", "1,1e309"), ("--mean", "nan"), ("--mean", "-inf")])
+def test_predict_refuses_a_std_or_mean_that_is_not_a_finite_positive_number(run, tmp_path, flag, value):
+    pytest.importorskip("onnx")
+    Image = pytest.importorskip("PIL.Image")
+    model = tmp_path / "m.onnx"
+    assert run_cli(["export", run, model])[0] == 0
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "d.png")
+    status, out, err = run_cli(["predict", model, tmp_path / "d.png", f"{flag}={value}"])
+    assert status == 2 and out == "" and f"argument {flag}:" in one_error(err.splitlines()[-1])
+
+
+@pytest.mark.parametrize("kwargs", [dict(std=[float("inf")]), dict(std=[0.0]), dict(mean=[float("nan")], std=[1.0]),
+                                    dict(std=["1"])])
+def test_load_saved_refuses_bad_normalisation_from_the_file_or_the_caller(run, tmp_path, kwargs):
+    pytest.importorskip("onnx")
+    from cnnlab.onnx import load_saved
+    model = tmp_path / "m.onnx"
+    assert run_cli(["export", run, model])[0] == 0
+    with pytest.raises(ValueError, match=r"m\.onnx: the (std|mean) .* must be (positive )?finite numbers"):
+        load_saved(model, **kwargs)

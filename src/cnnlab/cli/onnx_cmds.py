@@ -7,6 +7,7 @@ cnnlab did not write); ``--engine onnxruntime`` runs ``predict`` and
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from ._args import positive_int
@@ -17,9 +18,19 @@ def _floats(text: str):
         values = [float(v) for v in text.replace(" ", "").split(",") if v != ""]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 0.1307 or "
-                                         f"0.485,0.456,0.406, got {text!r}") from None
+                                         f"0.485,0.456,0.406, got {text!r:.80}") from None
     if not values:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r:.80}")
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r:.80}")
+    return values
+
+
+def _stds(text: str):
+    """``--std``: positive finite numbers (0 or inf would turn every image into NaN or zeros)."""
+    values = _floats(text)
+    if not all(v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"a standard deviation must be a positive number, got {text!r:.80}")
     return values
 
 
@@ -90,7 +101,7 @@ def add_model_file_options(subparsers) -> None:
         group.add_argument("--classes", type=_classes, metavar="A,B,...|FILE",
                            help="class names of a foreign .onnx model")
         group.add_argument("--mean", type=_floats, metavar="M[,M,M]", help="per-channel mean of its inputs")
-        group.add_argument("--std", type=_floats, metavar="S[,S,S]", help="per-channel std of its inputs")
+        group.add_argument("--std", type=_stds, metavar="S[,S,S]", help="per-channel std of its inputs")
         if name in _ENGINE_COMMANDS:
             group.add_argument("--engine", choices=("cnnlab", "onnxruntime"), default="cnnlab",
                                help="run the model in cnnlab (default) or in ONNX Runtime (export in memory)")

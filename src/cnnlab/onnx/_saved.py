@@ -40,6 +40,20 @@ def _json_list(meta: dict, key: str, source: str):
     return list(value) if isinstance(value, list) else None
 
 
+def _check_normalisation(mean, std, source: str) -> None:
+    """Finite means and positive finite standard deviations (from the options or the file's metadata)."""
+    import math
+    for label, value in (("mean", mean), ("std", std)):
+        if value is None:
+            continue
+        ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                 and (label == "mean" or v > 0) for v in value)
+        if not ok:
+            what = "finite numbers" if label == "mean" else "positive finite numbers"
+            raise ValueError(f"{source}: the {label} (--{label} or the file's cnnlab.{label}) must be {what}, "
+                             f"got {str(list(value))[:200]}")
+
+
 def load_saved(path, classes: Optional[Sequence[str]] = None, mean: Optional[Sequence[float]] = None,
                std: Optional[Sequence[float]] = None):
     """A :class:`cnnlab.io.SavedModel` read from an ONNX file.
@@ -70,6 +84,7 @@ def load_saved(path, classes: Optional[Sequence[str]] = None, mean: Optional[Seq
     for label, value in (("mean", mean), ("std", std)):
         if value is not None and len(value) not in (1, chw[0]):
             raise ValueError(f"{source}: --{label} needs one value per channel ({chw[0]}), got {list(value)}")
+    _check_normalisation(mean, std, source)
     if (mean is None) != (std is None):
         mean = mean if mean is not None else [0.0] * chw[0]
         std = std if std is not None else [1.0] * chw[0]

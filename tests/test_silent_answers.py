@@ -152,3 +152,19 @@ def test_load_saved_refuses_bad_normalisation_from_the_file_or_the_caller(run, t
     assert run_cli(["export", run, model])[0] == 0
     with pytest.raises(ValueError, match=r"m\.onnx: the (std|mean) .* must be (positive )?finite numbers"):
         load_saved(model, **kwargs)
+
+
+# --- a checkpoint's optimizer state with NaN ---------------------------------------------------------------
+@pytest.mark.parametrize("prefix", ["optim/", "model/"])
+def test_resume_refuses_a_checkpoint_holding_nan(tmp_path, prefix):
+    pytest.importorskip("sklearn")
+    from cnnlab.io import load_bundle, save_bundle
+    from cnnlab.train import train
+    out = tmp_path / "run"
+    train("digits", epochs=1, limit=100, out_dir=out, verbose=0)
+    arrays, meta = load_bundle(out / "checkpoint.npz")
+    name = next(k for k, v in arrays.items() if k.startswith(prefix) and v.dtype.kind == "f" and v.size)
+    arrays[name].flat[0] = np.nan
+    save_bundle(out / "checkpoint.npz", arrays, meta)
+    with pytest.raises(ValueError, match=rf"checkpoint.npz: array {name!r} holds NaN/inf values"):
+        train(resume=out, epochs=2, verbose=0)

@@ -543,6 +543,9 @@ def check_checkpoint(arrays: Dict[str, np.ndarray], meta, where, model=None) -> 
                              "and best/... arrays")
         if array.dtype.kind not in "fiub":
             raise ValueError(f"{where}: array {name!r} has dtype {array.dtype}, expected numbers")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():  # training never saves these
+            raise ValueError(f"{where}: array {name!r} holds NaN/inf values: the checkpoint is damaged, and "
+                             "resuming from it would train on NaN")
     if model is not None:
         own = model.state_dict()
         for prefix, required in (("model", True), ("best", False)):

@@ -440,7 +440,8 @@ class Explorer:
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-            raw, warnings = read_model_input(name, self.input_shape, stats, invert=True if invert else None)
+            raw, warnings = read_model_input(name, self.input_shape, stats, invert=True if invert else None,
+                                             hints="page")  # remedies in the page's words, not CLI options
         except (OSError, ValueError) as exc:
             raise RequestError(f"cannot read the image: {str(exc).replace(name, 'the upload')}") from None
         finally:

@@ -80,3 +80,58 @@ def test_explorer_sample_below_zero_names_only_the_bound_it_has(run):
     assert got.status_code == 400
     text = json.dumps(got.json())
     assert "sample must be at least 0, got -3" in text and "None" not in text
+
+
+# --- image files: raw Pillow texts and warnings ------------------------------------------------------------
+def _exif_with_a_tag_past_the_end() -> bytes:
+    import struct
+    ifd = (b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 2) + struct.pack("<HHII", 0x010E, 2, 100, 1000)
+           + struct.pack("<HHII", 0x0112, 3, 1, 1) + struct.pack("<I", 0))
+    return b"Exif\x00\x00" + ifd
+
+
+def test_image_with_a_damaged_exif_block_gives_no_raw_warning(run, tmp_path):
+    Image.fromarray(np.full((8, 8), 30, np.uint8)).save(tmp_path / "e.jpg", exif=_exif_with_a_tag_past_the_end())
+    status, out, err = run_cli(["predict", run, tmp_path / "e.jpg"])  # warnings are errors in run_cli
+    assert status == 0 and "e.jpg:" in out and "Warning" not in err, err
+
+
+@pytest.mark.parametrize("mode", ["LAB", "HSV"])
+def test_image_in_a_colour_mode_cnnlab_cannot_convert_is_one_line_naming_the_file(run, tmp_path, mode):
+    path = tmp_path / ("x.tif" if mode == "LAB" else "x.png")
+    image = Image.new(mode, (8, 8))
+    try:
+        image.save(path)
+    except (OSError, KeyError, ValueError):
+        pytest.skip(f"this Pillow cannot write {mode} files")
+    status, _, err = run_cli(["predict", run, path])
+    line = one_error(err)
+    assert status == 1 and str(path) in line and f"colour mode is {mode}" in line
+
+
+@pytest.mark.parametrize("suffix", ["gif", "webp", "png"])
+def test_animated_image_says_only_the_first_frame_is_used(run, tmp_path, suffix):
+    frames = [Image.fromarray(np.full((8, 8), 40 * k, np.uint8)) for k in range(3)]
+    path = tmp_path / f"anim.{suffix}"
+    try:
+        frames[0].save(path, save_all=True, append_images=frames[1:])
+    except (OSError, KeyError, ValueError):
+        pytest.skip(f"this Pillow cannot write animated {suffix}")
+    status, out, err = run_cli(["predict", run, path])
+    assert status == 0 and "an animated image of 3 frames: only the first frame is used" in err, err
+    single = tmp_path / f"one.{suffix}"
+    frames[0].save(single)
+    assert "frames: only the first" not in run_cli(["predict", run, single])[2]
+
+
+# --- ONNX files ------------------------------------------------------------------------------------------
+def test_onnx_graph_output_naming_no_value_is_one_line(run, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    assert run_cli(["export", run, tmp_path / "m.onnx"])[0] == 0
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    model.graph.output[0].name = "nowhere"
+    onnx.save(model, str(tmp_path / "bad.onnx"))
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "d.png")
+    status, _, err = run_cli(["predict", tmp_path / "bad.onnx", tmp_path / "d.png"])
+    line = one_error(err)
+    assert status in (1, 2) and "bad.onnx: the graph's output 'nowhere' is no node's output" in line

@@ -193,7 +193,7 @@ def read_model_input(path, input_shape, stats: Optional[dict] = None, invert: Op
         raise ValueError(f"hints must be one of {', '.join(HINTS)}, got {hints!r}")
     remedy = HINTS[hints]
     warnings: List[str] = []
-    image = _open(path)
+    image = _open(path, warnings)
     image = _to_8bit(image, warnings)
     image = _flatten_alpha(image, stats, warnings)
     if image.mode in ("1", "L"):

@@ -326,6 +326,9 @@ def load_with_info(path, images_only: bool = True) -> Tuple[Graph, dict]:
         raise OnnxImportError(f"{source}: the graph has {len(outputs)} outputs; cnnlab models give one")
     if outputs[0] in imp.consts:
         raise OnnxImportError(f"{source}: the graph's output {outputs[0]!r} does not depend on its input")
+    if outputs[0] not in produced:
+        raise OnnxImportError(f"{source}: the graph's output {outputs[0]!r} is no node's output (nor the graph "
+                              "input)")
     out = imp.resolve(outputs[0])
     if out == "input" or not imp.nodes:
         imp.nodes.append(Node(imp.unique("identity"), nn.Identity(), ("input",)))

@@ -135,3 +135,48 @@ def test_onnx_graph_output_naming_no_value_is_one_line(run, tmp_path):
     status, _, err = run_cli(["predict", tmp_path / "bad.onnx", tmp_path / "d.png"])
     line = one_error(err)
     assert status in (1, 2) and "bad.onnx: the graph's output 'nowhere' is no node's output" in line
+
+
+# --- zip members NumPy cannot read -----------------------------------------------------------------------
+def patch_zip_headers(data: bytes, flag_bits: int = 0, method=None) -> bytes:
+    """``data`` (a zip file) with ``flag_bits`` OR-ed into, or ``method`` written over, every header."""
+    import struct
+    out = bytearray(data)
+    for magic, flag_at, method_at in ((b"PK\x03\x04", 6, 8), (b"PK\x01\x02", 8, 10)):
+        i = out.find(magic)
+        while i >= 0:
+            out[i + flag_at] |= flag_bits
+            if method is not None:
+                out[i + method_at:i + method_at + 2] = struct.pack("<H", method)
+            i = out.find(magic, i + 4)
+    return bytes(out)
+
+
+@pytest.mark.parametrize("patch, text", [(dict(flag_bits=1), "is encrypted"),
+                                         (dict(method=99), "uses zip compression method 99"),
+                                         (dict(method=9), "uses zip compression method 9")])
+def test_model_npz_with_encrypted_or_oddly_compressed_members_is_one_line_naming_the_file(run, tmp_path,
+                                                                                          patch, text):
+    import shutil
+    bad = tmp_path / "run"
+    shutil.copytree(run, bad)
+    (bad / "model.npz").write_bytes(patch_zip_headers((run / "model.npz").read_bytes(), **patch))
+    status, _, err = run_cli(["predict", bad, tmp_path / "x.png"])
+    line = one_error(err)
+    assert status == 1 and str(bad / "model.npz") in line and text in line
+
+
+# --- echoes of long arguments ------------------------------------------------------------------------------
+@pytest.mark.parametrize("value", ["9" * 5000, str(2 ** 64), "-1", "x" * 300])
+def test_seed_is_bounded_and_a_long_value_is_not_echoed_in_full(value):
+    status, out, err = run_cli(["train", "--seed", value, "--epochs", 1])
+    line = one_error(err)
+    assert status == 2 and "argument --seed: expected an integer from 0 to 2**64 - 1" in line and len(line) < 200
+
+
+def test_seed_at_the_top_of_its_range_trains(tmp_path):
+    pytest.importorskip("sklearn")
+    status, _, err = run_cli(["train", "--seed", 2 ** 64 - 1, "--epochs", 1, "--limit", 60, "--out",
+                              tmp_path / "r", "--quiet"])
+    assert status == 0, err
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["seed"] == 2 ** 64 - 1

@@ -11,7 +11,8 @@ from pathlib import Path
 from . import UsageError, _message
 from ._args import fraction as _fraction
 from ._args import non_negative_float as _non_negative_float
-from ._args import non_negative_int as _non_negative_int
+from ._args import seed as _seed
+from ._args import shown as _shown
 from ._args import positive_float as _positive_float
 from ._args import positive_int as _positive_int
 
@@ -24,9 +25,9 @@ def parse_shape(text: str) -> tuple:
     try:
         shape = tuple(int(p) for p in parts)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected C,H,W such as 1,28,28, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected C,H,W such as 1,28,28, got {_shown(text)}") from None
     if len(shape) != 3 or min(shape) < 1:
-        raise argparse.ArgumentTypeError(f"expected three positive sizes C,H,W such as 1,28,28, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected three positive sizes C,H,W such as 1,28,28, got {_shown(text)}")
     return shape
 
 
@@ -82,7 +83,7 @@ def register(subparsers) -> None:
                    help="random shifts/rotations (digits) or crops/flips (others) while training (default on)")
     p.add_argument("--val-fraction", type=_fraction, default=0.1, metavar="X",
                    help="share of the training images held out for validation (default 0.1; 0: none)")
-    p.add_argument("--seed", type=_non_negative_int, default=0, metavar="N", help="random seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, metavar="N", help="random seed (default 0)")
     p.add_argument("--out", metavar="DIR", help="run directory (default runs/<dataset>-<model>-<time>)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
     p.add_argument("--limit", type=_positive_int, metavar="N",

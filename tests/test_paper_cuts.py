@@ -180,3 +180,18 @@ def test_seed_at_the_top_of_its_range_trains(tmp_path):
                               tmp_path / "r", "--quiet"])
     assert status == 0, err
     assert json.loads((tmp_path / "r" / "config.json").read_text())["seed"] == 2 ** 64 - 1
+
+
+def test_explorer_upload_that_is_no_image_names_no_python_object(run):
+    import warnings as w
+    with w.catch_warnings():
+        w.simplefilter("ignore")
+        from starlette.testclient import TestClient
+    from cnnlab.explore.engine import load_target
+    from cnnlab.explore.server import create_app
+    saved, run_dir = load_target(run)
+    with TestClient(create_app(saved, run_dir)) as c:
+        got = c.post("/api/predict", files={"image": ("x.png", b"not an image at all", "image/png")})
+    text = json.dumps(got.json())
+    assert got.status_code == 400 and "is not an image" in text
+    assert "BytesIO" not in text and " object at 0x" not in text

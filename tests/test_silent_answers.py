@@ -132,7 +132,8 @@ def test_onnx_softmax_over_the_batch_axis_is_refused_naming_the_node(tmp_path):
 
 # --- normalisation of foreign ONNX files: a std of 0, inf or NaN zeroes or NaNs every image ---------------
 @pytest.mark.parametrize("flag, value", [("--std", "inf"), ("--std", "0"), ("--std", "nan"), ("--std", "-1"),
-                                         ("--std", "1,1e309"), ("--mean", "nan"), ("--mean", "-inf")])
+                                         ("--std", "1,1e309"), ("--std", "3e38"), ("--std", "1e-320"), ("--mean", "nan"),
+                                         ("--mean", "-inf"), ("--mean", "1e30")])
 def test_predict_refuses_a_std_or_mean_that_is_not_a_finite_positive_number(run, tmp_path, flag, value):
     pytest.importorskip("onnx")
     Image = pytest.importorskip("PIL.Image")

@@ -10,6 +10,7 @@ import argparse
 import math
 from pathlib import Path
 
+from ..onnx._saved import NORMALISATION_LIMIT
 from ._args import positive_int
 
 
@@ -21,16 +22,18 @@ def _floats(text: str):
                                          f"0.485,0.456,0.406, got {text!r:.80}") from None
     if not values:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r:.80}")
-    if not all(math.isfinite(v) for v in values):
-        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r:.80}")
+    if not all(math.isfinite(v) and abs(v) <= NORMALISATION_LIMIT for v in values):
+        raise argparse.ArgumentTypeError(f"expected numbers from -{NORMALISATION_LIMIT:g} to {NORMALISATION_LIMIT:g}, "
+                                         f"got {text!r:.80}")
     return values
 
 
 def _stds(text: str):
     """``--std``: positive finite numbers (0 or inf would turn every image into NaN or zeros)."""
     values = _floats(text)
-    if not all(v > 0 for v in values):
-        raise argparse.ArgumentTypeError(f"a standard deviation must be a positive number, got {text!r:.80}")
+    if not all(v >= 1 / NORMALISATION_LIMIT for v in values):
+        raise argparse.ArgumentTypeError(f"a standard deviation must be a positive number from "
+                                         f"{1 / NORMALISATION_LIMIT:g} to {NORMALISATION_LIMIT:g}, got {text!r:.80}")
     return values
 
 

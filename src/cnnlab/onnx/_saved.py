@@ -40,6 +40,11 @@ def _json_list(meta: dict, key: str, source: str):
     return list(value) if isinstance(value, list) else None
 
 
+#: bound of the normalisation values of [0, 1] images: |mean| and std at most this, std at least its
+#: inverse (beyond, float32 images overflow to inf or divide by zero)
+NORMALISATION_LIMIT = 1e6
+
+
 def _check_normalisation(mean, std, source: str) -> None:
     """Finite means and positive finite standard deviations (from the options or the file's metadata)."""
     import math
@@ -47,9 +52,11 @@ def _check_normalisation(mean, std, source: str) -> None:
         if value is None:
             continue
         ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                 and (label == "mean" or v > 0) for v in value)
+                 and abs(v) <= NORMALISATION_LIMIT and (label == "mean" or v >= 1 / NORMALISATION_LIMIT)
+                 for v in value)
         if not ok:
-            what = "finite numbers" if label == "mean" else "positive finite numbers"
+            what = (f"finite numbers from -{NORMALISATION_LIMIT:g} to {NORMALISATION_LIMIT:g}" if label == "mean"
+                    else f"positive finite numbers from {1 / NORMALISATION_LIMIT:g} to {NORMALISATION_LIMIT:g}")
             raise ValueError(f"{source}: the {label} (--{label} or the file's cnnlab.{label}) must be {what}, "
                              f"got {str(list(value))[:200]}")
 

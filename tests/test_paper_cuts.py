@@ -195,3 +195,18 @@ def test_explorer_upload_that_is_no_image_names_no_python_object(run):
     text = json.dumps(got.json())
     assert got.status_code == 400 and "is not an image" in text
     assert "BytesIO" not in text and " object at 0x" not in text
+
+
+def test_onnx_complex_initializer_is_refused_not_cast_with_a_raw_complex_warning(run, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+    assert run_cli(["export", run, tmp_path / "m.onnx"])[0] == 0
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    init = model.graph.initializer[0]
+    value = numpy_helper.to_array(init)
+    init.CopyFrom(numpy_helper.from_array((value + 1j).astype(np.complex64), init.name))
+    onnx.save(model, str(tmp_path / "c.onnx"))
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "d.png")
+    status, _, err = run_cli(["predict", tmp_path / "c.onnx", tmp_path / "d.png"])  # warnings are errors here
+    line = one_error(err)
+    assert status in (1, 2) and f"c.onnx: initializer {init.name!r} holds complex numbers (complex64)" in line

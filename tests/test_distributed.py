@@ -595,3 +595,17 @@ def test_last_batch_smaller_than_the_ranks_is_trained_as_by_one_process(ranks, n
             np.testing.assert_allclose(state[key], value, rtol=1e-4, atol=2e-5, err_msg=key)
         np.testing.assert_allclose(hist["train_loss"], history["train_loss"], rtol=1e-5)
         assert hist["train_accuracy"] == history["train_accuracy"]
+
+
+@needs_mpi
+def test_last_batch_of_one_image_two_ranks_equal_one_process(tmp_path):
+    """161 training images in batches of 32 leave a last batch of 1 image: 2 ranks train it too."""
+    args = ["train", "--epochs", 1, "--limit", 161, "--val-fraction", 0, "--batch-size", 32, "--optimizer", "sgd",
+            "--lr", "0.05", "--no-augment", "--json", "--quiet"]  # digits, digitsnet: batch norm
+    one = _metrics(cnnlab(*args, "--out", tmp_path / "one", "--threads", 1))
+    two = _metrics(mpirun(2, *args, "--out", tmp_path / "two"))
+    assert one["train_size"] == two["train_size"] == 161 and two["processes"] == 2
+    _assert_close_weights(_weights(tmp_path / "one"), _weights(tmp_path / "two"), rel=1e-4)
+    with np.load(tmp_path / "two" / "model.npz") as z:
+        tracked = [int(z[k]) for k in z.files if k.endswith("num_batches_tracked")]
+    assert tracked and all(t == 6 for t in tracked)  # 5 full batches and the last one of 1 image

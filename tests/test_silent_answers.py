@@ -73,7 +73,8 @@ def test_model_npz_with_complex_or_text_weights_is_refused(run, tmp_path, dtype)
     shutil.copytree(run, bad)
     state = _weights(bad)
     key = next(k for k, v in state.items() if v.dtype.kind == "f" and k.endswith("weight"))
-    state[key] = (state[key] + 1j).astype(dtype) if np.dtype(dtype).kind == "c" else np.full(state[key].shape, "1.0", dtype)
+    shape = state[key].shape
+    state[key] = (state[key] + 1j).astype(dtype) if np.dtype(dtype).kind == "c" else np.full(shape, "1.0", dtype)
     np.savez(bad / "model.npz", **state)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no ComplexWarning either
@@ -98,7 +99,8 @@ def test_model_file_with_a_softmax_over_the_batch_is_refused_naming_the_layer(tm
     spec = tmp_path / "net.json"
     spec.write_text(json.dumps({"input_shape": [1, 8, 8], "layers": [
         {"type": "Flatten"}, {"type": "Linear", "out_features": 3}, layer]}))
-    with pytest.raises(ValueError, match=r"layer (2|'probs').*Softmax\(dim=-?\d\) normalises over dim 0, the batch axis"):
+    pattern = r"layer (2|'probs').*Softmax\(dim=-?\d\) normalises over dim 0, the batch axis"
+    with pytest.raises(ValueError, match=pattern):
         load_model_file(spec)
 
 
@@ -132,8 +134,8 @@ def test_onnx_softmax_over_the_batch_axis_is_refused_naming_the_node(tmp_path):
 
 # --- normalisation of foreign ONNX files: a std of 0, inf or NaN zeroes or NaNs every image ---------------
 @pytest.mark.parametrize("flag, value", [("--std", "inf"), ("--std", "0"), ("--std", "nan"), ("--std", "-1"),
-                                         ("--std", "1,1e309"), ("--std", "3e38"), ("--std", "1e-320"), ("--mean", "nan"),
-                                         ("--mean", "-inf"), ("--mean", "1e30")])
+                                         ("--std", "1,1e309"), ("--std", "3e38"), ("--std", "1e-320"),
+                                         ("--mean", "nan"), ("--mean", "-inf"), ("--mean", "1e30")])
 def test_predict_refuses_a_std_or_mean_that_is_not_a_finite_positive_number(run, tmp_path, flag, value):
     pytest.importorskip("onnx")
     Image = pytest.importorskip("PIL.Image")

@@ -300,3 +300,85 @@ def test_random_model_files_never_crash(workspace, layers, shape, fmt, classes):
     argv = ["summary", path, "--input-shape", "1,8,8"] + ([] if classes is None else ["--num-classes", classes])
     status, _, err = run_cli(argv)
     assert_clean(argv, status, err)
+
+
+# --- silent wrong answers and paper cuts: generated image files, values and weights --------------------------
+IMAGE_MODES = ["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "I", "I;16", "F"]
+
+
+def _image_file(folder: Path, data) -> Path:
+    """An image in a random colour mode and format, maybe animated, maybe with a damaged EXIF block."""
+    from PIL import Image
+    mode = data.draw(st.sampled_from(IMAGE_MODES), "mode")
+    fmt = data.draw(st.sampled_from(["png", "gif", "tiff", "webp", "jpeg", "bmp"]), "format")
+    frames = data.draw(st.integers(1, 3), "frames")
+    size = (data.draw(st.integers(1, 40), "width"), data.draw(st.integers(1, 40), "height"))
+    rng = np.random.default_rng(data.draw(st.integers(0, 9), "pixels"))
+    images = []
+    for _ in range(frames):
+        base = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8), "RGB")
+        try:
+            images.append(base.convert(mode))
+        except ValueError:
+            images.append(Image.new(mode, size))
+    path = folder / f"image.{fmt}"
+    options = {}
+    if data.draw(st.booleans(), "damaged EXIF"):
+        import struct
+        options["exif"] = (b"Exif\x00\x00II*\x00" + struct.pack("<IH", 8, 1) + struct.pack("<HHII", 0x010E, 2, 99, 999)
+                           + struct.pack("<I", 0))
+    try:
+        if frames > 1:
+            images[0].save(path, save_all=True, append_images=images[1:], **options)
+        else:
+            images[0].save(path, **options)
+    except (OSError, KeyError, ValueError, TypeError):
+        path.write_bytes(b"")  # a format Pillow cannot write in this mode: an empty file instead
+    return path
+
+
+@FUZZ
+@given(data=st.data())
+def test_generated_image_files_give_a_result_or_one_clean_line_and_no_raw_warning(workspace, data, tmp_path_factory):
+    import warnings
+    folder = tmp_path_factory.mktemp("images")
+    path = _image_file(folder, data)
+    argv = data.draw(st.sampled_from([["predict", workspace / "run", path],
+                                      ["predict", workspace / "run", path, "--json"],
+                                      ["explain", "features", workspace / "run", path, "--output-dir", folder / "f"]]),
+                     "command")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a raw Python warning would be printed on stderr: here an error
+        status, _, err = run_cli(argv)
+    assert_clean(argv, status, err)
+    assert "Warning:" not in err and " object at 0x" not in err, err
+    if status != 0:
+        assert str(path) in err, err  # the one line names the file
+
+
+NUMBER_TEXTS = st.one_of(st.sampled_from(["inf", "-inf", "nan", "0", "-0", "-1", "1e309", "1e-320", "0.5", "3",
+                                           "1,inf", "0.1,0.2,nan", "", ",", "x", "9" * 5000]),
+                         st.floats(allow_nan=True, allow_infinity=True).map(repr))
+
+
+@FUZZ
+@given(data=st.data())
+def test_generated_normalisation_and_seed_values_never_pass_silently(workspace, data, tmp_path_factory):
+    onnx_file = workspace / "run.onnx"
+    if not onnx_file.exists():
+        pytest.importorskip("onnx")
+        assert run_cli(["export", workspace / "run", onnx_file])[0] == 0
+    flag = data.draw(st.sampled_from(["--std", "--mean", "--seed"]), "flag")
+    value = data.draw(NUMBER_TEXTS, "value")
+    if flag == "--seed":
+        argv = ["train", f"--seed={value}", "--epochs", 1, "--limit", 40, "--quiet",
+                "--out", tmp_path_factory.mktemp("seed") / "r"]
+    else:
+        argv = ["predict", onnx_file, workspace / "digit.png", f"{flag}={value}", "--json"]
+    status, out, err = run_cli(argv)
+    assert_clean(argv, status, err)
+    assert len(err) < 2000, "a long value was echoed back in full"
+    if status == 0 and flag != "--seed":
+        numbers = [float(v) for v in value.split(",") if v.strip()]
+        assert all(math.isfinite(v) for v in numbers) and (flag == "--mean" or all(v > 0 for v in numbers))
+        assert "NaN" not in out

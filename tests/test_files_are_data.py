@@ -456,3 +456,81 @@ def test_weights_link_leaving_the_folder_is_refused(tmp_path):
         pytest.skip("symbolic links are not available here")
     with pytest.raises(ValueError, match=r"model\.npz is a link to .*secret\.npz, outside the model's folder"):
         load_model(folder)
+
+
+# --- weights that are not real, finite numbers, and zip members NumPy cannot read ---------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_FILES_FUZZ = settings(max_examples=30, deadline=None, derandomize=True, database=None,
+                       suppress_health_check=list(HealthCheck))
+
+
+def _odd_array(data, shape):
+    kind = data.draw(st.sampled_from(["complex64", "complex128", "text", "bytes", "record", "nan", "inf",
+                                      "int", "bool", "float64"]), "kind")
+    base = np.ones(shape, np.float32)
+    if kind.startswith("complex"):
+        return kind, (base + 1j * data.draw(st.floats(-2, 2), "imag")).astype(kind)
+    if kind == "text":
+        return kind, np.full(shape, "1.0", "U3")
+    if kind == "bytes":
+        return kind, np.full(shape, b"1", "S1")
+    if kind == "record":
+        return kind, np.zeros(shape, [("a", "f4"), ("b", "f4")])
+    if kind in ("nan", "inf"):
+        base.flat[data.draw(st.integers(0, base.size - 1), "where")] = np.nan if kind == "nan" else -np.inf
+        return kind, base
+    return kind, base.astype({"int": np.int64, "bool": np.bool_, "float64": np.float64}[kind])
+
+
+@_FILES_FUZZ
+@given(data=st.data())
+def test_generated_weight_arrays_are_read_as_real_numbers_or_refused_naming_the_file(tmp_path_factory, data):
+    from cnnlab.train import check_finite_model
+    folder = _saved(tmp_path_factory.mktemp("odd"))
+    weights = dict(np.load(folder / "model.npz"))
+    key = data.draw(st.sampled_from(sorted(weights)), "array")
+    kind, weights[key] = _odd_array(data, weights[key].shape)
+    np.savez(folder / "model.npz", **weights)
+    if kind in ("complex64", "complex128", "text", "bytes", "record"):
+        with pytest.raises(ValueError, match=rf"model\.npz: array '{key}' holds"):
+            load_model(folder)
+        return
+    if kind in ("nan", "inf") and weights[key].dtype.kind == "f" and "num_batches" in key:
+        with pytest.raises(ValueError, match=rf"model\.npz .*{key} holds values that are not whole numbers"):
+            load_model(folder)  # an integer buffer: NaN is not cast to some integer
+        return
+    saved = load_model(folder)
+    if kind in ("nan", "inf"):
+        with pytest.raises(ValueError, match=rf"{key}.* hold NaN/inf values"):
+            check_finite_model(saved.model, folder)
+    else:
+        check_finite_model(saved.model, folder)
+
+
+@_FILES_FUZZ
+@given(data=st.data())
+def test_generated_zip_header_flags_and_methods_are_one_line_naming_the_file(tmp_path_factory, data):
+    import struct
+    folder = _saved(tmp_path_factory.mktemp("zip"))
+    raw = bytearray((folder / "model.npz").read_bytes())
+    flags = data.draw(st.sampled_from([0, 1, 0x41, 0x2000]), "flag bits")
+    method = data.draw(st.sampled_from([None, 1, 6, 9, 12, 14, 95, 97, 98, 99, 0xFFFF]), "method")
+    for magic, flag_at, method_at in ((b"PK\x03\x04", 6, 8), (b"PK\x01\x02", 8, 10)):
+        i = raw.find(magic)
+        while i >= 0:
+            raw[i + flag_at] |= flags & 0xFF
+            raw[i + flag_at + 1] |= flags >> 8
+            if method is not None:
+                raw[i + method_at:i + method_at + 2] = struct.pack("<H", method)
+            i = raw.find(magic, i + 4)
+    (folder / "model.npz").write_bytes(bytes(raw))
+    readable = not flags & 1 and method in (None, 12, 14)  # bzip2 and lzma members NumPy can read
+    try:
+        load_model(folder)
+    except ValueError as exc:
+        text = str(exc)
+        assert "model.npz" in text and "\n" not in text and "<ZipInfo" not in text
+    else:
+        assert readable, "an encrypted or unreadable member was loaded"

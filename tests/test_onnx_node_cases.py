@@ -36,7 +36,8 @@ OUT_OF_SCOPE = {
                                                                       "dropout masks, pooling indices)",
     r"training_dropout": "dropout in training mode is random; imported models run in eval mode",
     r"moves the batch dimension|merge the batch|batch must stay the first|drops the per-image|"
-    r"squeezing the batch|before the batch|reducing over every axis|with run-time|only a reduction over H and W":
+    r"squeezing the batch|before the batch|reducing over every axis|with run-time|only a reduction over H and W|"
+    r"over dim 0, the batch axis":
         "ops that move, merge or reduce the batch dimension, or reduce other axes with max",
     r"transA=1|differs per row|only input @ constant matrix": "matrix products that are not a dense layer on the batch",
     r"does not depend on its input|0 inputs": "graphs whose output is a constant (Shape, Constant)",

@@ -376,6 +376,7 @@ _CONFIG_FIELDS = {
     "patience": ("int", True), "clip_grad": ("number", True), "augment": ("bool", False),
     "val_fraction": ("number", False), "seed": ("int", False), "limit": ("int", True),
     "cnnlab_version": ("str", True), "new_head": ("bool", True), "freeze": ("bool", True),
+    "data_fingerprint": ("str", True),
 }
 
 _KIND_CHECK = {"number": _is_finite, "int": _is_int, "bool": lambda v: isinstance(v, bool),
@@ -543,6 +544,9 @@ def check_checkpoint(arrays: Dict[str, np.ndarray], meta, where, model=None) -> 
                              "and best/... arrays")
         if array.dtype.kind not in "fiub":
             raise ValueError(f"{where}: array {name!r} has dtype {array.dtype}, expected numbers")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():  # training never saves these
+            raise ValueError(f"{where}: array {name!r} holds NaN/inf values: the checkpoint is damaged, and "
+                             "resuming from it would train on NaN")
     if model is not None:
         own = model.state_dict()
         for prefix, required in (("model", True), ("best", False)):

@@ -190,9 +190,12 @@ def backward(group: Group, model, loss, logits, labels: np.ndarray, total: int) 
         ``(mean loss of the global batch, correct predictions in it)``.
     """
     n = int(labels.shape[0])
-    (loss * (n / total)).backward()
+    if n:
+        (loss * (n / total)).backward()
+    else:  # a last batch smaller than the ranks leaves this rank no image: it still takes part in the
+        (logits.sum() * 0.0).backward()  # collectives of the backward pass (batch norm), adding zeros
     right = int((logits.data.argmax(axis=1) == labels).sum())
-    sums = group.sum_gradients(list(model.parameters()), [float(loss.item()) * n, right])
+    sums = group.sum_gradients(list(model.parameters()), [float(loss.item()) * n if n else 0.0, right])
     return float(sums[0]) / total, int(round(sums[1]))
 
 

@@ -105,12 +105,45 @@ def load_npz(path, what: str = "weights file") -> Dict[str, np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"{what} {path} does not exist")
     from ._schema import check_npz_members
+    _check_zip_members_readable(path, what)
     check_npz_members(path, what)  # array headers checked before NumPy allocates anything
     try:
         with np.load(path, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
+            arrays = {key: data[key] for key in data.files}
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise ValueError(f"{what} {path} is not a readable .npz file: {exc}") from None
+    _check_real_numbers(arrays, path, what)
+    return arrays
+
+
+def _check_zip_members_readable(path: Path, what: str) -> None:
+    """Refuse encrypted members and compression methods Python's zipfile cannot read (their raw texts
+    name neither the file nor the remedy)."""
+    supported = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate", zipfile.ZIP_BZIP2: "bzip2",
+                 zipfile.ZIP_LZMA: "lzma"}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise ValueError(f"{what} {path} is not a readable .npz file: {exc}") from None
+    for member in members:
+        if member.flag_bits & 0x1:
+            raise ValueError(f"{what} {path}: member {member.filename!r} is encrypted (password protected); "
+                             "cnnlab reads .npz files as NumPy writes them (numpy.savez)")
+        if member.compress_type not in supported:
+            raise ValueError(f"{what} {path}: member {member.filename!r} uses zip compression method "
+                             f"{member.compress_type}, which cannot be read; .npz files use "
+                             f"{' or '.join(sorted(set(supported.values())))} (numpy.savez, savez_compressed)")
+
+
+def _check_real_numbers(arrays: Dict[str, np.ndarray], path, what: str) -> None:
+    """Refuse arrays that are not real numbers: complex weights would be cast to their real part (and
+    NumPy warn on stderr), text or records would fail deep inside a layer."""
+    for key, array in arrays.items():
+        if array.dtype.kind not in "biuf":
+            kind = "complex numbers" if array.dtype.kind == "c" else "no numbers"
+            raise ValueError(f"{what} {path}: array {key!r} holds {kind} (dtype {array.dtype}); cnnlab reads "
+                             "only real numbers (float, int or bool arrays)")
 
 
 def save_bundle(path, arrays: Dict[str, np.ndarray], meta: dict) -> Path:

@@ -61,7 +61,7 @@ from . import random as _random
 from ._runlock import run_lock
 from . import _schema
 from .finetune import is_onnx_file, onnx_input_shape, pretrained_model
-from .io import (atomic_write_bytes, load_bundle, read_json, save_bundle, save_model,
+from .io import (MODEL_JSON, atomic_write_bytes, load_bundle, read_json, save_bundle, save_model,
                  write_json)
 from .tensor import Tensor, no_grad
 
@@ -385,6 +385,16 @@ def non_finite_state(model: nn.Module) -> list:
     """Names of the parameters and buffers (``state_dict`` keys) holding NaN or inf."""
     return [k for k, v in model.state_dict().items()
             if np.asarray(v).dtype.kind in "fc" and not np.isfinite(v).all()]
+
+
+def check_finite_model(model: nn.Module, where) -> None:
+    """Refuse a model whose weights or statistics hold NaN/inf (a diverged run): what every command that
+    uses a trained model (predict, evaluate, explain, report, export, explore) checks first."""
+    bad = non_finite_state(model)
+    if bad:
+        raise ValueError(f"the model in {where}: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''} hold "
+                         "NaN/inf values (training diverged); its scores would mean nothing: train it again "
+                         "with a lower --lr")
 
 
 def _check_finite_outputs(model: nn.Module, logits: np.ndarray, what: str) -> None:
@@ -859,9 +869,7 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
             t_batch = time.perf_counter()
             for b, (x, y) in enumerate(loader):
                 n = x.shape[0] if group is None else loader.batch_slice(b)[2]  # the global batch's size
-                if group is None and n < 2 and skip_single:  # said once before training (_single_image_batches)
-                    continue
-                if group is not None and (n < 2 or n < group.size):  # a share for every rank
+                if n < 2 and skip_single:  # said once before training (_single_image_batches)
                     continue
                 if group is not None:
                     group.batch = loader.batch_slice(b)
@@ -933,9 +941,9 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
             for cb in callbacks:
                 cb.on_epoch_end(epoch + 1, dict(row))
             progress.end_epoch(row, seen / t_steps if t_steps > 0 else 0.0)
-            if writer:
-                write_checkpoint(epoch + 1)
+            if writer:  # the model files first: a checkpoint always has the run's model.json beside it
                 save_model_files()
+                write_checkpoint(epoch + 1)
         if history.stopped_early:
             progress.message(f"early stopping: {monitor} did not improve for {patience} epochs "
                              f"(best {history.best_value:.4f} at epoch {history.best_epoch})")
@@ -1049,6 +1057,32 @@ def load_run_data(dataset: str = "digits", data_dir=None, val_fraction: float = 
     return train, val, test
 
 
+def _check_same_data(run_dir: Path, config: dict, fingerprint: str) -> None:
+    """Refuse to resume a run on other data than it started with (runs before the fingerprint pass)."""
+    recorded = config.get("data_fingerprint")
+    if recorded is not None and recorded != fingerprint:
+        raise ValueError(f"cannot resume {run_dir}: the data of {config['dataset']} changed since the run "
+                         "started (images added, removed, edited or relabelled), so its train/validation/test "
+                         "split would be redrawn and training images could land in the test set; restore the "
+                         "data, or start a new run")
+
+
+def _model_of_run(run_dir: Path, shape, num_classes: int):
+    """The architecture a run trains, rebuilt from its own ``model.json`` (never the model file or zoo
+    code it started from, which may have changed since): ``(model, model_info)``."""
+    from .io import _read_model_json
+    from .models import build_model
+    info = _read_model_json(run_dir)
+    where = str(run_dir / MODEL_JSON)
+    net = build_model(info["architecture"], shape, where)
+    out = net.output_shape((1, *shape))
+    if len(out) != 2 or out[1] != num_classes:
+        raise ValueError(f"cannot resume {run_dir}: the model in {where} gives {tuple(out[1:])} scores per "
+                         f"image, but the data have {num_classes} classes")
+    model_info = info.get("model_info") if isinstance(info.get("model_info"), dict) else {}
+    return net, {**model_info, "name": str(model_info.get("name") or info.get("name") or "model")}
+
+
 def _finished_run(run_dir: Path, config: dict, epochs: Optional[int], say: Callable) -> Optional[dict]:
     """The saved metrics of a run that has nothing left to train, else None.
 
@@ -1150,6 +1184,7 @@ def _train(locks: contextlib.ExitStack, dataset: str = "digits", model: Optional
            log: Optional[Callable] = None, threads="auto", new_head: bool = False, freeze: bool = False) -> dict:
     """:func:`train`'s work; ``locks`` holds the run directory's lock until :func:`train` returns."""
     from . import __version__
+    from .data import data_fingerprint
     from .models import create_model, default_model_name
 
     group = _distributed.current_group()
@@ -1231,12 +1266,22 @@ def _train(locks: contextlib.ExitStack, dataset: str = "digits", model: Optional
                                                  size=None if onnx_shape is None else onnx_shape[1:],
                                                  channels=None if onnx_shape is None else onnx_shape[0])
     load_seconds = time.perf_counter() - t_load
+    fingerprint = data_fingerprint(train_set, val_set, test_set)
+    if resume is not None:
+        _check_same_data(run_dir, config, fingerprint)
+    else:
+        config["data_fingerprint"] = fingerprint
     shape = train_set.input_shape
     model_name = config["model"] or RECIPES[dataset_key(config["dataset"])]["model"] \
         or default_model_name(config["dataset"], shape)
     config["model"] = model_name
     _random.manual_seed(config["seed"])  # the weights' initialisation
-    if is_onnx_file(model_name):  # fine-tuning a model from elsewhere
+    if resume is not None and (run_dir / MODEL_JSON).is_file():  # the run's own architecture
+        net, model_info = _model_of_run(run_dir, shape, train_set.num_classes)
+        if config.get("freeze"):  # a fine-tuned run keeps training its head alone
+            from .finetune import find_head, freeze
+            freeze(net, keep=[find_head(net).module])
+    elif is_onnx_file(model_name):  # fine-tuning a model from elsewhere
         net, model_info = pretrained_model(model_name, shape, train_set.num_classes,
                                            config.get("new_head", False), config.get("freeze", False))
     else:

@@ -302,11 +302,8 @@ def _kernel_from_args(args):
 
 def _finite(run):
     """Refuse a run whose weights or statistics hold NaN/inf: its pictures and scores would mean nothing."""
-    from ..train import non_finite_state
-    bad = non_finite_state(run.saved.model)
-    if bad:
-        raise ValueError(f"the model in {run.path}: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''} hold "
-                         "NaN/inf values (training diverged); train it again with a lower --lr")
+    from ..train import check_finite_model
+    check_finite_model(run.saved.model, run.path)
     return run
 
 

@@ -81,6 +81,8 @@ def cmd_explore(args) -> int:
     if target is None:
         target = _train_default()
     saved, run_dir = load_target(target)
+    from ..train import check_finite_model
+    check_finite_model(saved.model, target)
     app = create_app(saved, run_dir, engine=args.engine)
     # one image at a time: BLAS threads only cost here (241 ms -> 10 ms for a small residual net on a busy
     # 2-core machine); the server's requests are the parallelism

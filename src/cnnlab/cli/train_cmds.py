@@ -11,7 +11,8 @@ from pathlib import Path
 from . import UsageError, _message
 from ._args import fraction as _fraction
 from ._args import non_negative_float as _non_negative_float
-from ._args import non_negative_int as _non_negative_int
+from ._args import seed as _seed
+from ._args import shown as _shown
 from ._args import positive_float as _positive_float
 from ._args import positive_int as _positive_int
 
@@ -24,9 +25,9 @@ def parse_shape(text: str) -> tuple:
     try:
         shape = tuple(int(p) for p in parts)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected C,H,W such as 1,28,28, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected C,H,W such as 1,28,28, got {_shown(text)}") from None
     if len(shape) != 3 or min(shape) < 1:
-        raise argparse.ArgumentTypeError(f"expected three positive sizes C,H,W such as 1,28,28, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected three positive sizes C,H,W such as 1,28,28, got {_shown(text)}")
     return shape
 
 
@@ -88,7 +89,7 @@ def register(subparsers) -> None:
                    help="random shifts/rotations (digits) or crops/flips (others) while training (default on)")
     p.add_argument("--val-fraction", type=_fraction, default=0.1, metavar="X",
                    help="share of the training images held out for validation (default 0.1; 0: none)")
-    p.add_argument("--seed", type=_non_negative_int, default=0, metavar="N", help="random seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, metavar="N", help="random seed (default 0)")
     p.add_argument("--out", metavar="DIR", help="run directory (default runs/<dataset>-<model>-<time>)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
     p.add_argument("--limit", type=_positive_int, metavar="N",
@@ -270,13 +271,9 @@ def _run_config(run_dir: Path) -> dict:
 def _load_finite_model(run_dir: Path):
     """``load_model``, refusing weights or statistics that hold NaN/inf (a diverged run)."""
     from ..io import load_model
-    from ..train import non_finite_state
+    from ..train import check_finite_model
     saved = load_model(run_dir)
-    bad = non_finite_state(saved.model)
-    if bad:
-        raise ValueError(f"the model in {run_dir}: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''} hold "
-                         "NaN/inf values (training diverged); its scores would mean nothing: train it again "
-                         "with a lower --lr")
+    check_finite_model(saved.model, run_dir)
     return saved
 
 

@@ -13,7 +13,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 __all__ = ["ArrayDataset", "stratified_split", "compute_mean_std", "as_generator", "check_data_fits_model",
-           "DataMismatchError"]
+           "DataMismatchError", "data_fingerprint"]
 
 
 def as_generator(rng=None) -> np.random.Generator:
@@ -282,3 +282,28 @@ def check_data_fits_model(data_classes: Sequence, data_input_shape: Sequence[int
         raise DataMismatchError(f"the class names differ, so the scores would be compared with the wrong labels: the "
                          f"model in {model_where} has {len(model_names)} classes ({names(model_names)}), {dataset} "
                          f"has {len(data_names)} ({names(data_names)})")
+
+
+def data_fingerprint(*parts) -> str:
+    """A short fingerprint of the data a run trains and tests on: ``"sha256:<hex>"``.
+
+    ``parts`` are :class:`ArrayDataset` objects (or ``None`` for a missing part, e.g. no
+    validation split), in a fixed order such as ``(train, val, test)``.  The SHA-256 covers
+    each part's decoded pixels, labels, class names, shape and dtype, so any image added,
+    removed, edited or moved to another class (which redraws a seeded split) changes it,
+    while copying the files elsewhere (new paths, new modification times) does not.
+    Hashing the pixels costs about 0.1 s per 200 MB of float32 images.
+    """
+    import hashlib
+    digest = hashlib.sha256()
+    for part in parts:
+        if part is None:
+            digest.update(b"none;")
+            continue
+        images = np.ascontiguousarray(part.images)
+        labels = np.ascontiguousarray(part.labels, dtype=np.int64)
+        digest.update(f"{images.shape};{images.dtype.str};{len(labels)};".encode())
+        digest.update("\x00".join(str(c) for c in part.classes).encode("utf-8", "surrogatepass") + b";")
+        digest.update(memoryview(images).cast("B"))
+        digest.update(memoryview(labels).cast("B"))
+    return "sha256:" + digest.hexdigest()

@@ -310,6 +310,8 @@ def build_report(run_dir, dataset: Optional[str] = None, data_dir=None, samples:
     from .runs import evaluate_test, load_test_data, open_run
 
     run = open_run(run_dir)
+    from ..train import check_finite_model
+    check_finite_model(run.saved.model, run.path)  # a diverged run's page would show meaningless pictures
     notes: List[str] = []
     m = run.metrics or {}
     title = f"{run.name} on {_public(dataset or run.dataset) or 'unknown data'}"

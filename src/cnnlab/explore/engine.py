@@ -106,7 +106,9 @@ def decode_image(data: bytes, channels: int, size: Tuple[int, int],
         image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         raise RequestError(f"image over the limit of {max_pixels:,} pixels: {exc}", 413) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except UnidentifiedImageError:  # Pillow's text names only the in-memory buffer (<_io.BytesIO ...>)
+        raise RequestError("the upload is not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP)") from None
+    except (OSError, ValueError, SyntaxError) as exc:
         raise RequestError(f"not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP): {exc}") from None
     with image:
         width, height = image.size
@@ -441,7 +443,8 @@ class Explorer:
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-            raw, warnings = read_model_input(name, self.input_shape, stats, invert=True if invert else None)
+            raw, warnings = read_model_input(name, self.input_shape, stats, invert=True if invert else None,
+                                             hints="page")  # remedies in the page's words, not CLI options
         except (OSError, ValueError) as exc:
             raise RequestError(f"cannot read the image: {str(exc).replace(name, 'the upload')}") from None
         finally:

@@ -34,7 +34,9 @@ def _int(params, name: str, default=None, low: Optional[int] = None, high: Optio
     except ValueError:
         raise RequestError(f"{name} must be an integer, got {text!r}") from None
     if (low is not None and value < low) or (high is not None and value > high):
-        raise RequestError(f"{name} must be between {low} and {high}, got {value}")
+        bounds = (f"between {low} and {high}" if low is not None and high is not None
+                  else f"at least {low}" if low is not None else f"at most {high}")
+        raise RequestError(f"{name} must be {bounds}, got {value}")
     return value
 
 

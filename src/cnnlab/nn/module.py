@@ -325,6 +325,13 @@ class Module:
             if key not in own:
                 continue
             target = own[key]
+            if value.dtype.kind not in "biuf":  # complex would be cast to its real part, silently
+                raise ValueError(f"{key} holds {'complex numbers' if value.dtype.kind == 'c' else 'no numbers'} "
+                                 f"(dtype {value.dtype}); parameters and buffers take real numbers")
+            if target.dtype.kind in "iu" and value.dtype.kind == "f" and not (
+                    np.isfinite(value).all() and (value == np.round(value)).all()):  # no silent cast of NaN or 2.5
+                raise ValueError(f"{key} holds values that are not whole numbers (NaN, inf or fractions); it is "
+                                 f"an integer {target.dtype} buffer")
             if tuple(value.shape) != tuple(target.shape):
                 raise ValueError(f"size mismatch for {key}: copying a param with shape {tuple(value.shape)}, "
                                  f"the shape in the current model is {tuple(target.shape)}")

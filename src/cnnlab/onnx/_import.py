@@ -279,7 +279,7 @@ def load_with_info(path, images_only: bool = True) -> Tuple[Graph, dict]:
     g = model.graph
     imp = _Importer(source, opset)
     for init in g.initializer:
-        imp.consts[init.name] = numpy_helper.to_array(init)
+        imp.consts[init.name] = _real(numpy_helper.to_array(init), f"initializer {init.name!r}", source)
     for init in g.sparse_initializer:
         raise OnnxImportError(f"{source}: sparse initializer {init.values.name!r} is not supported")
     input_name, chw = _graph_input(model, set(imp.consts), source, images_only)
@@ -304,7 +304,7 @@ def load_with_info(path, images_only: bool = True) -> Tuple[Graph, dict]:
             _unsupported(node, opset, source, f"custom domain {node.domain!r}")
         inputs_known = [i == "" or i in imp.consts for i in node.input]
         if node.op_type == "Constant":
-            imp.consts[node.output[0]] = _constant_value(attrs)
+            imp.consts[node.output[0]] = _real(_constant_value(attrs), f"Constant node {node.name!r}", source)
             continue
         if node.op_type in _shapes.FOLDERS and all(inputs_known) and node.input:
             values = [None if i == "" else imp.consts[i] for i in node.input]
@@ -341,6 +341,9 @@ def load_with_info(path, images_only: bool = True) -> Tuple[Graph, dict]:
         raise OnnxImportError(f"{source}: the graph has {len(outputs)} outputs; cnnlab models give one")
     if outputs[0] in imp.consts:
         raise OnnxImportError(f"{source}: the graph's output {outputs[0]!r} does not depend on its input")
+    if outputs[0] not in produced:
+        raise OnnxImportError(f"{source}: the graph's output {outputs[0]!r} is no node's output (nor the graph "
+                              "input)")
     out = imp.resolve(outputs[0])
     if out == "input" or not imp.nodes:
         imp.nodes.append(Node(imp.unique("identity"), nn.Identity(), ("input",)))
@@ -352,6 +355,15 @@ def load_with_info(path, images_only: bool = True) -> Tuple[Graph, dict]:
     meta = {p.key: p.value for p in model.metadata_props}
     return graph, {"input_shape": chw, "metadata": meta, "opset": original_opset,
                    "producer": f"{model.producer_name} {model.producer_version}".strip()}
+
+
+def _real(value: np.ndarray, what: str, source: str) -> np.ndarray:
+    """Refuse complex constants: cnnlab's layers would cast them to their real part (silently, but for
+    NumPy's ComplexWarning on stderr)."""
+    if np.asarray(value).dtype.kind == "c":
+        raise OnnxImportError(f"{source}: {what} holds complex numbers ({np.asarray(value).dtype}); cnnlab "
+                              "models take real weights")
+    return value
 
 
 def _prune(nodes: List[Node], output: str) -> List[Node]:

@@ -42,6 +42,27 @@ def _json_list(meta: dict, key: str, source: str):
     return list(value) if isinstance(value, list) else None
 
 
+#: bound of the normalisation values of [0, 1] images: |mean| and std at most this, std at least its
+#: inverse (beyond, float32 images overflow to inf or divide by zero)
+NORMALISATION_LIMIT = 1e6
+
+
+def _check_normalisation(mean, std, source: str) -> None:
+    """Finite means and positive finite standard deviations (from the options or the file's metadata)."""
+    import math
+    for label, value in (("mean", mean), ("std", std)):
+        if value is None:
+            continue
+        ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                 and abs(v) <= NORMALISATION_LIMIT and (label == "mean" or v >= 1 / NORMALISATION_LIMIT)
+                 for v in value)
+        if not ok:
+            what = (f"finite numbers from -{NORMALISATION_LIMIT:g} to {NORMALISATION_LIMIT:g}" if label == "mean"
+                    else f"positive finite numbers from {1 / NORMALISATION_LIMIT:g} to {NORMALISATION_LIMIT:g}")
+            raise ValueError(f"{source}: the {label} (--{label} or the file's cnnlab.{label}) must be {what}, "
+                             f"got {str(list(value))[:200]}")
+
+
 def load_saved(path, classes: Optional[Sequence[str]] = None, mean: Optional[Sequence[float]] = None,
                std: Optional[Sequence[float]] = None):
     """A :class:`cnnlab.io.SavedModel` read from an ONNX file.
@@ -71,10 +92,13 @@ def load_saved(path, classes: Optional[Sequence[str]] = None, mean: Optional[Seq
     recorded = None
     if "cnnlab.mean" in meta or "cnnlab.std" in meta:  # written by cnnlab: the metadata records it
         recorded = {"mean": _json_list(meta, "cnnlab.mean", source), "std": _json_list(meta, "cnnlab.std", source)}
+        _check_normalisation(recorded["mean"], recorded["std"], source)
     elif "cnnlab.classes" in meta:  # `cnnlab export` of an older unnormalised run (no mean/std entries)
         recorded = {"mean": None, "std": None}
-    pre = resolve_preprocessing(recorded, mean if mean is not None else FOREIGN["mean"],
-                                std if std is not None else FOREIGN["std"], channels=chw[0], source=source)
+    mean = mean if mean is not None else FOREIGN["mean"]
+    std = std if std is not None else FOREIGN["std"]
+    _check_normalisation(mean, std, source)
+    pre = resolve_preprocessing(recorded, mean, std, channels=chw[0], source=source)
     name = meta.get("cnnlab.name") or Path(source).stem
     from ..preprocessing import attach
     attach(graph, pre)

@@ -325,7 +325,7 @@ function footer(info) {
   if (info.inputs && info.inputs.length && !(info.inputs.length === 1 && info.inputs[0] === prevName(info.name)))
     foot.append(el("div", { class: "inputs", text: "← " + info.inputs.map(lab).join(" + ") }));
   for (const a of info.arithmetic || []) foot.append(el("div", { class: "arith", text: a }));
-  for (const w of info.warnings || []) foot.append(el("div", { class: "warn", text: "⚠ " + w }));
+  if ((info.warnings || []).length) foot.append(el("div", { class: "warn", title: info.warnings.join("; "), text: "⚠ " + info.warnings.join("; ") }));
   return foot;
 }
 function order() {
@@ -385,6 +385,7 @@ function makeSpatialColumn(info, m) {
       onclick: () => { if (expanded.has(name)) expanded.delete(name); else expanded.add(name); drawOverview(); } }));
   }
   colEl.append(footer(info));
+  colEl.style.width = Math.max(96, W * s + 8) + "px";
   return { el: colEl, kind: "spatial", canvas, wrap, grid, name };
 }
 
@@ -418,6 +419,7 @@ function makeVectorColumn(info, m) {
   const wrap = el("div", { class: "map-wrap vec", "data-layer": name }, canvas);
   wrap.grid = grid;
   const colEl = el("div", { class: "column", "data-layer": name }, head(info), legend(scale), wrap, footer(info));
+  colEl.style.width = Math.max(96, canvas.width + 8) + "px";
   return { el: colEl, kind: "vector", canvas, wrap, grid, name };
 }
 // the class scores and probabilities: one labelled row per class
@@ -514,7 +516,6 @@ function drawEdges() {
         ctx.beginPath(); ctx.moveTo(a0.R, top(src)); ctx.lineTo(b0.L, top(dst)); ctx.lineTo(b1.L, bot(dst)); ctx.lineTo(a1.R, bot(src)); ctx.closePath(); ctx.fill();
         ctx.strokeStyle = "rgba(120,144,156,0.5)"; ctx.stroke();
         drawn += pairs.length;
-        void b1;
         return;
       }
       ctx.beginPath();
@@ -575,7 +576,7 @@ function highlightEdges(name, ch, colour = "#7b1fa2") {
   info.inputs.forEach((srcName, k) => {
     const src = cols[srcName];
     if (!src || !dst) return;
-    if (srcName !== prevName(name) || !sameRow(src, dst)) {
+    if (srcName !== prevName(name)) {
       document.querySelectorAll(`#arcs path[data-to="${CSS.escape(name)}"]`).forEach((p) => { p.classList.add("hi"); n++; });
       return;
     }
@@ -656,7 +657,7 @@ function marks(name, ch, y, x, cls, rf) {
     info.inputs.forEach((src, k) => {
       const sc = cols[src]; if (!sc || sc.kind !== "spatial" || !boxes[src]) return;
       const b = boxes[src];
-      for (const i of inputChannels(info, k, ch)) if (i < sc.grid.shown) gridBox(sc.wrap, cls, i, b[0], b[1], b[2], b[3]);
+      for (const i of inputChannels(info, k, ch)) if (i < sc.grid.shown) gridBox(sc.wrap, cls === "sel" ? "win" : cls, i, b[0], b[1], b[2], b[3]);
     });
     if (cls === "sel" && rf && boxes.input) addBox($("input-view"), "rf", boxes.input[0], boxes.input[1], boxes.input[2], boxes.input[3], model.input_shape[1], model.input_shape[2]);
   } else if (col.kind === "class") {
@@ -674,7 +675,7 @@ function marks(name, ch, y, x, cls, rf) {
     info.inputs.forEach((src, k) => {
       const sc = cols[src]; if (!sc || sc.kind !== "spatial") return;
       const chans = inputChannels(info, k, ch);
-      if (chans.length <= 4) for (const i of chans) if (i < sc.grid.shown) gridBox(sc.wrap, cls, i, 0, sc.grid.h - 1, 0, sc.grid.w - 1);
+      if (chans.length <= 4) for (const i of chans) if (i < sc.grid.shown) gridBox(sc.wrap, cls === "sel" ? "win" : cls, i, 0, sc.grid.h - 1, 0, sc.grid.w - 1);
     });
   }
 }
@@ -745,7 +746,7 @@ function drawPrediction() {
   entries.forEach(([cls, p], i) => {
     const bar = el("div", { class: "prob-bar" }); bar.style.width = (100 * p).toFixed(2) + "%";
     bars.append(el("button", { type: "button", class: "prob-row" + (cls === current.prediction ? " best" : ""), "data-class": cls,
-      title: "the softmax arithmetic", "aria-label": `class ${cls}: ${(100 * p).toFixed(1)}%; show the softmax arithmetic`,
+      title: `class ${cls}: ${(100 * p).toFixed(1)}%; click for the softmax arithmetic`,
       onclick: () => select(target, i, 0, 0) },
       el("span", { class: "label", text: cls }), el("span", { class: "track" }, bar),
       el("span", { class: "pct", text: (100 * p).toFixed(1) + "%" })));
@@ -792,6 +793,7 @@ async function doTrace() {
   if (seq !== traceSeq) return;
   trace = t;
   drawDetail(); markSelection();
+  window.__explore.traced = { layer: t.layer, channel: t.channel, y: t.y, x: t.x, n: timings.trace.length + 1 };
   const ms = performance.now() - t0;
   timings.trace.push(ms);
   status(`value traced in ${ms.toFixed(0)} ms`);
@@ -817,7 +819,7 @@ function grid(rows, opts = {}) {
       if (opts.scale && v != null) {
         const [r, g, b] = opts.scale.f(v);
         td.style.background = `rgb(${r},${g},${b})`;
-        if (0.3 * r + 0.59 * g + 0.11 * b < 150) td.style.color = "#fff";
+        td.style.color = textOn(r, g, b);
       }
       tr.append(td);
     });
@@ -909,7 +911,7 @@ function bigMap(name, ch, boxes, opts = {}) {
   const wrap = el("div", { class: "map-wrap" }, canvas);
   const made = boxes.map(([cls, b]) => addBox(wrap, cls, b[0], b[1], b[2], b[3], h, w));
   const node = el("div", { class: "bigmap" }, wrap, el("div", { class: "cap", text: `${lab(name)}, channel ${ch}` }));
-  node.canvas = canvas; node.boxes = made; node.s = s;
+  node.canvas = canvas; node.boxes = made; node.s = s; node.mapName = name;
   return node;
 }
 // the layer's input with the window highlighted, and the output map with the value
@@ -920,6 +922,21 @@ function bigMaps(layer, ch, y, x) {
   const boxes = receptiveField(layer, y, x);
   const src = info.inputs[0], sm = current.maps[src];
   row.inputs = [];
+  if (info.inputs.length > 1 && /^(Add|Sub|Mul|Div)$/.test(info.type)) {   // a residual add: both inputs
+    const op = { Add: "+", Sub: "−", Mul: "×", Div: "/" }[info.type];
+    row.inputs = [];
+    info.inputs.forEach((name, k) => {
+      const im = current.maps[name];
+      if (!im || im.shape.length !== 3) return;
+      if (k) row.append(el("span", { class: "arrow", text: op, "aria-hidden": "true" }));
+      const b = bigMap(name, Math.min(ch, im.shape[0] - 1), [["move", boxes[name] || [y, y, x, x]]], { size: 120 });
+      row.inputs.push(b); row.append(b);
+    });
+    row.append(el("span", { class: "arrow", text: "=", "aria-hidden": "true" }));
+    row.output = bigMap(layer, ch, [["sel move", [y, y, x, x]]], { size: 120 });
+    row.append(row.output);
+    return row;
+  }
   if (src && sm && sm.shape.length === 3 && boxes[src]) {
     const chans = inputChannels(info, 0, ch), first = chans.slice(0, 2);
     for (const i of first) { const b = bigMap(src, i, [["move", boxes[src]]], { size: first.length > 1 ? 130 : 180 }); row.inputs.push(b); row.append(b); }
@@ -1005,7 +1022,10 @@ function frame(anim, advance) {
   const src = anim.info.inputs[0];
   if (m.shape.length === 3) {
     const [, h, w] = m.shape;
-    for (const b of anim.maps.inputs || []) if (boxes[src]) { const sm = current.maps[src]; placeBox(b.boxes[0], ...boxes[src], sm.shape[1], sm.shape[2]); }
+    for (const b of anim.maps.inputs || []) {
+      const sm = current.maps[b.mapName];
+      if (boxes[b.mapName]) placeBox(b.boxes[0], ...boxes[b.mapName], sm.shape[1], sm.shape[2]);
+    }
     placeBox(anim.maps.output.boxes[0], state.y, state.y, state.x, state.x, h, w);
   }
   $("detail-title").textContent = titleOf({ layer: state.layer, channel: state.channel, y: state.y, x: state.x, type: anim.info.type });
@@ -1297,14 +1317,18 @@ function playgroundFromLayer() {
 }
 
 // ------------------------------------------------------------------ the run
+function luminance(r, g, b) {
+  const lum = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+  return 0.2126 * lum(r) + 0.7152 * lum(g) + 0.0722 * lum(b);
+}
+// black or white text, whichever reads better on this background
+function textOn(r, g, b) { const L = luminance(r, g, b); return (1.05 / (L + 0.05)) > ((L + 0.05) / 0.05) ? "#fff" : "#000"; }
 function cellColours(a, diag) {
   // the cell's colour over white, and the text colour with the better contrast on it
   const [r0, g0, b0] = diag ? [25, 118, 210] : [211, 47, 47];
   const mix = (c) => Math.round(255 + (c - 255) * a);
   const rgb = [mix(r0), mix(g0), mix(b0)];
-  const lum = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
-  const L = 0.2126 * lum(rgb[0]) + 0.7152 * lum(rgb[1]) + 0.0722 * lum(rgb[2]);
-  return { bg: `rgb(${rgb.join(",")})`, fg: (1.05 / (L + 0.05)) > ((L + 0.05) / 0.05) ? "#fff" : "#000" };
+  return { bg: `rgb(${rgb.join(",")})`, fg: textOn(...rgb) };
 }
 async function loadRun() {
   try { runInfo = await json(fetch("/api/run")); } catch (err) { $("run").append(el("div", { class: "hint", text: err.message })); return; }
@@ -1383,6 +1407,7 @@ function drawCurves(h) {
 async function main() {
   readUrl();
   model = await json(fetch("/api/model"));
+  window.__explore.model = model;
   $("model-title").textContent = `${model.name} · input ${model.input_shape.join("×")} · ${model.classes.length} classes${model.dataset ? " · " + model.dataset : ""}`;
   const maxC = Math.max(...model.layers.filter((l) => l.output_shape.length === 3).map((l) => l.output_shape[0]), 1);
   channelCap = maxC <= 16 ? 16 : 8;

@@ -548,11 +548,21 @@ function drawArc(svg, src, dst, srcName, dstName) {
   if (Math.abs(a.t - b.t) < 4) {
     const lift = Math.min(34, 14 + (b.cx - a.cx) / 20);
     d = `M${a.cx},${a.t} C${a.cx},${a.t - lift} ${b.cx},${b.t - lift} ${b.cx},${b.t - 1}`;
-  } else {   // into a later row: from the bottom of the source down to the top of the target
-    d = `M${a.cx},${a.b} C${a.cx},${a.b + 26} ${b.cx},${b.t - 30} ${b.cx},${b.t - 1}`;
+  } else if (rowBelow(src, dst)) {   // into the next row: down into the gap between the rows, across, down
+    const gap = b.t - 24, r = 10, dir = b.cx > a.cx ? 1 : -1;
+    d = `M${a.cx},${a.b} V${gap - r} Q${a.cx},${gap} ${a.cx + dir * r},${gap} H${b.cx - dir * r} Q${b.cx},${gap} ${b.cx},${gap + r} V${b.t - 1}`;
+  } else {   // rows further down: along the gap under the source's row, the left margin, the gap above the target
+    const tops = [...new Set(Object.values(cols).map((c) => c.el.offsetTop))].sort((x, y) => x - y);
+    const next = tops.find((t) => t > src.el.offsetTop) - 24 - (src.el.offsetTop - a.t), gapB = b.t - 24, m = 12;
+    d = `M${a.cx},${a.b} V${next} H${m} V${gapB} H${b.cx} V${b.t - 1}`;
   }
   const p = svgEl("path", { d, "marker-end": "url(#arrow)", "data-from": srcName, "data-to": dstName });
   svg.append(p);
+}
+// is dst in the row right below src's row (no other row between them)?
+function rowBelow(src, dst) {
+  const tops = [...new Set(Object.values(cols).map((c) => c.el.offsetTop))].sort((x, y) => x - y);
+  return tops.indexOf(dst.el.offsetTop) === tops.indexOf(src.el.offsetTop) + 1;
 }
 function drawnStub(ctx, src, dst, base) {
   // consecutive layers in two rows: an arrow out of the first and into the second
@@ -886,7 +896,8 @@ function drawDetail() {
     left.append(el("div", { class: "cap", text: "every class: its score, its exponential and its probability" }), tbl);
   }
   if (t.exponentials) {
-    left.append(el("div", { class: "cap", text: "exponentials" }), el("div", { class: "expr", tabindex: "0", text: t.exponentials.join("\n") }),
+    const named = t.exponentials.length === model.classes.length ? t.exponentials.map((e, i) => `${model.classes[i]}: ${e}`) : t.exponentials;
+    left.append(el("div", { class: "cap", text: "exponentials, class by class" }), el("div", { class: "expr", tabindex: "0", text: named.join("\n") }),
                 el("div", { class: "cap", text: "their sum" }), el("div", { class: "expr", tabindex: "0", text: t.sum }));
   }
   body.append(left);
@@ -1366,7 +1377,8 @@ async function cellSamples(t, p) {
 }
 function niceTicks(hi, n = 5) {
   const raw = hi / n, mag = 10 ** Math.floor(Math.log10(raw)), stepv = [1, 2, 2.5, 5, 10].map((k) => k * mag).find((k) => k >= raw);
-  const t = []; for (let v = 0; v <= hi + 1e-9; v += stepv) t.push(+v.toPrecision(6));
+  const t = [], top = Math.ceil(hi / stepv - 1e-9) * stepv;
+  for (let v = 0; v <= top + stepv / 2; v += stepv) t.push(+v.toPrecision(6));
   return t;
 }
 function drawCurves(h) {

@@ -110,7 +110,17 @@ def residual_views(page, url, out: Path):
     if adds:
         page.evaluate(f"select({adds[-1]!r}, 1, 3, 3)")
         _traced(page, adds[-1])
-    page.locator("#overview-panel").screenshot(path=str(out / "explore_residual.png"))
+    box = page.locator("#overview-panel").bounding_box()   # the first rows: the stem and two blocks
+    page.screenshot(path=str(out / "explore_residual.png"), full_page=True,
+                    clip={"x": box["x"], "y": box["y"], "width": box["width"], "height": min(box["height"], 1500)})
+
+
+def _shrink(path: Path) -> None:
+    """Re-save a screenshot with a 256-colour palette (a third of the size, the same look for a UI)."""
+    from PIL import Image
+    with Image.open(path) as im:
+        small = im.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    small.save(path, optimize=True)
 
 
 def main(argv=None) -> int:
@@ -163,6 +173,7 @@ def main(argv=None) -> int:
         if tmp is not None:
             tmp.cleanup()
     for f in sorted(written):
+        _shrink(f)
         print(f"wrote {f} ({f.stat().st_size // 1024} KiB)")
     return 0
 

@@ -178,7 +178,7 @@ def test_draw_predict_trace_and_grad_cam_in_chromium(digits_run):
             page.mouse.up()
             page.wait_for_function("document.querySelector('#preprocess-steps') && "
                                    "document.querySelector('#preprocess-steps').textContent.includes('upload')",
-                                   timeout=30000)
+                                   timeout=60000)
             bars = page.locator("#prob-bars .prob-bar")
             assert bars.count() == 10
             widths = [float(bars.nth(i).evaluate("e => parseFloat(e.style.width)")) for i in range(10)]

@@ -288,7 +288,7 @@ const cols = {};
 function spatialLayout(name, c, h, w) {
   const shownCh = expanded.has(name) ? c : Math.min(c, channelCap);
   const target = c <= 8 ? 84 : c <= 32 ? 60 : 44;
-  const s = Math.max(3, Math.min(12, Math.floor(target / Math.max(h, w))));
+  const s = Math.max(3, Math.min(10, Math.floor(target / Math.max(h, w))));
   const per = Math.max(1, Math.ceil(shownCh * (h + 1) * s / MAX_COLUMN_HEIGHT));
   return { shown: shownCh, s, per };
 }
@@ -1001,17 +1001,17 @@ async function togglePlay() {
   teachInto($("teach"), info, null);
   const body = $("detail-body"); body.textContent = "";
   const maps = bigMaps(state.layer, state.channel, state.y, state.x);
-  const live = el("div", { class: "live", id: "play-live", "aria-live": "off" });
+  const live = el("div", { class: "live", id: "play-live", "aria-live": "off", tabindex: "0", role: "region", "aria-label": "the window and the kernel at this position" });
   body.append(maps, live);
   const anim = { info, m, maps, live, kernel, frame: 0 };
   if (m.shape.length === 3) {   // the output fills in as the window slides
     const [, h, w] = m.shape, ctx = maps.output.canvas.getContext("2d");
-    ctx.fillStyle = "#eeeeee"; ctx.fillRect(0, 0, w, h);
+    ctx.fillStyle = "#b0bec5"; ctx.fillRect(0, 0, w, h);
     anim.fill = (y, x) => {
       const [r, g, b] = layerScale(state.layer).f(valueAt(state.layer, state.channel, y, x));
       ctx.fillStyle = `rgb(${r},${g},${b})`; ctx.fillRect(x, y, 1, 1);
     };
-    anim.clear = () => { ctx.fillStyle = "#eeeeee"; ctx.fillRect(0, 0, w, h); };
+    anim.clear = () => { ctx.fillStyle = "#b0bec5"; ctx.fillRect(0, 0, w, h); };
     for (let yy = 0; yy < state.y; yy++) for (let xx = 0; xx < w; xx++) anim.fill(yy, xx);
     for (let xx = 0; xx <= state.x; xx++) anim.fill(state.y, xx);
   }
@@ -1041,6 +1041,7 @@ function frame(anim, advance) {
   }
   $("detail-title").textContent = titleOf({ layer: state.layer, channel: state.channel, y: state.y, x: state.x, type: anim.info.type });
   anim.live.textContent = liveText(anim, boxes);
+  teachInto($("teach"), anim.info, { channel: state.channel, y: state.y, x: state.x });
   markSelection();
   writeUrl();
   window.__explore.frames = anim.frame;
@@ -1050,14 +1051,19 @@ function liveText(anim, boxes) {
   const sm = current.maps[src];
   const out = `${lab(state.layer)}[${state.channel}](${state.y}, ${state.x}) = ${fmt(v)}`;
   if (!sm || sm.shape.length !== 3 || !boxes[src]) return out;
-  const [y0, y1, x0, x1] = boxes[src], chans = inputChannels(info, 0, state.channel);
-  const ch0 = chans[0], [, h, w] = sm.shape, rows = [];
+  let [y0, y1, x0, x1] = boxes[src];
+  if (info.kernel_size && info.padding && slides(info)) {   // the whole window, padding included
+    const [kh, kw] = info.kernel_size, [sh, sw] = info.stride, [dh, dw] = info.dilation || [1, 1];
+    y0 = state.y * sh - info.padding[0][0]; y1 = y0 + dh * (kh - 1); x0 = state.x * sw - info.padding[1][0]; x1 = x0 + dw * (kw - 1);
+  }
+  const chans = inputChannels(info, 0, state.channel), ch0 = chans[0], [, h, w] = sm.shape, rows = [];
   for (let y = y0; y <= y1 && rows.length < 7; y++) {
     const r = [];
-    for (let x = x0; x <= x1 && r.length < 7; x++) r.push(fmt(sm.values[(ch0 * h + y) * w + x]).padStart(8));
+    for (let x = x0; x <= x1 && r.length < 7; x++)
+      r.push((y < 0 || y >= h || x < 0 || x >= w ? "pad" : fmt(sm.values[(ch0 * h + y) * w + x])).padStart(8));
     rows.push(r.join(" "));
   }
-  let text = `window of ${lab(src)} channel ${ch0} (rows ${y0}-${y1}, columns ${x0}-${x1}):\n${rows.join("\n")}\n`;
+  let text = `window of ${lab(src)} channel ${ch0} (rows ${y0} to ${y1}, columns ${x0} to ${x1}; pad: a padding zero):\n${rows.join("\n")}\n`;
   if (info.type === "Conv2d" && anim.kernel && anim.kernel.w) {
     const k = anim.kernel.w, [, cpg, kh, kw] = k.shape, kr = [];
     const base = (state.channel * cpg) * kh * kw;

@@ -1063,7 +1063,9 @@ function liveText(anim, boxes) {
       r.push((y < 0 || y >= h || x < 0 || x >= w ? "pad" : fmt(sm.values[(ch0 * h + y) * w + x])).padStart(8));
     rows.push(r.join(" "));
   }
-  let text = `window of ${lab(src)} channel ${ch0} (rows ${y0} to ${y1}, columns ${x0} to ${x1}; pad: a padding zero):\n${rows.join("\n")}\n`;
+  const padded = y0 < 0 || x0 < 0 || y1 >= h || x1 >= w;
+  let text = `window of ${lab(src)} channel ${ch0}, rows ${y0} to ${y1}, columns ${x0} to ${x1}:\n${rows.join("\n")}\n` +
+    (padded ? "(pad: a zero of the padding)\n" : "");
   if (info.type === "Conv2d" && anim.kernel && anim.kernel.w) {
     const k = anim.kernel.w, [, cpg, kh, kw] = k.shape, kr = [];
     const base = (state.channel * cpg) * kh * kw;

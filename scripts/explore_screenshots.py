@@ -50,6 +50,7 @@ def lenet_views(page, url, out: Path, args):
     c, y, x = (int(v) for v in args.pixel.split(","))
     where = f"sample={args.sample}&"
     _open(page, url, f"{where}layer={args.layer}&channel={c}&y={y}&x={x}&overlay={args.overlay}")
+    page.add_style_tag(content="#detail { max-height: none; }")   # the whole detail in its pictures
     _traced(page, args.layer)
     page.locator("main").screenshot(path=str(out / "explore_overview.png"))
     page.locator("#detail").screenshot(path=str(out / "explore_conv_detail.png"))

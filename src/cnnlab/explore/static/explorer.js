@@ -306,8 +306,11 @@ function drawOverview() {
   }
   box.append(el("canvas", { id: "edge-canvas", "aria-hidden": "true" }), el("canvas", { id: "edge-hi", "aria-hidden": "true" }),
              svgEl("svg", { id: "arcs", "aria-hidden": "true" }));
+  const t0 = performance.now();
   drawEdges();
+  const t1 = performance.now();
   markSelection();
+  (timings.overview = timings.overview || []).push({ edges: t1 - t0, marks: performance.now() - t1 });
 }
 function probInfo() {
   const last = model.layers[model.layers.length - 1];

@@ -146,9 +146,12 @@ def test_layers_get_readable_labels_and_convolutions_their_groups(client, zoo_mo
     assert [d["label"] for d in zoo] == ["conv1", "bn", "leakyrelu", "pool1", "conv2", "tanh", "pool2", "conv3",
                                          "sigmoid", "pool3", "flatten", "fc1", "gelu", "fc2", "softmax"]
     assert [d["groups"] for d in zoo if d["type"] == "Conv2d"] == [1, 1, 2]
+    assert info["has_test_images"] is True
     saved, run_dir = load_target(residual_dir)
-    graph = Explorer(saved, run_dir).model_info()["layers"]
+    graph_info = Explorer(saved, run_dir).model_info()
+    graph = graph_info["layers"]
     assert [d["label"] for d in graph] == [d["name"] for d in graph]
+    assert graph_info["has_test_images"] is False          # no run: the page does not ask for test images
     from cnnlab.explore.engine import display_labels
     assert display_labels(["features.0", "features.1", "classifier.0"], ["Conv2d", "ReLU", "Linear"]) == \
         ["features.conv", "features.relu", "classifier.fc"]

@@ -453,6 +453,7 @@ class Explorer:
                 "mean": self.mean, "std": self.std, "dataset": dataset,
                 "softmax_added": self.needs_softmax, "layers": self._layers,
                 "has_run": self._history is not None or self._metrics is not None,
+                "has_test_images": self.run_dir is not None and bool(self._config),
                 "can_draw": self.input_shape[0] == 1,
                 "limits": {"max_pixels": MAX_PIXELS, "max_upload_bytes": MAX_UPLOAD_BYTES}}
 

@@ -461,8 +461,9 @@ function anchor(col, k, base) {
     const b = col.rows[k]; if (!b) return null;
     col.cells = col.cells || [];
     if (!col.cells[k]) {
-      const r = b.querySelector(".cell").getBoundingClientRect();
-      col.cells[k] = { l: r.left - base.left, r: r.right - base.left, L: r.left - base.left, R: r.right - base.left, y: r.top - base.top + r.height / 2 };
+      const r = b.querySelector(".cell").getBoundingClientRect(), list = b.parentElement.getBoundingClientRect();
+      // lines leave after the class names and values, and arrive at the coloured cell
+      col.cells[k] = { l: r.left - base.left, r: r.right - base.left, L: r.left - base.left, R: list.right - base.left + 2, y: r.top - base.top + r.height / 2 };
     }
     return col.cells[k];
   }
@@ -631,7 +632,21 @@ function describeValue(name, ch, y, x) {
   const cls = isClassVector(name) ? ` (class ${model.classes[ch]})` : "";
   return `${lab(name)}[${ch}]${cls} = ${name === "probabilities" ? (100 * v).toFixed(2) + "%" : fmt(v)}; inputs: ${(name === "probabilities" ? probInfo() : layerOf(name)).inputs.map(lab).join(", ")}`;
 }
+// mouse moves come faster than frames: draw the latest one per frame
+let hoverPending = null;
 function hover(name, ch, y, x, ev) {
+  const same = hovering && hovering.name === name && hovering.ch === ch && hovering.y === y && hovering.x === x;
+  if (same && ev) { placeTip(ev); return; }
+  if (!ev) { hoverNow(name, ch, y, x, null); return; }
+  const first = !hoverPending;
+  hoverPending = [name, ch, y, x, { clientX: ev.clientX, clientY: ev.clientY }];
+  if (first) requestAnimationFrame(() => { const a = hoverPending; hoverPending = null; if (a) hoverNow(...a); });
+}
+function placeTip(ev) {
+  const tip = $("tip"); if (!tip) return;
+  tip.style.left = Math.min(window.innerWidth - 350, ev.clientX + 14) + "px"; tip.style.top = (ev.clientY + 16) + "px";
+}
+function hoverNow(name, ch, y, x, ev) {
   hovering = { name, ch, y, x };
   const text = describeValue(name, ch, y, x);
   $("hover-info").textContent = text;
@@ -639,12 +654,13 @@ function hover(name, ch, y, x, ev) {
   if (ev) {
     if (!tip) { tip = el("div", { id: "tip", "aria-hidden": "true" }); document.body.append(tip); }
     tip.textContent = text; tip.hidden = false;
-    tip.style.left = Math.min(window.innerWidth - 350, ev.clientX + 14) + "px"; tip.style.top = (ev.clientY + 16) + "px";
+    placeTip(ev);
   }
   marks(name, ch, y, x, "hover", true);
   highlightEdges(name, ch);
 }
 function unhover() {
+  hoverPending = null;
   if (!hovering) return;
   hovering = null;
   const tip = $("tip"); if (tip) tip.hidden = true;
@@ -793,6 +809,7 @@ function select(layer, channel, y, x) {
   stopPlay(false);
   state.layer = layer; state.channel = channel; state.y = y; state.x = x;
   writeUrl(); markSelection(); doTrace();
+  if (current && current.maps[layer]) $("hover-info").textContent = describeValue(layer, channel, y, x);   // read out
   const d = $("detail"), r = d.getBoundingClientRect();
   if (r.top > window.innerHeight - 120 || r.bottom < 80) d.scrollIntoView({ block: "nearest" });
 }
@@ -1470,7 +1487,7 @@ async function main() {
   let resizeTimer = null;
   window.addEventListener("resize", () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => { if (current) drawOverview(); }, 150); });
   setupDrawing();
-  const haveSamples = await loadSamples();
+  const haveSamples = model.has_test_images === false ? false : await loadSamples();   // no run, no test images
   $("sample-box").hidden = !haveSamples;
   if (state.sample == null && haveSamples) state.sample = 0;
   const firstPool = model.layers.find((l) => l.kernel_size && l.input_shape.length === 3 && slides(l));

@@ -285,6 +285,7 @@ const MAX_COLUMN_HEIGHT = 560;
 const expanded = new Set();
 let channelCap = 16;
 const cols = {};
+let edgeCanvases = null;
 function spatialLayout(name, c, h, w) {
   const shownCh = expanded.has(name) ? c : Math.min(c, channelCap);
   const target = c <= 8 ? 84 : c <= 32 ? 60 : 44;
@@ -304,8 +305,9 @@ function drawOverview() {
     const col = m.shape.length === 3 ? makeSpatialColumn(info, m) : isClassVector(name) ? makeClassColumn(info, m) : makeVectorColumn(info, m);
     box.append(col.el); cols[name] = col;
   }
-  box.append(el("canvas", { id: "edge-canvas", "aria-hidden": "true" }), el("canvas", { id: "edge-hi", "aria-hidden": "true" }),
-             svgEl("svg", { id: "arcs", "aria-hidden": "true" }));
+  // the two edge canvases are kept from one image to the next (allocating them is the slow part)
+  const keep = edgeCanvases || (edgeCanvases = [el("canvas", { id: "edge-canvas", "aria-hidden": "true" }), el("canvas", { id: "edge-hi", "aria-hidden": "true" })]);
+  box.append(...keep, svgEl("svg", { id: "arcs", "aria-hidden": "true" }));
   const t0 = performance.now();
   drawEdges();
   const t1 = performance.now();
@@ -498,7 +500,10 @@ function drawEdges() {
   const box = $("overview"), base = overviewBase();
   const W = box.scrollWidth, H = box.scrollHeight;
   const cv = $("edge-canvas"), hi = $("edge-hi"), arcs = $("arcs");
-  for (const c of [cv, hi]) { c.width = W; c.height = H; c.style.width = W + "px"; c.style.height = H + "px"; }
+  for (const c of [cv, hi]) {
+    if (c.width !== W || c.height !== H) { c.width = W; c.height = H; c.style.width = W + "px"; c.style.height = H + "px"; }
+    else c.getContext("2d").clearRect(0, 0, W, H);
+  }
   arcs.setAttribute("width", W); arcs.setAttribute("height", H);
   const defs = svgEl("defs"); defs.append(marker("arrow", "#7b1fa2")); arcs.append(defs);
   const ctx = cv.getContext("2d");
@@ -726,7 +731,8 @@ function gridBox(wrap, cls, ch, y0, y1, x0, x1) {
 function gridShade(wrap, b) {
   // the receptive field on every shown channel of a layer, drawn on the layer's overlay canvas
   const g = wrap.grid, ov = wrap.querySelector("canvas.rf-layer"), main = wrap.querySelector("canvas");
-  if (!ov) return;
+  if (!ov || (!b && !ov.dataset.used)) return;   // nothing drawn on it yet: nothing to clear
+  ov.dataset.used = "1";
   const cw = g.W * g.s, chh = g.H * g.s;
   if (ov.width !== cw) { ov.width = cw; ov.style.width = cw + "px"; }
   if (ov.height !== chh) { ov.height = chh; ov.style.height = chh + "px"; }

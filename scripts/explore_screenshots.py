@@ -109,8 +109,8 @@ def residual_views(page, url, out: Path):
     _open(page, url, "sample=0")
     adds = _layers(page, "Add")
     if adds:
-        page.evaluate(f"select({adds[-1]!r}, 1, 3, 3)")
-        _traced(page, adds[-1])
+        page.evaluate(f"select({adds[0]!r}, 1, 12, 14)")   # the first block's add: a small receptive field
+        _traced(page, adds[0])
     box = page.locator("#overview-panel").bounding_box()   # the first rows: the stem and two blocks
     page.screenshot(path=str(out / "explore_residual.png"), full_page=True,
                     clip={"x": box["x"], "y": box["y"], "width": box["width"], "height": min(box["height"], 1500)})

@@ -573,10 +573,10 @@ function rowBelow(src, dst) {
   const tops = [...new Set(Object.values(cols).map((c) => c.el.offsetTop))].sort((x, y) => x - y);
   return tops.indexOf(dst.el.offsetTop) === tops.indexOf(src.el.offsetTop) + 1;
 }
-function drawnStub(ctx, src, dst, base) {
+function drawnStub(ctx, src, dst, base, colour = "#78909c") {
   // consecutive layers in two rows: an arrow out of the first and into the second
   const a = colBox(src, base), b = colBox(dst, base), ya = (a.t + a.b) / 2, yb = (b.t + b.b) / 2;
-  ctx.strokeStyle = "#78909c"; ctx.fillStyle = "#78909c"; ctx.lineWidth = 2;
+  ctx.strokeStyle = colour; ctx.fillStyle = colour; ctx.lineWidth = Math.max(2, ctx.lineWidth);
   ctx.beginPath(); ctx.moveTo(a.r + 2, ya); ctx.lineTo(a.r + 22, ya); ctx.stroke();
   ctx.beginPath(); ctx.moveTo(b.l - 22, yb); ctx.lineTo(b.l - 6, yb); ctx.stroke();
   for (const [x, y] of [[a.r + 28, ya], [b.l - 1, yb]]) { ctx.beginPath(); ctx.moveTo(x, y); ctx.lineTo(x - 7, y - 5); ctx.lineTo(x - 7, y + 5); ctx.fill(); }
@@ -600,6 +600,13 @@ function highlightEdges(name, ch, colour = "#7b1fa2") {
       return;
     }
     const pairs = edgePairs(name, k, ch);
+    if (!sameRow(src, dst)) {   // the two layers are in different rows: their arrows light up
+      ctx.save(); ctx.globalAlpha = 1; ctx.lineWidth = 3;
+      drawnStub(ctx, src, dst, base, colour);
+      ctx.restore();
+      n += pairs.length;
+      return;
+    }
     ctx.globalAlpha = pairs.length > 200 ? 0.35 : 0.85;
     ctx.beginPath();
     for (const [i, o] of pairs) {

@@ -119,12 +119,17 @@ class Page:
         assert not self.errors, self.errors
 
 
+def _grid(page, layer):
+    """How a layer's channels are laid out in its overview canvas: c, h, w, per (maps a row), W, H, shown."""
+    return page.evaluate("(layer) => ({...document.querySelector("
+                         "`#overview .map-wrap[data-layer=\"${layer}\"]`).grid})", layer)
+
+
 def _click_value(page, layer, ch, y, x):
     """Click value (ch, y, x) of a layer's grid canvas in the overview."""
     wrap = page.locator(f'#overview .map-wrap[data-layer="{layer}"]')
     wrap.scroll_into_view_if_needed()
-    g = page.evaluate(f"(() => {{ const g = document.querySelector('#overview .map-wrap[data-layer=\"{layer}\"]').grid;"
-                      f" return {{...g}}; }})()")
+    g = _grid(page, layer)
     canvas = wrap.locator("canvas").first
     cb = canvas.bounding_box()
     px = (ch % g["per"]) * (g["w"] + 1) + x + 0.5
@@ -335,7 +340,7 @@ def test_edges_are_drawn_and_light_up_on_hover(browser, digits_server):
         # hover value (2, 3) of channel 1 of the second convolution: its edges, window and receptive field
         conv = page.evaluate("(() => { const l = window.__explore.model.layers.filter((l) => l.type === 'Conv2d');"
                              " return l[1].name; })()")
-        g = page.evaluate(f"(() => ({{...document.querySelector('#overview .map-wrap[data-layer=\"{conv}\"]').grid}}))()")
+        g = _grid(page, conv)
         canvas = page.locator(f'#overview .map-wrap[data-layer="{conv}"] canvas').first
         canvas.scroll_into_view_if_needed()
         cb = canvas.bounding_box()
@@ -346,11 +351,9 @@ def test_edges_are_drawn_and_light_up_on_hover(browser, digits_server):
         page.mouse.move(cb["x"] + cb["width"] * px / g["W"], cb["y"] + cb["height"] * py / g["H"])
         page.wait_for_function("window.__explore.edges.highlighted > 0", timeout=5000)
         hi = page.evaluate("window.__explore.edges.highlighted")
-        cin = page.evaluate(f"window.__explore.model.layers.find((l) => l.name === {conv!r}).input_shape[0]")
-        assert hi == min(cin, page.evaluate(f"(() => {{ const l = window.__explore.model.layers;"
-                                            f" const i = l.findIndex((x) => x.name === {conv!r});"
-                                            f" return document.querySelector(`#overview .map-wrap[data-layer=\"${{l[i-1].name}}\"]`)"
-                                            f".grid.shown; }})()"))
+        layers = page.evaluate("window.__explore.model.layers")
+        i = [lay["name"] for lay in layers].index(conv)
+        assert hi == min(layers[i]["input_shape"][0], _grid(page, layers[i - 1]["name"])["shown"])   # every input map
         lit = page.evaluate("""(() => { const c = document.getElementById('edge-hi');
             const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
             let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; })()""")
@@ -442,7 +445,8 @@ def test_every_layer_type_is_explained_with_its_own_numbers(browser, digits_serv
         assert "in one row of" in seen["Flatten"]
         assert "passes every value through unchanged" in seen["Dropout"]
         lin = next(l for l in layers if l["type"] == "Linear")
-        assert f"each of its {lin['output_shape'][0]} units multiplies all {lin['input_shape'][0]} inputs" in seen["Linear"]
+        n_in, n_out = lin["input_shape"][0], lin["output_shape"][0]
+        assert f"each of its {n_out} units multiplies all {n_in} inputs" in seen["Linear"]
         assert "class scores" in seen["Linear"]
         page.evaluate("select('probabilities', 3, 0, 0)")
         _wait_trace(page, "probabilities", 3, 0, 0)
@@ -491,7 +495,8 @@ def test_grad_cam_is_large_with_a_colour_bar_and_a_sentence(browser, digits_serv
         page.wait_for_function("document.querySelector('#overlay-info').dataset.method === 'gradcam'", timeout=30000)
         size = page.locator("#why-view canvas").first.bounding_box()
         assert size["width"] >= 240 and size["height"] >= 240
-        assert page.locator("#why-bar").is_visible() and page.locator("#why-bar .colourbar").bounding_box()["width"] >= 200
+        assert page.locator("#why-bar").is_visible()
+        assert page.locator("#why-bar .colourbar").bounding_box()["width"] >= 200
         assert "red regions are where the network found its evidence" in page.locator("#why-sentence").inner_text()
         page.select_option("#overlay", "saliency")
         page.wait_for_function("document.querySelector('#overlay-info').dataset.method === 'saliency'", timeout=30000)
@@ -577,7 +582,8 @@ def test_everything_is_reachable_with_tab_and_labelled(browser, digits_server):
         for _ in range(700):
             page.keyboard.press("Tab")
             d = page.evaluate("""(() => { const e = document.activeElement;
-                return e ? [e.id, e.tagName, e.className || '', e.dataset.layer || e.closest('[data-layer]')?.dataset.layer || '',
+                const layer = e && (e.dataset.layer || e.closest('[data-layer]')?.dataset.layer);
+                return e ? [e.id, e.tagName, e.className || '', layer || '',
                             e.closest('#samples') ? 'sample' : e.closest('#prob-bars') ? 'prob' :
                             e.closest('#confusion') ? 'confusion' : ''] : null; })()""")
             reached.append(tuple(d))
@@ -585,7 +591,8 @@ def test_everything_is_reachable_with_tab_and_labelled(browser, digits_server):
         assert "upload-button" in ids and "play" in ids and "overlay" in ids and "pg-size" in ids
         where = {r[4] for r in reached}
         assert {"sample", "prob", "confusion"} <= where
-        maps = set(page.evaluate("[...document.querySelectorAll('#overview canvas[tabindex]')].map((c) => c.dataset.layer)"))
+        maps = set(page.evaluate("[...document.querySelectorAll('#overview canvas[tabindex]')]"
+                                 ".map((c) => c.dataset.layer)"))
         assert maps and maps <= {r[3] for r in reached if r[1] == "CANVAS"}
         # arrow keys on a focused map, with no mouse click before
         page.goto("about:blank")

@@ -737,7 +737,7 @@ function gridBox(wrap, cls, ch, y0, y1, x0, x1) {
 }
 function gridShade(wrap, b) {
   // the receptive field on every shown channel of a layer, drawn on the layer's overlay canvas
-  const g = wrap.grid, ov = wrap.querySelector("canvas.rf-layer"), main = wrap.querySelector("canvas");
+  const g = wrap.grid, ov = wrap.querySelector("canvas.rf-layer");
   if (!ov || (!b && !ov.dataset.used)) return;   // nothing drawn on it yet: nothing to clear
   ov.dataset.used = "1";
   const cw = g.W * g.s, chh = g.H * g.s;
@@ -752,7 +752,6 @@ function gridShade(wrap, b) {
     const x = (ox + b[2]) * s, y = (oy + b[0]) * s, w = (b[3] - b[2] + 1) * s, h = (b[1] - b[0] + 1) * s;
     ctx.fillRect(x, y, w, h); ctx.strokeRect(x + 0.5, y + 0.5, w - 1, h - 1);
   }
-  void main;
 }
 
 // ------------------------------------------------------------------ keyboard on a map

@@ -302,6 +302,13 @@ def test_the_detail_is_in_view_after_a_click_and_the_value_is_marked_in_both(bro
         w = page.evaluate("(() => { const c = [...document.querySelectorAll('#bigmaps canvas')].pop();"
                           " return c.getBoundingClientRect().width / c.width; })()")
         assert w >= 6
+    # a narrow window puts the detail under the overview: a click scrolls it into view
+    with Page(browser, digits_server, width=1000, height=700) as page:
+        _click_value(page, "0", 1, 2, 2)
+        _wait_trace(page, "0", 1, 2, 2)
+        page.wait_for_timeout(300)
+        title = page.locator("#detail-title").bounding_box()
+        assert 0 <= title["y"] < 700
 
 
 def test_maps_are_readable_and_headers_do_not_overlap(browser, digits_server, residual_server):

@@ -823,7 +823,7 @@ function select(layer, channel, y, x) {
   writeUrl(); markSelection(); doTrace();
   if (current && current.maps[layer]) $("hover-info").textContent = describeValue(layer, channel, y, x);   // read out
   const d = $("detail"), r = d.getBoundingClientRect();
-  if (r.top > window.innerHeight - 120 || r.bottom < 80) d.scrollIntoView({ block: "nearest" });
+  if (r.top > window.innerHeight - 120 || r.bottom < 80) d.scrollIntoView({ block: "start" });
 }
 let traceSeq = 0;
 async function doTrace() {

@@ -134,6 +134,29 @@ def test_model_lists_every_layer_with_shapes_and_inputs(client, digits_run):
     assert info["layers"][0]["arithmetic"] == ["(8 + 2*1 - 3) / 1 + 1 = 8"]
 
 
+def test_layers_get_readable_labels_and_convolutions_their_groups(client, zoo_model_dir, residual_dir):
+    """Positions ("0", "2") read as conv1/pool1; a graph's own names stay; a family of one has no number."""
+    info = client.get("/api/model").json()
+    labels = [layer["label"] for layer in info["layers"]]
+    assert labels == ["conv1", "bn1", "relu1", "conv2", "bn2", "relu2", "pool1", "conv3", "bn3", "relu3", "pool2",
+                      "flatten", "dropout", "fc"]
+    assert [layer["groups"] for layer in info["layers"] if layer["type"] == "Conv2d"] == [1, 1, 1]
+    saved, run_dir = load_target(zoo_model_dir)
+    zoo = Explorer(saved, run_dir).model_info()["layers"]
+    assert [d["label"] for d in zoo] == ["conv1", "bn", "leakyrelu", "pool1", "conv2", "tanh", "pool2", "conv3",
+                                         "sigmoid", "pool3", "flatten", "fc1", "gelu", "fc2", "softmax"]
+    assert [d["groups"] for d in zoo if d["type"] == "Conv2d"] == [1, 1, 2]
+    assert info["has_test_images"] is True
+    saved, run_dir = load_target(residual_dir)
+    graph_info = Explorer(saved, run_dir).model_info()
+    graph = graph_info["layers"]
+    assert [d["label"] for d in graph] == [d["name"] for d in graph]
+    assert graph_info["has_test_images"] is False          # no run: the page does not ask for test images
+    from cnnlab.explore.engine import display_labels
+    assert display_labels(["features.0", "features.1", "classifier.0"], ["Conv2d", "ReLU", "Linear"]) == \
+        ["features.conv", "features.relu", "classifier.fc"]
+
+
 def test_page_and_static_files_are_served(client):
     r = client.get("/")
     assert r.status_code == 200 and "explorer.js" in r.text

@@ -30,7 +30,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 __all__ = ["Explorer", "RequestError", "PreparedImage", "decode_image", "encode_array", "MAX_PIXELS",
-           "MAX_UPLOAD_BYTES", "shape_arithmetic", "load_target"]
+           "MAX_UPLOAD_BYTES", "shape_arithmetic", "load_target", "display_labels"]
 
 #: Largest image (width x height) accepted from a client: 40 megapixels (8000x5000).
 MAX_PIXELS = 40_000_000
@@ -268,6 +268,45 @@ def _onnx_input_shape(path) -> Tuple[int, int, int]:
 
 
 # =========================================================================== the explorer
+_FAMILIES = {"Conv2d": "conv", "ConvTranspose2d": "deconv", "Linear": "fc", "Flatten": "flatten",
+             "BatchNorm2d": "bn", "BatchNorm1d": "bn", "Dropout": "dropout", "Dropout2d": "dropout",
+             "Softmax": "softmax", "LogSoftmax": "logsoftmax", "Add": "add", "Concat": "concat"}
+
+
+def display_labels(names: Sequence[str], types: Sequence[str]) -> List[str]:
+    """Readable names for the page: ``conv1``, ``relu1``, ``pool1``, ``fc1`` where a layer's name is only
+    its position (``"0"``, ``"features.3"`` of a Sequential); the model's own names are kept otherwise.
+
+    A family with one member drops the number (``flatten``); the numbering counts per family.
+    """
+    def family(kind: str) -> str:
+        if kind in _FAMILIES:
+            return _FAMILIES[kind]
+        if "Pool" in kind:
+            return "pool"
+        return kind.lower()
+    totals: Dict[Tuple[str, str], int] = {}
+    keys = []
+    for name, kind in zip(names, types):
+        prefix, _, last = str(name).rpartition(".")
+        if last.isdigit():
+            key = (prefix, family(kind))
+            totals[key] = totals.get(key, 0) + 1
+            keys.append(key)
+        else:
+            keys.append(None)
+    seen: Dict[Tuple[str, str], int] = {}
+    labels = []
+    for name, key in zip(names, keys):
+        if key is None:
+            labels.append(str(name))
+            continue
+        seen[key] = seen.get(key, 0) + 1
+        base = key[1] + (str(seen[key]) if totals[key] > 1 else "")
+        labels.append(f"{key[0]}.{base}" if key[0] else base)
+    return labels
+
+
 def layer_outputs(model, x) -> list:
     """Every node's output for preprocessed images ``x``: :func:`cnnlab.explain.features.layer_outputs`.
 
@@ -394,7 +433,11 @@ class Explorer:
                     entry["padding"] = [[int(t), int(b)], [int(l), int(r)]]
                 except Exception:  # noqa: BLE001
                     pass
+            if hasattr(layer, "groups"):
+                entry["groups"] = int(layer.groups)
             layers.append(entry)
+        for entry, label in zip(layers, display_labels([d["name"] for d in layers], [d["type"] for d in layers])):
+            entry["label"] = label
         return layers
 
     def layer_info(self, name: str) -> dict:
@@ -413,6 +456,7 @@ class Explorer:
                 "dataset": dataset,
                 "softmax_added": self.needs_softmax, "layers": self._layers,
                 "has_run": self._history is not None or self._metrics is not None,
+                "has_test_images": self.run_dir is not None and bool(self._config),
                 "can_draw": self.input_shape[0] == 1,
                 "limits": {"max_pixels": MAX_PIXELS, "max_upload_bytes": MAX_UPLOAD_BYTES}}
 

@@ -300,3 +300,37 @@ def test_random_model_files_never_crash(workspace, layers, shape, fmt, classes):
     argv = ["summary", path, "--input-shape", "1,8,8"] + ([] if classes is None else ["--num-classes", classes])
     status, _, err = run_cli(argv)
     assert_clean(argv, status, err)
+
+
+# --- planted symbolic links -----------------------------------------------------------------------
+LINK_CASES = {  # link planted at (relative to a copy of the run) -> the command that would write through it
+    ".cnnlab-lock": lambda run, ws: ["train", "--epochs", 1, "--limit", 50, "--out", run, "--quiet"],
+    "explain": lambda run, ws: ["explain", "features", run, ws / "digit.png"],
+    "explain/features_digit": lambda run, ws: ["explain", "features", run, ws / "digit.png"],
+    "explain/curves.png": lambda run, ws: ["explain", "curves", run],
+    "out.csv": lambda run, ws: ["predict", run, ws / "digit.png", "--output", run / "out.csv"],
+    "model.onnx": lambda run, ws: ["export", run, run / "model.onnx"],
+}
+
+
+@pytest.mark.parametrize("where", sorted(LINK_CASES))
+@pytest.mark.parametrize("target_kind", ["file", "folder"])
+def test_no_write_goes_through_a_planted_symlink(workspace, tmp_path, where, target_kind):
+    run = tmp_path / "run"
+    shutil.copytree(workspace / "run", run)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target = outside / "victim"
+    if target_kind == "file":
+        target.write_text("keep me")
+    else:
+        target.mkdir()
+    link = run / where
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target)
+    argv = LINK_CASES[where](run, workspace)
+    status, _, err = run_cli(argv)
+    assert_clean(argv, status, err)
+    assert status != 0 and "symbolic link" in err and str(link) in err, err
+    assert link.is_symlink()
+    assert (target.read_text() == "keep me") if target_kind == "file" else list(target.iterdir()) == []

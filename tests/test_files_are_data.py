@@ -456,3 +456,55 @@ def test_weights_link_leaving_the_folder_is_refused(tmp_path):
         pytest.skip("symbolic links are not available here")
     with pytest.raises(ValueError, match=r"model\.npz is a link to .*secret\.npz, outside the model's folder"):
         load_model(folder)
+
+
+# --- no symbolic link is followed when writing ----------------------------------------------------
+def _planted_link(tmp_path, name, directory=False):
+    """A link ``run/name`` pointing at a file (or folder) outside the run; returns (run, link, target)."""
+    run, outside = tmp_path / "run", tmp_path / "outside"
+    run.mkdir(exist_ok=True)
+    outside.mkdir(exist_ok=True)
+    target = outside / ("folder" if directory else "precious.txt")
+    if directory:
+        target.mkdir()
+    else:
+        target.write_text("keep me")
+    (run / name).symlink_to(target)
+    return run, run / name, target
+
+
+def _writers():
+    from cnnlab._runlock import run_lock
+    from cnnlab.io import atomic_write_bytes, save_npz, write_json
+
+    def lock(path):
+        with run_lock(path.parent):
+            pass
+    return {"atomic_write_bytes": lambda p: atomic_write_bytes(p, b"x"),
+            "write_json": lambda p: write_json(p, {"a": 1}),
+            "save_npz": lambda p: save_npz(p, {"a": np.zeros(2)}),
+            "run_lock": lock}
+
+
+@pytest.mark.parametrize("writer", ["atomic_write_bytes", "write_json", "save_npz", "run_lock"])
+def test_writers_refuse_a_symlink_at_the_file(tmp_path, writer):
+    from cnnlab._files import SymlinkRefused
+    run, link, target = _planted_link(tmp_path, ".cnnlab-lock" if writer == "run_lock" else "model.json")
+    with pytest.raises(SymlinkRefused, match=f"{link.name} is a symbolic link"):
+        _writers()[writer](link)
+    assert target.read_text() == "keep me" and link.is_symlink()
+
+
+def test_writes_below_a_root_refuse_a_linked_folder(tmp_path):
+    from cnnlab._files import SymlinkRefused, make_dirs
+    from cnnlab.io import atomic_write_bytes
+    run, link, target = _planted_link(tmp_path, "explain", directory=True)
+    with pytest.raises(SymlinkRefused, match="explain is a symbolic link"):
+        make_dirs(run / "explain" / "features_x", root=run)
+    with pytest.raises(SymlinkRefused, match="explain is a symbolic link"):
+        atomic_write_bytes(run / "explain" / "a" / "b.png", b"x", root=run)
+    assert list(target.iterdir()) == []
+    # the folder the user named may itself be reached through a link of theirs
+    (tmp_path / "mine").symlink_to(run)
+    atomic_write_bytes(tmp_path / "mine" / "ok.txt", b"ok")
+    assert (run / "ok.txt").read_bytes() == b"ok"

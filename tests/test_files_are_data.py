@@ -508,3 +508,89 @@ def test_writes_below_a_root_refuse_a_linked_folder(tmp_path):
     (tmp_path / "mine").symlink_to(run)
     atomic_write_bytes(tmp_path / "mine" / "ok.txt", b"ok")
     assert (run / "ok.txt").read_bytes() == b"ok"
+
+
+# --- images: only the documented raster formats are decoded ---------------------------------------
+EPS = (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\n%%EndComments\n"
+       b"newpath 0 0 moveto 8 8 lineto stroke showpage\n%%EOF\n")
+
+
+def _image_readers():
+    from cnnlab.data.folder import load_image_folder, read_image
+    from cnnlab.data.inputs import read_model_input
+    from cnnlab.explain.images import image_channels, load_image
+    from cnnlab.explore.engine import RequestError, decode_image
+
+    def folder(path):
+        root = path.parent / "folder"
+        for cls in ("a", "b"):
+            (root / cls).mkdir(parents=True, exist_ok=True)
+            (root / cls / path.name).write_bytes(path.read_bytes())
+        load_image_folder(root, size=(8, 8), channels=1)
+
+    def explorer(path):
+        try:
+            decode_image(path.read_bytes(), 1, (8, 8))
+        except RequestError as exc:
+            raise ValueError(str(exc)) from None
+    return {"read_image": lambda p: read_image(p, 1, (8, 8)),
+            "load_image": load_image, "image_channels": image_channels, "train_folder": folder,
+            "predict": lambda p: read_model_input(p, (1, 8, 8)), "explorer": explorer}
+
+
+@pytest.fixture
+def no_ghostscript(monkeypatch):
+    """Any attempt to run Ghostscript fails the test (and is recorded)."""
+    from PIL import EpsImagePlugin
+    calls = []
+
+    def forbidden(*args, **kwargs):
+        calls.append(args)
+        raise AssertionError("Ghostscript must never run")
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", forbidden)
+    monkeypatch.setattr(EpsImagePlugin, "has_ghostscript", lambda: True)
+    return calls
+
+
+@pytest.mark.parametrize("reader", sorted(_image_readers()))
+def test_postscript_named_png_is_never_interpreted(tmp_path, no_ghostscript, reader):
+    path = tmp_path / "seven.png"
+    path.write_bytes(EPS)
+    with pytest.raises(ValueError, match="not a PNG, JPEG, BMP, GIF, TIFF, WebP or PGM/PPM image"):
+        _image_readers()[reader](path)
+    assert no_ghostscript == []
+
+
+# formats Pillow can write but cnnlab does not read: each saved under an image extension
+OTHER_FORMATS = ["EPS", "ICO", "PCX", "TGA", "SGI", "XBM", "MSP", "DDS", "SPIDER", "QOI", "PALM"]
+
+
+def test_documented_formats_still_read(tmp_path):
+    from PIL import Image
+    from cnnlab.data.folder import IMAGE_FORMATS, read_image
+    for fmt in IMAGE_FORMATS:
+        path = tmp_path / f"x.{fmt.lower()}"
+        Image.fromarray(np.full((8, 8), 200, np.uint8)).save(path, format=fmt)
+        assert read_image(path, 1).shape == (1, 8, 8)
+
+
+def test_other_pillow_formats_are_refused_whatever_the_name(tmp_path, no_ghostscript):
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from PIL import Image
+
+    @settings(max_examples=30, deadline=None, database=None)
+    @given(fmt=st.sampled_from(OTHER_FORMATS), suffix=st.sampled_from([".png", ".jpg", ".bmp", ".tif", ".webp"]),
+           reader=st.sampled_from(sorted(_image_readers())), mode=st.sampled_from(["L", "RGB", "1"]))
+    def check(fmt, suffix, reader, mode):
+        image = Image.new(mode, (8, 8), 1)
+        path = tmp_path / f"x{suffix}"
+        try:
+            image.save(path, format=fmt)
+        except (OSError, ValueError, KeyError):  # this Pillow cannot write that format/mode
+            hypothesis.assume(False)
+        with pytest.raises(ValueError, match="not a PNG, JPEG"):
+            _image_readers()[reader](path)
+    check()
+    assert no_ghostscript == []

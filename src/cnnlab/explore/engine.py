@@ -103,7 +103,8 @@ def decode_image(data: bytes, channels: int, size: Tuple[int, int],
     if not data:
         raise RequestError("the image field is empty: expected an image file (PNG, JPEG, BMP, GIF, WebP)")
     try:
-        image = Image.open(io.BytesIO(data))
+        from ..data.folder import open_image
+        image = open_image(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         raise RequestError(f"image over the limit of {max_pixels:,} pixels: {exc}", 413) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:

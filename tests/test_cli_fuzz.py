@@ -12,6 +12,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -446,3 +447,52 @@ def test_explorer_computes_off_the_event_loop(explorer_client, monkeypatch, url,
     monkeypatch.setattr(owner, name, spy)
     explorer_client.get(url)
     assert seen == ["worker thread"]
+
+
+# --- text from files is printed, its control characters never obeyed -------------------------------
+HOSTILE_TEXT = st.one_of(
+    st.sampled_from(["\x1b[2J\x1b[H", "\x1b]0;owned\x07", "cat\x1b[31mred", "\u202egnp.exe", "a\rb", "\x9b31m",
+                     "line\nbreak", "\x00", "\x7f"]),
+    st.text(alphabet=st.characters(codec="utf-8", categories=("Cc", "Ll")) | st.sampled_from("\u202a\u2066\u2028"),
+            min_size=1, max_size=12).filter(lambda t: any(not c.isprintable() for c in t)))
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _no_raw_controls(text):
+    assert not CONTROL.search(text.replace("\n", "").replace("\r", "").replace("\t", "")), repr(text[-500:])
+
+
+@settings(max_examples=int(os.environ.get("CNNLAB_FUZZ_EXAMPLES", 40)) // 2, deadline=None, database=None,
+          derandomize=os.environ.get("CNNLAB_PROPERTY_SEED") != "random", suppress_health_check=list(HealthCheck))
+@given(name=HOSTILE_TEXT)
+def test_class_names_from_model_json_are_escaped_when_printed(workspace, tmp_path_factory, name):
+    run = tmp_path_factory.mktemp("escape") / "run"
+    shutil.copytree(workspace / "run", run, dirs_exist_ok=True)
+    info = json.loads((run / "model.json").read_text())
+    info["classes"] = [name + str(k) for k in range(len(info["classes"]))]
+    (run / "model.json").write_text(json.dumps(info))
+    for argv in (["predict", run, workspace / "digit.png", "--top-k", 10], ["summary", run]):
+        status, out, err = run_cli(argv)
+        assert_clean(argv, status, err)
+        _no_raw_controls(out + err)
+
+
+@settings(max_examples=int(os.environ.get("CNNLAB_FUZZ_EXAMPLES", 40)) // 2, deadline=None, database=None,
+          derandomize=os.environ.get("CNNLAB_PROPERTY_SEED") != "random", suppress_health_check=list(HealthCheck))
+@given(name=HOSTILE_TEXT)
+def test_layer_names_from_model_files_are_escaped_when_printed(workspace, name):
+    path = workspace / "named.json"
+    path.write_text(json.dumps({"input_shape": [1, 8, 8], "layers": [
+        {"type": "Flatten", "name": name}, {"type": "Linear", "out_features": 3, "name": name + "!"}]}))
+    argv = ["summary", path]
+    status, out, err = run_cli(argv)
+    assert_clean(argv, status, err)
+    _no_raw_controls(out + err)
+
+
+def test_escape_sequences_show_as_text():
+    from cnnlab._text import printable
+    assert printable("cat\x1b[2J\u202e") == "cat\\x1b[2J\\u202e"
+    assert printable("a\tb\nc", keep_layout=True) == "a\tb\nc"
+    status, out, err = run_cli(["summary", "/nonexistent/\x1b[2J.json"])
+    assert "\x1b" not in err and "\\x1b[2J" in err

@@ -594,3 +594,78 @@ def test_other_pillow_formats_are_refused_whatever_the_name(tmp_path, no_ghostsc
             _image_readers()[reader](path)
     check()
     assert no_ghostscript == []
+
+
+# --- .npz members: names, compression methods and declared sizes are checked first -----------------
+def _npz(path, members):
+    import io
+    import zipfile
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data, method in members:
+            z.writestr(zipfile.ZipInfo(name), data, compress_type=method)
+    return path
+
+
+def _npy(array):
+    import io
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+def test_npz_member_not_named_npy_is_refused_before_inflating(tmp_path):
+    import zipfile
+    from cnnlab.io import load_npz
+    path = _npz(tmp_path / "model.npz", [("0.weight.npy", _npy(np.zeros(3, np.float32)), zipfile.ZIP_STORED),
+                                         ("weights", b"\0" * (8 << 20), zipfile.ZIP_DEFLATED)])
+    assert path.stat().st_size < 100_000
+    with pytest.raises(ValueError, match=r"model\.npz holds 'weights', which is not a \.npy array"):
+        load_npz(path)
+
+
+def test_npz_declared_sizes_are_capped(tmp_path, monkeypatch):
+    import zipfile
+    import cnnlab._schema as schema
+    from cnnlab.io import load_npz
+    monkeypatch.setattr(schema, "MAX_NPZ_BYTES", 1 << 20)
+    path = _npz(tmp_path / "bomb.npz", [("a.npy", _npy(np.zeros(1 << 19)), zipfile.ZIP_DEFLATED)])
+    with pytest.raises(ValueError, match=r"bomb\.npz declares more than 1,048,576 bytes of arrays"):
+        load_npz(path)
+
+
+@pytest.mark.parametrize("method", ["ZIP_BZIP2", "ZIP_LZMA"])
+def test_npz_other_compression_methods_are_refused(tmp_path, method):
+    import zipfile
+    from cnnlab.io import load_npz
+    path = _npz(tmp_path / "odd.npz", [("a.npy", _npy(np.zeros(4)), getattr(zipfile, method))])
+    with pytest.raises(ValueError, match=r"odd\.npz: array 'a' uses zip compression method \d+"):
+        load_npz(path)
+
+
+def test_random_npz_members_are_read_or_refused_by_name(tmp_path):
+    hypothesis = pytest.importorskip("hypothesis")
+    import zipfile
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from cnnlab.io import load_npz
+
+    member = st.tuples(st.one_of(st.sampled_from(["a.npy", "b.npy", "a", "x.npz", "dir/", "../c.npy", "d.npy.txt"]),
+                                 st.text(min_size=1, max_size=8)),
+                       st.one_of(st.builds(_npy, st.sampled_from([np.zeros(3), np.ones((2, 2), np.float32)])),
+                                 st.binary(max_size=64), st.just(b"\0" * 100_000)),
+                       st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2,
+                                        zipfile.ZIP_LZMA]))
+
+    @settings(max_examples=60, deadline=None, database=None)
+    @given(members=st.lists(member, min_size=1, max_size=4, unique_by=lambda m: m[0]))
+    def check(members):
+        path = _npz(tmp_path / "fuzz.npz", members)
+        try:
+            arrays = load_npz(path)
+        except ValueError as exc:
+            assert "fuzz.npz" in str(exc) and "\n" not in str(exc)
+            return
+        assert all(isinstance(a, np.ndarray) for a in arrays.values())
+        assert all(name.endswith(".npy") and method in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+                   for name, _, method in members)
+    check()

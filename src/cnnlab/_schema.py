@@ -629,10 +629,22 @@ def check_npz_members(path, what: str) -> None:
             members = archive.infolist()
             if len(members) > MAX_NPZ_ARRAYS:
                 raise ValueError(f"{what} {path} holds {len(members):,} arrays; at most {MAX_NPZ_ARRAYS:,}")
+            declared = 0
+            for member in members:  # names, compression and declared sizes first: nothing inflated yet
+                if not member.filename.endswith(".npy") or member.is_dir():
+                    raise ValueError(f"{what} {path} holds {_show(member.filename)}, which is not a .npy array; "
+                                     "a cnnlab .npz file holds only .npy arrays")
+                if member.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                    raise ValueError(f"{what} {path}: array {_show(member.filename[:-4])} uses zip compression "
+                                     f"method {member.compress_type}; cnnlab reads stored or deflated arrays")
+                if member.flag_bits & 0x1:
+                    raise ValueError(f"{what} {path}: array {_show(member.filename[:-4])} is encrypted")
+                declared += member.file_size
+                if declared > MAX_NPZ_BYTES:
+                    raise ValueError(f"{what} {path} declares more than {MAX_NPZ_BYTES:,} bytes of arrays once "
+                                     "unpacked; cnnlab does not read files that large")
             total = 0
             for member in members:
-                if not member.filename.endswith(".npy"):
-                    continue
                 name = member.filename[:-4]
                 try:
                     with archive.open(member) as f:

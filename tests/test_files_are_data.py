@@ -669,3 +669,102 @@ def test_random_npz_members_are_read_or_refused_by_name(tmp_path):
         assert all(name.endswith(".npy") and method in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
                    for name, _, method in members)
     check()
+
+
+# --- one size budget, by shape inference, before anything is allocated -----------------------------
+def _budget_error(call):
+    """Run ``call``; it must raise a one-line ValueError (never MemoryError) naming the size."""
+    with pytest.raises(ValueError) as info:
+        call()
+    text = str(info.value)
+    assert "\n" not in text and ("values" in text or "parameters" in text), text
+    return text
+
+
+@pytest.mark.parametrize("spec,pattern", [
+    ({"input_shape": [1, 8, 8], "layers": [{"type": "Concat", "name": "c", "inputs": ["input"] * 5000},
+                                           {"type": "Conv2d", "name": "conv", "out_channels": 5000,
+                                            "kernel_size": 3}]},
+     r"layer 'conv' \(Conv2d\) would have 225,000,000 parameters"),
+    ({"input_shape": [1, 8, 8], "layers": [{"type": "ConvTranspose2d", "out_channels": 30000, "kernel_size": 100}]},
+     r"layer 0 \(ConvTranspose2d\) brings the model to more than 200,000,000 parameters"),
+    ({"input_shape": [1, 8, 8], "layers": [{"type": "Upsample", "scale_factor": 100000}]},
+     r"layer 0 \(Upsample\).* would hold 640,000,000,000 values"),
+    ({"input_shape": [1, 8, 8], "layers": [{"type": "ZeroPad2d", "padding": 1000000}]},
+     r"layer 0 \(ZeroPad2d\).* would hold"),
+    ({"input_shape": [1, 8, 8], "layers": [{"type": "AdaptiveAvgPool2d", "output_size": 1000000}]},
+     r"layer 0 \(AdaptiveAvgPool2d\).* would hold 1,000,000,000,000 values"),
+])
+def test_model_files_over_the_size_budget_name_the_layer(tmp_path, spec, pattern):
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(spec))
+    text = _budget_error(lambda: load_model_file(path))
+    assert "big.json" in text
+    assert __import__("re").search(pattern, text), text
+
+
+def test_functional_ops_check_the_budget_before_allocating():
+    import cnnlab.functional as F
+    x = Tensor(np.zeros((1, 1, 4, 4), np.float32))
+    assert "adaptive_avg_pool2d" in _budget_error(lambda: F.adaptive_avg_pool2d(x, 10**9))
+    assert "adaptive_max_pool2d" in _budget_error(lambda: F.adaptive_max_pool2d(x, 10**9))
+    _budget_error(lambda: F.pad(x, (10**6,) * 4))
+    _budget_error(lambda: F.conv2d(x, Tensor(np.zeros((1, 1, 3, 3), np.float32)), padding=10**6))
+    _budget_error(lambda: F.interpolate(x, scale_factor=1e6))
+    _budget_error(lambda: F.interpolate(x, size=(10**6, 10**6)))
+
+
+def test_summary_and_explain_conv_check_the_budget():
+    from cnnlab.explain.summary import summary_rows
+    from cnnlab.explain.trace import trace_conv2d
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    assert "one input image" in _budget_error(lambda: summary_rows(model, (1, 100000, 100000)))
+    assert "padded by 99999999" in _budget_error(lambda: trace_conv2d(np.ones((2, 2)), np.ones((1, 1)),
+                                                                       padding=99999999))
+
+
+def test_onnx_constants_check_the_budget():
+    from cnnlab.onnx._shapes import fold
+    text = _budget_error(lambda: fold("ConstantOfShape", {}, [np.array([10**6, 10**6])]))
+    assert "ConstantOfShape" in text
+    _budget_error(lambda: fold("Expand", {}, [np.zeros((1, 1)), np.array([10**6, 10**6])]))
+    _budget_error(lambda: fold("Tile", {}, [np.zeros((2, 2)), np.array([10**6, 10**6])]))
+    _budget_error(lambda: fold("Range", {}, [np.array(0.0), np.array(1e12), np.array(1.0)]))
+
+
+GROWING = ["Upsample", "ZeroPad2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "ConvTranspose2d", "Concat", "Conv2d"]
+
+
+def test_random_growing_layers_stay_within_the_budget(tmp_path):
+    """Random stacks of layers that grow the data: built within the budget, or refused in one line."""
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    size = st.one_of(st.integers(1, 8), st.integers(1000, 10**6))
+
+    def layer(kind, k, big):
+        if kind == "Upsample":
+            return {"type": kind, "scale_factor": big}
+        if kind == "ZeroPad2d":
+            return {"type": kind, "padding": big}
+        if kind.startswith("Adaptive"):
+            return {"type": kind, "output_size": big}
+        if kind == "Concat":
+            return {"type": kind, "inputs": [f"l{k - 1}" if k else "input"] * min(big, 5000)}
+        return {"type": kind, "out_channels": big, "kernel_size": 3, "padding": 1}
+
+    @settings(max_examples=40, deadline=None, database=None)
+    @given(st.lists(st.tuples(st.sampled_from(GROWING), size), min_size=1, max_size=4))
+    def check(layers):
+        entries = [dict(layer(kind, k, big), name=f"l{k}") for k, (kind, big) in enumerate(layers)]
+        path = tmp_path / "grow.json"
+        path.write_text(json.dumps({"input_shape": [1, 8, 8], "layers": entries}))
+        try:
+            model, _ = load_model_file(path)
+        except ValueError as exc:
+            assert "\n" not in str(exc) and "grow.json" in str(exc)
+            return
+        from cnnlab._schema import MAX_PARAMETERS
+        assert sum(p.data.size for p in model.parameters()) <= MAX_PARAMETERS
+    check()

@@ -46,9 +46,10 @@ _META_KEY = "__meta_json__"
 
 
 # --- atomic files ------------------------------------------------------------------------------
-def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    with atomic_open(path) as (f, _):
+def atomic_write_bytes(path, data: bytes, root=None) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``;
+    a symbolic link at ``path`` (or in a folder below ``root``) is refused, never written through."""
+    with atomic_open(path, root=root) as (f, _):
         f.write(data)
     return Path(path)
 

@@ -77,8 +77,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     (:func:`cnnlab.distributed.finish`).
     """
     from .. import distributed
+    from .._text import escaped_output
     try:
-        status = _main(argv)
+        with escaped_output():  # names from model files are printed, their control characters never obeyed
+            status = _main(argv)
     except BaseException:  # --debug: the traceback, then still end every rank
         if not distributed.in_multi_rank_job():
             raise

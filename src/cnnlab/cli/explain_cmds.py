@@ -650,7 +650,8 @@ def cmd_filter(args) -> int:
 
 # =========================================================================== run pictures
 def _default_out(run, name: str) -> Path:
-    return Path(run.path) / "explain" / name
+    from .._files import refuse_links
+    return refuse_links(Path(run.path) / "explain" / name, root=run.path)  # no link planted in the run
 
 
 def _file_tag(name: str) -> str:

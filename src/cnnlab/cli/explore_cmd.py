@@ -83,7 +83,10 @@ def cmd_explore(args) -> int:
     saved, run_dir = load_target(target)
     from ..train import check_finite_model
     check_finite_model(saved.model, target)
-    app = create_app(saved, run_dir, engine=args.engine)
+    from ..explore.server import LOCAL_HOSTS
+    wildcard = args.host in ("0.0.0.0", "::", "")  # reached by any of the machine's names: Origin still checked
+    app = create_app(saved, run_dir, engine=args.engine,
+                     allowed_hosts=None if wildcard else (*LOCAL_HOSTS, args.host))
     # one image at a time: BLAS threads only cost here (241 ms -> 10 ms for a small residual net on a busy
     # 2-core machine); the server's requests are the parallelism
     from ..threads import set_num_threads

@@ -24,9 +24,13 @@ import numpy as np
 
 from .dataset import ArrayDataset, stratified_split
 
-__all__ = ["load_image_folder", "IMAGE_EXTENSIONS", "list_image_folder", "read_image"]
+__all__ = ["load_image_folder", "IMAGE_EXTENSIONS", "IMAGE_FORMATS", "list_image_folder", "read_image",
+           "open_image"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+#: the only Pillow formats cnnlab decodes, whatever a file's name says (never EPS/PostScript, which
+#: Pillow hands to Ghostscript, nor any other plugin): PGM/PPM are the plain raster formats ``PPM``
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 
 
@@ -86,6 +90,21 @@ def _too_large(path: Path, exc: Exception) -> ValueError:
                       "files that unpack into gigabytes); shrink it before using it")
 
 
+def open_image(source):
+    """``PIL.Image.open`` restricted to :data:`IMAGE_FORMATS`: every image cnnlab reads goes through
+    here, so a PostScript file named ``seven.png`` is refused as "not an image", never interpreted.
+
+    Raises:
+        PIL.UnidentifiedImageError: not one of those formats (an ``OSError``).
+    """
+    from PIL import Image, UnidentifiedImageError
+    try:
+        return Image.open(source, formats=list(IMAGE_FORMATS))
+    except UnidentifiedImageError:
+        raise UnidentifiedImageError("not a PNG, JPEG, BMP, GIF, TIFF, WebP or PGM/PPM image (the formats "
+                                     "cnnlab reads, whatever the file's name)") from None
+
+
 def _regular_file(path: Path) -> Path:
     """Refuse a pipe, socket or device named like an image: reading one could block forever."""
     if path.exists() and not path.is_dir() and not path.is_file():
@@ -104,7 +123,7 @@ def _open(path: Path, warnings: Optional[list] = None):
     from PIL import Image, ImageOps, UnidentifiedImageError
     _regular_file(Path(path))
     try:
-        with _quiet_pillow(path), Image.open(path) as image:
+        with _quiet_pillow(path), open_image(path) as image:
             frames = int(getattr(image, "n_frames", 1) or 1)
             image.load()
             image = ImageOps.exif_transpose(image)
@@ -136,7 +155,7 @@ def _header(path: Path) -> Tuple[Tuple[int, int], bool]:
     from PIL import Image, UnidentifiedImageError
     _regular_file(Path(path))
     try:
-        with _quiet_pillow(path), Image.open(path) as image:
+        with _quiet_pillow(path), open_image(path) as image:
             height, width = image.height, image.width
             try:
                 orientation = image.getexif().get(0x0112, 1)

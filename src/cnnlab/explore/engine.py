@@ -103,7 +103,8 @@ def decode_image(data: bytes, channels: int, size: Tuple[int, int],
     if not data:
         raise RequestError("the image field is empty: expected an image file (PNG, JPEG, BMP, GIF, WebP)")
     try:
-        image = Image.open(io.BytesIO(data))
+        from ..data.folder import open_image
+        image = open_image(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         raise RequestError(f"image over the limit of {max_pixels:,} pixels: {exc}", 413) from None
     except UnidentifiedImageError:  # Pillow's text names only the in-memory buffer (<_io.BytesIO ...>)
@@ -169,7 +170,7 @@ def _spec_name(layer) -> str:
 
 # =========================================================================== shapes
 def shape_arithmetic(size: int, kernel: int, stride: int = 1, padding="0", dilation: int = 1,
-                     ceil_mode: bool = False, pool: bool = False) -> dict:
+                     ceil_mode: bool = False, pool: bool = False, max_padding: Optional[int] = None) -> dict:
     """The output size of one axis with the formula filled in (the shape playground).
 
     ``padding`` is an int, ``"before,after"`` or ``"same"``.  The size comes
@@ -197,6 +198,8 @@ def shape_arithmetic(size: int, kernel: int, stride: int = 1, padding="0", dilat
         if len(parts) not in (1, 2) or min(parts) < 0:
             raise RequestError(f"padding must be an integer >= 0, 'before,after' or 'same', got {padding!r}")
         before, after = (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+        if max_padding is not None and max(parts) > max_padding:
+            raise RequestError(f"padding must be at most {max_padding:,} per side, got {max(parts):,}")
     try:
         if pool:
             if before != after:

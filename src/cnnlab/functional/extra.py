@@ -28,6 +28,8 @@ def _pad_widths(pad: Sequence[int], ndim: int, shape) -> list:
     widths = [(0, 0)] * ndim
     for k in range(len(pad) // 2):
         widths[ndim - 1 - k] = (pad[2 * k], pad[2 * k + 1])
+    from .._schema import check_tensor_size
+    check_tensor_size([n + a + b for n, (a, b) in zip(shape, widths)], f"pad by {tuple(pad)}")  # before allocating
     return widths
 
 

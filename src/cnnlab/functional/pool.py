@@ -460,6 +460,8 @@ def _adaptive_output_size(op: str, output_size, shape) -> Tuple[int, int]:
     if min(sizes) < 1:
         raise ValueError(f"{op}: `output_size` must be positive, got {output_size!r} "
                          f"for input of shape {tuple(shape)}")
+    from .._schema import check_tensor_size
+    check_tensor_size((shape[0], shape[1]) + sizes, f"{op} with output_size {output_size!r}")  # before allocating
     return sizes
 
 

@@ -290,6 +290,11 @@ def load_with_info(path, images_only: bool = True) -> Tuple[Graph, dict]:
 
     imp.values[input_name] = "input"
     imp.shapes["input"] = (1, *chw)
+    from .._schema import MAX_ACTIVATION_ELEMENTS, check_tensor_size
+    try:
+        check_tensor_size(chw, f"{source}: one input image", MAX_ACTIVATION_ELEMENTS)
+    except ValueError as exc:
+        raise OnnxImportError(str(exc)) from None
 
     produced = set(imp.consts) | {input_name}
     for node in g.node:
@@ -403,6 +408,11 @@ def _apply(imp: _Importer, ctx: Context, node, result, out: Optional[str] = None
     except (ValueError, TypeError, IndexError) as exc:
         ctx.fail(f"the {type(module).__name__} it becomes cannot take inputs of shapes "
                  f"{[imp.shapes[i] for i in inputs]}: {exc}")
+    from .._schema import MAX_ACTIVATION_ELEMENTS, check_tensor_size
+    try:  # the size budget, by shape inference before anything runs
+        check_tensor_size(tuple(shape)[1:], "its output for one image", MAX_ACTIVATION_ELEMENTS)
+    except ValueError as exc:
+        ctx.fail(str(exc))
     imp.nodes.append(Node(name, module, inputs))
     imp.modules[name] = module
     imp.shapes[name] = tuple(shape)

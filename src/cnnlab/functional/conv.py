@@ -62,6 +62,41 @@ def _bands(out_h: int, band: int):
         yield r0, min(band, out_h - r0)
 
 
+# Output rows shorter than this (out_w * N positions) use wide columns when the stride is 1.
+_WIDE_ROW = 512
+
+
+def _wide_columns(xp: np.ndarray, kh: int, kw: int, out_h: int, out_w: int, dilation) -> np.ndarray:
+    """(C, kh, kw, span) columns of padded (C, Hp, Wp, N) memory for a stride-1 convolution.
+
+    Within a channel the flat memory index of output ``(y, x, n)`` seen by tap ``(i, j)`` is
+    ``((y + i*dH)*Wp + x + j*dW)*N + n``: the tap's column row is the output's "wide" flat
+    index ``(y*Wp + x)*N + n`` shifted by ``(i*dH*Wp + j*dW)*N``.  So every column row is one
+    contiguous run of ``span = ((out_h - 1)*Wp + out_w)*N`` values (one long copy instead of
+    one per output row); the positions ``x >= out_w`` of the wide grid are spare, computed and
+    dropped.
+    """
+    C, Hp, Wp, N = xp.shape
+    dh, dw = dilation
+    span = ((out_h - 1) * Wp + out_w) * N
+    c_, h_, w_, n_ = xp.strides
+    windows = as_strided(xp, (C, kh, kw, span), (c_, dh * h_, dw * w_, xp.itemsize), writeable=False)
+    cols = np.empty((C, kh, kw, span), dtype=xp.dtype)
+    np.copyto(cols, windows)
+    return cols
+
+
+def _scatter_wide(dxp: np.ndarray, d: np.ndarray, dilation) -> None:
+    """Adjoint of :func:`_wide_columns`: add each tap's (C, span) gradient back onto the flat input."""
+    C, Hp, Wp, N = dxp.shape
+    _, kh, kw, span = d.shape
+    flat = dxp.reshape(C, Hp * Wp * N)
+    for i in range(kh):
+        for j in range(kw):
+            start = (i * dilation[0] * Wp + j * dilation[1]) * N
+            flat[:, start:start + span] += d[:, i, j]
+
+
 def _scatter_taps(dxp: np.ndarray, d: np.ndarray, r0: int, stride, dilation) -> None:
     """col2im of one band: add each tap's (C, rows, out_w, N) gradient where that tap looked."""
     _, kh, kw, rows, out_w, _ = d.shape
@@ -143,9 +178,29 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
     row = out_w * N                     # positions in one output row
     positions = out_h * row
     w_mat = w.data.reshape(G, Og, K)
+    Wp = xp.shape[2]
+    # How the columns are laid out:
+    #   "view"  1x1 kernel, stride 1: the (padded) input itself is the column matrix, no copy;
+    #   "wide"  stride 1 and short output rows (small batches): each column row is one contiguous
+    #           run of the flat input (see _wide_columns); the output gets Wp - out_w spare columns;
+    #   "im2col" / bands: the general strided copy (all at once, or a band of rows at a time).
+    if kh == kw == 1 and stride == (1, 1):
+        mode = "view"
+    elif stride == (1, 1) and row < _WIDE_ROW and Wp <= 2 * out_w + 8:
+        mode = "wide"
+    else:
+        mode = "im2col"
+    span = positions if mode != "wide" else ((out_h - 1) * Wp + out_w) * N   # columns per GEMM
     band = _band_rows(G * K, row, out_h)
-    keep = G * K * positions * xp.itemsize <= _KEEP_BYTES or band >= out_h
-    if keep:  # all columns at once, kept for backward
+    keep = mode != "im2col" or G * K * positions * xp.itemsize <= _KEEP_BYTES or band >= out_h
+    if mode == "view":
+        cols = xp.reshape(G, K, positions)
+        out = _matmul(w_mat, cols)
+    elif mode == "wide":
+        cols = _wide_columns(xp, kh, kw, out_h, out_w, dilation).reshape(G, K, span)
+        out = np.empty((G, Og, out_h * Wp * N), dtype=xp.dtype)
+        _matmul(w_mat, cols, out=out[:, :, :span])
+    elif keep:  # all columns at once, kept for backward
         cols = _im2col(xp, kh, kw, 0, out_h, out_w, stride, dilation)
         out = _matmul(w_mat, cols.reshape(G, K, positions))
     else:     # a band of rows at a time; backward rebuilds them from xp
@@ -156,9 +211,11 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
             c = _im2col(xp, kh, kw, r0, rows, out_w, stride, dilation, out=buf)
             _matmul(w_mat, c.reshape(G, K, rows * row), out=out[:, :, r0 * row:(r0 + rows) * row])
         del buf
-    if b is not None:
-        out += b.data.reshape(G, Og, 1)
+    if mode == "wide":  # drop the spare columns
+        out = np.ascontiguousarray(out.reshape(O, out_h, Wp, N)[:, :, :out_w])
     out = out.reshape(O, out_h, out_w, N)
+    if b is not None:
+        out += b.data.reshape(O, 1, 1, 1)
 
     released = False
 
@@ -168,42 +225,59 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
             raise RuntimeError("conv2d: backward through the same graph a second time; the saved "
                                "input and columns were freed after the first backward (run the "
                                "forward again)")
-        g_mat = to_chwn(g).reshape(G, Og, positions)
+        g_chwn = to_chwn(g)
         need_w = w.requires_grad
         need_x = x.requires_grad
-        gw = None
-        if need_w:
-            gw = (_matmul(g_mat, cols.reshape(G, K, positions).transpose(0, 2, 1)) if keep
-                  else np.zeros((G, Og, K), dtype=g_mat.dtype))
-        dxp = np.zeros(xp.shape, dtype=g_mat.dtype) if need_x else None
-        w_t = w_mat.transpose(0, 2, 1)
-        buf = None if keep else np.empty(G * K * band * row, dtype=xp.dtype)
-        # One pass over bands of output rows: weight gradient (grad @ columns^T) and the
-        # input gradient (W^T @ grad, scattered back tap by tap) while the band is in cache.
-        for r0, rows in _bands(out_h, band):
-            g_band = g_mat[:, :, r0 * row:(r0 + rows) * row]
-            if need_w and not keep:
-                c = _im2col(xp, kh, kw, r0, rows, out_w, stride, dilation, out=buf)
-                gw += _matmul(g_band, c.reshape(G, K, rows * row).transpose(0, 2, 1))
-            if need_x:
-                d = _matmul(w_t, g_band).reshape(Cg * G, kh, kw, rows, out_w, N)
-                _scatter_taps(dxp, d, r0, stride, dilation)
-        gx = gb = None
-        if need_w:
-            gw = gw.reshape(w.shape)
+        gx = gw = gb = None
         if b is not None and b.requires_grad:
-            gb = g_mat.sum(axis=2).reshape(O)
+            gb = g_chwn.reshape(O, positions).sum(axis=1)
+        if mode != "im2col":
+            if mode == "wide":  # the gradient on the wide grid, zero in the spare columns
+                g_wide = np.zeros((O, out_h, Wp, N), dtype=g_chwn.dtype)
+                g_wide[:, :, :out_w] = g_chwn
+                g_mat = g_wide.reshape(G, Og, out_h * Wp * N)[:, :, :span]
+            else:
+                g_mat = g_chwn.reshape(G, Og, positions)
+            if need_w:
+                gw = _matmul(g_mat, cols.transpose(0, 2, 1)).reshape(w.shape)
+            if need_x:
+                d = _matmul(w_mat.transpose(0, 2, 1), g_mat)       # (G, K, span)
+                if mode == "view":
+                    dxp = d.reshape(xp.shape)
+                else:
+                    dxp = np.zeros(xp.shape, dtype=d.dtype)
+                    _scatter_wide(dxp, d.reshape(C, kh, kw, span), dilation)
+        else:
+            g_mat = g_chwn.reshape(G, Og, positions)
+            if need_w:
+                gw = (_matmul(g_mat, cols.reshape(G, K, positions).transpose(0, 2, 1)) if keep
+                      else np.zeros((G, Og, K), dtype=g_mat.dtype))
+            dxp = np.zeros(xp.shape, dtype=g_mat.dtype) if need_x else None
+            w_t = w_mat.transpose(0, 2, 1)
+            buf = None if keep else np.empty(G * K * band * row, dtype=xp.dtype)
+            # One pass over bands of output rows: weight gradient (grad @ columns^T) and the
+            # input gradient (W^T @ grad, scattered back tap by tap) while the band is in cache.
+            for r0, rows in _bands(out_h, band):
+                g_band = g_mat[:, :, r0 * row:(r0 + rows) * row]
+                if need_w and not keep:
+                    c = _im2col(xp, kh, kw, r0, rows, out_w, stride, dilation, out=buf)
+                    gw += _matmul(g_band, c.reshape(G, K, rows * row).transpose(0, 2, 1))
+                if need_x:
+                    d = _matmul(w_t, g_band).reshape(Cg * G, kh, kw, rows, out_w, N)
+                    _scatter_taps(dxp, d, r0, stride, dilation)
+            if need_w:
+                gw = gw.reshape(w.shape)
         if need_x:
             gx = to_nchw(pad_chwn_backward(dxp, (C, H, W, N), pad_h, pad_w, padding_mode))
         released = True
-        if cols is not None:
+        if mode == "im2col" and cols is not None:
             give(cols)
         cols = xp = None
         return (gx, gw) if b is None else (gx, gw, gb)
 
     parents = (x, w) if b is None else (x, w, b)
     result = Tensor.from_op(to_nchw(out), parents, backward, "conv2d")
-    if result._backward is None and cols is not None:  # no graph: nothing reads the columns again
+    if result._backward is None and mode == "im2col" and cols is not None:  # no graph: nothing reads them
         give(cols)
     return result
 

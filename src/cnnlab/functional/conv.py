@@ -14,8 +14,8 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..tensor import Tensor, as_tensor
-from ._layout import (PADDING_MODES, check_image_batch, check_padding_fits, pad_chwn, pad_chwn_backward, to_chwn,
-                      to_nchw)
+from ._layout import (PADDING_MODES, check_image_batch, check_padding_fits, pad_chwn, pad_chwn_backward, tap,
+                      to_chwn, to_nchw)
 from ._workspace import give, take
 from .shape import (conv_output_size, conv_padding, conv_transpose_output_size, pair,
                     positive_pair)
@@ -95,6 +95,120 @@ def _scatter_wide(dxp: np.ndarray, d: np.ndarray, dilation) -> None:
         for j in range(kw):
             start = (i * dilation[0] * Wp + j * dilation[1]) * N
             flat[:, start:start + span] += d[:, i, j]
+
+
+_DEPTHWISE_DIRECT = True
+
+
+def _depthwise(x: Tensor, w: Tensor, b, xp: np.ndarray, shape, kernel, out_hw, stride, dilation,
+               pad_h, pad_w, padding_mode) -> Tensor:
+    """Depthwise convolution (one input channel per group): a multiply-add per kernel tap.
+
+    Output channel ``c*M + q`` (channel multiplier ``M``) is
+    ``sum over taps (i, j) of weight[c*M + q, 0, i, j] * tap_ij(x)[c]``, where ``tap_ij`` is the
+    (C, out_h, out_w, N) strided view of the padded input seen by tap (i, j): every step is one
+    vectorised NumPy operation over channels, pixels and images, and there are kH*kW of them.
+    """
+    C, H, W, N = shape
+    (kh, kw), (oh, ow) = kernel, out_hw
+    O = w.shape[0]
+    M = O // C
+    dtype = xp.dtype
+    taps = [(i, j) for i in range(kh) for j in range(kw)]
+    wt = w.data.reshape(C, M, kh * kw, 1, 1, 1)           # per tap: a (C, M, 1, 1, 1) column
+
+    def view(m, i, j):
+        return tap(m, i, j, oh, ow, stride, dilation)[:, None]   # (C, 1, oh, ow, N)
+
+    if ow * N < _WIDE_ROW:
+        # Short output rows (small batches): gathering the taps into columns and one matrix-vector
+        # product per channel (batched, one BLAS call each) measures faster than kH*kW passes.
+        K, Wp = kh * kw, xp.shape[2]
+        w_mat = w.data.reshape(C, M, K)
+        if stride == (1, 1) and Wp <= 2 * ow + 8:
+            span = ((oh - 1) * Wp + ow) * N
+            wide = np.empty((C, M, oh * Wp * N), dtype=dtype)
+            _matmul(w_mat, _wide_columns(xp, kh, kw, oh, ow, dilation).reshape(C, K, span),
+                    out=wide[:, :, :span])
+            out = np.ascontiguousarray(wide.reshape(O, oh, Wp, N)[:, :, :ow])
+        else:
+            cols = _im2col(xp, kh, kw, 0, oh, ow, stride, dilation)
+            out = _matmul(w_mat, cols.reshape(C, K, oh * ow * N)).reshape(O, oh, ow, N)
+            give(cols)
+    else:
+        out = np.empty((C, M, oh, ow, N), dtype=dtype)
+        tmp = np.empty_like(out)
+        np.multiply(view(xp, 0, 0), wt[:, :, 0], out=out)
+        for t, (i, j) in enumerate(taps[1:], 1):
+            np.multiply(view(xp, i, j), wt[:, :, t], out=tmp)
+            out += tmp
+        del tmp
+        out = out.reshape(O, oh, ow, N)
+    if b is not None:
+        out += b.data.reshape(O, 1, 1, 1)
+    saved = [xp]
+
+    def backward(g):
+        if saved[0] is None:
+            raise RuntimeError("conv2d: backward through the same graph a second time; the saved "
+                               "input was freed after the first backward (run the forward again)")
+        xs = saved[0]
+        saved[0] = None
+        gm = to_chwn(g).reshape(C, M, oh, ow, N)
+        gx = gw = gb = None
+        if b is not None and b.requires_grad:
+            gb = gm.reshape(O, -1).sum(axis=1)
+        need_w, need_x = w.requires_grad, x.requires_grad
+        dxp = np.zeros(xs.shape, dtype=gm.dtype) if need_x else None
+        Wp = xs.shape[2]
+        if stride == (1, 1) and Wp <= 2 * ow + 8:
+            # The wide grid of _wide_columns: every tap reads and writes one contiguous run of
+            # the flat input; the gradient is zero in the spare columns.
+            span = ((oh - 1) * Wp + ow) * N
+            g_wide = np.zeros((C, M, oh, Wp, N), dtype=gm.dtype)
+            g_wide[:, :, :, :ow] = gm
+            g_taps = g_wide.reshape(C, M, oh * Wp * N)[:, :, :span]
+            x_flat = xs.reshape(C, -1)
+            d_flat = None if dxp is None else dxp.reshape(C, -1)
+
+            def x_tap(i, j):
+                start = (i * dilation[0] * Wp + j * dilation[1]) * N
+                return x_flat[:, start:start + span]
+
+            def d_tap(i, j):
+                start = (i * dilation[0] * Wp + j * dilation[1]) * N
+                return d_flat[:, start:start + span]
+            scale = wt[..., 0, 0]                               # (C, M, K, 1)
+            dims = "l"
+        else:
+            g_taps = gm
+
+            def x_tap(i, j):
+                return tap(xs, i, j, oh, ow, stride, dilation)
+
+            def d_tap(i, j):
+                return tap(dxp, i, j, oh, ow, stride, dilation)
+            scale = wt
+            dims = "hwn"
+        if need_w:
+            gw = np.empty((C, M, kh * kw), dtype=gm.dtype)
+            for t, (i, j) in enumerate(taps):
+                gw[:, :, t] = np.einsum(f"cm{dims},c{dims}->cm", g_taps, x_tap(i, j))
+            gw = gw.reshape(w.shape)
+        if need_x:
+            tmp = np.empty(g_taps.shape[:1] + g_taps.shape[2:], dtype=gm.dtype)
+            for t, (i, j) in enumerate(taps):
+                if M == 1:
+                    np.multiply(g_taps[:, 0], scale[:, 0, t], out=tmp)
+                else:
+                    np.einsum(f"cm{dims},cm->c{dims}", g_taps, wt[:, :, t, 0, 0, 0], out=tmp)
+                target = d_tap(i, j)
+                target += tmp
+            gx = to_nchw(pad_chwn_backward(dxp, (C, H, W, N), pad_h, pad_w, padding_mode))
+        return (gx, gw) if b is None else (gx, gw, gb)
+
+    parents = (x, w) if b is None else (x, w, b)
+    return Tensor.from_op(to_nchw(out), parents, backward, "conv2d")
 
 
 def _scatter_taps(dxp: np.ndarray, d: np.ndarray, r0: int, stride, dilation) -> None:
@@ -179,6 +293,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
     positions = out_h * row
     w_mat = w.data.reshape(G, Og, K)
     Wp = xp.shape[2]
+    if Cg == 1 and G > 1 and _DEPTHWISE_DIRECT:
+        return _depthwise(x, w, b, xp, (C, H, W, N), (kh, kw), (out_h, out_w), stride, dilation,
+                          pad_h, pad_w, padding_mode)
     # How the columns are laid out:
     #   "view"  1x1 kernel, stride 1: the (padded) input itself is the column matrix, no copy;
     #   "wide"  stride 1 and short output rows (small batches): each column row is one contiguous

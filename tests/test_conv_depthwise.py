@@ -141,7 +141,7 @@ def test_pointwise_conv_copies_no_columns(monkeypatch):
     def no_copy(*args, **kwargs):
         raise AssertionError("columns were copied for a 1x1 convolution")
     monkeypatch.setattr(conv, "_im2col", no_copy)
-    monkeypatch.setattr(conv, "_wide_columns", no_copy)
+    monkeypatch.setattr(conv._Wide, "columns", no_copy)
     rng = np.random.default_rng(1)
     inputs = [rng.standard_normal((2, 4, 5, 3)), rng.standard_normal((6, 2, 1, 1)), rng.standard_normal(6)]
     want = naive_conv2d(*inputs, groups=2)

@@ -62,39 +62,108 @@ def _bands(out_h: int, band: int):
         yield r0, min(band, out_h - r0)
 
 
-# Output rows shorter than this (out_w * N positions) use wide columns when the stride is 1.
+# Output rows shorter than this (out_w * N positions) use wide columns (see _Wide).
 _WIDE_ROW = 512
 
 
-def _wide_columns(xp: np.ndarray, kh: int, kw: int, out_h: int, out_w: int, dilation) -> np.ndarray:
-    """(C, kh, kw, span) columns of padded (C, Hp, Wp, N) memory for a stride-1 convolution.
+class _Wide:
+    """The "wide rows" geometry of one convolution on padded (C, Hp, Wp, N) memory.
 
-    Within a channel the flat memory index of output ``(y, x, n)`` seen by tap ``(i, j)`` is
-    ``((y + i*dH)*Wp + x + j*dW)*N + n``: the tap's column row is the output's "wide" flat
-    index ``(y*Wp + x)*N + n`` shifted by ``(i*dH*Wp + j*dW)*N``.  So every column row is one
-    contiguous run of ``span = ((out_h - 1)*Wp + out_w)*N`` values (one long copy instead of
-    one per output row); the positions ``x >= out_w`` of the wide grid are spare, computed and
-    dropped.
+    With stride 1, the flat index within a channel of output ``(y, x, n)`` seen by tap ``(i, j)``
+    is ``((y + i*dH)*Wp + x + j*dW)*N + n``: the output's "wide" flat index ``(y*Wp + x)*N + n``
+    shifted by ``(i*dH*Wp + j*dW)*N``.  So every tap reads one contiguous run of
+    ``span = ((out_h - 1)*Wp + out_w)*N`` values (one long copy instead of one per output row);
+    the wide grid's positions ``x >= out_w`` are spare, computed and dropped.
+
+    A stride ``(sH, sW)`` first splits the input into its sH*sW phases (rows ``a::sH``, columns
+    ``b::sW``, each ``Hq x Wq``): tap ``(i, j)`` reads phase ``(i*dH % sH, j*dW % sW)`` with stride 1
+    at offset ``(i*dH // sH, j*dW // sW)``, so the same holds with ``Wq`` for ``Wp``.
     """
-    C, Hp, Wp, N = xp.shape
-    dh, dw = dilation
-    span = ((out_h - 1) * Wp + out_w) * N
-    c_, h_, w_, n_ = xp.strides
-    windows = as_strided(xp, (C, kh, kw, span), (c_, dh * h_, dw * w_, xp.itemsize), writeable=False)
-    cols = np.empty((C, kh, kw, span), dtype=xp.dtype)
-    np.copyto(cols, windows)
-    return cols
 
+    def __init__(self, shape, kernel, out_hw, stride, dilation):
+        self.C, self.Hp, self.Wp, self.N = shape
+        (kh, kw), (self.oh, self.ow) = kernel, out_hw
+        self.stride, self.dilation = stride, dilation
+        sh, sw = stride
+        self.Hq, self.Wq = -(-self.Hp // sh), -(-self.Wp // sw)
+        self.span = ((self.oh - 1) * self.Wq + self.ow) * self.N
+        self.taps = []   # (i, j, phase row, phase column, offset of the run)
+        for i in range(kh):
+            for j in range(kw):
+                r, c = i * dilation[0], j * dilation[1]
+                self.taps.append((i, j, r % sh, c % sw, ((r // sh) * self.Wq + c // sw) * self.N))
 
-def _scatter_wide(dxp: np.ndarray, d: np.ndarray, dilation) -> None:
-    """Adjoint of :func:`_wide_columns`: add each tap's (C, span) gradient back onto the flat input."""
-    C, Hp, Wp, N = dxp.shape
-    _, kh, kw, span = d.shape
-    flat = dxp.reshape(C, Hp * Wp * N)
-    for i in range(kh):
-        for j in range(kw):
-            start = (i * dilation[0] * Wp + j * dilation[1]) * N
-            flat[:, start:start + span] += d[:, i, j]
+    @staticmethod
+    def fits(Wp: int, out_w: int, stride_w: int) -> bool:
+        """Few spare columns: the wide grid is at most about twice the output's width."""
+        return -(-Wp // stride_w) <= 2 * out_w + 8
+
+    def phases(self, xp: np.ndarray) -> np.ndarray:
+        """(sH, sW, C, Hq*Wq*N) phases of padded memory (with stride 1, a view of it)."""
+        C, N = self.C, self.N
+        sh, sw = self.stride
+        if (sh, sw) == (1, 1):
+            return xp.reshape(1, 1, C, -1)
+        q = np.zeros((sh, sw, C, self.Hq, self.Wq, N), dtype=xp.dtype)
+        for a in range(sh):
+            for b in range(sw):
+                part = xp[:, a::sh, b::sw]
+                q[a, b, :, :part.shape[1], :part.shape[2]] = part
+        return q.reshape(sh, sw, C, -1)
+
+    def unphase(self, dq: np.ndarray, dxp: np.ndarray) -> None:
+        """Adjoint of :meth:`phases`: add the phases' gradient (as returned there) into ``dxp``."""
+        sh, sw = self.stride
+        if (sh, sw) == (1, 1):
+            return   # dq was a view of dxp
+        dq = dq.reshape(sh, sw, self.C, self.Hq, self.Wq, self.N)
+        for a in range(sh):
+            for b in range(sw):
+                part = dxp[:, a::sh, b::sw]
+                part += dq[a, b, :, :part.shape[1], :part.shape[2]]
+
+    def columns(self, xp: np.ndarray) -> np.ndarray:
+        """(C, kh*kw, span) columns: tap t's row is one contiguous run of its phase."""
+        C, span = self.C, self.span
+        if self.stride == (1, 1):  # one copy from a strided view of every run
+            kh, kw = self.taps[-1][0] + 1, self.taps[-1][1] + 1
+            c_, h_, w_, _ = xp.strides
+            dh, dw = self.dilation
+            windows = as_strided(xp, (C, kh, kw, span), (c_, dh * h_, dw * w_, xp.itemsize), writeable=False)
+            cols = np.empty((C, kh, kw, span), dtype=xp.dtype)
+            np.copyto(cols, windows)
+            return cols.reshape(C, kh * kw, span)
+        q = self.phases(xp)
+        cols = np.empty((C, len(self.taps), span), dtype=xp.dtype)
+        for t, (_, _, a, b, start) in enumerate(self.taps):
+            cols[:, t] = q[a, b, :, start:start + span]
+        return cols
+
+    def scatter(self, dxp: np.ndarray, d: np.ndarray) -> None:
+        """Adjoint of :meth:`columns`: add each tap's (C, span) gradient back onto ``dxp``."""
+        sh, sw = self.stride
+        dq = (dxp.reshape(1, 1, self.C, -1) if (sh, sw) == (1, 1)
+              else np.zeros((sh, sw, self.C, self.Hq * self.Wq * self.N), dtype=dxp.dtype))
+        span = self.span
+        for t, (_, _, a, b, start) in enumerate(self.taps):
+            dq[a, b, :, start:start + span] += d[:, t]
+        self.unphase(dq, dxp)
+
+    def to_wide(self, g: np.ndarray) -> np.ndarray:
+        """(O, out_h, out_w, N) -> (O, span) on the wide grid, zero in the spare columns."""
+        O = g.shape[0]
+        wide = np.zeros((O, self.oh, self.Wq, self.N), dtype=g.dtype)
+        wide[:, :, :self.ow] = g
+        return wide.reshape(O, -1)[:, :self.span]
+
+    def new_output(self, O: int, dtype) -> np.ndarray:
+        """An (O, oh*Wq*N) buffer for a product on the wide grid (fill ``[:, :span]``)."""
+        return np.empty((O, self.oh * self.Wq * self.N), dtype=dtype)
+
+    def crop(self, wide: np.ndarray) -> np.ndarray:
+        """(O, oh*Wq*N) wide output -> contiguous (O, oh, ow, N)."""
+        O = wide.shape[0]
+        return np.ascontiguousarray(wide.reshape(O, self.oh, self.Wq, self.N)[:, :, :self.ow])
 
 
 _DEPTHWISE_DIRECT = True
@@ -120,21 +189,14 @@ def _depthwise(x: Tensor, w: Tensor, b, xp: np.ndarray, shape, kernel, out_hw, s
     def view(m, i, j):
         return tap(m, i, j, oh, ow, stride, dilation)[:, None]   # (C, 1, oh, ow, N)
 
-    if ow * N < _WIDE_ROW:
-        # Short output rows (small batches): gathering the taps into columns and one matrix-vector
-        # product per channel (batched, one BLAS call each) measures faster than kH*kW passes.
-        K, Wp = kh * kw, xp.shape[2]
-        w_mat = w.data.reshape(C, M, K)
-        if stride == (1, 1) and Wp <= 2 * ow + 8:
-            span = ((oh - 1) * Wp + ow) * N
-            wide = np.empty((C, M, oh * Wp * N), dtype=dtype)
-            _matmul(w_mat, _wide_columns(xp, kh, kw, oh, ow, dilation).reshape(C, K, span),
-                    out=wide[:, :, :span])
-            out = np.ascontiguousarray(wide.reshape(O, oh, Wp, N)[:, :, :ow])
-        else:
-            cols = _im2col(xp, kh, kw, 0, oh, ow, stride, dilation)
-            out = _matmul(w_mat, cols.reshape(C, K, oh * ow * N)).reshape(O, oh, ow, N)
-            give(cols)
+    if ow * N < _WIDE_ROW and _Wide.fits(xp.shape[2], ow, stride[1]):
+        # Short output rows (small batches): gathering the taps into columns (contiguous runs)
+        # and one matrix-vector product per channel (batched, one BLAS call each) measure
+        # faster than kH*kW passes over short rows.
+        geo = _Wide(xp.shape, kernel, out_hw, stride, dilation)
+        wide = geo.new_output(O, dtype)
+        _matmul(w.data.reshape(C, M, kh * kw), geo.columns(xp), out=wide.reshape(C, M, -1)[:, :, :geo.span])
+        out = geo.crop(wide)
     else:
         out = np.empty((C, M, oh, ow, N), dtype=dtype)
         tmp = np.empty_like(out)
@@ -160,27 +222,30 @@ def _depthwise(x: Tensor, w: Tensor, b, xp: np.ndarray, shape, kernel, out_hw, s
             gb = gm.reshape(O, -1).sum(axis=1)
         need_w, need_x = w.requires_grad, x.requires_grad
         dxp = np.zeros(xs.shape, dtype=gm.dtype) if need_x else None
-        Wp = xs.shape[2]
-        if stride == (1, 1) and Wp <= 2 * ow + 8:
-            # The wide grid of _wide_columns: every tap reads and writes one contiguous run of
-            # the flat input; the gradient is zero in the spare columns.
-            span = ((oh - 1) * Wp + ow) * N
-            g_wide = np.zeros((C, M, oh, Wp, N), dtype=gm.dtype)
-            g_wide[:, :, :, :ow] = gm
-            g_taps = g_wide.reshape(C, M, oh * Wp * N)[:, :, :span]
-            x_flat = xs.reshape(C, -1)
-            d_flat = None if dxp is None else dxp.reshape(C, -1)
+        if _Wide.fits(xs.shape[2], ow, stride[1]):
+            # The wide grid (see _Wide): every tap reads and writes one contiguous run of its
+            # phase of the flat input; the gradient is zero in the spare columns.
+            geo = _Wide(xs.shape, kernel, out_hw, stride, dilation)
+            span = geo.span
+            g_taps = geo.to_wide(gm.reshape(O, oh, ow, N)).reshape(C, M, span)
+            x_q = geo.phases(xs)
+            d_q = None
+            if dxp is not None:
+                d_q = (dxp.reshape(1, 1, C, -1) if stride == (1, 1)
+                       else np.zeros(x_q.shape, dtype=gm.dtype))
+            runs = {(i, j): (a, b, start) for i, j, a, b, start in geo.taps}
 
             def x_tap(i, j):
-                start = (i * dilation[0] * Wp + j * dilation[1]) * N
-                return x_flat[:, start:start + span]
+                a, b, start = runs[i, j]
+                return x_q[a, b, :, start:start + span]
 
             def d_tap(i, j):
-                start = (i * dilation[0] * Wp + j * dilation[1]) * N
-                return d_flat[:, start:start + span]
+                a, b, start = runs[i, j]
+                return d_q[a, b, :, start:start + span]
             scale = wt[..., 0, 0]                               # (C, M, K, 1)
             dims = "l"
         else:
+            geo = None
             g_taps = gm
 
             def x_tap(i, j):
@@ -204,6 +269,8 @@ def _depthwise(x: Tensor, w: Tensor, b, xp: np.ndarray, shape, kernel, out_hw, s
                     np.einsum(f"cm{dims},cm->c{dims}", g_taps, wt[:, :, t, 0, 0, 0], out=tmp)
                 target = d_tap(i, j)
                 target += tmp
+            if geo is not None:
+                geo.unphase(d_q, dxp)
             gx = to_nchw(pad_chwn_backward(dxp, (C, H, W, N), pad_h, pad_w, padding_mode))
         return (gx, gw) if b is None else (gx, gw, gb)
 
@@ -298,25 +365,26 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
                           pad_h, pad_w, padding_mode)
     # How the columns are laid out:
     #   "view"  1x1 kernel, stride 1: the (padded) input itself is the column matrix, no copy;
-    #   "wide"  stride 1 and short output rows (small batches): each column row is one contiguous
-    #           run of the flat input (see _wide_columns); the output gets Wp - out_w spare columns;
+    #   "wide"  short output rows (small batches): each column row is one contiguous run of the
+    #           flat input or of one of its stride phases (see _Wide); spare columns are dropped;
     #   "im2col" / bands: the general strided copy (all at once, or a band of rows at a time).
     if kh == kw == 1 and stride == (1, 1):
         mode = "view"
-    elif stride == (1, 1) and row < _WIDE_ROW and Wp <= 2 * out_w + 8:
+    elif row < _WIDE_ROW and _Wide.fits(Wp, out_w, stride[1]):
         mode = "wide"
     else:
         mode = "im2col"
-    span = positions if mode != "wide" else ((out_h - 1) * Wp + out_w) * N   # columns per GEMM
+    geo = _Wide(xp.shape, (kh, kw), (out_h, out_w), stride, dilation) if mode == "wide" else None
+    span = positions if mode != "wide" else geo.span   # columns per GEMM
     band = _band_rows(G * K, row, out_h)
     keep = mode != "im2col" or G * K * positions * xp.itemsize <= _KEEP_BYTES or band >= out_h
     if mode == "view":
         cols = xp.reshape(G, K, positions)
         out = _matmul(w_mat, cols)
     elif mode == "wide":
-        cols = _wide_columns(xp, kh, kw, out_h, out_w, dilation).reshape(G, K, span)
-        out = np.empty((G, Og, out_h * Wp * N), dtype=xp.dtype)
-        _matmul(w_mat, cols, out=out[:, :, :span])
+        cols = geo.columns(xp).reshape(G, K, span)
+        out = geo.new_output(O, xp.dtype)
+        _matmul(w_mat, cols, out=out.reshape(G, Og, -1)[:, :, :span])
     elif keep:  # all columns at once, kept for backward
         cols = _im2col(xp, kh, kw, 0, out_h, out_w, stride, dilation)
         out = _matmul(w_mat, cols.reshape(G, K, positions))
@@ -329,7 +397,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
             _matmul(w_mat, c.reshape(G, K, rows * row), out=out[:, :, r0 * row:(r0 + rows) * row])
         del buf
     if mode == "wide":  # drop the spare columns
-        out = np.ascontiguousarray(out.reshape(O, out_h, Wp, N)[:, :, :out_w])
+        out = geo.crop(out)
     out = out.reshape(O, out_h, out_w, N)
     if b is not None:
         out += b.data.reshape(O, 1, 1, 1)
@@ -350,9 +418,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
             gb = g_chwn.reshape(O, positions).sum(axis=1)
         if mode != "im2col":
             if mode == "wide":  # the gradient on the wide grid, zero in the spare columns
-                g_wide = np.zeros((O, out_h, Wp, N), dtype=g_chwn.dtype)
-                g_wide[:, :, :out_w] = g_chwn
-                g_mat = g_wide.reshape(G, Og, out_h * Wp * N)[:, :, :span]
+                g_mat = geo.to_wide(g_chwn).reshape(G, Og, span)
             else:
                 g_mat = g_chwn.reshape(G, Og, positions)
             if need_w:
@@ -363,7 +429,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
                     dxp = d.reshape(xp.shape)
                 else:
                     dxp = np.zeros(xp.shape, dtype=d.dtype)
-                    _scatter_wide(dxp, d.reshape(C, kh, kw, span), dilation)
+                    geo.scatter(dxp, d.reshape(C, kh * kw, span))
         else:
             g_mat = g_chwn.reshape(G, Og, positions)
             if need_w:

@@ -435,22 +435,35 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
             if need_w:
                 gw = (_matmul(g_mat, cols.reshape(G, K, positions).transpose(0, 2, 1)) if keep
                       else np.zeros((G, Og, K), dtype=g_mat.dtype))
-            dxp = np.zeros(xp.shape, dtype=g_mat.dtype) if need_x else None
+            # Stride 1: the input gradient is the gradient correlated with the flipped kernels
+            # (a "full" convolution): columns of the gradient and one GEMM of the forward's shape,
+            # instead of W^T @ grad (kH*kW times the input's size) scattered back tap by tap.
+            transposed = need_x and stride == (1, 1)
+            dxp = gx_chwn = None
+            if transposed:
+                gx_chwn = _input_gradient_stride1(g_chwn, w.data, G, (C, H, W, N), pad_h, pad_w, padding_mode,
+                                                  dilation)
+            elif need_x:
+                dxp = np.zeros(xp.shape, dtype=g_mat.dtype)
             w_t = w_mat.transpose(0, 2, 1)
             buf = None if keep else np.empty(G * K * band * row, dtype=xp.dtype)
             # One pass over bands of output rows: weight gradient (grad @ columns^T) and the
             # input gradient (W^T @ grad, scattered back tap by tap) while the band is in cache.
             for r0, rows in _bands(out_h, band):
+                if keep and dxp is None:
+                    break
                 g_band = g_mat[:, :, r0 * row:(r0 + rows) * row]
                 if need_w and not keep:
                     c = _im2col(xp, kh, kw, r0, rows, out_w, stride, dilation, out=buf)
                     gw += _matmul(g_band, c.reshape(G, K, rows * row).transpose(0, 2, 1))
-                if need_x:
+                if dxp is not None:
                     d = _matmul(w_t, g_band).reshape(Cg * G, kh, kw, rows, out_w, N)
                     _scatter_taps(dxp, d, r0, stride, dilation)
             if need_w:
                 gw = gw.reshape(w.shape)
-        if need_x:
+            if gx_chwn is not None:
+                gx = to_nchw(gx_chwn)
+        if need_x and gx is None:
             gx = to_nchw(pad_chwn_backward(dxp, (C, H, W, N), pad_h, pad_w, padding_mode))
         released = True
         if mode == "im2col" and cols is not None:
@@ -463,6 +476,44 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
     if result._backward is None and mode == "im2col" and cols is not None:  # no graph: nothing reads them
         give(cols)
     return result
+
+
+def _correlate(xp: np.ndarray, w_mat: np.ndarray, kh: int, kw: int, out_h: int, out_w: int,
+               dilation) -> np.ndarray:
+    """Stride-1 correlation of padded (C, Hp, Wp, N) memory (any strides) with (G, Og, K) kernels:
+    (G*Og, out_h, out_w, N), a band of output rows at a time (columns stay ~4 MiB)."""
+    N = xp.shape[3]
+    G, Og, K = w_mat.shape
+    row = out_w * N
+    band = _band_rows(G * K, row, out_h)
+    out = np.empty((G, Og, out_h * row), dtype=xp.dtype)
+    buf = np.empty(G * K * band * row, dtype=xp.dtype)
+    for r0, rows in _bands(out_h, band):
+        c = _im2col(xp, kh, kw, r0, rows, out_w, (1, 1), dilation, out=buf)
+        _matmul(w_mat, c.reshape(G, K, rows * row), out=out[:, :, r0 * row:(r0 + rows) * row])
+    return out.reshape(G * Og, out_h, out_w, N)
+
+
+def _input_gradient_stride1(g: np.ndarray, weight: np.ndarray, G: int, shape, pad_h, pad_w, padding_mode,
+                            dilation) -> np.ndarray:
+    """conv2d's (C, H, W, N) input gradient for stride 1, from the (O, oh, ow, N) output gradient.
+
+    Padded pixel ``(p, q)`` was seen by tap ``(i, j)`` at output ``(p - i*dH, q - j*dW)``, so its
+    gradient is the output gradient, padded by the dilated kernel's extent, correlated with the
+    kernels turned by 180 degrees and with in- and out-channels swapped.
+    """
+    C, H, W, N = shape
+    O, Cg, kh, kw = weight.shape
+    Og = O // G
+    a, c = (kh - 1) * dilation[0], (kw - 1) * dilation[1]
+    gp = pad_chwn(g, (a, a), (c, c))
+    flipped = weight.reshape(G, Og, Cg, kh, kw)[:, :, :, ::-1, ::-1].transpose(0, 2, 1, 3, 4)
+    w_mat = np.ascontiguousarray(flipped).reshape(G, Cg, Og * kh * kw)
+    if padding_mode == "zeros":   # only the rows and columns of the unpadded input
+        (top, _), (left, _) = pad_h, pad_w
+        return _correlate(gp[:, top:top + H + a, left:left + W + c], w_mat, kh, kw, H, W, dilation)
+    Hp, Wp = H + sum(pad_h), W + sum(pad_w)
+    return pad_chwn_backward(_correlate(gp, w_mat, kh, kw, Hp, Wp, dilation), shape, pad_h, pad_w, padding_mode)
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups: int = 1,

@@ -15,9 +15,9 @@ def conv_path(request, monkeypatch):
     """Run a test on every conv2d path: all im2col columns built at once and kept for the
     backward pass (small layers), one output row at a time, rebuilt from the padded input in
     the backward pass (what layers with more than 32 MiB of columns do), and the short-row
-    paths of small batches (stride-1 columns as contiguous runs of the input, depthwise
-    forward as gathered taps and a matrix-vector product).  The first two take the depthwise
-    kernel's multiply-add per tap forward."""
+    path of small batches (depthwise forward as taps gathered in contiguous runs and a
+    matrix-vector product per channel).  The first two take the depthwise kernel's
+    multiply-add per tap forward."""
     from cnnlab.functional import conv
     if request.param == "short rows":
         monkeypatch.setattr(conv, "_WIDE_ROW", 1 << 30)

@@ -62,12 +62,12 @@ def _bands(out_h: int, band: int):
         yield r0, min(band, out_h - r0)
 
 
-# Output rows shorter than this (out_w * N positions) use wide columns (see _Wide).
+# Depthwise output rows shorter than this (out_w * N positions) gather wide columns (see _Wide).
 _WIDE_ROW = 512
 
 
 class _Wide:
-    """The "wide rows" geometry of one convolution on padded (C, Hp, Wp, N) memory.
+    """The "wide rows" geometry of one (depthwise) convolution on padded (C, Hp, Wp, N) memory.
 
     With stride 1, the flat index within a channel of output ``(y, x, n)`` seen by tap ``(i, j)``
     is ``((y + i*dH)*Wp + x + j*dW)*N + n``: the output's "wide" flat index ``(y*Wp + x)*N + n``
@@ -95,7 +95,9 @@ class _Wide:
 
     @staticmethod
     def fits(Wp: int, out_w: int, stride_w: int) -> bool:
-        """Few spare columns: the wide grid is at most about twice the output's width."""
+        """Few spare columns: the wide grid is at most about twice the output's width.  (Depthwise
+        convolutions only: for the others the product, which grows with every spare column,
+        outweighs the faster copy; measured at batch 1 on ResNet-18 and DenseNet layers.)"""
         return -(-Wp // stride_w) <= 2 * out_w + 8
 
     def phases(self, xp: np.ndarray) -> np.ndarray:
@@ -139,16 +141,6 @@ class _Wide:
             cols[:, t] = q[a, b, :, start:start + span]
         return cols
 
-    def scatter(self, dxp: np.ndarray, d: np.ndarray) -> None:
-        """Adjoint of :meth:`columns`: add each tap's (C, span) gradient back onto ``dxp``."""
-        sh, sw = self.stride
-        dq = (dxp.reshape(1, 1, self.C, -1) if (sh, sw) == (1, 1)
-              else np.zeros((sh, sw, self.C, self.Hq * self.Wq * self.N), dtype=dxp.dtype))
-        span = self.span
-        for t, (_, _, a, b, start) in enumerate(self.taps):
-            dq[a, b, :, start:start + span] += d[:, t]
-        self.unphase(dq, dxp)
-
     def to_wide(self, g: np.ndarray) -> np.ndarray:
         """(O, out_h, out_w, N) -> (O, span) on the wide grid, zero in the spare columns."""
         O = g.shape[0]
@@ -165,8 +157,6 @@ class _Wide:
         O = wide.shape[0]
         return np.ascontiguousarray(wide.reshape(O, self.oh, self.Wq, self.N)[:, :, :self.ow])
 
-
-_DEPTHWISE_DIRECT = True
 
 
 def _depthwise(x: Tensor, w: Tensor, b, xp: np.ndarray, shape, kernel, out_hw, stride, dilation,
@@ -359,32 +349,21 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
     row = out_w * N                     # positions in one output row
     positions = out_h * row
     w_mat = w.data.reshape(G, Og, K)
-    Wp = xp.shape[2]
-    if Cg == 1 and G > 1 and _DEPTHWISE_DIRECT:
+    if Cg == 1 and G > 1:   # depthwise: the direct kernel
         return _depthwise(x, w, b, xp, (C, H, W, N), (kh, kw), (out_h, out_w), stride, dilation,
                           pad_h, pad_w, padding_mode)
     # How the columns are laid out:
     #   "view"  1x1 kernel, stride 1: the (padded) input itself is the column matrix, no copy;
-    #   "wide"  short output rows (small batches): each column row is one contiguous run of the
-    #           flat input or of one of its stride phases (see _Wide); spare columns are dropped;
     #   "im2col" / bands: the general strided copy (all at once, or a band of rows at a time).
     if kh == kw == 1 and stride == (1, 1):
         mode = "view"
-    elif row < _WIDE_ROW and _Wide.fits(Wp, out_w, stride[1]):
-        mode = "wide"
     else:
         mode = "im2col"
-    geo = _Wide(xp.shape, (kh, kw), (out_h, out_w), stride, dilation) if mode == "wide" else None
-    span = positions if mode != "wide" else geo.span   # columns per GEMM
     band = _band_rows(G * K, row, out_h)
     keep = mode != "im2col" or G * K * positions * xp.itemsize <= _KEEP_BYTES or band >= out_h
     if mode == "view":
         cols = xp.reshape(G, K, positions)
         out = _matmul(w_mat, cols)
-    elif mode == "wide":
-        cols = geo.columns(xp).reshape(G, K, span)
-        out = geo.new_output(O, xp.dtype)
-        _matmul(w_mat, cols, out=out.reshape(G, Og, -1)[:, :, :span])
     elif keep:  # all columns at once, kept for backward
         cols = _im2col(xp, kh, kw, 0, out_h, out_w, stride, dilation)
         out = _matmul(w_mat, cols.reshape(G, K, positions))
@@ -396,8 +375,6 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
             c = _im2col(xp, kh, kw, r0, rows, out_w, stride, dilation, out=buf)
             _matmul(w_mat, c.reshape(G, K, rows * row), out=out[:, :, r0 * row:(r0 + rows) * row])
         del buf
-    if mode == "wide":  # drop the spare columns
-        out = geo.crop(out)
     out = out.reshape(O, out_h, out_w, N)
     if b is not None:
         out += b.data.reshape(O, 1, 1, 1)
@@ -416,20 +393,12 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
         gx = gw = gb = None
         if b is not None and b.requires_grad:
             gb = g_chwn.reshape(O, positions).sum(axis=1)
-        if mode != "im2col":
-            if mode == "wide":  # the gradient on the wide grid, zero in the spare columns
-                g_mat = geo.to_wide(g_chwn).reshape(G, Og, span)
-            else:
-                g_mat = g_chwn.reshape(G, Og, positions)
+        if mode == "view":
+            g_mat = g_chwn.reshape(G, Og, positions)
             if need_w:
                 gw = _matmul(g_mat, cols.transpose(0, 2, 1)).reshape(w.shape)
             if need_x:
-                d = _matmul(w_mat.transpose(0, 2, 1), g_mat)       # (G, K, span)
-                if mode == "view":
-                    dxp = d.reshape(xp.shape)
-                else:
-                    dxp = np.zeros(xp.shape, dtype=d.dtype)
-                    geo.scatter(dxp, d.reshape(C, kh * kw, span))
+                dxp = _matmul(w_mat.transpose(0, 2, 1), g_mat).reshape(xp.shape)
         else:
             g_mat = g_chwn.reshape(G, Og, positions)
             if need_w:

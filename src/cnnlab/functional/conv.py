@@ -158,7 +158,6 @@ class _Wide:
         return np.ascontiguousarray(wide.reshape(O, self.oh, self.Wq, self.N)[:, :, :self.ow])
 
 
-
 def _depthwise(x: Tensor, w: Tensor, b, xp: np.ndarray, shape, kernel, out_hw, stride, dilation,
                pad_h, pad_w, padding_mode) -> Tensor:
     """Depthwise convolution (one input channel per group): a multiply-add per kernel tap.

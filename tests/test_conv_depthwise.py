@@ -118,20 +118,22 @@ def test_depthwise_gradcheck(path, cfg):
     gradcheck(lambda x, w, b: F.conv2d(x, w, b, **cfg), inputs)
 
 
-def test_depthwise_kernel_runs_no_matrix_products(monkeypatch):
-    """Long rows (larger batches, training) take the multiply-add per tap, forward and backward:
-    no per-channel matrix products at all."""
+def test_depthwise_backward_runs_no_matrix_products(monkeypatch):
+    """The depthwise backward pass is a multiply-add per kernel tap (both gradients, any stride):
+    no per-channel matrix products and no kH*kW-times-the-input scatter."""
     def no_gemm(*args, **kwargs):
-        raise AssertionError("a matrix product ran in the depthwise kernel")
-    monkeypatch.setattr(conv, "_matmul", no_gemm)
-    monkeypatch.setattr(conv, "_WIDE_ROW", 0)
+        raise AssertionError("a matrix product ran in the depthwise backward pass")
     rng = np.random.default_rng(0)
-    for stride in (1, 2):
+    for stride, wide in ((1, 0), (2, 0), (1, 1 << 30), (2, 1 << 30)):
+        monkeypatch.setattr(conv, "_WIDE_ROW", wide)
         x = Tensor(rng.standard_normal((4, 6, 9, 9)).astype(np.float32), requires_grad=True)
         w = Tensor(rng.standard_normal((12, 1, 3, 3)).astype(np.float32), requires_grad=True)
         b = Tensor(np.zeros(12, np.float32), requires_grad=True)
         y = F.conv2d(x, w, b, stride=stride, padding=1, groups=6)
-        y.backward(np.ones(y.shape, np.float32))
+        with monkeypatch.context() as m:
+            m.setattr(conv, "_matmul", no_gemm)
+            m.setattr(conv, "_scatter_taps", no_gemm)
+            y.backward(np.ones(y.shape, np.float32))
         assert x.grad.shape == x.shape and w.grad.shape == w.shape and b.grad.shape == (12,)
         assert x.grad.dtype == w.grad.dtype == np.float32
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
+from ..tensor import Tensor, is_grad_enabled
 from .module import Module, Sequential
 
 __all__ = ["Node", "Graph", "as_graph", "INPUT"]
@@ -132,9 +133,15 @@ class Graph(Module):
                 last_use[name] = index
         last_use[output] = len(built)
         frees = [tuple(n for n, i in last_use.items() if i == index) for index in range(len(built))]
-        # one input passed without building a list
+        # one input passed without building a list; activations that may write into their producer's output
+        readers: Dict[str, int] = {}
+        for node in built:
+            for name in node.inputs:
+                readers[name] = readers.get(name, 0) + 1
+        producer = {node.name: node.module for node in built}
         object.__setattr__(self, "_plan", tuple(
-            (node.name, node.module, node.inputs[0] if len(node.inputs) == 1 else None, node.inputs, free)
+            (node.name, node.module, node.inputs[0] if len(node.inputs) == 1 else None, node.inputs, free,
+             _fusable(node, producer, readers, output))
             for node, free in zip(built, frees)))
 
     # --- editing like a PyTorch module: model.fc, model.fc = nn.Linear(...) -----------------------
@@ -214,9 +221,13 @@ class Graph(Module):
     # --- running ----------------------------------------------------------------------
     def forward(self, x):
         values = {self.input_name: x}
-        for name, module, single, inputs, frees in self._plan:
+        in_place = not is_grad_enabled()   # inference: activations may overwrite fresh outputs
+        for name, module, single, inputs, frees, fuse in self._plan:
             if single is not None:
-                values[name] = module(values[single])
+                if fuse is not None and in_place and _run_in_place(module, fuse, values[single]):
+                    values[name] = values[single]
+                else:
+                    values[name] = module(values[single])
             else:
                 values[name] = module(*[values[i] for i in inputs])
             for free in frees:
@@ -351,6 +362,64 @@ def _chain_nodes(model: Sequential, prefix: str, source: str, out: List[Node]) -
             out.append(Node(full, layer, (source,)))
             source = full
     return source
+
+
+def _in_place_activation(module):
+    """``fn(array)`` that applies the activation layer ``module`` to ``array`` in place, or None."""
+    import numpy as np
+
+    from . import extra_layers, layers
+    kind = type(module)
+    if kind is layers.ReLU:
+        return lambda a: np.maximum(a, 0, out=a)
+    if kind in (layers.Hardtanh, layers.ReLU6):
+        lo, hi = module.min_val, module.max_val
+
+        def clip(a):
+            np.maximum(a, lo, out=a)
+            np.minimum(a, hi, out=a)
+        return clip
+    if kind is extra_layers.Hardswish:
+        def hardswish(a):
+            gate = np.divide(a, 6, dtype=a.dtype)
+            gate += a.dtype.type(0.5)
+            np.maximum(gate, 0, out=gate)
+            np.minimum(gate, 1, out=gate)
+            a *= gate
+        return hardswish
+    return None
+
+
+def _fusable(node, producer: Dict[str, Module], readers: Dict[str, int], output: str):
+    """``(producer module, in-place fn)`` when ``node`` is an activation that may overwrite its input
+    at inference: the input is a convolution's, dense layer's, batch norm's or sum's fresh output
+    that nothing else reads (and not the model's output)."""
+    from . import layers, merge
+    if len(node.inputs) != 1:
+        return None
+    source = node.inputs[0]
+    fn = _in_place_activation(node.module)
+    made_by = producer.get(source)
+    fresh = (layers.Conv2d, layers.Linear, layers.BatchNorm2d, merge.Add)
+    if fn is None or made_by is None or readers.get(source) != 1 or source == output or \
+            type(made_by) not in fresh:
+        return None
+    return made_by, fn
+
+
+def _run_in_place(module: Module, fuse, value) -> bool:
+    """Apply a fused activation to ``value`` in place (no graph is recorded); False when hooks or
+    tracing need the layers to run as they are, or the value is not a writeable float tensor."""
+    from . import module as module_mod
+    made_by, fn = fuse
+    if module_mod._tracer is not None or module._forward_pre_hooks or module._forward_hooks or \
+            made_by._forward_hooks:
+        return False
+    data = getattr(value, "data", None)
+    if not isinstance(value, Tensor) or data.dtype.kind != "f" or not data.flags.writeable:
+        return False
+    fn(data)
+    return True
 
 
 def as_graph(model: Module, input_shape: Optional[Sequence[int]] = None) -> Graph:

@@ -11,6 +11,7 @@ Usage::
     python benchmarks/speed.py --profile       # where cnnlab's time goes (needs pyinstrument)
     python benchmarks/speed.py --threads 1 --clock cpu   # load-independent, on a shared machine
     python benchmarks/speed.py --render benchmarks/results/speed.json --markdown
+    python benchmarks/speed.py --rows zoo resnet8 --threads 1 --clock cpu   # torchvision-like models
 
 Method
 ------
@@ -38,6 +39,13 @@ Method
   ``--wait-quiet`` waits for an idle machine; ``--threads 1 --clock cpu``
   times the calling thread's CPU time, which does not count the time spent
   descheduled.
+* The ``zoo`` row builds torchvision-like networks in PyTorch (random weights,
+  ``_zoo.py``; torchvision is not needed), exports each to ONNX in memory and
+  imports it with ``cnnlab.onnx``: cnnlab's NumPy engine, ONNX Runtime and
+  PyTorch eager at batch 1 on the same weights, interleaved in one process, then
+  each framework once more alone in a fresh process ("alone" columns).  The
+  ``resnet8`` row trains ``cnnlab.models.resnet8`` against its PyTorch twin
+  (same spec and weights, ``torch_reference.py``).
 """
 from __future__ import annotations
 
@@ -100,7 +108,7 @@ import numpy as np  # noqa: E402
 import _nets as nets  # noqa: E402
 from _timing import Stats, TimingConfig, best_of, measure_interleaved  # noqa: E402
 
-ROWS = ("train", "infer", "graph", "engine", "ops", "memory", "import", "flops")
+ROWS = ("train", "infer", "graph", "engine", "ops", "memory", "import", "flops", "zoo", "resnet8")
 FRAMEWORKS = ("cnnlab", "torch", "ort")
 LABEL = {"cnnlab": "cnnlab", "torch": "PyTorch", "ort": "ORT"}
 
@@ -137,6 +145,13 @@ class Settings:
         self.import_repeats = 3 if quick else 7
         self.gemm_size, self.gemm_repeats = (1024, 3) if quick else (2048, 5)
         self.op_scale = 1.0
+        # torchvision-like models at batch 1 (the zoo row); scale < 1 shrinks widths and depths
+        self.zoo_models = ("resnet18", "mobilenet_v3_small", "mnasnet0_5", "efficientnet_b0", "densenet")
+        self.zoo_size, self.zoo_scale = 224, 1.0
+        self.zoo_timing = TimingConfig(warmup=1 if quick else 3, repeats=3 if quick else 7,
+                                       min_run_time=0.05 if quick else 0.3, max_calls=100)
+        self.zoo_alone = True           # also time each framework alone, in its own process
+        self.resnet8_batch, self.resnet8_width = 128, 32
 
 
 # ==========================================================================
@@ -414,6 +429,132 @@ def bench_engine(key: str, batch: int, settings: Settings) -> dict:
                target="engine <= 1.10x ORT direct")
     row["met"] = row["ratio_engine_ort"]["median"] <= 1.10
     return row
+# --- torchvision-like models imported from ONNX (the zoo row) ---------------------------------
+#: cnnlab within this factor of ONNX Runtime's time on the depthwise models (issue aim: 3x)
+ZOO_ORT_FACTOR = 3.0
+
+
+def _zoo_callables(name: str, settings: Settings, frameworks=FRAMEWORKS):
+    """``{framework: run-once callable}`` for zoo model ``name`` at batch 1, plus the largest
+    relative difference of cnnlab's and PyTorch's logits from ONNX Runtime's."""
+    import _zoo
+    import torch
+
+    import cnnlab
+    import cnnlab.onnx
+
+    shape = (3, settings.zoo_size, settings.zoo_size)
+    tmodel = _zoo.build(name, settings.zoo_scale)
+    proto = _zoo.to_onnx(tmodel, shape)
+    x = np.random.default_rng(0).random((1,) + shape, dtype=np.float32)
+    fns, outs = {}, {}
+    if "cnnlab" in frameworks:
+        cmodel = cnnlab.onnx.load(proto)
+        cmodel.eval()
+
+        def run_cnnlab():
+            with cnnlab.no_grad():
+                return cmodel(cnnlab.Tensor(x)).data
+        fns["cnnlab"] = run_cnnlab
+    if "ort" in frameworks:
+        import onnxruntime as ort
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = settings.threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        fns["ort"] = lambda: session.run(None, {"x": x})[0]
+    if "torch" in frameworks:
+        tx = torch.from_numpy(x)
+
+        def run_torch():
+            with torch.inference_mode():
+                return tmodel(tx).numpy()
+        fns["torch"] = run_torch
+    for fw, fn in fns.items():
+        outs[fw] = fn()
+    diff = {}
+    if "ort" in outs:
+        scale = float(np.abs(outs["ort"]).max()) or 1.0
+        diff = {fw: float(np.abs(o - outs["ort"]).max()) / scale for fw, o in outs.items() if fw != "ort"}
+    return fns, diff
+
+
+def zoo_child(name: str, framework: str, settings: Settings) -> dict:
+    """Run in a fresh process: one framework alone on zoo model ``name`` (seconds per call)."""
+    setup_threads(settings.threads)
+    fns, _ = _zoo_callables(name, settings, (framework,))
+    stats = measure_interleaved(fns, settings.zoo_timing, "step", settings.clock_fn)[framework]
+    return stats.to_json()
+
+
+def bench_zoo(name: str, settings: Settings) -> dict:
+    import _zoo
+    fns, diff = _zoo_callables(name, settings)
+    stats = measure_interleaved(fns, settings.zoo_timing, settings.interleave, settings.clock_fn)
+    scale = "" if settings.zoo_scale == 1.0 else f" (scale {settings.zoo_scale:g})"
+    row = _speed_row("zoo", f"{name}{scale} b1 {settings.zoo_size}x{settings.zoo_size}", stats, 1, "ms", None)
+    row.update(net=name, batch=1, max_rel_diff_from_ort=diff, depthwise=name in _zoo.DEPTHWISE)
+    if name in _zoo.DEPTHWISE:
+        row["target"] = f"<= {ZOO_ORT_FACTOR:g}x ORT time"
+        row["met"] = 1.0 / row["ratio_ort"]["median"] <= ZOO_ORT_FACTOR
+    if settings.zoo_alone:
+        alone = {}
+        for fw in FRAMEWORKS:
+            res = _run_child(["--_child-zoo", name, fw, "--threads", str(settings.threads),
+                              "--clock", settings.clock] + (["--quick"] if settings.quick else [])
+                             + ["--_zoo-size", str(settings.zoo_size), "--_zoo-scale", repr(settings.zoo_scale)],
+                             settings.threads)
+            alone[fw] = {"median": res["median"] * 1e3, "min": res["min"] * 1e3, "max": res["max"] * 1e3}
+        row["alone"] = alone
+        row["alone_ort_over_cnnlab"] = alone["ort"]["median"] / alone["cnnlab"]["median"]
+    return row
+
+
+# --- resnet8 training, cnnlab against its PyTorch twin -------------------------------------------
+def bench_resnet8(settings: Settings, target: float = 0.8) -> dict:
+    """``cnnlab.models.resnet8`` and the same spec built in PyTorch (``torch_reference``), same
+    initial weights and batches, SGD with momentum 0.9, one training step per call."""
+    import torch
+
+    import cnnlab
+    from cnnlab.models import model_to_spec, resnet8
+    from torch_reference import _load_weights, torch_model
+
+    batch, width = settings.resnet8_batch, settings.resnet8_width
+    cnnlab.manual_seed(0)
+    cmodel = resnet8(in_channels=1, num_classes=10, input_size=28, width=width)
+    tmodel = torch_model(model_to_spec(cmodel))
+    _load_weights(tmodel, {k: np.asarray(v) for k, v in cmodel.state_dict().items()})
+    spec = NetSpecLike(input_shape=(1, 28, 28))
+    batches = nets.synthetic_batches(spec, batch)
+    cmodel.train()
+    tmodel.train()
+    with cnnlab.no_grad():
+        a = cmodel(cnnlab.Tensor(batches[0][0])).data
+    with torch.no_grad():
+        b = tmodel(torch.from_numpy(batches[0][0])).numpy()
+    diff = float(np.abs(a - b).max())
+    fns = {"cnnlab": nets.cnnlab_train_step(cmodel, cnnlab.optim.SGD(cmodel.parameters(), lr=0.01, momentum=0.9),
+                                            batches),
+           "torch": nets.torch_train_step(tmodel, torch.optim.SGD(tmodel.parameters(), lr=0.01, momentum=0.9),
+                                          batches)}
+    stats = measure_interleaved(fns, settings.big_timing if batch >= 64 else settings.train_timing,
+                                settings.interleave, settings.clock_fn)
+    row = _speed_row("train", f"resnet8 (width {width}) train b{batch} (SGD momentum 0.9)", stats, batch,
+                     "img/s", target)
+    row.update(net="resnet8", batch=batch, initial_logits_max_abs_diff=diff)
+    return row
+
+
+class NetSpecLike:
+    """The one field of ``_nets.NetSpec`` that ``synthetic_batches`` reads."""
+
+    def __init__(self, input_shape):
+        self.input_shape = input_shape
+
+
 def bench_graph(mode: str, batch: int, settings: Settings) -> dict:
     """LeNet-5 run three ways over the very same layers: as a Sequential, as its Graph, and
     as a user's own Module (a hand-written ``forward``); the graph must cost no more."""
@@ -846,6 +987,7 @@ SECTION_TITLES = {
     "flops": "Achieved GFLOP/s",
     "graph": "The same layers as a Sequential, as a Graph and as a user's own Module (cnnlab only)",
     "tta": "Time to accuracy",
+    "zoo": "Torchvision-like models from ONNX at batch 1: cnnlab's NumPy engine, ONNX Runtime, PyTorch eager",
 }
 
 
@@ -907,7 +1049,7 @@ def render(result: dict, markdown: bool = False) -> str:
             body.append(cells)
         out.append(_table(headers, body, markdown))
         notes = _notes(sec)
-        if section == "train":
+        if section == "train" and any(r.get("net") == "lenet5" for r in sec):
             notes.insert(0, "LeNet-5: conv1 with padding 2 (classic MNIST version), same for both")
         if notes:
             out.append("\n".join(("- " if markdown else "  note: ") + n for n in notes))
@@ -926,6 +1068,23 @@ def render(result: dict, markdown: bool = False) -> str:
         out.append(_table(headers, body, markdown))
         out.append(("- " if markdown else "  note: ") + "engine time / ORT time <= 1.10 is the target "
                    "(the engine's overhead over a bare session.run); 'vs' ratios > 1: the engine is faster")
+    zoo = [r for r in rows if r["section"] == "zoo"]
+    if zoo:
+        out.append("")
+        out.append(h(SECTION_TITLES["zoo"]))
+        headers = ["Row", "cnnlab ms", "ORT ms", "PyTorch ms", "cnnlab time / ORT time", "cnnlab vs PyTorch",
+                   "alone: cnnlab", "ORT", "PyTorch", "Target", "Met", "Busy"]
+        body = []
+        for r in zoo:
+            v, alone = r["values"], r.get("alone") or {}
+            body.append([r["name"], _cell(v.get("cnnlab")), _cell(v.get("ort")), _cell(v.get("torch")),
+                         f"{1 / r['ratio_ort']['median']:.2f}x", _ratio(r.get("ratio_torch")),
+                         _cell(alone.get("cnnlab"), False), _cell(alone.get("ort"), False),
+                         _cell(alone.get("torch"), False), r.get("target", ""), _met(r.get("met")), _busy(r)])
+        out.append(_table(headers, body, markdown))
+        out.append(("- " if markdown else "  note: ") + "batch 1, random weights, exported from PyTorch to ONNX "
+                   "in memory and imported with cnnlab.onnx; 'cnnlab time / ORT time' is paired run by run "
+                   "(lower is better); 'alone' = each framework by itself in a fresh process")
     graph_rows = [r for r in rows if r["section"] == "graph"]
     if graph_rows:
         out.append("")
@@ -1091,6 +1250,11 @@ def run_suite(settings: Settings, rows: List[str], data_dir: Optional[str] = Non
     if "flops" in rows:
         result["peak"] = timed("GEMM peak", gemm_peak, settings)
         out.extend(flops_rows([r for r in out if r["section"] in ("train", "infer")], result["peak"]))
+    if "zoo" in rows:
+        for name in settings.zoo_models:
+            out.append(timed(f"zoo: {name} at batch 1 (cnnlab, ONNX Runtime, PyTorch)", bench_zoo, name, settings))
+    if "resnet8" in rows:
+        out.append(timed(f"resnet8 training, batch {settings.resnet8_batch}", bench_resnet8, settings))
     if "memory" in rows:
         out.extend(timed("peak memory (child processes)", bench_memory, settings))
     if "import" in rows:
@@ -1130,6 +1294,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--render", metavar="PATH", help="print the tables of a saved JSON file and exit")
     p.add_argument("--_child-memory", nargs=4, metavar=("FW", "NET", "BATCH", "STEPS"),
                    help=argparse.SUPPRESS)
+    p.add_argument("--_child-zoo", nargs=2, metavar=("MODEL", "FW"), help=argparse.SUPPRESS)
+    p.add_argument("--_zoo-size", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--_zoo-scale", type=float, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
     if args.clock == "cpu" and args.threads != 1:
@@ -1138,6 +1305,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.render:
         with open(args.render) as f:
             print(render(json.load(f), markdown=args.markdown))
+        return 0
+    if args._zoo_size:
+        settings.zoo_size = args._zoo_size
+    if args._zoo_scale:
+        settings.zoo_scale = args._zoo_scale
+    if args._child_zoo:
+        name, fw = args._child_zoo
+        print(json.dumps(zoo_child(name, fw, settings)))
         return 0
     if args._child_memory:
         fw, key, batch, steps = args._child_memory   # OpenBLAS threads: set by the parent's env

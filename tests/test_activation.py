@@ -200,3 +200,19 @@ def test_glu_odd_size_and_gelu_bad_mode():
         F.glu(np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"gelu: approximate must be 'none' or 'tanh', got 'erf'"):
         F.gelu(np.zeros(2), approximate="erf")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_keeps_relative_precision_in_the_tails(dtype):
+    """1 / (1 + e^-x) with e^-x allowed to overflow: exact limits, no warnings, and the tiny
+    values of the far negative tail keep their relative precision (not rounded to 0)."""
+    import warnings
+    x = np.array([-1e4, -80, -30, -5, 0, 5, 30, 1e4], dtype=dtype)
+    exact = np.array([1 / (1 + math.exp(-v)) if v > -700 else 0.0 for v in x.astype(np.float64)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = F.sigmoid(Tensor(x)).data
+    assert got.dtype == dtype
+    tiny = np.finfo(dtype).tiny
+    np.testing.assert_allclose(got[exact > tiny], exact[exact > tiny], rtol=4 * np.finfo(dtype).eps)
+    assert got[0] == 0 and got[-1] == 1

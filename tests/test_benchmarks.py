@@ -110,3 +110,43 @@ def test_breakdown_restores_the_engine():
     text = breakdown(model, nets.make_optimizer("cnnlab", spec, model), nets.synthetic_batches(spec, 2), 2)
     assert "0 Conv2d" in text and "optimizer step" in text
     assert Tensor.__dict__["from_op"] is before and "forward" not in vars(model[0])
+
+
+def test_zoo_and_resnet8_rows_at_tiny_size():
+    """The zoo row (torchvision-like models exported to ONNX in memory, imported into cnnlab, timed
+    against ONNX Runtime and PyTorch, then each alone in a child process) and the resnet8 training row."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    import _zoo
+    settings = tiny_settings()
+    settings.clock, settings.clock_fn = "cpu", speed.time.thread_time
+    settings.zoo_timing = TINY
+    settings.zoo_size, settings.zoo_scale = 32, 0.25
+    settings.zoo_models = ("mobilenet_v3_small",)   # each framework alone: 3 child processes
+    settings.resnet8_batch, settings.resnet8_width = 2, 4
+    result = speed.run_suite(settings, ["zoo", "resnet8"], log=lambda *a, **k: None)
+    zoo = [r for r in result["rows"] if r["section"] == "zoo"]
+    assert [r["net"] for r in zoo] == list(settings.zoo_models)
+    for r in zoo:
+        assert set(r["values"]) == {"cnnlab", "ort", "torch"} and r["ratio_ort"]["median"] > 0
+        assert max(r["max_rel_diff_from_ort"].values()) < 1e-4      # the same model in all three
+        assert set(r["alone"]) == {"cnnlab", "ort", "torch"} and r["alone"]["cnnlab"]["median"] > 0
+        assert r["depthwise"] and r["met"] in (True, False)
+    train = [r for r in result["rows"] if r["section"] == "train"]
+    assert len(train) == 1 and train[0]["net"] == "resnet8" and train[0]["initial_logits_max_abs_diff"] < 1e-4
+    assert train[0]["ratio_torch"]["median"] > 0 and train[0]["target"] == ">= 0.8x"
+    text = speed.render(result)
+    assert "Torchvision-like models" in text and "mobilenet_v3_small (scale 0.25) b1 32x32" in text
+    assert "resnet8 (width 4) train b2" in text and "LeNet-5: conv1" not in text
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "mnasnet0_5", "efficientnet_b0", "densenet"])
+def test_zoo_models_import_and_agree_at_tiny_size(name):
+    """Every zoo model exports, imports into cnnlab and gives ONNX Runtime's and PyTorch's logits."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    settings = tiny_settings()
+    settings.zoo_size, settings.zoo_scale = 32, 0.25
+    fns, diff = speed._zoo_callables(name, settings)
+    assert set(fns) == {"cnnlab", "ort", "torch"}
+    assert diff["cnnlab"] < 1e-4 and diff["torch"] < 1e-4

@@ -12,6 +12,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -300,3 +301,280 @@ def test_random_model_files_never_crash(workspace, layers, shape, fmt, classes):
     argv = ["summary", path, "--input-shape", "1,8,8"] + ([] if classes is None else ["--num-classes", classes])
     status, _, err = run_cli(argv)
     assert_clean(argv, status, err)
+
+
+# --- silent wrong answers and paper cuts: generated image files, values and weights --------------------------
+IMAGE_MODES = ["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "I", "I;16", "F"]
+
+
+def _image_file(folder: Path, data) -> Path:
+    """An image in a random colour mode and format, maybe animated, maybe with a damaged EXIF block."""
+    from PIL import Image
+    mode = data.draw(st.sampled_from(IMAGE_MODES), "mode")
+    fmt = data.draw(st.sampled_from(["png", "gif", "tiff", "webp", "jpeg", "bmp"]), "format")
+    frames = data.draw(st.integers(1, 3), "frames")
+    size = (data.draw(st.integers(1, 40), "width"), data.draw(st.integers(1, 40), "height"))
+    rng = np.random.default_rng(data.draw(st.integers(0, 9), "pixels"))
+    images = []
+    for _ in range(frames):
+        base = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8), "RGB")
+        try:
+            images.append(base.convert(mode))
+        except ValueError:
+            images.append(Image.new(mode, size))
+    path = folder / f"image.{fmt}"
+    options = {}
+    if data.draw(st.booleans(), "damaged EXIF"):
+        import struct
+        options["exif"] = (b"Exif\x00\x00II*\x00" + struct.pack("<IH", 8, 1) + struct.pack("<HHII", 0x010E, 2, 99, 999)
+                           + struct.pack("<I", 0))
+    try:
+        if frames > 1:
+            images[0].save(path, save_all=True, append_images=images[1:], **options)
+        else:
+            images[0].save(path, **options)
+    except (OSError, KeyError, ValueError, TypeError):
+        path.write_bytes(b"")  # a format Pillow cannot write in this mode: an empty file instead
+    return path
+
+
+@FUZZ
+@given(data=st.data())
+def test_generated_image_files_give_a_result_or_one_clean_line_and_no_raw_warning(workspace, data, tmp_path_factory):
+    import warnings
+    folder = tmp_path_factory.mktemp("images")
+    path = _image_file(folder, data)
+    argv = data.draw(st.sampled_from([["predict", workspace / "run", path],
+                                      ["predict", workspace / "run", path, "--json"],
+                                      ["explain", "features", workspace / "run", path, "--output-dir", folder / "f"]]),
+                     "command")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a raw Python warning would be printed on stderr: here an error
+        status, _, err = run_cli(argv)
+    assert_clean(argv, status, err)
+    assert "Warning:" not in err and " object at 0x" not in err, err
+    if status != 0:
+        assert str(path) in err, err  # the one line names the file
+
+
+NUMBER_TEXTS = st.one_of(st.sampled_from(["inf", "-inf", "nan", "0", "-0", "-1", "1e309", "1e-320", "0.5", "3",
+                                           "1,inf", "0.1,0.2,nan", "", ",", "x", "9" * 5000]),
+                         st.floats(allow_nan=True, allow_infinity=True).map(repr))
+
+
+@FUZZ
+@given(data=st.data())
+def test_generated_normalisation_and_seed_values_never_pass_silently(workspace, data, tmp_path_factory):
+    onnx_file = workspace / "run.onnx"
+    if not onnx_file.exists():
+        pytest.importorskip("onnx")
+        assert run_cli(["export", workspace / "run", onnx_file])[0] == 0
+    flag = data.draw(st.sampled_from(["--std", "--mean", "--seed"]), "flag")
+    value = data.draw(NUMBER_TEXTS, "value")
+    if flag == "--seed":
+        argv = ["train", f"--seed={value}", "--epochs", 1, "--limit", 40, "--quiet",
+                "--out", tmp_path_factory.mktemp("seed") / "r"]
+    else:
+        argv = ["predict", onnx_file, workspace / "digit.png", f"{flag}={value}", "--json"]
+    status, out, err = run_cli(argv)
+    assert_clean(argv, status, err)
+    assert len(err) < 2000, "a long value was echoed back in full"
+    if status == 0 and flag != "--seed":
+        numbers = [float(v) for v in value.split(",") if v.strip()]
+        assert all(math.isfinite(v) for v in numbers) and (flag == "--mean" or all(v > 0 for v in numbers))
+        assert "NaN" not in out
+
+
+# --- planted symbolic links -----------------------------------------------------------------------
+LINK_CASES = {  # link planted at (relative to a copy of the run) -> the command that would write through it
+    ".cnnlab-lock": lambda run, ws: ["train", "--epochs", 1, "--limit", 50, "--out", run, "--quiet"],
+    "explain": lambda run, ws: ["explain", "features", run, ws / "digit.png"],
+    "explain/features_digit": lambda run, ws: ["explain", "features", run, ws / "digit.png"],
+    "explain/curves.png": lambda run, ws: ["explain", "curves", run],
+    "out.csv": lambda run, ws: ["predict", run, ws / "digit.png", "--output", run / "out.csv"],
+    "model.onnx": lambda run, ws: ["export", run, run / "model.onnx"],
+}
+
+
+@pytest.mark.parametrize("where", sorted(LINK_CASES))
+@pytest.mark.parametrize("target_kind", ["file", "folder"])
+def test_no_write_goes_through_a_planted_symlink(workspace, tmp_path, where, target_kind):
+    run = tmp_path / "run"
+    shutil.copytree(workspace / "run", run)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target = outside / "victim"
+    if target_kind == "file":
+        target.write_text("keep me")
+    else:
+        target.mkdir()
+    link = run / where
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target)
+    argv = LINK_CASES[where](run, workspace)
+    status, _, err = run_cli(argv)
+    assert_clean(argv, status, err)
+    assert status != 0 and "symbolic link" in err and str(link) in err, err
+    assert link.is_symlink()
+    assert (target.read_text() == "keep me") if target_kind == "file" else list(target.iterdir()) == []
+
+
+# --- the explorer: same origin only, bounded numbers, no computing on the event loop --------------
+@pytest.fixture(scope="module")
+def explorer_client(workspace):
+    pytest.importorskip("starlette")
+    pytest.importorskip("httpx")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+    from cnnlab.explore.engine import load_target
+    from cnnlab.explore.server import create_app
+    saved, run_dir = load_target(workspace / "run")
+    with TestClient(create_app(saved, run_dir), base_url="http://127.0.0.1:8000") as client:
+        yield client
+
+
+FOREIGN_ORIGINS = st.one_of(
+    st.sampled_from(["null", "http://evil.example", "http://127.0.0.1:9999", "http://127.0.0.1", "file://",
+                     "http://localhost.evil.example:8000", "http://127.0.0.1:8000.evil.example", "chrome-extension://x",
+                     "https://127.0.0.1:8000@evil.example"]),
+    st.builds(lambda host, port: f"http://{host}:{port}", st.from_regex(r"[a-z]{1,12}\.[a-z]{2,4}", fullmatch=True),
+              st.integers(1, 65535)))
+ENDPOINTS = [("post", "/api/predict", {"json": {"sample": 0}}), ("get", "/api/model", {}),
+             ("get", "/api/shape?size=8&kernel=3", {}), ("post", "/api/explain", {"json": {"sample": 0}}),
+             ("get", "/", {})]
+
+
+@FUZZ
+@given(origin=FOREIGN_ORIGINS, endpoint=st.sampled_from(ENDPOINTS))
+def test_explorer_refuses_cross_origin_requests(explorer_client, origin, endpoint):
+    method, url, kw = endpoint
+    r = getattr(explorer_client, method)(url, headers={"Origin": origin}, **kw)
+    assert r.status_code == 403, (origin, url, r.text)
+    assert "cross-origin request refused" in r.json()["error"]
+
+
+@FUZZ
+@given(host=st.one_of(st.sampled_from(["evil.example", "evil.example:8000", "127.0.0.1.evil.example", "0",
+                                        "localhost.evil.example:8000", "[::2]:8000"]),
+                      st.from_regex(r"[a-z]{1,12}\.[a-z]{2,4}(:[0-9]{1,5})?", fullmatch=True)),
+       endpoint=st.sampled_from(ENDPOINTS))
+def test_explorer_refuses_other_host_names(explorer_client, host, endpoint):
+    """DNS rebinding: a foreign name resolving to 127.0.0.1 still sends its own name as Host."""
+    method, url, kw = endpoint
+    r = getattr(explorer_client, method)(url, headers={"Host": host}, **kw)
+    assert r.status_code == 403 and "addressed to this server" in r.json()["error"], (host, r.text)
+
+
+@pytest.mark.parametrize("host,origin", [("127.0.0.1:8000", None), ("127.0.0.1:8000", "http://127.0.0.1:8000"),
+                                         ("localhost:5000", "http://localhost:5000"), ("[::1]:80", "http://[::1]:80")])
+def test_explorer_serves_its_own_page(explorer_client, host, origin):
+    headers = {"Host": host, **({"Origin": origin} if origin else {})}
+    assert explorer_client.post("/api/predict", json={"sample": 0}, headers=headers).status_code == 200
+    assert explorer_client.get("/api/model", headers=headers).status_code == 200
+
+
+NUMBERS = st.one_of(st.integers(-10**30, 10**30), st.sampled_from(["99999999", "-1", "1e9", "nan", "", "0x10",
+                                                                   "9" * 30, "99999999,99999999", "same", "1,2,3"]))
+NUMERIC_PARAMS = [("get", "/api/shape?size=8&kernel=3", "size"), ("get", "/api/shape?size=8&kernel=3", "kernel"),
+                  ("get", "/api/shape?size=8&kernel=3", "stride"), ("get", "/api/shape?size=8&kernel=3", "padding"),
+                  ("get", "/api/shape?size=8&kernel=3", "dilation"), ("get", "/api/samples?", "limit"),
+                  ("get", "/api/samples/0.png?", "scale"), ("post", "/api/trace?layer=0", "channel"),
+                  ("post", "/api/trace?layer=0", "y"), ("post", "/api/trace?layer=0", "x"),
+                  ("post", "/api/featuremap?layer=0", "channel"), ("post", "/api/featuremap?layer=0", "scale"),
+                  ("post", "/api/explain?method=saliency", "class"), ("post", "/api/predict?", "sample")]
+
+
+@FUZZ
+@given(param=st.sampled_from(NUMERIC_PARAMS), value=NUMBERS)
+def test_explorer_numbers_are_bounded(explorer_client, param, value):
+    """Every number of every endpoint: a clear 4xx (or an answer), never a 500, never a huge allocation."""
+    import time
+    method, url, name = param
+    kw = {"json": {"sample": 0}} if method == "post" and name != "sample" else {}
+    start = time.process_time()
+    r = getattr(explorer_client, method)(f"{url}&{name}={value}", **kw)
+    assert r.status_code in (200, 400, 404, 413, 415), (param, value, r.text)
+    if r.status_code != 200:
+        assert r.json()["error"] and len(r.json()["error"]) < 500
+    assert time.process_time() - start < 5, (param, value)
+
+
+def test_explorer_shape_padding_is_bounded(explorer_client):
+    r = explorer_client.get("/api/shape?size=8&kernel=3&padding=99999999")
+    assert r.status_code == 400 and "padding must be at most 10,000" in r.json()["error"]
+
+
+@pytest.mark.parametrize("url,patched", [("/api/shape?size=8&kernel=3", "shape_arithmetic"),
+                                         ("/api/model", "Explorer.model_info"),
+                                         ("/api/kernels?layer=0", "Explorer.kernels")])
+def test_explorer_computes_off_the_event_loop(explorer_client, monkeypatch, url, patched):
+    import asyncio
+
+    import cnnlab.explore.server as server
+    from cnnlab.explore import engine
+    owner = server if "." not in patched else engine.Explorer
+    name = patched.split(".")[-1]
+    original = getattr(owner, name)
+    seen = []
+
+    def spy(*args, **kwargs):
+        try:
+            asyncio.get_running_loop()
+            seen.append("event loop")
+        except RuntimeError:
+            seen.append("worker thread")
+        return original(*args, **kwargs)
+    monkeypatch.setattr(owner, name, spy)
+    explorer_client.get(url)
+    assert seen == ["worker thread"]
+
+
+# --- text from files is printed, its control characters never obeyed -------------------------------
+HOSTILE_TEXT = st.one_of(
+    st.sampled_from(["\x1b[2J\x1b[H", "\x1b]0;owned\x07", "cat\x1b[31mred", "\u202egnp.exe", "a\rb", "\x9b31m",
+                     "line\nbreak", "\x00", "\x7f"]),
+    st.text(alphabet=st.characters(codec="utf-8", categories=("Cc", "Ll")) | st.sampled_from("\u202a\u2066\u2028"),
+            min_size=1, max_size=12).filter(lambda t: any(not c.isprintable() for c in t)))
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _no_raw_controls(text):
+    assert not CONTROL.search(text.replace("\n", "").replace("\r", "").replace("\t", "")), repr(text[-500:])
+
+
+@settings(max_examples=int(os.environ.get("CNNLAB_FUZZ_EXAMPLES", 40)) // 2, deadline=None, database=None,
+          derandomize=os.environ.get("CNNLAB_PROPERTY_SEED") != "random", suppress_health_check=list(HealthCheck))
+@given(name=HOSTILE_TEXT)
+def test_class_names_from_model_json_are_escaped_when_printed(workspace, tmp_path_factory, name):
+    run = tmp_path_factory.mktemp("escape") / "run"
+    shutil.copytree(workspace / "run", run, dirs_exist_ok=True)
+    info = json.loads((run / "model.json").read_text())
+    info["classes"] = [name + str(k) for k in range(len(info["classes"]))]
+    (run / "model.json").write_text(json.dumps(info))
+    for argv in (["predict", run, workspace / "digit.png", "--top-k", 10], ["summary", run]):
+        status, out, err = run_cli(argv)
+        assert_clean(argv, status, err)
+        _no_raw_controls(out + err)
+
+
+@settings(max_examples=int(os.environ.get("CNNLAB_FUZZ_EXAMPLES", 40)) // 2, deadline=None, database=None,
+          derandomize=os.environ.get("CNNLAB_PROPERTY_SEED") != "random", suppress_health_check=list(HealthCheck))
+@given(name=HOSTILE_TEXT)
+def test_layer_names_from_model_files_are_escaped_when_printed(workspace, name):
+    path = workspace / "named.json"
+    path.write_text(json.dumps({"input_shape": [1, 8, 8], "layers": [
+        {"type": "Flatten", "name": name}, {"type": "Linear", "out_features": 3, "name": name + "!"}]}))
+    argv = ["summary", path]
+    status, out, err = run_cli(argv)
+    assert_clean(argv, status, err)
+    _no_raw_controls(out + err)
+
+
+def test_escape_sequences_show_as_text():
+    from cnnlab._text import printable
+    assert printable("cat\x1b[2J\u202e") == "cat\\x1b[2J\\u202e"
+    assert printable("a\tb\nc", keep_layout=True) == "a\tb\nc"
+    status, out, err = run_cli(["summary", "/nonexistent/\x1b[2J.json"])
+    assert "\x1b" not in err and "\\x1b[2J" in err

@@ -291,13 +291,13 @@ def test_dropout_draws_the_mask_of_the_whole_batch():
 
 
 # --- fit: N ranks reproduce one process --------------------------------------------------------------
-def _fit_digitsnet(initial):
+def _fit_digitsnet(initial, n_train=150):
     from cnnlab.data import get_dataset
     from cnnlab.models import digitsnet
     from cnnlab.train import default_augmentation, fit
 
     train, val = get_dataset("digits", download=False, progress=False)
-    train = train.subset(np.arange(150), name="digits")
+    train = train.subset(np.arange(n_train), name="digits")
     val = val.subset(np.arange(60), name="digits-val")
     # batch norm; no dropout here: the ranks are threads sharing cnnlab's one generator
     # (dropout's split masks are tested above and in the MPI runs below)
@@ -581,3 +581,31 @@ def test_distributed_predict_writes_the_same_csv_as_one_process(tmp_path):
     assert [p["predictions"][0]["class"] for p in listed] == [r["class"] for r in box0]
     np.testing.assert_allclose([p["predictions"][0]["probability"] for p in listed],
                                [float(r["probability"]) for r in box0], atol=2e-6)
+
+
+@pytest.mark.parametrize("ranks, n_train", [(2, 129), (3, 130)])
+def test_last_batch_smaller_than_the_ranks_is_trained_as_by_one_process(ranks, n_train, threadsafe_no_grad):
+    """A last global batch of fewer images than ranks (some ranks get none) is still one step."""
+    from cnnlab.models import digitsnet
+    initial = digitsnet(dropout=0).state_dict()
+    weights, history = _fit_digitsnet(initial, n_train)
+    results = run_ranks(ranks, lambda group: _fit_digitsnet(initial, n_train))
+    for state, hist in results:
+        for key, value in weights.items():
+            np.testing.assert_allclose(state[key], value, rtol=1e-4, atol=2e-5, err_msg=key)
+        np.testing.assert_allclose(hist["train_loss"], history["train_loss"], rtol=1e-5)
+        assert hist["train_accuracy"] == history["train_accuracy"]
+
+
+@needs_mpi
+def test_last_batch_of_one_image_two_ranks_equal_one_process(tmp_path):
+    """161 training images in batches of 32 leave a last batch of 1 image: 2 ranks train it too."""
+    args = ["train", "--epochs", 1, "--limit", 161, "--val-fraction", 0, "--batch-size", 32, "--optimizer", "sgd",
+            "--lr", "0.05", "--no-augment", "--json", "--quiet"]  # digits, digitsnet: batch norm
+    one = _metrics(cnnlab(*args, "--out", tmp_path / "one", "--threads", 1))
+    two = _metrics(mpirun(2, *args, "--out", tmp_path / "two"))
+    assert one["train_size"] == two["train_size"] == 161 and two["processes"] == 2
+    _assert_close_weights(_weights(tmp_path / "one"), _weights(tmp_path / "two"), rel=1e-4)
+    with np.load(tmp_path / "two" / "model.npz") as z:
+        tracked = [int(z[k]) for k in z.files if k.endswith("num_batches_tracked")]
+    assert tracked and all(t == 6 for t in tracked)  # 5 full batches and the last one of 1 image

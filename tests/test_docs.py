@@ -36,7 +36,7 @@ def test_readme_fits_a_sitting_and_starts_with_the_two_commands():
 
 def test_every_area_has_its_page():
     names = {p.stem for p in PAGES}
-    for area in ("cli", "python", "pytorch", "model-files", "onnx", "explain", "explorer", "mpi", "promises",
+    for area in ("cli", "python", "pytorch", "model-files", "onnx", "explain", "explore", "mpi", "promises",
                  "benchmarks"):
         assert area in names, f"docs/{area}.md is missing"
 

@@ -40,6 +40,7 @@ from cnnlab.explore.server import create_app  # noqa: E402
 from cnnlab.io import load_model, save_model  # noqa: E402
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
+LOCAL = "http://127.0.0.1:8000"  # the explorer answers only requests addressed to this machine
 
 
 def _cli(*args, cwd=None, check=True):
@@ -92,7 +93,7 @@ def digit_png(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(digits_run):
     saved, run_dir = load_target(digits_run)
-    with TestClient(create_app(saved, run_dir)) as c:
+    with TestClient(create_app(saved, run_dir), base_url=LOCAL) as c:
         yield c
 
 
@@ -132,6 +133,29 @@ def test_model_lists_every_layer_with_shapes_and_inputs(client, digits_run):
         assert layer["inputs"] == [prev]
         assert layer["type"] == type(lo.layer).__name__
     assert info["layers"][0]["arithmetic"] == ["(8 + 2*1 - 3) / 1 + 1 = 8"]
+
+
+def test_layers_get_readable_labels_and_convolutions_their_groups(client, zoo_model_dir, residual_dir):
+    """Positions ("0", "2") read as conv1/pool1; a graph's own names stay; a family of one has no number."""
+    info = client.get("/api/model").json()
+    labels = [layer["label"] for layer in info["layers"]]
+    assert labels == ["conv1", "bn1", "relu1", "conv2", "bn2", "relu2", "pool1", "conv3", "bn3", "relu3", "pool2",
+                      "flatten", "dropout", "fc"]
+    assert [layer["groups"] for layer in info["layers"] if layer["type"] == "Conv2d"] == [1, 1, 1]
+    saved, run_dir = load_target(zoo_model_dir)
+    zoo = Explorer(saved, run_dir).model_info()["layers"]
+    assert [d["label"] for d in zoo] == ["conv1", "bn", "leakyrelu", "pool1", "conv2", "tanh", "pool2", "conv3",
+                                         "sigmoid", "pool3", "flatten", "fc1", "gelu", "fc2", "softmax"]
+    assert [d["groups"] for d in zoo if d["type"] == "Conv2d"] == [1, 1, 2]
+    assert info["has_test_images"] is True
+    saved, run_dir = load_target(residual_dir)
+    graph_info = Explorer(saved, run_dir).model_info()
+    graph = graph_info["layers"]
+    assert [d["label"] for d in graph] == [d["name"] for d in graph]
+    assert graph_info["has_test_images"] is False          # no run: the page does not ask for test images
+    from cnnlab.explore.engine import display_labels
+    assert display_labels(["features.0", "features.1", "classifier.0"], ["Conv2d", "ReLU", "Linear"]) == \
+        ["features.conv", "features.relu", "classifier.fc"]
 
 
 def test_page_and_static_files_are_served(client):
@@ -245,7 +269,7 @@ def test_trace_every_kind_on_a_mixed_model(zoo_model_dir):
     ex = Explorer(saved)
     rng = np.random.default_rng(3)
     data = png(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8))
-    with TestClient(create_app(ex)) as c:
+    with TestClient(create_app(ex), base_url=LOCAL) as c:
         info = c.get("/api/model").json()
         assert not info["softmax_added"] and info["has_run"] is False
         img = ex.prepare_upload(data)
@@ -372,7 +396,7 @@ def test_bad_requests_get_json_errors_and_the_server_keeps_serving(client, digit
 
 def test_body_over_the_size_limit_is_refused(digits_run, digit_png):
     saved, run_dir = load_target(digits_run)
-    with TestClient(create_app(saved, run_dir, max_upload_bytes=2000)) as c:
+    with TestClient(create_app(saved, run_dir, max_upload_bytes=2000), base_url=LOCAL) as c:
         r = c.post("/api/predict", files={"image": ("x.png", b"\0" * 5000, "image/png")})
         assert r.status_code == 413 and "over the limit of 2,000 bytes" in r.json()["error"]
         assert c.post("/api/predict", json={"sample": 0}).status_code == 200
@@ -436,7 +460,7 @@ def test_40_concurrent_requests_on_a_live_server(digits_run, digit_png):
 
         with ThreadPoolExecutor(max_workers=40) as pool:
             results = list(pool.map(call, jobs))
-        with TestClient(create_app(saved, run_dir)) as serial:
+        with TestClient(create_app(saved, run_dir), base_url=LOCAL) as serial:
             for job, r in zip(jobs, results):
                 if job[2].get("files", {}).get("image", (None, b""))[1] == b"junk":
                     assert r.status_code == 400
@@ -541,7 +565,7 @@ def residual_dir(tmp_path_factory):
 def test_graph_model_branches_merges_and_traces(residual_dir, digit_png):
     saved, run_dir = load_target(residual_dir)
     data = digit_png.read_bytes()
-    with TestClient(create_app(saved, run_dir)) as c:
+    with TestClient(create_app(saved, run_dir), base_url=LOCAL) as c:
         info = c.get("/api/model").json()
         by_name = {layer["name"]: layer for layer in info["layers"]}
         assert by_name["add"]["inputs"] == ["conv_b", "stem_relu"]
@@ -596,7 +620,7 @@ def test_onnx_files_go_through_cnnlab_onnx(tmp_path, monkeypatch, digits_run):
     fake.load = lambda path: model
     got, run_dir = load_target(onnx_file)
     assert got.input_shape == (1, 8, 8) and got.classes == [str(i) for i in range(10)] and got.name == "model"
-    with TestClient(create_app(got, run_dir)) as c:
+    with TestClient(create_app(got, run_dir), base_url=LOCAL) as c:
         assert c.get("/api/model").json()["input_shape"] == [1, 8, 8]
     with pytest.raises(FileNotFoundError, match="ONNX file .*missing.onnx does not exist"):
         load_target(tmp_path / "missing.onnx")
@@ -631,7 +655,7 @@ def test_a_pytorch_model_exported_to_onnx_is_explored(tmp_path):
     assert tuple(saved.input_shape) == (1, 28, 28) and run_dir is None
     rng = np.random.default_rng(0)
     data = png(rng.integers(0, 255, (28, 28), dtype=np.uint8))
-    with TestClient(create_app(saved, run_dir)) as c:
+    with TestClient(create_app(saved, run_dir), base_url=LOCAL) as c:
         got = c.post("/api/predict", files={"image": ("x.png", data, "image/png")}).json()
         ex = Explorer(saved, run_dir)
         x = torch.tensor(ex.prepare_upload(data).x)
@@ -653,7 +677,7 @@ def test_a_resnet8_run_every_node_traced(tmp_path):
     run = tmp_path / "res8"
     _cli("train", "--model", "resnet8", "--epochs", "1", "--limit", "200", "--out", str(run), "-q")
     saved, run_dir = load_target(run)
-    with TestClient(create_app(saved, run_dir)) as c:
+    with TestClient(create_app(saved, run_dir), base_url=LOCAL) as c:
         info = c.get("/api/model").json()
         adds = [layer for layer in info["layers"] if layer["type"] == "Add"]
         assert len(adds) == 3 and all(len(layer["inputs"]) == 2 for layer in adds)
@@ -678,7 +702,7 @@ def test_engine_onnxruntime_gives_the_live_prediction_of_cnnlab(digits_run, digi
     pytest.importorskip("onnxruntime")
     saved, run_dir = load_target(digits_run)
     files = {"image": ("digit.png", digit_png.read_bytes(), "image/png")}
-    with TestClient(create_app(saved, run_dir, engine="onnxruntime")) as fast:
+    with TestClient(create_app(saved, run_dir, engine="onnxruntime"), base_url=LOCAL) as fast:
         got = fast.post("/api/predict", files=files).json()
         with_maps = fast.post("/api/predict?maps=1", files=files).json()
     want = client.post("/api/predict", files=files).json()

@@ -456,3 +456,393 @@ def test_weights_link_leaving_the_folder_is_refused(tmp_path):
         pytest.skip("symbolic links are not available here")
     with pytest.raises(ValueError, match=r"model\.npz is a link to .*secret\.npz, outside the model's folder"):
         load_model(folder)
+
+
+# --- weights that are not real, finite numbers, and zip members NumPy cannot read ---------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_FILES_FUZZ = settings(max_examples=30, deadline=None, derandomize=True, database=None,
+                       suppress_health_check=list(HealthCheck))
+
+
+def _odd_array(data, shape):
+    kind = data.draw(st.sampled_from(["complex64", "complex128", "text", "bytes", "record", "nan", "inf",
+                                      "int", "bool", "float64"]), "kind")
+    base = np.ones(shape, np.float32)
+    if kind.startswith("complex"):
+        return kind, (base + 1j * data.draw(st.floats(-2, 2), "imag")).astype(kind)
+    if kind == "text":
+        return kind, np.full(shape, "1.0", "U3")
+    if kind == "bytes":
+        return kind, np.full(shape, b"1", "S1")
+    if kind == "record":
+        return kind, np.zeros(shape, [("a", "f4"), ("b", "f4")])
+    if kind in ("nan", "inf"):
+        base.flat[data.draw(st.integers(0, base.size - 1), "where")] = np.nan if kind == "nan" else -np.inf
+        return kind, base
+    return kind, base.astype({"int": np.int64, "bool": np.bool_, "float64": np.float64}[kind])
+
+
+@_FILES_FUZZ
+@given(data=st.data())
+def test_generated_weight_arrays_are_read_as_real_numbers_or_refused_naming_the_file(tmp_path_factory, data):
+    from cnnlab.train import check_finite_model
+    folder = _saved(tmp_path_factory.mktemp("odd"))
+    weights = dict(np.load(folder / "model.npz"))
+    key = data.draw(st.sampled_from(sorted(weights)), "array")
+    kind, weights[key] = _odd_array(data, weights[key].shape)
+    np.savez(folder / "model.npz", **weights)
+    if kind in ("complex64", "complex128", "text", "bytes", "record"):
+        with pytest.raises(ValueError, match=rf"model\.npz: array '{key}' holds"):
+            load_model(folder)
+        return
+    if kind in ("nan", "inf") and weights[key].dtype.kind == "f" and "num_batches" in key:
+        with pytest.raises(ValueError, match=rf"model\.npz .*{key} holds values that are not whole numbers"):
+            load_model(folder)  # an integer buffer: NaN is not cast to some integer
+        return
+    saved = load_model(folder)
+    if kind in ("nan", "inf"):
+        with pytest.raises(ValueError, match=rf"{key}.* hold NaN/inf values"):
+            check_finite_model(saved.model, folder)
+    else:
+        check_finite_model(saved.model, folder)
+
+
+@_FILES_FUZZ
+@given(data=st.data())
+def test_generated_zip_header_flags_and_methods_are_one_line_naming_the_file(tmp_path_factory, data):
+    import struct
+    folder = _saved(tmp_path_factory.mktemp("zip"))
+    raw = bytearray((folder / "model.npz").read_bytes())
+    flags = data.draw(st.sampled_from([0, 1, 0x41, 0x2000]), "flag bits")
+    method = data.draw(st.sampled_from([None, 1, 6, 9, 12, 14, 95, 97, 98, 99, 0xFFFF]), "method")
+    for magic, flag_at, method_at in ((b"PK\x03\x04", 6, 8), (b"PK\x01\x02", 8, 10)):
+        i = raw.find(magic)
+        while i >= 0:
+            raw[i + flag_at] |= flags & 0xFF
+            raw[i + flag_at + 1] |= flags >> 8
+            if method is not None:
+                raw[i + method_at:i + method_at + 2] = struct.pack("<H", method)
+            i = raw.find(magic, i + 4)
+    (folder / "model.npz").write_bytes(bytes(raw))
+    readable = not flags & 1 and method in (None, 12, 14)  # bzip2 and lzma members NumPy can read
+    try:
+        load_model(folder)
+    except ValueError as exc:
+        text = str(exc)
+        assert "model.npz" in text and "\n" not in text and "<ZipInfo" not in text
+    else:
+        assert readable, "an encrypted or unreadable member was loaded"
+
+
+# --- no symbolic link is followed when writing ----------------------------------------------------
+def _planted_link(tmp_path, name, directory=False):
+    """A link ``run/name`` pointing at a file (or folder) outside the run; returns (run, link, target)."""
+    run, outside = tmp_path / "run", tmp_path / "outside"
+    run.mkdir(exist_ok=True)
+    outside.mkdir(exist_ok=True)
+    target = outside / ("folder" if directory else "precious.txt")
+    if directory:
+        target.mkdir()
+    else:
+        target.write_text("keep me")
+    (run / name).symlink_to(target)
+    return run, run / name, target
+
+
+def _writers():
+    from cnnlab._runlock import run_lock
+    from cnnlab.io import atomic_write_bytes, save_npz, write_json
+
+    def lock(path):
+        with run_lock(path.parent):
+            pass
+    return {"atomic_write_bytes": lambda p: atomic_write_bytes(p, b"x"),
+            "write_json": lambda p: write_json(p, {"a": 1}),
+            "save_npz": lambda p: save_npz(p, {"a": np.zeros(2)}),
+            "run_lock": lock}
+
+
+@pytest.mark.parametrize("writer", ["atomic_write_bytes", "write_json", "save_npz", "run_lock"])
+def test_writers_refuse_a_symlink_at_the_file(tmp_path, writer):
+    from cnnlab._files import SymlinkRefused
+    run, link, target = _planted_link(tmp_path, ".cnnlab-lock" if writer == "run_lock" else "model.json")
+    with pytest.raises(SymlinkRefused, match=f"{link.name} is a symbolic link"):
+        _writers()[writer](link)
+    assert target.read_text() == "keep me" and link.is_symlink()
+
+
+def test_writes_below_a_root_refuse_a_linked_folder(tmp_path):
+    from cnnlab._files import SymlinkRefused, make_dirs
+    from cnnlab.io import atomic_write_bytes
+    run, link, target = _planted_link(tmp_path, "explain", directory=True)
+    with pytest.raises(SymlinkRefused, match="explain is a symbolic link"):
+        make_dirs(run / "explain" / "features_x", root=run)
+    with pytest.raises(SymlinkRefused, match="explain is a symbolic link"):
+        atomic_write_bytes(run / "explain" / "a" / "b.png", b"x", root=run)
+    assert list(target.iterdir()) == []
+    # the folder the user named may itself be reached through a link of theirs
+    (tmp_path / "mine").symlink_to(run)
+    atomic_write_bytes(tmp_path / "mine" / "ok.txt", b"ok")
+    assert (run / "ok.txt").read_bytes() == b"ok"
+
+
+# --- images: only the documented raster formats are decoded ---------------------------------------
+EPS = (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\n%%EndComments\n"
+       b"newpath 0 0 moveto 8 8 lineto stroke showpage\n%%EOF\n")
+
+
+def _image_readers():
+    from cnnlab.data.folder import load_image_folder, read_image
+    from cnnlab.data.inputs import read_model_input
+    from cnnlab.explain.images import image_channels, load_image
+    from cnnlab.explore.engine import RequestError, decode_image
+
+    def folder(path):
+        root = path.parent / "folder"
+        for cls in ("a", "b"):
+            (root / cls).mkdir(parents=True, exist_ok=True)
+            (root / cls / path.name).write_bytes(path.read_bytes())
+        load_image_folder(root, size=(8, 8), channels=1)
+
+    def explorer(path):
+        try:
+            decode_image(path.read_bytes(), 1, (8, 8))
+        except RequestError as exc:
+            raise ValueError(str(exc)) from None
+    return {"read_image": lambda p: read_image(p, 1, (8, 8)),
+            "load_image": load_image, "image_channels": image_channels, "train_folder": folder,
+            "predict": lambda p: read_model_input(p, (1, 8, 8)), "explorer": explorer}
+
+
+@pytest.fixture
+def no_ghostscript(monkeypatch):
+    """Any attempt to run Ghostscript fails the test (and is recorded)."""
+    from PIL import EpsImagePlugin
+    calls = []
+
+    def forbidden(*args, **kwargs):
+        calls.append(args)
+        raise AssertionError("Ghostscript must never run")
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", forbidden)
+    monkeypatch.setattr(EpsImagePlugin, "has_ghostscript", lambda: True)
+    return calls
+
+
+@pytest.mark.parametrize("reader", sorted(_image_readers()))
+def test_postscript_named_png_is_never_interpreted(tmp_path, no_ghostscript, reader):
+    path = tmp_path / "seven.png"
+    path.write_bytes(EPS)
+    with pytest.raises(ValueError, match="not a PNG, JPEG, BMP, GIF, TIFF, WebP or PGM/PPM image"):
+        _image_readers()[reader](path)
+    assert no_ghostscript == []
+
+
+# formats Pillow can write but cnnlab does not read: each saved under an image extension
+OTHER_FORMATS = ["EPS", "ICO", "PCX", "TGA", "SGI", "XBM", "MSP", "DDS", "SPIDER", "QOI", "PALM"]
+
+
+def test_documented_formats_still_read(tmp_path):
+    from PIL import Image
+    from cnnlab.data.folder import IMAGE_FORMATS, read_image
+    for fmt in IMAGE_FORMATS:
+        path = tmp_path / f"x.{fmt.lower()}"
+        Image.fromarray(np.full((8, 8), 200, np.uint8)).save(path, format=fmt)
+        assert read_image(path, 1).shape == (1, 8, 8)
+
+
+def test_other_pillow_formats_are_refused_whatever_the_name(tmp_path, no_ghostscript):
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from PIL import Image
+
+    @settings(max_examples=30, deadline=None, database=None)
+    @given(fmt=st.sampled_from(OTHER_FORMATS), suffix=st.sampled_from([".png", ".jpg", ".bmp", ".tif", ".webp"]),
+           reader=st.sampled_from(sorted(_image_readers())), mode=st.sampled_from(["L", "RGB", "1"]))
+    def check(fmt, suffix, reader, mode):
+        image = Image.new(mode, (8, 8), 1)
+        path = tmp_path / f"x{suffix}"
+        try:
+            image.save(path, format=fmt)
+        except (OSError, ValueError, KeyError):  # this Pillow cannot write that format/mode
+            hypothesis.assume(False)
+        with pytest.raises(ValueError, match="not a PNG, JPEG"):
+            _image_readers()[reader](path)
+    check()
+    assert no_ghostscript == []
+
+
+# --- .npz members: names, compression methods and declared sizes are checked first -----------------
+def _npz(path, members):
+    import io
+    import zipfile
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data, method in members:
+            z.writestr(zipfile.ZipInfo(name), data, compress_type=method)
+    return path
+
+
+def _npy(array):
+    import io
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+def test_npz_member_not_named_npy_is_refused_before_inflating(tmp_path):
+    import zipfile
+    from cnnlab.io import load_npz
+    path = _npz(tmp_path / "model.npz", [("0.weight.npy", _npy(np.zeros(3, np.float32)), zipfile.ZIP_STORED),
+                                         ("weights", b"\0" * (8 << 20), zipfile.ZIP_DEFLATED)])
+    assert path.stat().st_size < 100_000
+    with pytest.raises(ValueError, match=r"model\.npz holds 'weights', which is not a \.npy array"):
+        load_npz(path)
+
+
+def test_npz_declared_sizes_are_capped(tmp_path, monkeypatch):
+    import zipfile
+    import cnnlab._schema as schema
+    from cnnlab.io import load_npz
+    monkeypatch.setattr(schema, "MAX_NPZ_BYTES", 1 << 20)
+    path = _npz(tmp_path / "bomb.npz", [("a.npy", _npy(np.zeros(1 << 19)), zipfile.ZIP_DEFLATED)])
+    with pytest.raises(ValueError, match=r"bomb\.npz declares more than 1,048,576 bytes of arrays"):
+        load_npz(path)
+
+
+@pytest.mark.parametrize("method", ["ZIP_BZIP2", "ZIP_LZMA"])
+def test_npz_other_compression_methods_are_refused(tmp_path, method):
+    import zipfile
+    from cnnlab.io import load_npz
+    path = _npz(tmp_path / "odd.npz", [("a.npy", _npy(np.zeros(4)), getattr(zipfile, method))])
+    with pytest.raises(ValueError, match=r"odd\.npz: array 'a' uses zip compression method \d+"):
+        load_npz(path)
+
+
+def test_random_npz_members_are_read_or_refused_by_name(tmp_path):
+    hypothesis = pytest.importorskip("hypothesis")
+    import zipfile
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from cnnlab.io import load_npz
+
+    member = st.tuples(st.one_of(st.sampled_from(["a.npy", "b.npy", "a", "x.npz", "dir/", "../c.npy", "d.npy.txt"]),
+                                 st.text(min_size=1, max_size=8)),
+                       st.one_of(st.builds(_npy, st.sampled_from([np.zeros(3), np.ones((2, 2), np.float32)])),
+                                 st.binary(max_size=64), st.just(b"\0" * 100_000)),
+                       st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2,
+                                        zipfile.ZIP_LZMA]))
+
+    @settings(max_examples=60, deadline=None, database=None)
+    @given(members=st.lists(member, min_size=1, max_size=4, unique_by=lambda m: m[0]))
+    def check(members):
+        path = _npz(tmp_path / "fuzz.npz", members)
+        try:
+            arrays = load_npz(path)
+        except ValueError as exc:
+            assert "fuzz.npz" in str(exc) and "\n" not in str(exc)
+            return
+        assert all(isinstance(a, np.ndarray) for a in arrays.values())
+        assert all(name.endswith(".npy") and method in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+                   for name, _, method in members)
+    check()
+
+
+# --- one size budget, by shape inference, before anything is allocated -----------------------------
+def _budget_error(call):
+    """Run ``call``; it must raise a one-line ValueError (never MemoryError) naming the size."""
+    with pytest.raises(ValueError) as info:
+        call()
+    text = str(info.value)
+    assert "\n" not in text and ("values" in text or "parameters" in text), text
+    return text
+
+
+@pytest.mark.parametrize("spec,pattern", [
+    ({"input_shape": [1, 8, 8], "layers": [{"type": "Concat", "name": "c", "inputs": ["input"] * 5000},
+                                           {"type": "Conv2d", "name": "conv", "out_channels": 5000,
+                                            "kernel_size": 3}]},
+     r"layer 'conv' \(Conv2d\) would have 225,000,000 parameters"),
+    ({"input_shape": [1, 8, 8], "layers": [{"type": "ConvTranspose2d", "out_channels": 30000, "kernel_size": 100}]},
+     r"layer 0 \(ConvTranspose2d\) brings the model to more than 200,000,000 parameters"),
+    ({"input_shape": [1, 8, 8], "layers": [{"type": "Upsample", "scale_factor": 100000}]},
+     r"layer 0 \(Upsample\).* would hold 640,000,000,000 values"),
+    ({"input_shape": [1, 8, 8], "layers": [{"type": "ZeroPad2d", "padding": 1000000}]},
+     r"layer 0 \(ZeroPad2d\).* would hold"),
+    ({"input_shape": [1, 8, 8], "layers": [{"type": "AdaptiveAvgPool2d", "output_size": 1000000}]},
+     r"layer 0 \(AdaptiveAvgPool2d\).* would hold 1,000,000,000,000 values"),
+])
+def test_model_files_over_the_size_budget_name_the_layer(tmp_path, spec, pattern):
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(spec))
+    text = _budget_error(lambda: load_model_file(path))
+    assert "big.json" in text
+    assert __import__("re").search(pattern, text), text
+
+
+def test_functional_ops_check_the_budget_before_allocating():
+    import cnnlab.functional as F
+    x = Tensor(np.zeros((1, 1, 4, 4), np.float32))
+    assert "adaptive_avg_pool2d" in _budget_error(lambda: F.adaptive_avg_pool2d(x, 10**9))
+    assert "adaptive_max_pool2d" in _budget_error(lambda: F.adaptive_max_pool2d(x, 10**9))
+    _budget_error(lambda: F.pad(x, (10**6,) * 4))
+    _budget_error(lambda: F.conv2d(x, Tensor(np.zeros((1, 1, 3, 3), np.float32)), padding=10**6))
+    _budget_error(lambda: F.interpolate(x, scale_factor=1e6))
+    _budget_error(lambda: F.interpolate(x, size=(10**6, 10**6)))
+
+
+def test_summary_and_explain_conv_check_the_budget():
+    from cnnlab.explain.summary import summary_rows
+    from cnnlab.explain.trace import trace_conv2d
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    assert "one input image" in _budget_error(lambda: summary_rows(model, (1, 100000, 100000)))
+    assert "padded by 99999999" in _budget_error(lambda: trace_conv2d(np.ones((2, 2)), np.ones((1, 1)),
+                                                                       padding=99999999))
+
+
+def test_onnx_constants_check_the_budget():
+    from cnnlab.onnx._shapes import fold
+    text = _budget_error(lambda: fold("ConstantOfShape", {}, [np.array([10**6, 10**6])]))
+    assert "ConstantOfShape" in text
+    _budget_error(lambda: fold("Expand", {}, [np.zeros((1, 1)), np.array([10**6, 10**6])]))
+    _budget_error(lambda: fold("Tile", {}, [np.zeros((2, 2)), np.array([10**6, 10**6])]))
+    _budget_error(lambda: fold("Range", {}, [np.array(0.0), np.array(1e12), np.array(1.0)]))
+
+
+GROWING = ["Upsample", "ZeroPad2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "ConvTranspose2d", "Concat", "Conv2d"]
+
+
+def test_random_growing_layers_stay_within_the_budget(tmp_path):
+    """Random stacks of layers that grow the data: built within the budget, or refused in one line."""
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    size = st.one_of(st.integers(1, 8), st.integers(1000, 10**6))
+
+    def layer(kind, k, big):
+        if kind == "Upsample":
+            return {"type": kind, "scale_factor": big}
+        if kind == "ZeroPad2d":
+            return {"type": kind, "padding": big}
+        if kind.startswith("Adaptive"):
+            return {"type": kind, "output_size": big}
+        if kind == "Concat":
+            return {"type": kind, "inputs": [f"l{k - 1}" if k else "input"] * min(big, 5000)}
+        return {"type": kind, "out_channels": big, "kernel_size": 3, "padding": 1}
+
+    @settings(max_examples=40, deadline=None, database=None)
+    @given(st.lists(st.tuples(st.sampled_from(GROWING), size), min_size=1, max_size=4))
+    def check(layers):
+        entries = [dict(layer(kind, k, big), name=f"l{k}") for k, (kind, big) in enumerate(layers)]
+        path = tmp_path / "grow.json"
+        path.write_text(json.dumps({"input_shape": [1, 8, 8], "layers": entries}))
+        try:
+            model, _ = load_model_file(path)
+        except ValueError as exc:
+            assert "\n" not in str(exc) and "grow.json" in str(exc)
+            return
+        from cnnlab._schema import MAX_PARAMETERS
+        assert sum(p.data.size for p in model.parameters()) <= MAX_PARAMETERS
+    check()

@@ -325,3 +325,57 @@ def test_resnet8_widths_have_the_published_parameter_counts():
     assert count(resnet8()) == 308_074
     assert count(resnet8(width=16)) == 77_754
     assert [n.module.out_channels for n in resnet8(width=8).nodes if isinstance(n.module, nn.Conv2d)][:2] == [8, 8]
+
+
+# --- inference: activations overwrite the fresh output they read -------------------------------
+def _fusion_graph():
+    import cnnlab
+    from cnnlab.nn.extra_layers import Hardswish
+    cnnlab.manual_seed(3)
+    return nn.Graph([
+        ("conv1", nn.Conv2d(2, 4, 3, padding=1), ["input"]),
+        ("relu1", nn.ReLU(), ["conv1"]),                    # fused: conv1 is read once
+        ("conv2", nn.Conv2d(4, 4, 3, padding=1), ["relu1"]),
+        ("hs", Hardswish(), ["conv2"]),                     # fused
+        ("conv3", nn.Conv2d(4, 4, 1), ["hs"]),
+        ("relu6", nn.ReLU6(), ["conv3"]),                   # not fused: conv3 is also read by add
+        ("add", nn.Add(), ["relu6", "conv3"]),
+        ("relu2", nn.ReLU(), ["add"]),                      # fused: the sum is fresh
+    ])
+
+
+def test_graph_inference_fuses_activations_in_place(monkeypatch):
+    """Under no_grad a ReLU / ReLU6 / Hardswish overwrites the fresh output of the conv, dense,
+    batch-norm or Add before it when nothing else reads that value: same numbers, no new array."""
+    import cnnlab
+    import cnnlab.functional as F
+    from cnnlab.functional import extra
+    g = _fusion_graph()
+    x = np.random.default_rng(0).standard_normal((2, 2, 5, 5)).astype(np.float32)
+    want = g(cnnlab.Tensor(x)).data                          # grad mode on: every layer runs as written
+    calls = []
+    for owner, name in ((F, "relu"), (extra, "hardswish")):
+        original = getattr(owner, name)
+        monkeypatch.setattr(owner, name, lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
+    with cnnlab.no_grad():
+        got = g(cnnlab.Tensor(x)).data
+    np.testing.assert_array_equal(got, want)
+    assert calls == []                   # relu1, hs and relu2 ran in place (relu6 is a hardtanh)
+    with cnnlab.no_grad():               # a hook on the producer sees its output untouched
+        seen = []
+        g.node("conv1").module.register_forward_hook(lambda m, args, out: seen.append(out.data.copy()))
+        np.testing.assert_array_equal(g(cnnlab.Tensor(x)).data, want)
+    assert calls == ["relu"] and seen[0].min() < 0
+
+
+def test_graph_fusion_keeps_values_read_twice_and_the_output():
+    import cnnlab
+    g = nn.Graph([("conv", nn.Conv2d(1, 2, 3), ["input"]), ("relu", nn.ReLU(), ["conv"]),
+                  ("add", nn.Add(), ["relu", "conv"])])
+    out = nn.Graph([("conv", nn.Conv2d(1, 2, 3), ["input"]), ("relu", nn.ReLU(), ["conv"])], output="conv")
+    x = cnnlab.Tensor(np.random.default_rng(1).standard_normal((1, 1, 5, 5)).astype(np.float32))
+    for model in (g, out):
+        want = model(x).data
+        with cnnlab.no_grad():
+            np.testing.assert_array_equal(model(x).data, want)
+    assert out(x).data.min() < 0         # the output node's value is the conv's, not overwritten

@@ -140,10 +140,25 @@ LAYERS = [
     ("upsample_nearest_exact", lambda: nn.Upsample(scale_factor=(2, 3), mode="nearest-exact"), (2, 3, 4)),
     ("upsample_bilinear", lambda: nn.Upsample(size=(7, 5), mode="bilinear"), (2, 3, 4)),
     ("upsample_bilinear_corners", lambda: nn.UpsamplingBilinear2d(scale_factor=2), (2, 3, 4)),
+    ("layer_norm_last", lambda: _randomise_affine(nn.LayerNorm(5, eps=1e-6)), (3, 4, 5)),
+    ("layer_norm_chw", lambda: _randomise_affine(nn.LayerNorm((3, 4, 5), bias=False)), (3, 4, 5)),
+    ("layer_norm_plain", lambda: nn.LayerNorm((4, 5), elementwise_affine=False), (3, 4, 5)),
+    ("group_norm", lambda: _randomise_affine(nn.GroupNorm(2, 4, eps=1e-3)), (4, 3, 5)),
+    ("group_norm_plain", lambda: nn.GroupNorm(2, 4, affine=False), (4, 3, 5)),
+    ("instance_norm", lambda: _randomise_affine(nn.InstanceNorm2d(3, affine=True)), (3, 4, 5)),
+    ("instance_norm_plain", lambda: nn.InstanceNorm2d(3), (3, 4, 5)),
+    ("slice_channels", lambda: nn.Slice(1, 1, 3), (4, 3, 5)),
+    ("slice_reversed", lambda: nn.Slice(-1, -2, None, -2), (3, 4, 5)),
 ]
 
 
-NOT_IMPORTED = {"glu"}  # exported as Split + Sigmoid + Mul; the importer has no Split
+def _randomise_affine(layer):
+    for p in layer.parameters():
+        p.data[...] = np.random.default_rng(5).uniform(-1.5, 1.5, p.shape)
+    return layer
+
+
+NOT_IMPORTED = set()
 
 
 @pytest.mark.parametrize("opset", [13, 21])
@@ -160,9 +175,13 @@ def test_every_layer_round_trips(tmp_path, name, build, shape, opset):
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     if name in NOT_IMPORTED:
         return
+    imported = cnnonnx.load(path)
     with no_grad():
-        again = cnnonnx.load(path)(Tensor(x)).data
+        again = imported(Tensor(x)).data
     np.testing.assert_allclose(again, expected, rtol=1e-6, atol=1e-6)
+    if name.startswith(("group_norm", "instance_norm", "slice")) or name.startswith("layer_norm") and opset >= 17:
+        # the same layer comes back (a LayerNorm written out for opsets before 17 comes back written out)
+        assert [type(n.module) for n in imported.nodes] == [type(model[0])], imported
 
 
 def test_elementwise_round_trip(tmp_path):
@@ -181,3 +200,17 @@ def test_export_errors(tmp_path):
         cnnonnx.export(nn.Sequential(nn.FractionalMaxPool2d(2, output_size=3)), tmp_path / "x.onnx", (1, 8, 8))
     with pytest.raises(ValueError, match=r"windows of unequal size for input \(1, 1, 7, 7\)"):
         cnnonnx.export(nn.Sequential(nn.AdaptiveAvgPool2d(4)), tmp_path / "x.onnx", (1, 7, 7))
+
+
+def test_dense_layers_on_feature_maps_keep_their_own_weights(tmp_path):
+    """Two Linear layers on (N, H, W, C) maps (ConvNeXt's pointwise layers) are written with transposed
+    weights; each must keep its own initializer even when the transposed copies are temporaries."""
+    manual_seed(0)
+    model = nn.Sequential(nn.Permute((0, 2, 3, 1)), *[nn.Linear(4, 4) for _ in range(6)],
+                          nn.Permute((0, 3, 1, 2))).eval()  # (without the fix: silently wrong numbers)
+    path = tmp_path / "pointwise.onnx"
+    cnnonnx.export(model, path, (4, 3, 3))
+    x = np.random.default_rng(0).standard_normal((2, 4, 3, 3)).astype(np.float32)
+    with no_grad():
+        expected = model(Tensor(x)).data
+    np.testing.assert_allclose(_session(path).run(None, {"input": x})[0], expected, rtol=1e-5, atol=1e-6)

@@ -253,7 +253,7 @@ def test_zero_grad_sets_to_none_by_default_or_zeros_in_place():
         p.grad = g
     ps[1].grad = None
     opt.zero_grad(set_to_none=False)
-    assert ps[0].grad is grads[0] and not ps[0].grad.any() and not ps[2].grad.any() and ps[1].grad is None
+    assert ps[0].grad.data is grads[0] and not ps[0].grad.any() and not ps[2].grad.any() and ps[1].grad is None
 
 
 def test_step_with_closure_returns_the_loss(torch):
@@ -442,7 +442,11 @@ def test_bad_arguments_are_type_errors(make, message):
 
 def test_gradient_of_the_wrong_shape():
     ps = _params()
-    ps[0].grad = np.zeros(5)
+    with pytest.raises(RuntimeError, match=r"assigned grad has data of a different size: expected shape \(3, 4\), "
+                                           r"got \(5,\)"):
+        ps[0].grad = np.zeros(5)
+    ps[0].grad = np.zeros((3, 4))
+    ps[0].grad.data = np.zeros(5)  # past the check: step still names both shapes
     with pytest.raises(ValueError, match=r"SGD.step: a parameter of shape \(3, 4\) has a gradient of shape \(5,\)"):
         optim.SGD(ps, lr=0.1).step()
 
@@ -510,3 +514,37 @@ def test_training_reduces_loss(make_opt):
     with cnnlab.no_grad():
         accuracy = (model(Tensor(x)).data.argmax(axis=1) == y).mean()
     assert accuracy > 0.9
+
+
+# --- Adadelta (PyTorch's MNIST example) -----------------------------------------------------------
+ADADELTA_CONFIGS = [dict(), dict(lr=0.5, rho=0.8), dict(lr=1.0, eps=1e-3, weight_decay=0.1),
+                    dict(lr=0.3, maximize=True)]
+
+
+@pytest.mark.parametrize("cfg", ADADELTA_CONFIGS, ids=[str(c) for c in ADADELTA_CONFIGS])
+def test_adadelta_matches_torch(torch, cfg):
+    run_both(torch, lambda p: optim.Adadelta(p, **cfg), lambda p: torch.optim.Adadelta(p, **cfg), steps=8)
+
+
+def test_adadelta_groups_and_defaults_match_torch(torch):
+    run_both(torch, lambda p: optim.Adadelta(p), lambda p: torch.optim.Adadelta(p),
+             groups=[dict(lr=0.1), dict(rho=0.5)])
+    ours, theirs = optim.Adadelta(_params()), torch.optim.Adadelta([torch.zeros(1, requires_grad=True)])
+    for key, value in ours.defaults.items():
+        assert theirs.defaults[key] == value, key
+
+
+def test_adadelta_by_hand_and_state_dict_round_trip():
+    p = nn.Parameter(np.array([1.0, -2.0]))
+    opt = optim.Adadelta([p], lr=1.0, rho=0.9, eps=1e-6)
+    p.grad = np.array([0.5, -1.0])
+    opt.step()
+    v = 0.1 * np.array([0.25, 1.0])
+    delta = np.sqrt(1e-6) / np.sqrt(v + 1e-6) * np.array([0.5, -1.0])
+    np.testing.assert_allclose(p.data, np.array([1.0, -2.0]) - delta)
+    np.testing.assert_allclose(opt.state[p]["acc_delta"], 0.1 * delta ** 2)
+    other = optim.Adadelta([nn.Parameter(np.array([1.0, -2.0]))])
+    other.load_state_dict(opt.state_dict())
+    np.testing.assert_allclose(next(iter(other.state.values()))["square_avg"], v)
+    with pytest.raises(ValueError, match="Invalid rho value: 1.5"):
+        optim.Adadelta([p], rho=1.5)

@@ -712,3 +712,24 @@ def test_torch_parity_ties_go_to_the_first_pixel_in_row_major_order(torch):
         torch_parity(torch, ours, theirs, [x], seed=seed)
     _, index = naive_extreme_pool(x, (3, 3), (2, 2), (1, 1), (1, 1), True, min)
     np.testing.assert_array_equal(min_pool2d(x, 3, 2, 1, ceil_mode=True, return_indices=True)[1].data, index)
+
+
+# --- windows that tile the input: one reduction, not a step per tap -------------------------
+TILING = [(lambda x: adaptive_avg_pool2d(x, 1), "adaptive_avg_pool2d", (1,)),
+          (lambda x: adaptive_avg_pool2d(x, (2, 3)), "adaptive_avg_pool2d", ((2, 3),)),
+          (lambda x: avg_pool2d(x, 3), "avg_pool2d", (3,))]
+
+
+@pytest.mark.parametrize("fn,name,args", TILING, ids=["global", "adaptive 2x3", "avg 3x3"])
+def test_avg_pool_tiling_windows_reduce_once(monkeypatch, torch, fn, name, args):
+    """Global average pooling of a 12x18 map (the squeeze of squeeze-and-excitation blocks) took
+    216 Python steps, one per kernel tap; windows that tile the input take one reduction."""
+    from cnnlab.functional import pool
+    calls = []
+    original = pool.tap
+    monkeypatch.setattr(pool, "tap", lambda *a, **k: calls.append(1) or original(*a, **k))
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 3, 12, 18))
+    torch_parity(torch, fn, lambda t: getattr(torch.nn.functional, name)(t, *args), [x])
+    gradcheck(fn, [x])
+    assert calls == []

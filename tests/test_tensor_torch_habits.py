@@ -861,7 +861,7 @@ def test_backward_takes_torch_arguments():
     x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
     y = x * x
     y.backward(gradient=np.ones(2), retain_graph=True)
-    y.backward(Tensor(np.ones(2)))
+    y.backward(Tensor(np.ones(2)), retain_graph=True)
     y.backward(grad=np.ones(2))
     np.testing.assert_allclose(x.grad, 3 * 2 * x.data)
     with pytest.raises(NotImplementedError, match="first-order gradients only"):

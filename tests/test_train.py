@@ -235,7 +235,9 @@ def test_evaluate_runs_without_a_graph_and_matches_a_manual_count():
     assert result["accuracy"] == pytest.approx(result["correct"] / 50)
     assert 0 <= result["loss"] and np.allclose(result["probabilities"], probs, atol=1e-6)
     norm = (data.images - data.mean[0]) / data.std[0]
-    assert np.allclose(predict(model, norm), probs, atol=1e-6)  # raw arrays are used as given
+    # the model carries the normalisation fit trained it with: [0, 1] arrays get it, mean/std given win
+    assert np.allclose(predict(model, data.images), probs, atol=1e-6)
+    assert np.allclose(predict(model, norm, mean=[0.0], std=[1.0]), probs, atol=1e-6)
 
 
 def test_fit_accepts_arrays_and_dataloaders():
@@ -370,3 +372,60 @@ def test_predict_of_a_model_ending_in_softmax_is_not_softmaxed_twice():
     np.testing.assert_allclose(predict(model, x), want, rtol=1e-6)
     logs = nn.Sequential(nn.Flatten(), model[1], nn.LogSoftmax(dim=1))
     np.testing.assert_allclose(predict(logs, x), want, rtol=1e-5)
+
+
+# --- resume: the run's own architecture and data (silent wrong answers otherwise) ----------------------
+def _write_model_file(path, activation):
+    path.write_text(json.dumps({"layers": [
+        {"type": "Conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1}, {"type": activation},
+        {"type": "Flatten"}, {"type": "Linear", "out_features": 10}]}))
+
+
+def test_resume_rebuilds_the_run_own_architecture_not_the_edited_model_file(tmp_path):
+    spec = tmp_path / "net.json"
+    _write_model_file(spec, "ReLU")
+    run = tmp_path / "run"
+    train("digits", model=str(spec), epochs=1, limit=120, out_dir=run, verbose=0)
+    before = json.loads((run / "model.json").read_text())["architecture"]
+    _write_model_file(spec, "Tanh")  # same weights' shapes, another network
+    train(resume=run, epochs=2, verbose=0)
+    after = json.loads((run / "model.json").read_text())["architecture"]
+    assert after == before and "Tanh" not in json.dumps(after)
+
+
+def _image_folder(root, per_class=6):
+    Image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+def test_resume_refuses_an_image_folder_that_changed(tmp_path):
+    import os
+    data = _image_folder(tmp_path / "data")
+    run = tmp_path / "run"
+    train(str(data), epochs=1, out_dir=run, verbose=0)
+    assert json.loads((run / "config.json").read_text())["data_fingerprint"].startswith("sha256:")
+    for path in data.rglob("*.png"):  # copied or touched files (new times) are the same data
+        os.utime(path, (1, 1))
+    train(resume=run, epochs=2, verbose=0)
+    _image_folder(data, per_class=7)  # one more image in each class: the split would be redrawn
+    with pytest.raises(ValueError, match=r"cannot resume .*: the data of .* changed since the run started"):
+        train(resume=run, epochs=3, verbose=0)
+
+
+def test_data_fingerprint_sees_pixels_labels_and_classes():
+    from cnnlab.data import data_fingerprint
+    images = np.zeros((4, 1, 2, 2), np.float32)
+    labels = np.array([0, 1, 0, 1])
+    base = data_fingerprint(ArrayDataset(images, labels, ["x", "y"]), None)
+    assert base == data_fingerprint(ArrayDataset(images.copy(), labels.copy(), ["x", "y"]), None)
+    edited = images.copy()
+    edited[3, 0, 1, 1] = 1 / 255
+    for other in (ArrayDataset(edited, labels, ["x", "y"]), ArrayDataset(images, labels[::-1].copy(), ["x", "y"]),
+                  ArrayDataset(images, labels, ["x", "z"])):
+        assert data_fingerprint(other, None) != base
+    assert data_fingerprint(ArrayDataset(images, labels, ["x", "y"])) != base  # the parts count

@@ -39,6 +39,66 @@ MAX_LIST_ITEMS = 16
 MAX_PARAMETERS = 200_000_000
 #: the largest model.json, metrics.json, config.json or history.csv read
 MAX_RUN_FILE_BYTES = 16 << 20
+#: the most values one layer's output may hold for one image (4 bytes each: 1 GiB), by shape inference
+MAX_ACTIVATION_ELEMENTS = 1 << 28
+#: the most values one array an operation is asked to create may hold (a whole batch: 8 GiB of float32)
+MAX_TENSOR_ELEMENTS = 1 << 31
+
+
+def _gib(count: float, itemsize: int = 4) -> str:
+    return f"{count * itemsize / (1 << 30):,.1f} GiB"
+
+
+def check_tensor_size(shape, what: str, limit: int = MAX_TENSOR_ELEMENTS) -> None:
+    """Refuse, before allocating it, an array of ``shape`` over ``limit`` values.
+
+    Raises:
+        ValueError: ``"<what> would hold N values (X GiB), over cnnlab's limit of ..."``.
+    """
+    count = float(np.prod([float(max(int(s), 0)) for s in shape], dtype=np.float64)) if len(shape) else 1.0
+    if count > limit:
+        raise ValueError(f"{what} would hold {count:,.0f} values ({_gib(count)} as float32) in shape "
+                         f"{tuple(int(s) for s in shape)}, over cnnlab's limit of {limit:,} values")
+
+
+def check_layer_parameters(entry: dict, where: str) -> None:
+    """Refuse a layer whose arguments (in_channels inferred from the shape included) ask for more than
+    :data:`MAX_PARAMETERS` parameters, before it is built."""
+    params = _estimate(entry, {"channels": None, "spatial": None})
+    if params > MAX_PARAMETERS:
+        raise ValueError(f"{where} would have {params:,.0f} parameters ({_gib(params)} as float32), more "
+                         f"than the {MAX_PARAMETERS:,} cnnlab builds")
+
+
+def check_size_budget(model, input_shape, where: str = "model") -> None:
+    """The size budget, by shape inference before any forward pass: every layer's output for one image
+    of ``input_shape`` (``(C, H, W)``) holds at most :data:`MAX_ACTIVATION_ELEMENTS` values and the
+    model at most :data:`MAX_PARAMETERS` parameters.  Shapes a layer cannot take are left to the
+    caller's own checks.
+
+    Raises:
+        ValueError: naming ``where``, the layer and the size.
+    """
+    from . import nn
+    params = sum(int(p.data.size) for p in model.parameters())
+    if params > MAX_PARAMETERS:
+        raise ValueError(f"{where}: {params:,} parameters, more than the {MAX_PARAMETERS:,} cnnlab builds")
+    try:
+        shape = tuple(int(v) for v in input_shape)
+        graph = nn.as_graph(model, shape) if isinstance(model, (nn.Sequential, nn.Graph)) else None
+    except (ValueError, TypeError):
+        return
+    if graph is None:
+        return
+    shapes = {graph.input_name: (1,) + shape}
+    for node in graph.nodes:
+        try:
+            out = tuple(node.module.output_shape(*[shapes[name] for name in node.inputs]))
+        except (ValueError, TypeError, IndexError, KeyError):
+            return  # the caller's own checks name the layer that cannot take its input
+        shapes[node.name] = out
+        check_tensor_size(out[1:], f"{where}: layer {node.name} ({type(node.module).__name__}) output for one "
+                                   "image", MAX_ACTIVATION_ELEMENTS)
 
 
 def _kind(value) -> str:
@@ -227,7 +287,7 @@ def _estimate(entry: dict, state: dict) -> float:
     and the pixels per channel flowing through (an upper bound: pooling and strides only shrink)."""
     kind = str(entry.get("type", "")).lower()
     channels, spatial = state["channels"], state["spatial"]
-    if kind == "conv2d":
+    if kind in ("conv2d", "convtranspose2d"):
         cin, cout = entry.get("in_channels", channels), entry.get("out_channels")
         if not (_is_int(cin) and _is_int(cout)):
             return 0.0
@@ -236,7 +296,11 @@ def _estimate(entry: dict, state: dict) -> float:
         kernel = entry.get("kernel_size", 1)
         area = _size_product(kernel) ** 2 if _is_int(kernel) else _size_product(kernel)
         state["channels"] = cout
-        _shrink(state, entry.get("stride", 1))
+        if kind == "conv2d":
+            _shrink(state, entry.get("stride", 1))
+        elif state["spatial"] is not None:  # a transposed convolution grows the image by its stride
+            stride = entry.get("stride", 1)
+            state["spatial"] *= _size_product(stride) ** 2 if _is_int(stride) else _size_product(stride)
         return max(cin, 1) * max(cout, 1) / groups * area
     if kind in ("linear", "dense"):
         cin, cout = entry.get("in_features"), entry.get("out_features")
@@ -378,7 +442,8 @@ _CONFIG_FIELDS = {
     "schedule": ("str", True), "weight_decay": ("number", False), "label_smoothing": ("number", False),
     "patience": ("int", True), "clip_grad": ("number", True), "augment": ("bool", False),
     "val_fraction": ("number", False), "seed": ("int", False), "limit": ("int", True),
-    "cnnlab_version": ("str", True),
+    "cnnlab_version": ("str", True), "new_head": ("bool", True), "freeze": ("bool", True),
+    "data_fingerprint": ("str", True),
 }
 
 _KIND_CHECK = {"number": _is_finite, "int": _is_int, "bool": lambda v: isinstance(v, bool),
@@ -545,6 +610,9 @@ def check_checkpoint(arrays: Dict[str, np.ndarray], meta, where, model=None) -> 
                              "and best/... arrays")
         if array.dtype.kind not in "fiub":
             raise ValueError(f"{where}: array {name!r} has dtype {array.dtype}, expected numbers")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():  # training never saves these
+            raise ValueError(f"{where}: array {name!r} holds NaN/inf values: the checkpoint is damaged, and "
+                             "resuming from it would train on NaN")
     if model is not None:
         own = model.state_dict()
         for prefix, required in (("model", True), ("best", False)):
@@ -631,10 +699,22 @@ def check_npz_members(path, what: str) -> None:
             members = archive.infolist()
             if len(members) > MAX_NPZ_ARRAYS:
                 raise ValueError(f"{what} {path} holds {len(members):,} arrays; at most {MAX_NPZ_ARRAYS:,}")
+            declared = 0
+            for member in members:  # names, compression and declared sizes first: nothing inflated yet
+                if not member.filename.endswith(".npy") or member.is_dir():
+                    raise ValueError(f"{what} {path} holds {_show(member.filename)}, which is not a .npy array; "
+                                     "a cnnlab .npz file holds only .npy arrays")
+                if member.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                    raise ValueError(f"{what} {path}: array {_show(member.filename[:-4])} uses zip compression "
+                                     f"method {member.compress_type}; cnnlab reads stored or deflated arrays")
+                if member.flag_bits & 0x1:
+                    raise ValueError(f"{what} {path}: array {_show(member.filename[:-4])} is encrypted")
+                declared += member.file_size
+                if declared > MAX_NPZ_BYTES:
+                    raise ValueError(f"{what} {path} declares more than {MAX_NPZ_BYTES:,} bytes of arrays once "
+                                     "unpacked; cnnlab does not read files that large")
             total = 0
             for member in members:
-                if not member.filename.endswith(".npy"):
-                    continue
                 name = member.filename[:-4]
                 try:
                     with archive.open(member) as f:

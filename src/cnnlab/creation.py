@@ -31,7 +31,7 @@ __all__ = [
     "cat", "concat", "concatenate", "stack",
     "flatten", "reshape", "squeeze", "unsqueeze", "transpose", "permute",
     "where", "maximum", "minimum", "clamp", "clip", "exp", "log", "sqrt", "abs", "pow",
-    "sigmoid", "tanh", "relu", "softmax", "log_softmax", "matmul",
+    "sigmoid", "tanh", "relu", "softmax", "log_softmax", "matmul", "mm", "add", "sub", "mul", "div",
     "sum", "mean", "max", "min", "amax", "amin", "argmax", "argmin", "std", "var", "prod", "norm",
     "allclose", "equal",
 ]
@@ -362,8 +362,66 @@ def log_softmax(input, dim: int, dtype=None) -> Tensor:
     return as_tensor(input).log_softmax(dim, dtype)
 
 
-def matmul(input, other) -> Tensor:
-    return _t.matmul(input, other)
+def matmul(input, other, *, out=None) -> Tensor:
+    """``torch.matmul``: vectors, matrices and broadcast batches of matrices; ``out=`` receives the result."""
+    result = _t.matmul(input, other)
+    if out is None:
+        return result
+    return _write_out(result, out, "matmul")
+
+
+def mm(input, mat2, *, out=None) -> Tensor:
+    """``torch.mm``: the product of two matrices (2-D only)."""
+    input, mat2 = as_tensor(input), as_tensor(mat2)
+    if input.ndim != 2 or mat2.ndim != 2:
+        raise RuntimeError(f"mm: both arguments must be matrices, got shapes {tuple(input.shape)} and "
+                           f"{tuple(mat2.shape)}")
+    return matmul(input, mat2, out=out)
+
+
+def add(input, other, *, alpha=1, out=None) -> Tensor:
+    """``torch.add``: ``input + alpha * other`` (``out=`` receives the result)."""
+    result = as_tensor(input) + (other if alpha == 1 else other * alpha)
+    return result if out is None else _write_out(result, out, "add")
+
+
+def sub(input, other, *, alpha=1, out=None) -> Tensor:
+    """``torch.sub``: ``input - alpha * other``."""
+    result = as_tensor(input) - (other if alpha == 1 else other * alpha)
+    return result if out is None else _write_out(result, out, "sub")
+
+
+def mul(input, other, *, out=None) -> Tensor:
+    """``torch.mul``: the elementwise product."""
+    result = as_tensor(input) * other
+    return result if out is None else _write_out(result, out, "mul")
+
+
+def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
+    """``torch.div``: the elementwise quotient (``rounding_mode`` ``"trunc"``/``"floor"`` without gradient)."""
+    result = as_tensor(input) / other
+    if rounding_mode is not None:
+        if rounding_mode not in ("trunc", "floor"):
+            raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
+                             f"{rounding_mode!r}")
+        rounded = (np.trunc if rounding_mode == "trunc" else np.floor)(result.data)
+        both_int = as_tensor(input).dtype.kind in "iu" and np.asarray(getattr(other, "data", other)).dtype.kind in "iu"
+        result = Tensor(rounded.astype(np.int64) if both_int else rounded)
+    return result if out is None else _write_out(result, out, "div")
+
+
+def _write_out(result: Tensor, out, name: str) -> Tensor:
+    """Put ``result`` into the tensor ``out`` (PyTorch's ``out=``): in place when the shape fits."""
+    if not isinstance(out, Tensor):
+        raise TypeError(f"{name}(): argument 'out' must be a Tensor, got {type(out).__name__}")
+    if result.requires_grad or out.requires_grad:
+        raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic "
+                           f"differentiation, but one of the arguments requires grad.")
+    if out.shape == result.shape and out.dtype == result.dtype and out.data.flags.writeable:
+        out.data[...] = result.data
+    else:
+        out.data = result.data.astype(out.dtype if out.dtype.kind == result.dtype.kind else result.dtype)
+    return out
 
 
 def sum(input, dim=None, keepdim: bool = False, dtype=None) -> Tensor:

@@ -36,11 +36,11 @@ def _load_onnx(path, **options) -> SavedModel:
     return load_saved(path, **options)
 
 
-def _load_folder(path, **options) -> SavedModel:
+def _load_folder(path, mean=None, std=None, **options) -> SavedModel:
     if options:
         raise TypeError(f"{', '.join(sorted(options))} describe a foreign model file; a run folder's "
-                        "model.json already holds its classes and preprocessing")
-    return load_run_model(path)
+                        "model.json already holds its class names")
+    return load_run_model(path, mean=mean, std=std)
 
 
 #: ``(kind, matches(path), load(path, **options))``, tried in order; the last matches everything
@@ -57,7 +57,11 @@ def model_kind(path) -> str:
 
 def load_model(path, **options) -> SavedModel:
     """Load any model file cnnlab knows: a folder written by :func:`save_model` (a run directory, or its
-    ``model.json``/``model.npz``), or an ``.onnx`` file (``options``: ``classes``, ``mean``, ``std``).
+    ``model.json``/``model.npz``), or an ``.onnx`` file.
+
+    ``mean``/``std`` (the command line's ``--mean/--std``) replace the normalisation the model
+    records (see :func:`cnnlab.preprocessing.resolve_preprocessing`); an ``.onnx`` file also takes
+    ``classes``.
 
     Returns:
         A :class:`SavedModel` whose ``model`` is in eval mode.

@@ -341,6 +341,8 @@ def _build_layer(entry, shape, where: str, label: str, inputs_shapes=None) -> Tu
     missing = [n for n, p in accepted.items() if p.default is p.empty and n not in kwargs]
     if missing:
         raise ValueError(f"{where}: {label} ({name}): missing required argument {missing[0]!r}")
+    from ._schema import MAX_ACTIVATION_ELEMENTS, check_layer_parameters, check_tensor_size
+    check_layer_parameters({"type": name, **kwargs}, f"{where}: {label} ({name})")  # the size budget
     try:
         layer = cls(**kwargs)
     except (TypeError, ValueError, IndexError) as exc:
@@ -354,6 +356,7 @@ def _build_layer(entry, shape, where: str, label: str, inputs_shapes=None) -> Tu
             shapes = " and ".join(str(tuple(g)) for g in given)
             raise ValueError(f"{where}: {label} ({name}) cannot take its input of shape "
                              f"{shapes}: {exc}") from None
+        check_tensor_size(out[1:], f"{where}: {label} ({name}) output for one image", MAX_ACTIVATION_ELEMENTS)
     return layer, out
 
 
@@ -494,10 +497,20 @@ def build_model(spec: dict, input_shape: Optional[Sequence[int]] = None,
         raise ValueError(f"{source} is written for inputs of shape {list(file_shape)} (C, H, W), "
                          f"but the data have shape {list(data_shape)}")
     shape = file_shape or data_shape
+    if shape is not None:
+        from ._schema import MAX_ACTIVATION_ELEMENTS, check_tensor_size
+        check_tensor_size(shape, f"{source}: one input image", MAX_ACTIVATION_ELEMENTS)
     if _is_graph_spec(spec):
-        return _build_graph(spec, None if shape is None else (1,) + shape, source)
-    layers, _ = _build_layers(spec["layers"], None if shape is None else (1,) + shape, source, "")
-    return nn.Sequential(*layers)
+        model = _build_graph(spec, None if shape is None else (1,) + shape, source)
+    else:
+        layers, _ = _build_layers(spec["layers"], None if shape is None else (1,) + shape, source, "")
+        model = nn.Sequential(*layers)
+    from ._schema import MAX_PARAMETERS
+    params = sum(int(p.data.size) for p in model.parameters())
+    if params > MAX_PARAMETERS:
+        raise ValueError(f"{source}: the model has {params:,} parameters, more than the {MAX_PARAMETERS:,} "
+                         "cnnlab builds")
+    return model
 
 
 def parse_model_spec(text: str, fmt: str, source: str = "model file") -> dict:

@@ -23,3 +23,40 @@ def get_state() -> dict:
 
 def set_state(state: dict) -> None:
     _generator.bit_generator.state = state
+
+
+class Generator:
+    """``cnnlab.Generator().manual_seed(42)``: a separate random stream (PyTorch's ``torch.Generator``).
+
+    ``random_split(..., generator=g)`` and ``DataLoader(..., generator=g)`` draw from it instead of
+    cnnlab's global generator.
+    """
+
+    def __init__(self, device="cpu"):
+        self._rng = np.random.default_rng()
+        self._seed = None
+
+    def manual_seed(self, seed: int) -> "Generator":
+        if int(seed) < 0:
+            raise ValueError(f"a seed must be a non-negative integer, got {seed}")
+        self._seed = int(seed)
+        self._rng = np.random.default_rng(self._seed)
+        return self
+
+    def initial_seed(self):
+        return self._seed
+
+    @property
+    def rng(self) -> np.random.Generator:
+        return self._rng
+
+
+def as_numpy_rng(generator=None) -> np.random.Generator:
+    """The NumPy generator behind ``generator`` (None: cnnlab's global one)."""
+    if generator is None:
+        return _generator
+    if isinstance(generator, Generator):
+        return generator.rng
+    if isinstance(generator, np.random.Generator):
+        return generator
+    raise TypeError(f"generator must be a cnnlab.Generator or None, got {type(generator).__name__}")

@@ -24,6 +24,9 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from ._device import CPU as _CPU, device as _device_type
+
+
 class _GradState(threading.local):
     """Whether ops record the graph, per thread (``no_grad`` in one thread leaves the others alone)."""
     enabled = True
@@ -153,6 +156,83 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     return grad
 
 
+_SECOND_BACKWARD = (
+    "Trying to backward through the graph a second time (or directly access saved tensors after they "
+    "have already been freed). Saved intermediate values of the graph are freed when you call .backward() "
+    "or autograd.grad(). Specify retain_graph=True if you need to backward through the graph a second time "
+    "or if you need to access saved tensors after calling backward.")
+
+
+def _freed_backward(grad):
+    """The backward of an op whose graph a ``backward`` without ``retain_graph`` has gone through
+    (the op's own backward, and the arrays it saved, are released)."""
+    raise RuntimeError(_SECOND_BACKWARD)
+
+
+def _backward_name(op: str) -> str:
+    """PyTorch-style node name for an op name: ``"add"`` -> ``"AddBackward0"``."""
+    words = [w for w in op.replace("-", "_").split("_") if w]
+    return "".join(w[:1].upper() + w[1:] for w in words or ["Op"]) + "Backward0"
+
+
+class _GradFn:
+    """``tensor.grad_fn``: the op that made a tensor, PyTorch's way of showing the recorded graph.
+
+    ``name()`` is PyTorch-like (``"MulBackward0"``); ``next_functions`` lists, per input of the op,
+    ``(node, 0)``: the input's own ``grad_fn``, an ``AccumulateGrad`` node for a leaf that requires
+    grad, or ``(None, 0)`` for an input that needs no gradient.
+    """
+
+    __slots__ = ("_tensor",)
+
+    def __init__(self, tensor):
+        self._tensor = tensor
+
+    def name(self) -> str:
+        return _backward_name(self._tensor.op)
+
+    @property
+    def next_functions(self) -> tuple:
+        out = []
+        for parent in self._tensor._parents:
+            if not parent.requires_grad:
+                out.append((None, 0))
+            elif parent._backward is None:
+                out.append((_AccumulateGrad(parent), 0))
+            else:
+                out.append((_GradFn(parent), 0))
+        return tuple(out)
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other._tensor is self._tensor
+
+    def __hash__(self):
+        return hash((type(self), id(self._tensor)))
+
+    def __repr__(self) -> str:
+        return f"<{self.name()} object at {id(self._tensor):#x}>"
+
+
+class _AccumulateGrad(_GradFn):
+    """The graph node of a leaf that requires grad: ``backward`` adds into its ``.grad``."""
+
+    __slots__ = ()
+
+    def name(self) -> str:
+        return "torch::autograd::AccumulateGrad"
+
+    @property
+    def variable(self):
+        return self._tensor
+
+    @property
+    def next_functions(self) -> tuple:
+        return ()
+
+    def __repr__(self) -> str:
+        return f"<AccumulateGrad object at {id(self._tensor):#x}>"
+
+
 class Size(tuple):
     """The shape of a tensor, as ``Tensor.size()`` returns it (a tuple, like ``torch.Size``)."""
 
@@ -196,15 +276,20 @@ class Tensor:
     As in PyTorch, a tensor changed in place must not be one an earlier op
     still needs for its backward (PyTorch detects that; cnnlab does not).
 
-    Where cnnlab differs from PyTorch: ``.data`` and ``.grad`` are NumPy
-    arrays (``p.grad.zero_()`` is ``p.grad = None`` or ``p.grad[...] = 0``);
+    ``.grad`` is a Tensor (``p.grad.zero_()``, ``p.grad.clone()`` work); it may
+    be assigned a Tensor, a NumPy array or None.  ``grad_fn`` shows the op that
+    made a tensor (``grad_fn.next_functions`` walks the graph).  ``backward``
+    releases the graph's ops unless ``retain_graph=True``: a second backward
+    through them raises PyTorch's RuntimeError.
+
+    Where cnnlab differs from PyTorch: ``.data`` is the NumPy array itself;
     ``view`` is ``reshape`` (it copies when the memory layout needs it, never
     raises); only float32/float64 floating tensors exist; the device is always
     the CPU; ``transpose()`` with no argument or a whole permutation keeps
     NumPy's meaning besides PyTorch's ``transpose(dim0, dim1)``.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_backward", "_parents", "op", "__weakref__")
+    __slots__ = ("data", "_grad", "requires_grad", "_backward", "_parents", "op", "__weakref__")
     __array_priority__ = 1000  # make ``ndarray + Tensor`` call Tensor.__radd__
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
@@ -212,7 +297,7 @@ class Tensor:
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(
                 f"only floating point tensors can require gradients, got dtype {self.data.dtype}")
-        self.grad: np.ndarray | None = None
+        self._grad: Tensor | None = None
         self.requires_grad = bool(requires_grad)
         self._backward: Callable | None = None
         self._parents: tuple = ()
@@ -257,8 +342,9 @@ class Tensor:
         return self._backward is None
 
     @property
-    def device(self) -> str:
-        return "cpu"
+    def device(self) -> _device_type:
+        """Always ``device(type='cpu')`` (equal to the string ``"cpu"``)."""
+        return _CPU
 
     is_cuda = False
 
@@ -301,6 +387,33 @@ class Tensor:
                                "use var_no_grad = var.detach().")
         self.requires_grad = bool(requires_grad)
         return self
+
+    @property
+    def grad(self) -> "Tensor | None":
+        """The accumulated gradient, a Tensor of this tensor's shape (None before any ``backward``)."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        if value is None:
+            self._grad = None
+            return
+        array = value.data if isinstance(value, Tensor) else np.asarray(value)
+        if array.shape != self.data.shape:
+            raise RuntimeError(f"assigned grad has data of a different size: expected shape "
+                               f"{tuple(self.data.shape)}, got {tuple(array.shape)}")
+        self._grad = value if isinstance(value, Tensor) else Tensor(array)
+
+    @grad.deleter
+    def grad(self) -> None:
+        self._grad = None
+
+    @property
+    def grad_fn(self):
+        """The op that made this tensor, as a node with ``name()`` and ``next_functions`` (None for leaves)."""
+        if self._backward is None:
+            return None
+        return _GradFn(self)
 
     def __len__(self) -> int:
         if self.data.ndim == 0:
@@ -347,7 +460,7 @@ class Tensor:
         """
         out = Tensor.__new__(Tensor)
         out.data = data
-        out.grad = None
+        out._grad = None
         out.op = op
         if _grad.enabled and any(p.requires_grad for p in parents):
             out.requires_grad = True
@@ -366,8 +479,9 @@ class Tensor:
             gradient: the gradient of some scalar with respect to this tensor,
                 an array of this tensor's shape.  May be omitted for a scalar.
                 (``grad=`` is accepted too.)
-            retain_graph: accepted for PyTorch code; the graph is always kept,
-                so ``backward`` may run again.
+            retain_graph: keep the graph for another ``backward`` through it.
+                Without it the graph's ops are released, and a second
+                ``backward`` through them raises PyTorch's RuntimeError.
             create_graph: higher-order gradients are not supported.
         """
         if create_graph:
@@ -406,14 +520,21 @@ class Tensor:
                     stack.append((parent, False))
 
         grads: dict[int, np.ndarray] = {id(self): grad}
+        keep = bool(retain_graph)
         for node in reversed(order):
             g = grads.pop(id(node), None)
             if g is None:
                 continue
             if node._backward is None:
-                node.grad = g.copy(order="K") if node.grad is None else node.grad + g
+                if node._grad is None:
+                    node._grad = Tensor(g.copy(order="K"))
+                else:
+                    node._grad = Tensor(node._grad.data + g)
                 continue
-            for parent, pg in zip(node._parents, node._backward(g)):
+            backward = node._backward
+            if not keep:  # free what the op saved for its backward, as PyTorch does
+                node._backward = _freed_backward
+            for parent, pg in zip(node._parents, backward(g)):
                 if pg is None or not parent.requires_grad:
                     continue
                 if pg.dtype != parent.data.dtype:  # mixed precision: gradients take their input's dtype
@@ -850,7 +971,7 @@ class Tensor:
         for a in args:
             if isinstance(a, Tensor):
                 dtype = a.dtype
-            elif isinstance(a, str) and not _is_dtype_name(a):
+            elif isinstance(a, _device_type) or (isinstance(a, str) and not _is_dtype_name(a)):
                 device = a
             else:
                 dtype = a
@@ -859,6 +980,11 @@ class Tensor:
 
     def cpu(self):
         return self
+
+    def cuda(self, device=None, non_blocking: bool = False):
+        """There is no GPU: raises (``cnnlab.cuda.is_available()`` is False)."""
+        raise RuntimeError("cnnlab runs on the CPU only: cuda() is not available (cnnlab.cuda.is_available() "
+                           "is False); use .to(device) with device = 'cpu', or leave it out")
 
     def type_as(self, other):
         return self._cast(other.dtype)
@@ -949,6 +1075,35 @@ class Tensor:
     def fill_(self, value):
         _check_in_place(self, value, "fill_")
         _writable(self)[...] = _operand(value)
+        return self
+
+    def scatter_(self, dim: int, index, src=None, *, value=None, reduce=None):
+        """``self[index[i][j]][j] = src[i][j]`` along ``dim`` (or ``value``), in place; no gradient."""
+        if reduce is not None:
+            raise NotImplementedError("scatter_(reduce=...) is not supported; use scatter_reduce-free code")
+        if (src is None) == (value is None):
+            raise TypeError("scatter_() needs exactly one of `src` or `value`")
+        _check_in_place(self, src if src is not None else value, "scatter_")
+        data = _writable(self)
+        d = _wrap_dim(dim, max(data.ndim, 1))
+        idx = np.asarray(index.data if isinstance(index, Tensor) else index)
+        if idx.dtype.kind not in "iu":
+            raise RuntimeError(f"scatter_(): Expected dtype int64 for index, got {idx.dtype}")
+        if idx.ndim == 0:
+            idx = idx.reshape(1)
+        if idx.ndim != data.ndim:
+            raise RuntimeError(f"Index tensor must have the same number of dimensions as self tensor "
+                               f"({idx.ndim} != {data.ndim})")
+        if idx.size and (idx.min() < -data.shape[d] or idx.max() >= data.shape[d]):
+            raise RuntimeError(f"index {int(idx.max())} is out of bounds for dimension {d} with size "
+                               f"{data.shape[d]}")
+        if value is not None:
+            values = np.broadcast_to(np.asarray(_operand(value), dtype=data.dtype), idx.shape)
+        else:
+            values = np.asarray(_operand(src))
+            values = values[tuple(slice(0, n) for n in idx.shape)] if values.ndim == idx.ndim else values
+        target = data[tuple(slice(0, n) if i != d else slice(None) for i, n in enumerate(idx.shape))]
+        np.put_along_axis(target, idx, values.astype(data.dtype, copy=False), axis=d)
         return self
 
     def copy_(self, src):
@@ -1145,7 +1300,8 @@ def _check_device(device) -> None:
         return
     name = str(device)
     if name != "cpu" and not name.startswith("cpu:"):
-        raise RuntimeError(f"cnnlab runs on the CPU only; got device {name!r}")
+        raise RuntimeError(f"cnnlab runs on the CPU only; got device {name!r} (cnnlab.cuda.is_available() "
+                           f"is False)")
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
@@ -1276,18 +1432,48 @@ def tabs(a) -> Tensor:
 
 
 def matmul(a, b) -> Tensor:
+    """PyTorch's (and NumPy's) ``matmul``: 1-D operands are vectors, leading dimensions broadcast."""
     a, b = _pair(a, b)
-    if a.ndim != 2 or b.ndim != 2:
-        raise ValueError(f"matmul supports 2-D operands, got shapes {a.shape} and {b.shape}")
-    if a.shape[1] != b.shape[0]:
+    if a.ndim == 0 or b.ndim == 0:
+        raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are "
+                           f"{a.ndim}D and {b.ndim}D")
+    if a.ndim == 2 and b.ndim == 2:  # the common case, kept direct
+        if a.shape[1] != b.shape[0]:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align "
+                             f"({a.shape[1]} != {b.shape[0]})")
+
+        def backward(g):
+            return (g @ b.data.T if a.requires_grad else None,
+                    a.data.T @ g if b.requires_grad else None)
+
+        return Tensor.from_op(a.data @ b.data, (a, b), backward, "matmul")
+    am = a.data.reshape(1, -1) if a.ndim == 1 else a.data      # a vector on the left is a row
+    bm = b.data.reshape(-1, 1) if b.ndim == 1 else b.data      # a vector on the right is a column
+    if am.shape[-1] != bm.shape[-2]:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align "
-                         f"({a.shape[1]} != {b.shape[0]})")
+                         f"({am.shape[-1]} != {bm.shape[-2]})")
+    try:
+        np.broadcast_shapes(am.shape[:-2], bm.shape[:-2])
+    except ValueError:
+        raise ValueError(f"matmul: the batch dimensions of shapes {a.shape} and {b.shape} do not broadcast "
+                         f"({am.shape[:-2]} and {bm.shape[:-2]})") from None
+    full = am @ bm
+    out = full
+    if a.ndim == 1:
+        out = out[..., 0, :]
+    if b.ndim == 1:
+        out = out[..., 0]
 
     def backward(g):
-        return (g @ b.data.T if a.requires_grad else None,
-                a.data.T @ g if b.requires_grad else None)
+        g = g.reshape(full.shape)
+        ga = gb = None
+        if a.requires_grad:
+            ga = unbroadcast(g @ np.swapaxes(bm, -1, -2), am.shape).reshape(a.shape)
+        if b.requires_grad:
+            gb = unbroadcast(np.swapaxes(am, -1, -2) @ g, bm.shape).reshape(b.shape)
+        return ga, gb
 
-    return Tensor.from_op(a.data @ b.data, (a, b), backward, "matmul")
+    return Tensor.from_op(np.ascontiguousarray(out) if out.ndim else out, (a, b), backward, "matmul")
 
 
 def clamp(a, min=None, max=None) -> Tensor:

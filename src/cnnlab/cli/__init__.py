@@ -77,8 +77,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     (:func:`cnnlab.distributed.finish`).
     """
     from .. import distributed
+    from .._text import escaped_output
     try:
-        status = _main(argv)
+        with escaped_output():  # names from model files are printed, their control characters never obeyed
+            status = _main(argv)
     except BaseException:  # --debug: the traceback, then still end every rank
         if not distributed.in_multi_rank_job():
             raise
@@ -131,3 +133,6 @@ def _main(argv: Optional[List[str]] = None) -> int:
         hint = "" if isinstance(exc, known) else " (run with --debug for the traceback)"
         _report(f"cnnlab{rank_label()}: error: {prefix}{_message(exc)}{hint}")
         return int(getattr(exc, "exit_code", EXIT_RUNTIME))  # a file that is not a usable model: 2
+    finally:  # --mean/--std were this command's: a later call in the same process starts clean
+        from ..preprocessing import set_command_line
+        set_command_line(None, None)

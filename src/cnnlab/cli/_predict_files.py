@@ -66,7 +66,7 @@ def _predict_chunk(saved, paths: Sequence[str], invert: Optional[bool], center: 
             errors.append(exc)
     probs = np.full((len(paths), len(saved.classes)), np.nan, dtype=np.float32)
     if ok:
-        out = predict(saved.model, images[ok], batch_size=len(ok), mean=saved.mean, std=saved.std)
+        out = predict(saved, images[ok], batch_size=len(ok))  # the model's own preprocessing
         probs = np.full((len(paths), out.shape[1]), np.nan, dtype=out.dtype)
         probs[ok] = out
     return probs, notes, errors

@@ -302,11 +302,8 @@ def _kernel_from_args(args):
 
 def _finite(run):
     """Refuse a run whose weights or statistics hold NaN/inf: its pictures and scores would mean nothing."""
-    from ..train import non_finite_state
-    bad = non_finite_state(run.saved.model)
-    if bad:
-        raise ValueError(f"the model in {run.path}: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''} hold "
-                         "NaN/inf values (training diverged); train it again with a lower --lr")
+    from ..train import check_finite_model
+    check_finite_model(run.saved.model, run.path)
     return run
 
 
@@ -653,7 +650,26 @@ def cmd_filter(args) -> int:
 
 # =========================================================================== run pictures
 def _default_out(run, name: str) -> Path:
-    return Path(run.path) / "explain" / name
+    from .._files import refuse_links
+    return refuse_links(Path(run.path) / "explain" / name, root=run.path)  # no link planted in the run
+
+
+def _file_tag(name: str) -> str:
+    """A layer name as part of a file name: ``conv1``, ``layer1-0-conv1``; a bare position (the layers
+    of a Sequential) reads ``layer0``."""
+    tag = str(name).replace(".", "-")
+    return f"layer{tag}" if tag[:1].isdigit() else tag
+
+
+# channels per feature-map picture when --max-channels is not given: every channel of a narrow
+# layer, the first 16 of a wide one (a 512-channel layer would otherwise draw 64 maps per picture)
+_NARROW_LAYER = 64
+_WIDE_LAYER_CHANNELS = 16
+
+
+def _default_max_channels(outs) -> int:
+    widest = max((o.output.shape[1] for o in outs if o.output.ndim == 4), default=0)
+    return _NARROW_LAYER if widest <= _NARROW_LAYER else _WIDE_LAYER_CHANNELS
 
 
 def cmd_features(args) -> int:
@@ -669,27 +685,31 @@ def cmd_features(args) -> int:
     run = _finite(open_run(args.run_dir))
     raw, x = _model_input_said(model_input, run.saved, args.image, args.invert)
     out_dir = Path(args.output_dir) if args.output_dir else _default_out(run, f"features_{Path(args.image).stem}")
-    out_dir.mkdir(parents=True, exist_ok=True)
     outs = layer_outputs(run.model, x)
+    name, weight = first_conv_weight(run.model)
+    max_channels = args.max_channels or _default_max_channels(outs)
+    count = 1 + (weight is not None) + len(outs) + 1
+    print(f"writing {count} pictures to {out_dir} (the input, {'the first layer kernels, ' if weight is not None else ''}"
+          f"{len(outs)} layer outputs with up to {max_channels} channels each, the probabilities)", flush=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     c, h, w = raw.shape
     written.append(save_png(raw, out_dir / "00_input.png", scale=max(1, 224 // max(h, w))))
-    name, weight = first_conv_weight(run.model)
     if weight is not None:
-        fig = kernel_figure(weight, f"layer {name} kernels", args.max_channels)
-        written.append(save_figure(fig, out_dir / f"01_kernels_layer{name}.png"))
+        fig = kernel_figure(weight, f"layer {name} kernels", max_channels)
+        written.append(save_figure(fig, out_dir / f"01_kernels_{_file_tag(name)}.png"))
     for k, o in enumerate(outs, start=2):
         a = o.output[0]
-        tag = f"{k:02d}_layer{o.name.replace('.', '-')}_{o.kind.lower()}.png"
+        tag = f"{k:02d}_{_file_tag(o.name)}_{o.kind.lower()}.png"
         shape = "x".join(map(str, a.shape))
         title = f"layer {o.name}: {o.kind} -> {shape}"
         if a.ndim == 3:
-            fig = feature_map_figure(a, title, args.max_channels)
+            fig = feature_map_figure(a, title, max_channels)
         else:
             fig = vector_figure(a.ravel(), title)
         written.append(save_figure(fig, out_dir / tag))
     probs = to_probabilities(outs[-1].output, outs[-1].layer)[0]
-    fig = probability_figure(probs, run.classes, f"{Path(args.image).name}")
+    fig = probability_figure(probs, run.classes, f"{Path(args.image).name}", top_k=args.top_k)
     written.append(save_figure(fig, out_dir / f"{len(outs) + 2:02d}_probabilities.png"))
     for p in written:
         _say_written(p)
@@ -961,7 +981,10 @@ def register(subparsers) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (or a saved model folder)")
     p.add_argument("image", metavar="IMAGE", help="an image file (resized to the model's input)")
     p.add_argument("--output-dir", metavar="DIR", help="where to write (default RUN_DIR/explain/features_IMAGE)")
-    p.add_argument("--max-channels", type=_pos_int, default=64, metavar="N", help="channels per picture (64)")
+    p.add_argument("--max-channels", type=_pos_int, metavar="N",
+                   help="channels per picture (default 64; 16 when a layer has more than 64)")
+    p.add_argument("--top-k", type=_pos_int, default=10, metavar="K",
+                   help="classes in the probabilities picture; the rest are summed in one bar (10)")
     p.add_argument("--invert", action="store_true", help="invert gray levels (dark strokes on white)")
     p.set_defaults(func=cmd_features)
 

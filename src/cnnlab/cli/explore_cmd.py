@@ -81,11 +81,16 @@ def cmd_explore(args) -> int:
     if target is None:
         target = _train_default()
     saved, run_dir = load_target(target)
-    app = create_app(saved, run_dir, engine=args.engine)
+    from ..train import check_finite_model
+    check_finite_model(saved.model, target)
+    from ..explore.server import LOCAL_HOSTS
+    wildcard = args.host in ("0.0.0.0", "::", "")  # reached by any of the machine's names: Origin still checked
+    app = create_app(saved, run_dir, engine=args.engine,
+                     allowed_hosts=None if wildcard else (*LOCAL_HOSTS, args.host))
     # one image at a time: BLAS threads only cost here (241 ms -> 10 ms for a small residual net on a busy
     # 2-core machine); the server's requests are the parallelism
-    from threadpoolctl import threadpool_limits
-    threadpool_limits(limits=1, user_api="blas")
+    from ..threads import set_num_threads
+    set_num_threads(1)  # cnnlab's own setting, so the small-product rule keeps to it
 
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)

@@ -7,8 +7,10 @@ cnnlab did not write); ``--engine onnxruntime`` runs ``predict`` and
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
+from ..onnx._saved import NORMALISATION_LIMIT
 from ._args import positive_int
 
 
@@ -17,9 +19,21 @@ def _floats(text: str):
         values = [float(v) for v in text.replace(" ", "").split(",") if v != ""]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 0.1307 or "
-                                         f"0.485,0.456,0.406, got {text!r}") from None
+                                         f"0.485,0.456,0.406, got {text!r:.80}") from None
     if not values:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r:.80}")
+    if not all(math.isfinite(v) and abs(v) <= NORMALISATION_LIMIT for v in values):
+        raise argparse.ArgumentTypeError(f"expected numbers from -{NORMALISATION_LIMIT:g} to {NORMALISATION_LIMIT:g}, "
+                                         f"got {text!r:.80}")
+    return values
+
+
+def _stds(text: str):
+    """``--std``: positive finite numbers (0 or inf would turn every image into NaN or zeros)."""
+    values = _floats(text)
+    if not all(v >= 1 / NORMALISATION_LIMIT for v in values):
+        raise argparse.ArgumentTypeError(f"a standard deviation must be a positive number from "
+                                         f"{1 / NORMALISATION_LIMIT:g} to {NORMALISATION_LIMIT:g}, got {text!r:.80}")
     return values
 
 
@@ -61,6 +75,8 @@ def cmd_export(args) -> int:
     if not str(args.output).lower().endswith(".onnx"):
         raise UsageError(f"the output file should end in .onnx, got {args.output}")
     saved = load_model(args.run_dir)
+    from ..train import check_finite_model
+    check_finite_model(saved.model, args.run_dir)  # an exported NaN model would answer NaN everywhere
     path = export(saved.model, args.output, saved.input_shape, args.opset, saved_metadata(saved))
     print(f"wrote {path} (opset {args.opset}, input (N, {', '.join(map(str, saved.input_shape))}), "
           f"{len(saved.classes)} classes)")
@@ -84,11 +100,13 @@ def add_model_file_options(subparsers) -> None:
                     visit(sub_name, sub)
         if not (_takes_a_run(parser) and (name in _RUN_COMMANDS or parser.prog.split()[1:2] == ["explain"])):
             return
-        group = parser.add_argument_group("ONNX files (a .onnx file instead of a run directory)")
+        group = parser.add_argument_group("the model's inputs (also for a .onnx file instead of a run directory)")
         group.add_argument("--classes", type=_classes, metavar="A,B,...|FILE",
                            help="class names of a foreign .onnx model")
-        group.add_argument("--mean", type=_floats, metavar="M[,M,M]", help="per-channel mean of its inputs")
-        group.add_argument("--std", type=_floats, metavar="S[,S,S]", help="per-channel std of its inputs")
+        group.add_argument("--mean", type=_floats, metavar="M[,M,M]",
+                           help="per-channel mean of its inputs (wins over what the model records)")
+        group.add_argument("--std", type=_stds, metavar="S[,S,S]",
+                           help="per-channel std of its inputs (wins over what the model records)")
         if name in _ENGINE_COMMANDS:
             group.add_argument("--engine", choices=("cnnlab", "onnxruntime"), default="cnnlab",
                                help="run the model in cnnlab (default) or in ONNX Runtime (export in memory)")
@@ -98,7 +116,10 @@ def add_model_file_options(subparsers) -> None:
 
 
 def apply_model_file_options(args) -> None:
-    """Hand ``--classes/--mean/--std`` to :func:`cnnlab.onnx.load_saved` for this process."""
-    if any(getattr(args, k, None) is not None for k in ("classes", "mean", "std")):
+    """Hand ``--classes`` to :func:`cnnlab.onnx.load_saved`, and ``--mean/--std`` to every model this
+    process loads (run folders, model folders, ONNX files: they win over what the model records)."""
+    from ..preprocessing import set_command_line
+    set_command_line(getattr(args, "mean", None), getattr(args, "std", None))
+    if getattr(args, "classes", None) is not None:
         from ..onnx._saved import FOREIGN
-        FOREIGN.update({k: getattr(args, k, None) for k in FOREIGN})
+        FOREIGN["classes"] = args.classes

@@ -11,7 +11,8 @@ from pathlib import Path
 from . import UsageError, _message
 from ._args import fraction as _fraction
 from ._args import non_negative_float as _non_negative_float
-from ._args import non_negative_int as _non_negative_int
+from ._args import seed as _seed
+from ._args import shown as _shown
 from ._args import positive_float as _positive_float
 from ._args import positive_int as _positive_int
 
@@ -24,9 +25,9 @@ def parse_shape(text: str) -> tuple:
     try:
         shape = tuple(int(p) for p in parts)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected C,H,W such as 1,28,28, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected C,H,W such as 1,28,28, got {_shown(text)}") from None
     if len(shape) != 3 or min(shape) < 1:
-        raise argparse.ArgumentTypeError(f"expected three positive sizes C,H,W such as 1,28,28, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected three positive sizes C,H,W such as 1,28,28, got {_shown(text)}")
     return shape
 
 
@@ -60,12 +61,18 @@ def register(subparsers) -> None:
                "examples:\n  cnnlab train\n  cnnlab train --dataset mnist --data-dir ~/data/mnist --epochs 5\n"
                "  cnnlab train --dataset my_photos/ --model smallnet --out runs/photos\n"
                "  cnnlab train --resume runs/photos\n"
+               "  cnnlab train --dataset my_photos/ --model resnet.onnx --new-head --freeze   (fine-tune)\n"
                "  mpiexec -n 4 cnnlab train --dataset mnist --data-dir ~/data/mnist   (data-parallel, 4 ranks;\n"
                "      --batch-size stays the global batch)")
     p.add_argument("--dataset", default="digits", metavar="NAME|PATH",
                    help="digits (default), mnist, fashion-mnist, cifar10, or an image folder")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files")
-    p.add_argument("--model", metavar="NAME|FILE", help="zoo name or model file (default: suits the data)")
+    p.add_argument("--model", metavar="NAME|FILE", help="zoo name or model file (default: suits the data); "
+                   "an ONNX file (.onnx) is fine-tuned")
+    p.add_argument("--new-head", action="store_true",
+                   help="with --model MODEL.onnx: a new classifier layer for the data's classes")
+    p.add_argument("--freeze", action="store_true",
+                   help="with --model MODEL.onnx: train the classifier layer only")
     p.add_argument("--epochs", type=_positive_int, metavar="N", help="epochs (with --resume: the new total)")
     p.add_argument("--batch-size", type=_positive_int, metavar="N",
                    help="images per step (under MPI the global batch, split over the ranks)")
@@ -82,7 +89,7 @@ def register(subparsers) -> None:
                    help="random shifts/rotations (digits) or crops/flips (others) while training (default on)")
     p.add_argument("--val-fraction", type=_fraction, default=0.1, metavar="X",
                    help="share of the training images held out for validation (default 0.1; 0: none)")
-    p.add_argument("--seed", type=_non_negative_int, default=0, metavar="N", help="random seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, metavar="N", help="random seed (default 0)")
     p.add_argument("--out", metavar="DIR", help="run directory (default runs/<dataset>-<model>-<time>)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
     p.add_argument("--limit", type=_positive_int, metavar="N",
@@ -200,7 +207,8 @@ def cmd_train(args) -> int:
                  "--lr": args.lr, "--optimizer": args.optimizer, "--schedule": args.schedule,
                  "--weight-decay": args.weight_decay, "--label-smoothing": args.label_smoothing,
                  "--patience": args.patience, "--clip-grad": args.clip_grad, "--augment": args.augment is not None,
-                 "--val-fraction": args.val_fraction != 0.1, "--seed": args.seed != 0, "--limit": args.limit}
+                 "--val-fraction": args.val_fraction != 0.1, "--seed": args.seed != 0, "--limit": args.limit,
+                 "--new-head": args.new_head, "--freeze": args.freeze}
         given = [flag for flag, value in fixed.items() if value]
         if given:
             raise UsageError(f"{', '.join(given)} cannot change when resuming: --resume continues the run with "
@@ -228,7 +236,7 @@ def cmd_train(args) -> int:
                         patience=args.patience, clip_grad=args.clip_grad, augment=args.augment,
                         val_fraction=args.val_fraction, seed=args.seed, out_dir=args.out, resume=args.resume,
                         limit=args.limit, verbose=verbose, download=not args.no_download, log=log,
-                        threads=args.threads or "auto")
+                        threads=args.threads or "auto", new_head=args.new_head, freeze=args.freeze)
     if group is not None and not group.is_root:  # rank 0 alone reports
         return 0
     if args.json:
@@ -263,13 +271,9 @@ def _run_config(run_dir: Path) -> dict:
 def _load_finite_model(run_dir: Path):
     """``load_model``, refusing weights or statistics that hold NaN/inf (a diverged run)."""
     from ..io import load_model
-    from ..train import non_finite_state
+    from ..train import check_finite_model
     saved = load_model(run_dir)
-    bad = non_finite_state(saved.model)
-    if bad:
-        raise ValueError(f"the model in {run_dir}: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''} hold "
-                         "NaN/inf values (training diverged); its scores would mean nothing: train it again "
-                         "with a lower --lr")
+    check_finite_model(saved.model, run_dir)
     return saved
 
 
@@ -309,17 +313,9 @@ def cmd_evaluate(args) -> int:
     if data is None or len(data) == 0:
         raise UsageError(f"the {args.split} split of {dataset} is empty here (limit {limit}): give a larger "
                          "--limit or another --split")
-    if tuple(data.input_shape) != tuple(saved.input_shape):
-        raise ValueError(f"the model in {run_dir} takes {'x'.join(map(str, saved.input_shape))} images, but "
-                         f"{dataset} has {'x'.join(map(str, data.input_shape))} images")
-    if [str(c) for c in data.classes] != [str(c) for c in saved.classes]:
-        def names(classes):
-            return ", ".join(map(str, classes[:12])) + (f", ... ({len(classes)} in all)" if len(classes) > 12 else "")
-        raise ValueError(f"the class names differ, so the scores would be compared with the wrong labels: the "
-                         f"model in {run_dir} has {len(saved.classes)} classes ({names(saved.classes)}), {dataset} "
-                         f"has {len(data.classes)} ({names(data.classes)})")
-    result = evaluate(saved.model, data, batch_size=args.batch_size, mean=saved.mean, std=saved.std,
-                      return_predictions=True)
+    from ..data.dataset import check_data_fits_model
+    check_data_fits_model(data.classes, data.input_shape, saved.classes, saved.input_shape, run_dir, dataset)
+    result = evaluate(saved, data, batch_size=args.batch_size, return_predictions=True)  # its preprocessing
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
     labels = np.arange(len(saved.classes))
     precision, recall, f1, support = precision_recall_fscore_support(

@@ -12,7 +12,7 @@ Importing this package loads only NumPy; Pillow, scikit-learn and tqdm are
 imported by the functions that need them.  It does not depend on the autograd
 engine.
 """
-from .dataset import ArrayDataset, as_generator, compute_mean_std, stratified_split
+from .dataset import ArrayDataset, as_generator, compute_mean_std, data_fingerprint, stratified_split
 from .idx import IDXFormatError, parse_idx, read_idx
 from .mnist import (ChecksumError, DatasetNotFoundError, FASHION_MNIST_CLASSES, MNIST_CLASSES,
                     cache_dir, find_mnist_files, load_mnist, read_mnist)
@@ -26,7 +26,7 @@ from .registry import available_datasets, get_dataset
 from . import transforms
 
 __all__ = [
-    "ArrayDataset", "as_generator", "compute_mean_std", "stratified_split",
+    "ArrayDataset", "as_generator", "compute_mean_std", "data_fingerprint", "stratified_split",
     "IDXFormatError", "parse_idx", "read_idx",
     "ChecksumError", "DatasetNotFoundError", "FASHION_MNIST_CLASSES", "MNIST_CLASSES",
     "cache_dir", "find_mnist_files", "load_mnist", "read_mnist",

@@ -12,7 +12,8 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["ArrayDataset", "stratified_split", "compute_mean_std", "as_generator"]
+__all__ = ["ArrayDataset", "stratified_split", "compute_mean_std", "as_generator", "check_data_fits_model",
+           "DataMismatchError", "data_fingerprint"]
 
 
 def as_generator(rng=None) -> np.random.Generator:
@@ -246,3 +247,63 @@ def compute_mean_std(images, chunk: int = 4096) -> Tuple[Tuple[float, ...], Tupl
     std = np.sqrt(squares / count)
     std = np.where(std > 0, std, 1.0)  # a constant channel: leave it unscaled
     return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+class DataMismatchError(ValueError):
+    """Data a model cannot be scored on (other image size or other class names)."""
+
+
+def check_data_fits_model(data_classes: Sequence, data_input_shape: Sequence[int], model_classes: Sequence,
+                          model_input_shape: Sequence[int], model_where, dataset) -> None:
+    """Refuse data a model cannot be scored on: other image sizes, or other class names.
+
+    ``cnnlab evaluate`` and ``cnnlab report --dataset`` both call this, so they refuse
+    the same pairs with the same message.  Labels are positions in the class list:
+    data with other names (or the same names in another order) would be compared with
+    the wrong scores.
+
+    Args:
+        data_classes, data_input_shape: the data set's class names and ``(C, H, W)``.
+        model_classes, model_input_shape: the model's.
+        model_where: the run or model folder, for the message.
+        dataset: the data set's name or folder, for the message.
+
+    Raises:
+        DataMismatchError (a ValueError): one line naming both sides.
+    """
+    if tuple(int(d) for d in data_input_shape) != tuple(int(d) for d in model_input_shape):
+        raise DataMismatchError(f"the model in {model_where} takes {'x'.join(map(str, model_input_shape))} images, but "
+                         f"{dataset} has {'x'.join(map(str, data_input_shape))} images")
+    data_names = [str(c) for c in data_classes]
+    model_names = [str(c) for c in model_classes]
+    if data_names != model_names:
+        def names(classes):
+            return ", ".join(classes[:12]) + (f", ... ({len(classes)} in all)" if len(classes) > 12 else "")
+        raise DataMismatchError(f"the class names differ, so the scores would be compared with the wrong labels: the "
+                         f"model in {model_where} has {len(model_names)} classes ({names(model_names)}), {dataset} "
+                         f"has {len(data_names)} ({names(data_names)})")
+
+
+def data_fingerprint(*parts) -> str:
+    """A short fingerprint of the data a run trains and tests on: ``"sha256:<hex>"``.
+
+    ``parts`` are :class:`ArrayDataset` objects (or ``None`` for a missing part, e.g. no
+    validation split), in a fixed order such as ``(train, val, test)``.  The SHA-256 covers
+    each part's decoded pixels, labels, class names, shape and dtype, so any image added,
+    removed, edited or moved to another class (which redraws a seeded split) changes it,
+    while copying the files elsewhere (new paths, new modification times) does not.
+    Hashing the pixels costs about 0.1 s per 200 MB of float32 images.
+    """
+    import hashlib
+    digest = hashlib.sha256()
+    for part in parts:
+        if part is None:
+            digest.update(b"none;")
+            continue
+        images = np.ascontiguousarray(part.images)
+        labels = np.ascontiguousarray(part.labels, dtype=np.int64)
+        digest.update(f"{images.shape};{images.dtype.str};{len(labels)};".encode())
+        digest.update("\x00".join(str(c) for c in part.classes).encode("utf-8", "surrogatepass") + b";")
+        digest.update(memoryview(images).cast("B"))
+        digest.update(memoryview(labels).cast("B"))
+    return "sha256:" + digest.hexdigest()

@@ -14,6 +14,7 @@ antialiased bilinear filter.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import Counter
 from pathlib import Path
@@ -23,9 +24,13 @@ import numpy as np
 
 from .dataset import ArrayDataset, stratified_split
 
-__all__ = ["load_image_folder", "IMAGE_EXTENSIONS", "list_image_folder", "read_image"]
+__all__ = ["load_image_folder", "IMAGE_EXTENSIONS", "IMAGE_FORMATS", "list_image_folder", "read_image",
+           "open_image"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+#: the only Pillow formats cnnlab decodes, whatever a file's name says (never EPS/PostScript, which
+#: Pillow hands to Ghostscript, nor any other plugin): PGM/PPM are the plain raster formats ``PPM``
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 
 
@@ -85,6 +90,21 @@ def _too_large(path: Path, exc: Exception) -> ValueError:
                       "files that unpack into gigabytes); shrink it before using it")
 
 
+def open_image(source):
+    """``PIL.Image.open`` restricted to :data:`IMAGE_FORMATS`: every image cnnlab reads goes through
+    here, so a PostScript file named ``seven.png`` is refused as "not an image", never interpreted.
+
+    Raises:
+        PIL.UnidentifiedImageError: not one of those formats (an ``OSError``).
+    """
+    from PIL import Image, UnidentifiedImageError
+    try:
+        return Image.open(source, formats=list(IMAGE_FORMATS))
+    except UnidentifiedImageError:
+        raise UnidentifiedImageError("not a PNG, JPEG, BMP, GIF, TIFF, WebP or PGM/PPM image (the formats "
+                                     "cnnlab reads, whatever the file's name)") from None
+
+
 def _regular_file(path: Path) -> Path:
     """Refuse a pipe, socket or device named like an image: reading one could block forever."""
     if path.exists() and not path.is_dir() and not path.is_file():
@@ -92,19 +112,41 @@ def _regular_file(path: Path) -> Path:
     return path
 
 
-def _open(path: Path):
-    """The decoded image, turned upright by its EXIF orientation."""
+#: colour modes Pillow converts to gray (L) and RGB, or that _to_8bit scales (LAB, HSV are not)
+_CONVERTIBLE_MODES = {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "I", "F",
+                      "I;16", "I;16L", "I;16B", "I;16N"}
+
+
+def _open(path: Path, warnings: Optional[list] = None):
+    """The decoded image, turned upright by its EXIF orientation; of an animated image (GIF, WebP,
+    PNG, TIFF pages) the first frame, said in ``warnings`` when a list is given."""
     from PIL import Image, ImageOps, UnidentifiedImageError
     _regular_file(Path(path))
     try:
-        with Image.open(path) as image:
+        with _quiet_pillow(path), open_image(path) as image:
+            frames = int(getattr(image, "n_frames", 1) or 1)
             image.load()
             image = ImageOps.exif_transpose(image)
     except Image.DecompressionBombError as exc:
         raise _too_large(path, exc) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ValueError(f"cannot read image {path}: {exc}") from exc
+    if image.mode not in _CONVERTIBLE_MODES:
+        raise ValueError(f"cannot read image {path}: its colour mode is {image.mode}, which cnnlab does not "
+                         "convert to gray or RGB; save it as an RGB or grayscale image")
+    if frames > 1 and warnings is not None:
+        warnings.append(f"an animated image of {frames} frames: only the first frame is used")
     return image
+
+
+@contextlib.contextmanager
+def _quiet_pillow(path):
+    """Pillow's warnings about a file (a damaged EXIF block, odd metadata) are harmless for reading its
+    pixels; they would reach stderr as raw Python warnings, so they are silenced while it is read."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        yield
 
 
 def _header(path: Path) -> Tuple[Tuple[int, int], bool]:
@@ -113,7 +155,7 @@ def _header(path: Path) -> Tuple[Tuple[int, int], bool]:
     from PIL import Image, UnidentifiedImageError
     _regular_file(Path(path))
     try:
-        with Image.open(path) as image:
+        with _quiet_pillow(path), open_image(path) as image:
             height, width = image.height, image.width
             try:
                 orientation = image.getexif().get(0x0112, 1)

@@ -101,7 +101,21 @@ def center_content(image: np.ndarray, size: Tuple[int, int], background: float) 
     return out
 
 
-def _placement_note(image: np.ndarray, background: float) -> Optional[str]:
+#: the remedies the warnings suggest, in the words of ``cnnlab predict`` (its options) and of the
+#: explorer's page (which has an 'invert' box and no centring)
+HINTS = {
+    "cli": {"center": "--center crops and centres it", "center_keeps": "--center keeps it",
+            "no_content": "--center found no content to centre; the image was resized as it is",
+            "invert": "--invert flips it (--no-invert keeps it and silences this warning)",
+            "uninvert": "leave out --invert", "inverted": "after --invert, "},
+    "page": {"center": "crop it around the content before uploading",
+             "center_keeps": "crop it to the model's shape first",
+             "no_content": "found no content to centre; the image was resized as it is",
+             "invert": "tick 'invert' to flip it", "uninvert": "untick 'invert'", "inverted": "after 'invert', "},
+}
+
+
+def _placement_note(image: np.ndarray, background: float, hints: dict = HINTS["cli"]) -> Optional[str]:
     """A warning when the content is small or far from the centre (MNIST digits fill and centre
     their 28x28 frame), else None."""
     weight = np.abs(image - background).mean(axis=0)
@@ -116,7 +130,7 @@ def _placement_note(image: np.ndarray, background: float) -> Optional[str]:
     cx = (weight.sum(axis=0) @ np.arange(w)) / total / max(w - 1, 1)
     if extent < 0.4 or (extent < 0.8 and max(abs(cy - 0.5), abs(cx - 0.5)) > 0.2):  # room to move it
         return (f"the content is {'small' if extent < 0.4 else 'off-centre'} (it spans {extent:.0%} of the "
-                f"image, centre of mass at {cx:.0%} across, {cy:.0%} down): --center crops and centres it")
+                f"image, centre of mass at {cx:.0%} across, {cy:.0%} down): {hints['center']}")
     return None
 
 
@@ -147,7 +161,7 @@ def _flatten_alpha(image, stats: Optional[dict], warnings: List[str]):
 
 
 def read_model_input(path, input_shape, stats: Optional[dict] = None, invert: Optional[bool] = None,
-                     center: bool = False) -> Tuple[np.ndarray, List[str]]:
+                     center: bool = False, hints: str = "cli") -> Tuple[np.ndarray, List[str]]:
     """One image file as the model's input (C, H, W) float32 in [0, 1], and the warnings about it.
 
     Args:
@@ -157,6 +171,8 @@ def read_model_input(path, input_shape, stats: Optional[dict] = None, invert: Op
         invert: ``True`` flips gray levels (``1 - x``), ``False`` never does and does not warn about
             polarity, ``None`` (default) warns when the polarity differs from the training data's.
         center: MNIST-style centring (:func:`center_content`) instead of a plain resize.
+        hints: ``"cli"`` (default) or ``"page"``: whether the warnings name ``cnnlab predict``'s
+            options or the explorer page's controls as remedies (:data:`HINTS`).
 
     Raises:
         FileNotFoundError, IsADirectoryError, ValueError: the file is missing, a folder, or not an
@@ -173,8 +189,11 @@ def read_model_input(path, input_shape, stats: Optional[dict] = None, invert: Op
         raise FileNotFoundError(f"image {path} does not exist")
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder, expected an image file")
+    if hints not in HINTS:
+        raise ValueError(f"hints must be one of {', '.join(HINTS)}, got {hints!r}")
+    remedy = HINTS[hints]
     warnings: List[str] = []
-    image = _open(path)
+    image = _open(path, warnings)
     image = _to_8bit(image, warnings)
     image = _flatten_alpha(image, stats, warnings)
     if image.mode in ("1", "L"):
@@ -195,19 +214,24 @@ def read_model_input(path, input_shape, stats: Optional[dict] = None, invert: Op
     own = _polarity(float(_border(array[None])[0]), float(array.mean()))
     trained = (stats or {}).get("background")
     if not center and trained and own in (None, trained):  # (the other polarity is warned about below)
-        note = _placement_note(array, _fill_value(stats) / 255.0)
+        note = _placement_note(array, _fill_value(stats) / 255.0, remedy)
         if note:
             warnings.append(note)
     if center:
         background = float(_fill_value(stats) / 255.0 if trained else _border(array[None])[0])
         centred = center_content(array, (H, W), background)
         if centred is None:
-            warnings.append("--center found no content to centre; the image was resized as it is")
+            warnings.append(remedy["no_content"])
         else:
             array = centred
     if array.shape[1:] != (H, W):
+        shrink = max(array.shape[1] / H, array.shape[2] / W)
+        if shrink >= 2:  # a 28x28 digit squeezed into an 8x8 model is not what it was trained on
+            warnings.append(f"a {array.shape[2]}x{array.shape[1]} image shrunk to {W}x{H}, {shrink:.3g}x smaller "
+                            f"(the model takes {W}x{H} images): fine detail is lost and the prediction may be "
+                            "unreliable")
         if abs(h / w - H / W) > 0.05 * (H / W):
-            warnings.append(f"a {w}x{h} image stretched to {W}x{H} (aspect ratio changed; --center keeps it)")
+            warnings.append(f"a {w}x{h} image stretched to {W}x{H} (aspect ratio changed; {remedy['center_keeps']})")
         resized = [np.asarray(Image.fromarray(channel).resize((W, H), Image.BILINEAR))
                    for channel in array]
         array = np.clip(np.stack(resized), 0.0, 1.0)
@@ -217,9 +241,8 @@ def read_model_input(path, input_shape, stats: Optional[dict] = None, invert: Op
                         f"{array.max():.2f}): the prediction means little")
     elif invert is not False and trained and own and own != trained:
         looks = f"{'dark content on a light' if own == 'light' else 'light content on a dark'} background"
-        hint = ("leave out --invert" if invert else
-                "--invert flips it (--no-invert keeps it and silences this warning)")
-        warnings.append(f"{'after --invert, ' if invert else ''}{looks}, but the model was trained on "
+        hint = remedy["uninvert"] if invert else remedy["invert"]
+        warnings.append(f"{remedy['inverted'] if invert else ''}{looks}, but the model was trained on "
                         f"{'light on dark' if trained == 'dark' else 'dark on light'} images: the prediction is "
                         f"likely wrong; {hint}")
     return array, warnings

@@ -11,7 +11,7 @@ from .digits import load_digits_split
 from .folder import load_image_folder
 from .mnist import MNIST_FILES, SHA256, load_mnist, sha256_file
 
-__all__ = ["get_dataset", "available_datasets"]
+__all__ = ["get_dataset", "available_datasets", "dataset_key"]
 
 _NAMES = {
     "digits": "digits", "sklearn-digits": "digits",
@@ -30,6 +30,17 @@ _SUMMARY = {
                "supply with --data-dir)",
     "<folder>": "your own images: one subfolder per class (PNG, JPEG, BMP), split into train/val",
 }
+
+
+_DATASET_NAMES = {"digits": "digits", "sklearn-digits": "digits", "mnist": "mnist",
+                  "fashion-mnist": "fashion-mnist", "fashion_mnist": "fashion-mnist",
+                  "fashionmnist": "fashion-mnist", "cifar10": "cifar10", "cifar-10": "cifar10",
+                  "cifar_10": "cifar10"}
+
+
+def dataset_key(dataset: str) -> str:
+    """Canonical name of a built-in data set, or ``"folder"`` for a path."""
+    return _DATASET_NAMES.get(str(dataset).strip().lower(), "folder")
 
 
 def available_datasets() -> Dict[str, str]:

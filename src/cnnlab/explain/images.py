@@ -34,9 +34,10 @@ def image_channels(path) -> Tuple[Tuple[int, int], int]:
         ValueError: not an image Pillow can read.
     """
     from PIL import Image, UnidentifiedImageError
+    from ..data.folder import open_image
     path = _check_file(path)
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             image.load()
             mode, size = image.mode, (image.height, image.width)
             gray = mode in _GRAY_MODES

@@ -295,30 +295,55 @@ def vector_figure(vector: np.ndarray, title: str):
 
 
 def probability_figure(probabilities: np.ndarray, classes: Sequence[str], title: str = "class probabilities",
-                       true_class: Optional[int] = None, width: float = 6.0):
+                       true_class: Optional[int] = None, width: float = 6.0, top_k: Optional[int] = 10):
     """Horizontal bars of the softmax probabilities, the predicted class highlighted.
+
+    A model with more than ``top_k`` classes shows its ``top_k`` most probable
+    ones, highest first (and the true class, when given and not among them),
+    then one bar for all the other classes together: the picture's size does not
+    grow with the number of classes.  Up to ``top_k`` classes (or ``top_k=None``)
+    every class is drawn, in class order.
 
     Shape:
         probabilities ``(K,)``.
     """
     p = np.asarray(probabilities, dtype=np.float64).ravel()
     names = [str(c) for c in classes]
+    names += [str(k) for k in range(len(names), p.size)]
     K = p.size
-    fig = new_figure(width, 0.3 * K + 1.2)
-    ax = fig.subplots()
+    if top_k is not None and (isinstance(top_k, bool) or int(top_k) < 1):
+        raise ValueError(f"top_k must be a positive number of classes or None, got {top_k!r}")
     pred = int(p.argmax())
-    colors = ["#c0392b" if k == pred else "#7f8c8d" for k in range(K)]
-    y = np.arange(K)
-    ax.barh(y, p, color=colors)
+    if top_k is None or K <= int(top_k):
+        shown = list(range(K))
+        rest = None
+    else:
+        shown = [int(j) for j in np.argsort(-p, kind="stable")[:int(top_k)]]
+        if true_class is not None and 0 <= int(true_class) < K and int(true_class) not in shown:
+            shown.append(int(true_class))
+        rest = (K - len(shown), float(max(0.0, 1.0 - p[shown].sum())))
+    values = [float(p[j]) for j in shown]
+    labels = [names[j] + (" (true)" if true_class == j else "") for j in shown]
+    colors = ["#c0392b" if j == pred else "#7f8c8d" for j in shown]
+    if rest is not None:
+        values.append(rest[1])
+        labels.append(f"the other {rest[0]:,} classes")
+        colors.append("#d5d8dc")
+    n = len(values)
+    fig = new_figure(width, 0.3 * n + 1.2 + (0.2 if rest is not None else 0.0))
+    ax = fig.subplots()
+    y = np.arange(n)
+    ax.barh(y, values, color=colors)
     ax.set_yticks(y)
-    ax.set_yticklabels([n + (" (true)" if true_class == k else "") for k, n in enumerate(names)], fontsize=8)
+    ax.set_yticklabels(labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 1.12)
     ax.set_xlabel("probability (softmax of the scores)", fontsize=9)
     ax.set_ylabel("class", fontsize=9)
-    for k in range(K):
-        ax.text(min(p[k], 1.0) + 0.01, k, f"{p[k]:.3f}", va="center", fontsize=7, in_layout=False)
-    ax.set_title(f"{title}: predicted {names[pred]} ({p[pred]:.1%})", fontsize=10)
+    for k, v in enumerate(values):
+        ax.text(min(v, 1.0) + 0.01, k, f"{v:.3f}", va="center", fontsize=7, in_layout=False)
+    more = f"\nthe {int(top_k)} most probable of {K:,} classes" if rest is not None else ""
+    ax.set_title(f"{title}: predicted {names[pred]} ({p[pred]:.1%}){more}", fontsize=10)
     ax.tick_params(labelsize=8)
     ax.grid(axis="x", alpha=0.3)
     return fig

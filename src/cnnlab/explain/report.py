@@ -20,7 +20,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["build_report", "write_report"]
+__all__ = ["build_report", "write_report", "MANY_CLASSES"]
 
 _DPI = 90
 
@@ -152,15 +152,59 @@ def _training(run) -> str:
     return "\n".join(out)
 
 
+# past this many classes the page lists the classes present and the most frequent confusions instead
+# of drawing a K x K matrix (whose labels no longer read) and a row for every class
+MANY_CLASSES = 30
+_TOP_CONFUSIONS = 20
+
+
 def _per_class_table(labels: np.ndarray, predictions: np.ndarray, classes: Sequence[str]) -> str:
+    """Precision, recall, F1 and support per class; with many classes only the classes present in the
+    test data get a row."""
     from sklearn.metrics import precision_recall_fscore_support  # as `cnnlab evaluate`
+    many = len(classes) > MANY_CLASSES
+    rows_of = np.unique(labels) if many else np.arange(len(classes))
     precision, recall, f1, support = precision_recall_fscore_support(
-        labels, predictions, labels=list(range(len(classes))), zero_division=0)
+        labels, predictions, labels=[int(k) for k in rows_of], zero_division=0)
     rows = ["<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>test images</th></tr>"]
-    for k, name in enumerate(classes):
-        rows.append(f"<tr><td>{_esc(name)}</td><td class='num'>{precision[k]:.3f}</td>"
-                    f"<td class='num'>{recall[k]:.3f}</td><td class='num'>{f1[k]:.3f}</td>"
-                    f"<td class='num'>{int(support[k])}</td></tr>")
+    for j, k in enumerate(rows_of):
+        rows.append(f"<tr><td>{_esc(classes[int(k)])}</td><td class='num'>{precision[j]:.3f}</td>"
+                    f"<td class='num'>{recall[j]:.3f}</td><td class='num'>{f1[j]:.3f}</td>"
+                    f"<td class='num'>{int(support[j])}</td></tr>")
+    rows.append("</table>")
+    table = "\n".join(rows)
+    if not many:
+        return table
+    return (f"<details><summary>Precision, recall and F1 of the {len(rows_of):,} classes present in the test "
+            f"data</summary>{table}</details>")
+
+
+def _classes_present(labels: np.ndarray, classes: Sequence[str]) -> str:
+    present = np.unique(labels)
+    shown = ", ".join(_esc(classes[int(k)]) for k in present[:MANY_CLASSES])
+    more = f", ... ({len(present) - MANY_CLASSES:,} more)" if len(present) > MANY_CLASSES else ""
+    return (f"<p>The test data holds images of {len(present):,} of the model's {len(classes):,} classes: "
+            f"{shown}{more}.</p>")
+
+
+def _confusion_list(confusion: np.ndarray, classes: Sequence[str], top: int = _TOP_CONFUSIONS) -> str:
+    """The most frequent (true class, predicted class) mistakes as a table, most frequent first."""
+    cm = np.asarray(confusion, dtype=np.int64)
+    off = cm.copy()
+    np.fill_diagonal(off, 0)
+    flat = np.flatnonzero(off)
+    if not flat.size:
+        return "<p>No test image is misclassified.</p>"
+    order = flat[np.argsort(-off.ravel()[flat], kind="stable")][:top]
+    totals = cm.sum(axis=1)
+    rows = [f"<h3>The most frequent confusions</h3><p>{int(off.sum()):,} mistakes in "
+            f"{len(flat):,} (true class, predicted class) pairs; the {len(order)} most frequent:</p>",
+            "<table><tr><th>true class</th><th>predicted as</th><th>images</th>"
+            "<th>share of the true class's images</th></tr>"]
+    for i in order:
+        t, p = divmod(int(i), cm.shape[1])
+        rows.append(f"<tr><td>{_esc(classes[t])}</td><td>{_esc(classes[p])}</td><td class='num'>{int(cm[t, p])}</td>"
+                    f"<td class='num'>{cm[t, p] / max(int(totals[t]), 1):.1%}</td></tr>")
     rows.append("</table>")
     return "\n".join(rows)
 
@@ -262,12 +306,15 @@ def build_report(run_dir, dataset: Optional[str] = None, data_dir=None, samples:
     """
     from .features import first_conv_weight
     from .plots import confusion_figure, kernel_figure, mistakes_figure, predictions_figure
+    from ..data.dataset import DataMismatchError
     from .runs import evaluate_test, load_test_data, open_run
 
     run = open_run(run_dir)
+    from ..train import check_finite_model
+    check_finite_model(run.saved.model, run.path)  # a diverged run's page would show meaningless pictures
     notes: List[str] = []
     m = run.metrics or {}
-    title = f"{run.name} on {_public(run.dataset) or 'unknown data'}"
+    title = f"{run.name} on {_public(dataset or run.dataset) or 'unknown data'}"
     parts = [f"<h1>{_esc(title)}</h1>",
              f"<p class='lead'>cnnlab run <code>{_esc(Path(run.path).name)}</code>; report written "
              f"{datetime.now().strftime('%Y-%m-%d %H:%M')}.</p>",
@@ -286,6 +333,8 @@ def build_report(run_dir, dataset: Optional[str] = None, data_dir=None, samples:
     try:
         data = load_test_data(run, dataset, data_dir, limit, download=False)
         ev = evaluate_test(run, data)
+    except DataMismatchError:
+        raise  # data that would be scored against the wrong labels: refuse, as `cnnlab evaluate` does
     except (OSError, ValueError, ImportError) as exc:
         notes.append(f"test data not available: {' '.join(str(exc).split())}")
 
@@ -302,9 +351,13 @@ def build_report(run_dir, dataset: Optional[str] = None, data_dir=None, samples:
             if root and str(root) != _shown(root):  # an image folder: its name, not where it sits
                 description = description.replace(str(root), _shown(root))
         parts.append(f"<p>Test data: {_esc(description)}.</p>")
-        parts.append(_img(confusion_figure(ev.confusion, run.classes, "confusion matrix"), "confusion matrix",
-                          "Rows: the true class; columns: the predicted class. The diagonal holds the correct "
-                          "predictions; each cell's colour is its share of the true class's images."))
+        if len(run.classes) > MANY_CLASSES:
+            parts.append(_classes_present(ev.labels, run.classes))
+            parts.append(_confusion_list(ev.confusion, run.classes))
+        else:
+            parts.append(_img(confusion_figure(ev.confusion, run.classes, "confusion matrix"), "confusion matrix",
+                              "Rows: the true class; columns: the predicted class. The diagonal holds the correct "
+                              "predictions; each cell's colour is its share of the true class's images."))
         parts.append(_per_class_table(ev.labels, ev.predictions, run.classes))
         k = min(grid, n)
         parts.append("<h3>Sample predictions</h3>")

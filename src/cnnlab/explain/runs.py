@@ -95,8 +95,9 @@ def load_test_data(run: Run, dataset: Optional[str] = None, data_dir=None, limit
     with the run's settings).  ``limit`` keeps the first ``limit`` test images.
 
     Raises:
-        ValueError: the run does not say which data set it used and none is given,
-            or the data set's images do not fit the model.
+        ValueError: the run does not say which data set it used and none is given.
+        DataMismatchError (a ValueError): the data set's images or class names do not fit the
+            model (:func:`cnnlab.data.dataset.check_data_fits_model`, the check `cnnlab evaluate` makes).
     """
     from ..train import load_run_data
     config = dict(run.config or {})
@@ -108,9 +109,9 @@ def load_test_data(run: Run, dataset: Optional[str] = None, data_dir=None, limit
     _, _, test = load_run_data(name, folder, float(config.get("val_fraction", 0.1) or 0.0),
                                int(config.get("seed", 0) or 0), config.get("limit") if not dataset else None,
                                download=download, progress=False)
-    if tuple(test.images.shape[1:]) != tuple(run.saved.input_shape):
-        raise ValueError(f"the {name} test images have shape {tuple(test.images.shape[1:])} but the model in "
-                         f"{run.path} takes {tuple(run.saved.input_shape)}")
+    from ..data.dataset import check_data_fits_model  # the check `cnnlab evaluate` makes, same message
+    check_data_fits_model(test.classes, test.images.shape[1:], run.classes, run.saved.input_shape, run.path,
+                          name)
     images, labels = test.images, test.labels
     if limit is not None and limit < len(labels):
         images, labels = images[:limit], labels[:limit]

@@ -454,6 +454,9 @@ def trace_conv2d(image, kernel, stride=1, padding=0, bias: float = 0.0, position
     size_h = axis_size("height", H, kh, sh, (pt, pb))
     size_w = axis_size("width", W, kw, sw, (pl, pr))
     oh, ow = size_h.output, size_w.output
+    from .._schema import MAX_ACTIVATION_ELEMENTS, check_tensor_size
+    check_tensor_size((img3.shape[0], H + pt + pb, W + pl + pr), f"the input padded by {padding!r}",
+                      MAX_ACTIVATION_ELEMENTS)  # the size budget, before allocating
 
     padded3 = np.pad(img3, ((0, 0), (pt, pb), (pl, pr)))
     out = np.zeros((oh, ow))

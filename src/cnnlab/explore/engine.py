@@ -30,7 +30,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 __all__ = ["Explorer", "RequestError", "PreparedImage", "decode_image", "encode_array", "MAX_PIXELS",
-           "MAX_UPLOAD_BYTES", "shape_arithmetic", "load_target"]
+           "MAX_UPLOAD_BYTES", "shape_arithmetic", "load_target", "display_labels"]
 
 #: Largest image (width x height) accepted from a client: 40 megapixels (8000x5000).
 MAX_PIXELS = 40_000_000
@@ -103,10 +103,13 @@ def decode_image(data: bytes, channels: int, size: Tuple[int, int],
     if not data:
         raise RequestError("the image field is empty: expected an image file (PNG, JPEG, BMP, GIF, WebP)")
     try:
-        image = Image.open(io.BytesIO(data))
+        from ..data.folder import open_image
+        image = open_image(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         raise RequestError(f"image over the limit of {max_pixels:,} pixels: {exc}", 413) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except UnidentifiedImageError:  # Pillow's text names only the in-memory buffer (<_io.BytesIO ...>)
+        raise RequestError("the upload is not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP)") from None
+    except (OSError, ValueError, SyntaxError) as exc:
         raise RequestError(f"not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP): {exc}") from None
     with image:
         width, height = image.size
@@ -167,7 +170,7 @@ def _spec_name(layer) -> str:
 
 # =========================================================================== shapes
 def shape_arithmetic(size: int, kernel: int, stride: int = 1, padding="0", dilation: int = 1,
-                     ceil_mode: bool = False, pool: bool = False) -> dict:
+                     ceil_mode: bool = False, pool: bool = False, max_padding: Optional[int] = None) -> dict:
     """The output size of one axis with the formula filled in (the shape playground).
 
     ``padding`` is an int, ``"before,after"`` or ``"same"``.  The size comes
@@ -195,6 +198,8 @@ def shape_arithmetic(size: int, kernel: int, stride: int = 1, padding="0", dilat
         if len(parts) not in (1, 2) or min(parts) < 0:
             raise RequestError(f"padding must be an integer >= 0, 'before,after' or 'same', got {padding!r}")
         before, after = (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+        if max_padding is not None and max(parts) > max_padding:
+            raise RequestError(f"padding must be at most {max_padding:,} per side, got {max(parts):,}")
     try:
         if pool:
             if before != after:
@@ -266,6 +271,45 @@ def _onnx_input_shape(path) -> Tuple[int, int, int]:
 
 
 # =========================================================================== the explorer
+_FAMILIES = {"Conv2d": "conv", "ConvTranspose2d": "deconv", "Linear": "fc", "Flatten": "flatten",
+             "BatchNorm2d": "bn", "BatchNorm1d": "bn", "Dropout": "dropout", "Dropout2d": "dropout",
+             "Softmax": "softmax", "LogSoftmax": "logsoftmax", "Add": "add", "Concat": "concat"}
+
+
+def display_labels(names: Sequence[str], types: Sequence[str]) -> List[str]:
+    """Readable names for the page: ``conv1``, ``relu1``, ``pool1``, ``fc1`` where a layer's name is only
+    its position (``"0"``, ``"features.3"`` of a Sequential); the model's own names are kept otherwise.
+
+    A family with one member drops the number (``flatten``); the numbering counts per family.
+    """
+    def family(kind: str) -> str:
+        if kind in _FAMILIES:
+            return _FAMILIES[kind]
+        if "Pool" in kind:
+            return "pool"
+        return kind.lower()
+    totals: Dict[Tuple[str, str], int] = {}
+    keys = []
+    for name, kind in zip(names, types):
+        prefix, _, last = str(name).rpartition(".")
+        if last.isdigit():
+            key = (prefix, family(kind))
+            totals[key] = totals.get(key, 0) + 1
+            keys.append(key)
+        else:
+            keys.append(None)
+    seen: Dict[Tuple[str, str], int] = {}
+    labels = []
+    for name, key in zip(names, keys):
+        if key is None:
+            labels.append(str(name))
+            continue
+        seen[key] = seen.get(key, 0) + 1
+        base = key[1] + (str(seen[key]) if totals[key] > 1 else "")
+        labels.append(f"{key[0]}.{base}" if key[0] else base)
+    return labels
+
+
 def layer_outputs(model, x) -> list:
     """Every node's output for preprocessed images ``x``: :func:`cnnlab.explain.features.layer_outputs`.
 
@@ -392,7 +436,11 @@ class Explorer:
                     entry["padding"] = [[int(t), int(b)], [int(l), int(r)]]
                 except Exception:  # noqa: BLE001
                     pass
+            if hasattr(layer, "groups"):
+                entry["groups"] = int(layer.groups)
             layers.append(entry)
+        for entry, label in zip(layers, display_labels([d["name"] for d in layers], [d["type"] for d in layers])):
+            entry["label"] = label
         return layers
 
     def layer_info(self, name: str) -> dict:
@@ -407,9 +455,11 @@ class Explorer:
             dataset = self._config.get("dataset")
         return {"name": self.saved.name or (self.run_dir.name if self.run_dir else "model"),
                 "input_shape": list(self.input_shape), "classes": self.classes,
-                "mean": self.mean, "std": self.std, "dataset": dataset,
+                "mean": self.mean, "std": self.std, "preprocessing_origin": getattr(self.saved, "origin", "model"),
+                "dataset": dataset,
                 "softmax_added": self.needs_softmax, "layers": self._layers,
                 "has_run": self._history is not None or self._metrics is not None,
+                "has_test_images": self.run_dir is not None and bool(self._config),
                 "can_draw": self.input_shape[0] == 1,
                 "limits": {"max_pixels": MAX_PIXELS, "max_upload_bytes": MAX_UPLOAD_BYTES}}
 
@@ -440,7 +490,8 @@ class Explorer:
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-            raw, warnings = read_model_input(name, self.input_shape, stats, invert=True if invert else None)
+            raw, warnings = read_model_input(name, self.input_shape, stats, invert=True if invert else None,
+                                             hints="page")  # remedies in the page's words, not CLI options
         except (OSError, ValueError) as exc:
             raise RequestError(f"cannot read the image: {str(exc).replace(name, 'the upload')}") from None
         finally:
@@ -477,6 +528,8 @@ class Explorer:
         if self.mean is not None and self.std is not None:
             img.steps.append("normalised: (x - " + ", ".join(f"{m:.4g}" for m in self.mean) + ") / "
                              + ", ".join(f"{s:.4g}" for s in self.std))
+        elif getattr(self.saved, "origin", "model") == "unknown":
+            img.steps.append("not normalised: the model records no mean/std (none assumed)")
         return img
 
     # ------------------------------------------------------------------ forward

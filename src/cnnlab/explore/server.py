@@ -8,7 +8,10 @@ Images reach the API as a multipart field ``image`` (an uploaded, dropped or
 drawn file) or as JSON ``{"sample": k}`` (the k-th test image of the run);
 ``invert`` (form field, JSON key or query parameter) flips gray levels first.
 Bad requests get a 4xx answer ``{"error": "..."}``; no file path is taken from
-a client.
+a client.  Only the server's own page may call it: a request whose ``Host`` is not
+the server's name (DNS rebinding) or whose ``Origin`` is another site (a web page
+posting to it) gets 403.  Every number a client sends is bounded, and the
+computing runs in a worker thread, never on the event loop.
 """
 from __future__ import annotations
 
@@ -18,9 +21,56 @@ from typing import Optional
 
 from .engine import MAX_UPLOAD_BYTES, Explorer, RequestError, shape_arithmetic
 
-__all__ = ["create_app", "STATIC_DIR"]
+__all__ = ["create_app", "STATIC_DIR", "LOCAL_HOSTS", "MAX_INDEX", "MAX_PADDING"]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+#: the names a server on this machine answers to (``Host``/``Origin``); a server listening on another
+#: address also answers to that address
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+#: the largest channel, row, column, class or sample index a request may name (each is then checked
+#: against the model's real sizes)
+MAX_INDEX = 1 << 20
+#: the most padding per side the shape playground takes
+MAX_PADDING = 10_000
+
+
+def _host_name(netloc: str) -> str:
+    """``"127.0.0.1:8000"`` -> ``"127.0.0.1"``, ``"[::1]:80"`` -> ``"::1"`` (lower case)."""
+    netloc = netloc.strip().lower()
+    if netloc.startswith("["):
+        return netloc[1:netloc.find("]")] if "]" in netloc else netloc
+    return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
+
+
+class _SameOrigin:
+    """ASGI middleware: 403 unless ``Host`` names this server and ``Origin`` (when sent) is this server.
+
+    ``allowed_hosts`` ``None`` accepts any ``Host`` (a server listening on every address) but still
+    refuses an ``Origin`` other than the ``Host`` the request was sent to."""
+
+    def __init__(self, app, allowed_hosts):
+        self.app = app
+        self.allowed = None if allowed_hosts is None else {h.strip("[]").lower() for h in allowed_hosts}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        host, origin = headers.get("host", ""), headers.get("origin")
+        problem = None
+        if not host or (self.allowed is not None and _host_name(host) not in self.allowed):
+            problem = (f"requests must be addressed to this server ({', '.join(sorted(self.allowed or ()))}), "
+                       f"got Host {host!r}")
+        elif origin is not None:
+            from urllib.parse import urlsplit
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or parts.netloc.lower() != host.strip().lower():
+                problem = (f"cross-origin request refused: Origin {origin!r} is not this server "
+                           f"(http://{host}); only the explorer's own page may call its API")
+        if problem is None:
+            return await self.app(scope, receive, send)
+        from starlette.responses import JSONResponse
+        await JSONResponse({"error": problem}, status_code=403)(scope, receive, send)
 
 
 def _int(params, name: str, default=None, low: Optional[int] = None, high: Optional[int] = None):
@@ -29,12 +79,17 @@ def _int(params, name: str, default=None, low: Optional[int] = None, high: Optio
         if default is None:
             raise RequestError(f"missing query parameter {name!r}")
         return default
+    if isinstance(text, bool) or not isinstance(text, (int, str)) or len(str(text)) > 20:
+        shown = repr(text) if len(repr(text)) <= 40 else repr(text)[:40] + "..."
+        raise RequestError(f"{name} must be an integer, got {shown}")
     try:
         value = int(text)
     except ValueError:
         raise RequestError(f"{name} must be an integer, got {text!r}") from None
     if (low is not None and value < low) or (high is not None and value > high):
-        raise RequestError(f"{name} must be between {low} and {high}, got {value}")
+        bounds = (f"between {low} and {high}" if low is not None and high is not None
+                  else f"at least {low}" if low is not None else f"at most {high}")
+        raise RequestError(f"{name} must be {bounds}, got {value}")
     return value
 
 
@@ -44,7 +99,8 @@ def _flag(value) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
-def create_app(saved_model, run_dir=None, max_upload_bytes: int = MAX_UPLOAD_BYTES, engine: str = "cnnlab"):
+def create_app(saved_model, run_dir=None, max_upload_bytes: int = MAX_UPLOAD_BYTES, engine: str = "cnnlab",
+               allowed_hosts=LOCAL_HOSTS):
     """The Starlette app serving the page and the API for one model.
 
     Args:
@@ -54,6 +110,9 @@ def create_app(saved_model, run_dir=None, max_upload_bytes: int = MAX_UPLOAD_BYT
         max_upload_bytes: largest request body accepted.
         engine: ``"cnnlab"`` or ``"onnxruntime"`` (the live prediction runs in ONNX Runtime; every
             feature map and trace is still cnnlab's own computation).
+        allowed_hosts: the host names requests may be addressed to (``Host`` header); ``None``: any
+            (a server listening on every address).  A request with an ``Origin`` other than the
+            server itself is refused either way.
     """
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
@@ -113,7 +172,8 @@ def create_app(saved_model, run_dir=None, max_upload_bytes: int = MAX_UPLOAD_BYT
                 invert = _flag(form.get("invert"))
             if upload is None or isinstance(upload, str):
                 if "sample" in form:
-                    return await run_in_threadpool(explorer.prepare_sample, _int(form, "sample"), invert)
+                    return await run_in_threadpool(explorer.prepare_sample, _int(form, "sample", low=0,
+                                                                                 high=MAX_INDEX), invert)
                 raise RequestError("expected a file field named 'image' (multipart/form-data) or JSON "
                                    "{\"sample\": k}")
             data = await upload.read()
@@ -132,7 +192,7 @@ def create_app(saved_model, run_dir=None, max_upload_bytes: int = MAX_UPLOAD_BYT
             return await run_in_threadpool(explorer.prepare_sample, doc["sample"], invert)
         if not body and "sample" in request.query_params:
             return await run_in_threadpool(explorer.prepare_sample,
-                                           _int(request.query_params, "sample", low=0), invert)
+                                           _int(request.query_params, "sample", low=0, high=MAX_INDEX), invert)
         raise RequestError("expected a multipart/form-data body with a file field 'image', or JSON "
                            "{\"sample\": k}", 415 if body else 400)
 
@@ -141,7 +201,7 @@ def create_app(saved_model, run_dir=None, max_upload_bytes: int = MAX_UPLOAD_BYT
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     async def api_model(request: Request):
-        return JSONResponse(explorer.model_info())
+        return JSONResponse(await run_in_threadpool(explorer.model_info))
 
     async def api_predict(request: Request):
         img = await read_image(request)
@@ -158,7 +218,7 @@ def create_app(saved_model, run_dir=None, max_upload_bytes: int = MAX_UPLOAD_BYT
             raise RequestError("missing query parameter 'layer'")
         if layer != "probabilities":
             explorer.layer_info(layer)
-        channel, y, x = _int(q, "channel", 0), _int(q, "y", 0), _int(q, "x", 0)
+        channel, y, x = (_int(q, name, 0, 0, MAX_INDEX) for name in ("channel", "y", "x"))
         img = await read_image(request)
         fw = await run_in_threadpool(explorer.forward, img)
         return JSONResponse(await run_in_threadpool(explorer.trace, fw, layer, channel, y, x))
@@ -167,7 +227,7 @@ def create_app(saved_model, run_dir=None, max_upload_bytes: int = MAX_UPLOAD_BYT
         q = request.query_params
         method = q.get("method", "gradcam").lower().replace("-", "")
         target = q.get("class")
-        target = None if target in (None, "", "predicted") else _int(q, "class")
+        target = None if target in (None, "", "predicted") else _int(q, "class", low=0, high=MAX_INDEX)
         img = await read_image(request)
         return JSONResponse(await run_in_threadpool(explorer.explain, img, method, target))
 
@@ -175,14 +235,14 @@ def create_app(saved_model, run_dir=None, max_upload_bytes: int = MAX_UPLOAD_BYT
         q = request.query_params
         layer = q.get("layer") or ""
         explorer.layer_info(layer)
-        channel, scale = _int(q, "channel", 0), _int(q, "scale", 1, 1, 16)
+        channel, scale = _int(q, "channel", 0, 0, MAX_INDEX), _int(q, "scale", 1, 1, 16)
         img = await read_image(request)
         fw = await run_in_threadpool(explorer.forward, img)
         png = await run_in_threadpool(explorer.feature_png, fw, layer, channel, scale)
         return Response(png, media_type="image/png")
 
     async def api_kernels(request: Request):
-        return JSONResponse(explorer.kernels(request.query_params.get("layer") or ""))
+        return JSONResponse(await run_in_threadpool(explorer.kernels, request.query_params.get("layer") or ""))
 
     async def api_samples(request: Request):
         q = request.query_params
@@ -208,10 +268,13 @@ def create_app(saved_model, run_dir=None, max_upload_bytes: int = MAX_UPLOAD_BYT
 
     async def api_shape(request: Request):
         q = request.query_params
-        return JSONResponse(shape_arithmetic(_int(q, "size", low=1, high=100000), _int(q, "kernel", low=1, high=10000),
-                                             _int(q, "stride", 1, 1, 10000), q.get("padding", "0"),
-                                             _int(q, "dilation", 1, 1, 1000), _flag(q.get("ceil_mode", "0")),
-                                             _flag(q.get("pool", "0"))))
+        padding = str(q.get("padding", "0"))
+        if len(padding) > 40:
+            raise RequestError(f"padding must be an integer, 'before,after' or 'same', got {padding[:40]!r}...")
+        return JSONResponse(await run_in_threadpool(
+            shape_arithmetic, _int(q, "size", low=1, high=100000), _int(q, "kernel", low=1, high=10000),
+            _int(q, "stride", 1, 1, 10000), padding, _int(q, "dilation", 1, 1, 1000),
+            _flag(q.get("ceil_mode", "0")), _flag(q.get("pool", "0")), MAX_PADDING))
 
     async def not_found(request: Request, exc):
         if request.url.path.startswith("/api/"):
@@ -237,4 +300,5 @@ def create_app(saved_model, run_dir=None, max_upload_bytes: int = MAX_UPLOAD_BYT
     ]
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: method_not_allowed})
     app.state.explorer = explorer
+    app.add_middleware(_SameOrigin, allowed_hosts=allowed_hosts)
     return app

@@ -14,6 +14,7 @@ from .activation import (relu, relu6, hardtanh, leaky_relu, sigmoid, tanh, softm
 from .loss import cross_entropy, nll_loss, binary_cross_entropy_with_logits, mse_loss
 from .basic import flatten, linear, dropout, dropout2d, batch_norm
 from .loss import binary_cross_entropy, l1_loss, smooth_l1_loss, huber_loss
+from .norm import layer_norm, group_norm, instance_norm
 from . import _methods  # noqa: F401  (binds x.relu(), x.mean(), x.max(), x.topk(), ... to Tensor)
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "cross_entropy", "nll_loss", "binary_cross_entropy_with_logits", "mse_loss",
     "flatten", "linear", "dropout", "dropout2d", "batch_norm",
     "binary_cross_entropy", "l1_loss", "smooth_l1_loss", "huber_loss",
+    "layer_norm", "group_norm", "instance_norm",
 ]

@@ -33,6 +33,8 @@ def pad_chwn(m: np.ndarray, pad_h: Tuple[int, int], pad_w: Tuple[int, int],
     if t == b == l == r == 0:
         return m
     C, H, W, N = m.shape
+    from .._schema import check_tensor_size
+    check_tensor_size((N, C, H + t + b, W + l + r), f"padding by {(t, b)} rows and {(l, r)} columns")
     if mode == "zeros":
         out = np.full((C, H + t + b, W + l + r, N), value, dtype=m.dtype)
         out[:, t:t + H, l:l + W] = m

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from ..threads import for_work
 from ..tensor import Tensor, as_tensor, flatten_shape
 from ._layout import to_chwn, to_nchw
 
@@ -46,11 +47,13 @@ def linear(input, weight, bias=None) -> Tensor:
         raise ValueError(f"linear: expected bias of shape ({w.shape[0]},), got {tuple(b.shape)}")
     lead = x.shape[:-1]
     x2 = x.data.reshape(math.prod(lead), w.shape[1])  # not -1: in_features may be 0
+    for_work(x2.shape[0] * w.shape[0] * w.shape[1])  # small products: one BLAS thread
     out = x2 @ w.data.T
     if b is not None:
         out += b.data
 
     def backward(g):
+        for_work(x2.shape[0] * w.shape[0] * w.shape[1])
         g2 = g.reshape(x2.shape[0], w.shape[0])
         gx = (g2 @ w.data).reshape(x.shape) if x.requires_grad else None
         gw = None
@@ -173,7 +176,9 @@ def batch_norm(input, running_mean=None, running_var=None, weight=None, bias=Non
         var = np.asarray(running_var, dtype=x.dtype)
         centered = m - mu[:, None]
     inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
-    xhat = centered * inv_std[:, None]
+    xhat = centered   # a fresh array: normalised in place (one array and one pass fewer)
+    xhat *= inv_std[:, None]
+    del centered
     w = None if weight is None else as_tensor(weight)
     b = None if bias is None else as_tensor(bias)
     out = xhat * w.data[:, None] if w is not None else xhat.copy()
@@ -188,15 +193,23 @@ def batch_norm(input, running_mean=None, running_var=None, weight=None, bias=Non
         gw = np.einsum("cm,cm->c", gm, xhat) if w is not None and w.requires_grad else None
         gb = gm.sum(axis=1) if b is not None and b.requires_grad else None
         gx = None
-        if x.requires_grad:
+        if x.requires_grad and training and group is None:
+            # gx = w * inv_std * (g - mean(g) - xhat * mean(g * xhat)): the two per-channel sums are
+            # the bias and weight gradients' (reused), then two scaled arrays and two passes.
+            sum_g = gm.sum(axis=1) if gb is None else gb
+            dot = np.einsum("cm,cm->c", gm, xhat) if gw is None else gw
+            k = inv_std if w is None else (w.data * inv_std).astype(gm.dtype)
+            shift = np.multiply(xhat, (k * dot / count)[:, None], dtype=gm.dtype)
+            shift += (k * sum_g / count).astype(gm.dtype)[:, None]
+            gx = np.multiply(gm, k[:, None], dtype=gm.dtype)
+            gx -= shift
+            gx = to_input_layout(gx)
+        elif x.requires_grad:
             gxhat = gm * w.data[:, None] if w is not None else gm
             if training and group is not None:  # both sums over the global batch, in one allreduce
                 sums = group.allreduce_sum(np.concatenate([gxhat.sum(axis=1),
                                                            np.einsum("cm,cm->c", gxhat, xhat)]))
                 gx = inv_std[:, None] * (gxhat - sums[:C, None] / count - xhat * sums[C:, None] / count)
-            elif training:
-                gx = inv_std[:, None] * (gxhat - gxhat.mean(axis=1, keepdims=True)
-                                         - xhat * np.einsum("cm,cm->c", gxhat, xhat)[:, None] / count)
             else:
                 gx = gxhat * inv_std[:, None]
             gx = to_input_layout(gx)

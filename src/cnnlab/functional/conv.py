@@ -13,9 +13,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ..threads import for_work
 from ..tensor import Tensor, as_tensor
-from ._layout import (PADDING_MODES, check_image_batch, check_padding_fits, pad_chwn, pad_chwn_backward, to_chwn,
-                      to_nchw)
+from ._layout import (PADDING_MODES, check_image_batch, check_padding_fits, pad_chwn, pad_chwn_backward, tap,
+                      to_chwn, to_nchw)
 from ._workspace import give, take
 from .shape import (conv_output_size, conv_padding, conv_transpose_output_size, pair,
                     positive_pair)
@@ -62,6 +63,208 @@ def _bands(out_h: int, band: int):
         yield r0, min(band, out_h - r0)
 
 
+# Depthwise output rows shorter than this (out_w * N positions) gather wide columns (see _Wide).
+_WIDE_ROW = 512
+
+
+class _Wide:
+    """The "wide rows" geometry of one (depthwise) convolution on padded (C, Hp, Wp, N) memory.
+
+    With stride 1, the flat index within a channel of output ``(y, x, n)`` seen by tap ``(i, j)``
+    is ``((y + i*dH)*Wp + x + j*dW)*N + n``: the output's "wide" flat index ``(y*Wp + x)*N + n``
+    shifted by ``(i*dH*Wp + j*dW)*N``.  So every tap reads one contiguous run of
+    ``span = ((out_h - 1)*Wp + out_w)*N`` values (one long copy instead of one per output row);
+    the wide grid's positions ``x >= out_w`` are spare, computed and dropped.
+
+    A stride ``(sH, sW)`` first splits the input into its sH*sW phases (rows ``a::sH``, columns
+    ``b::sW``, each ``Hq x Wq``): tap ``(i, j)`` reads phase ``(i*dH % sH, j*dW % sW)`` with stride 1
+    at offset ``(i*dH // sH, j*dW // sW)``, so the same holds with ``Wq`` for ``Wp``.
+    """
+
+    def __init__(self, shape, kernel, out_hw, stride, dilation):
+        self.C, self.Hp, self.Wp, self.N = shape
+        (kh, kw), (self.oh, self.ow) = kernel, out_hw
+        self.stride, self.dilation = stride, dilation
+        sh, sw = stride
+        self.Hq, self.Wq = -(-self.Hp // sh), -(-self.Wp // sw)
+        self.span = ((self.oh - 1) * self.Wq + self.ow) * self.N
+        self.taps = []   # (i, j, phase row, phase column, offset of the run)
+        for i in range(kh):
+            for j in range(kw):
+                r, c = i * dilation[0], j * dilation[1]
+                self.taps.append((i, j, r % sh, c % sw, ((r // sh) * self.Wq + c // sw) * self.N))
+
+    @staticmethod
+    def fits(Wp: int, out_w: int, stride_w: int) -> bool:
+        """Few spare columns: the wide grid is at most about twice the output's width.  (Depthwise
+        convolutions only: for the others the product, which grows with every spare column,
+        outweighs the faster copy; measured at batch 1 on ResNet-18 and DenseNet layers.)"""
+        return -(-Wp // stride_w) <= 2 * out_w + 8
+
+    def phases(self, xp: np.ndarray) -> np.ndarray:
+        """(sH, sW, C, Hq*Wq*N) phases of padded memory (with stride 1, a view of it)."""
+        C, N = self.C, self.N
+        sh, sw = self.stride
+        if (sh, sw) == (1, 1):
+            return xp.reshape(1, 1, C, -1)
+        q = np.zeros((sh, sw, C, self.Hq, self.Wq, N), dtype=xp.dtype)
+        for a in range(sh):
+            for b in range(sw):
+                part = xp[:, a::sh, b::sw]
+                q[a, b, :, :part.shape[1], :part.shape[2]] = part
+        return q.reshape(sh, sw, C, -1)
+
+    def unphase(self, dq: np.ndarray, dxp: np.ndarray) -> None:
+        """Adjoint of :meth:`phases`: add the phases' gradient (as returned there) into ``dxp``."""
+        sh, sw = self.stride
+        if (sh, sw) == (1, 1):
+            return   # dq was a view of dxp
+        dq = dq.reshape(sh, sw, self.C, self.Hq, self.Wq, self.N)
+        for a in range(sh):
+            for b in range(sw):
+                part = dxp[:, a::sh, b::sw]
+                part += dq[a, b, :, :part.shape[1], :part.shape[2]]
+
+    def columns(self, xp: np.ndarray) -> np.ndarray:
+        """(C, kh*kw, span) columns: tap t's row is one contiguous run of its phase."""
+        C, span = self.C, self.span
+        if self.stride == (1, 1):  # one copy from a strided view of every run
+            kh, kw = self.taps[-1][0] + 1, self.taps[-1][1] + 1
+            c_, h_, w_, _ = xp.strides
+            dh, dw = self.dilation
+            windows = as_strided(xp, (C, kh, kw, span), (c_, dh * h_, dw * w_, xp.itemsize), writeable=False)
+            cols = np.empty((C, kh, kw, span), dtype=xp.dtype)
+            np.copyto(cols, windows)
+            return cols.reshape(C, kh * kw, span)
+        q = self.phases(xp)
+        cols = np.empty((C, len(self.taps), span), dtype=xp.dtype)
+        for t, (_, _, a, b, start) in enumerate(self.taps):
+            cols[:, t] = q[a, b, :, start:start + span]
+        return cols
+
+    def to_wide(self, g: np.ndarray) -> np.ndarray:
+        """(O, out_h, out_w, N) -> (O, span) on the wide grid, zero in the spare columns."""
+        O = g.shape[0]
+        wide = np.zeros((O, self.oh, self.Wq, self.N), dtype=g.dtype)
+        wide[:, :, :self.ow] = g
+        return wide.reshape(O, -1)[:, :self.span]
+
+    def new_output(self, O: int, dtype) -> np.ndarray:
+        """An (O, oh*Wq*N) buffer for a product on the wide grid (fill ``[:, :span]``)."""
+        return np.empty((O, self.oh * self.Wq * self.N), dtype=dtype)
+
+    def crop(self, wide: np.ndarray) -> np.ndarray:
+        """(O, oh*Wq*N) wide output -> contiguous (O, oh, ow, N)."""
+        O = wide.shape[0]
+        return np.ascontiguousarray(wide.reshape(O, self.oh, self.Wq, self.N)[:, :, :self.ow])
+
+
+def _depthwise(x: Tensor, w: Tensor, b, xp: np.ndarray, shape, kernel, out_hw, stride, dilation,
+               pad_h, pad_w, padding_mode) -> Tensor:
+    """Depthwise convolution (one input channel per group).
+
+    Output channel ``c*M + q`` (channel multiplier ``M``) is
+    ``sum over taps (i, j) of weight[c*M + q, 0, i, j] * tap_ij(x)[c]``, where ``tap_ij`` is the
+    (C, out_h, out_w, N) view of the padded input seen by tap (i, j).
+
+    Backward: a multiply-add per kernel tap, each one vectorised NumPy operation over channels,
+    pixels and images (kH*kW of them for each gradient), on contiguous runs of the flat input
+    (see _Wide) when the wide grid fits.  Forward: the kH*kW taps gathered into columns and one
+    matrix-vector product per channel (batched: one BLAS call each); NumPy has no fused
+    multiply-add, and the tap loop (two passes per tap) measured 1.5-2.5x slower than this.
+    """
+    C, H, W, N = shape
+    (kh, kw), (oh, ow) = kernel, out_hw
+    O = w.shape[0]
+    M = O // C
+    dtype = xp.dtype
+    taps = [(i, j) for i in range(kh) for j in range(kw)]
+    wt = w.data.reshape(C, M, kh * kw, 1, 1, 1)           # per tap: a (C, M, 1, 1, 1) column
+    geo = None
+    if ow * N < _WIDE_ROW and _Wide.fits(xp.shape[2], ow, stride[1]):
+        geo = _Wide(xp.shape, kernel, out_hw, stride, dilation)
+        if C * kh * kw * geo.span * xp.itemsize > _KEEP_BYTES:
+            geo = None
+    if geo is not None:
+        # Short output rows (small batches): the taps gathered into columns as contiguous runs
+        # (one long copy each instead of one per output row), all at once.
+        wide = geo.new_output(O, dtype)
+        _matmul(w.data.reshape(C, M, kh * kw), geo.columns(xp), out=wide.reshape(C, M, -1)[:, :, :geo.span])
+        out = geo.crop(wide)
+    else:  # long rows: the same products over bands of im2col columns (memory stays bounded)
+        out = _correlate(xp, w.data.reshape(C, M, kh * kw), kh, kw, oh, ow, dilation, stride)
+    if b is not None:
+        out += b.data.reshape(O, 1, 1, 1)
+    saved = [xp]
+
+    def backward(g):
+        if saved[0] is None:
+            raise RuntimeError("conv2d: backward through the same graph a second time; the saved "
+                               "input was freed after the first backward (run the forward again)")
+        xs = saved[0]
+        saved[0] = None
+        gm = to_chwn(g).reshape(C, M, oh, ow, N)
+        gx = gw = gb = None
+        if b is not None and b.requires_grad:
+            gb = gm.reshape(O, -1).sum(axis=1)
+        need_w, need_x = w.requires_grad, x.requires_grad
+        dxp = np.zeros(xs.shape, dtype=gm.dtype) if need_x else None
+        if _Wide.fits(xs.shape[2], ow, stride[1]):
+            # The wide grid (see _Wide): every tap reads and writes one contiguous run of its
+            # phase of the flat input; the gradient is zero in the spare columns.
+            geo = _Wide(xs.shape, kernel, out_hw, stride, dilation)
+            span = geo.span
+            g_taps = geo.to_wide(gm.reshape(O, oh, ow, N)).reshape(C, M, span)
+            x_q = geo.phases(xs)
+            d_q = None
+            if dxp is not None:
+                d_q = (dxp.reshape(1, 1, C, -1) if stride == (1, 1)
+                       else np.zeros(x_q.shape, dtype=gm.dtype))
+            runs = {(i, j): (a, b, start) for i, j, a, b, start in geo.taps}
+
+            def x_tap(i, j):
+                a, b, start = runs[i, j]
+                return x_q[a, b, :, start:start + span]
+
+            def d_tap(i, j):
+                a, b, start = runs[i, j]
+                return d_q[a, b, :, start:start + span]
+            scale = wt[..., 0, 0]                               # (C, M, K, 1)
+            dims = "l"
+        else:
+            geo = None
+            g_taps = gm
+
+            def x_tap(i, j):
+                return tap(xs, i, j, oh, ow, stride, dilation)
+
+            def d_tap(i, j):
+                return tap(dxp, i, j, oh, ow, stride, dilation)
+            scale = wt
+            dims = "hwn"
+        if need_w:
+            gw = np.empty((C, M, kh * kw), dtype=gm.dtype)
+            for t, (i, j) in enumerate(taps):
+                gw[:, :, t] = np.einsum(f"cm{dims},c{dims}->cm", g_taps, x_tap(i, j))
+            gw = gw.reshape(w.shape)
+        if need_x:
+            tmp = np.empty(g_taps.shape[:1] + g_taps.shape[2:], dtype=gm.dtype)
+            for t, (i, j) in enumerate(taps):
+                if M == 1:
+                    np.multiply(g_taps[:, 0], scale[:, 0, t], out=tmp)
+                else:
+                    np.einsum(f"cm{dims},cm->c{dims}", g_taps, wt[:, :, t, 0, 0, 0], out=tmp)
+                target = d_tap(i, j)
+                target += tmp
+            if geo is not None:
+                geo.unphase(d_q, dxp)
+            gx = to_nchw(pad_chwn_backward(dxp, (C, H, W, N), pad_h, pad_w, padding_mode))
+        return (gx, gw) if b is None else (gx, gw, gb)
+
+    parents = (x, w) if b is None else (x, w, b)
+    return Tensor.from_op(to_nchw(out), parents, backward, "conv2d")
+
+
 def _scatter_taps(dxp: np.ndarray, d: np.ndarray, r0: int, stride, dilation) -> None:
     """col2im of one band: add each tap's (C, rows, out_w, N) gradient where that tap looked."""
     _, kh, kw, rows, out_w, _ = d.shape
@@ -75,6 +278,7 @@ def _scatter_taps(dxp: np.ndarray, d: np.ndarray, r0: int, stride, dilation) -> 
 
 def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray = None) -> np.ndarray:
     """Batched (G, m, k) @ (G, k, n); one plain BLAS call when G == 1."""
+    for_work(a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2])  # small products: one BLAS thread
     if a.shape[0] == 1:
         r = np.matmul(a[0], b[0], out=None if out is None else out[0])
         return r[None]
@@ -143,9 +347,22 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
     row = out_w * N                     # positions in one output row
     positions = out_h * row
     w_mat = w.data.reshape(G, Og, K)
+    if Cg == 1 and G > 1:   # depthwise: the direct kernel
+        return _depthwise(x, w, b, xp, (C, H, W, N), (kh, kw), (out_h, out_w), stride, dilation,
+                          pad_h, pad_w, padding_mode)
+    # How the columns are laid out:
+    #   "view"  1x1 kernel, stride 1: the (padded) input itself is the column matrix, no copy;
+    #   "im2col" / bands: the general strided copy (all at once, or a band of rows at a time).
+    if kh == kw == 1 and stride == (1, 1):
+        mode = "view"
+    else:
+        mode = "im2col"
     band = _band_rows(G * K, row, out_h)
-    keep = G * K * positions * xp.itemsize <= _KEEP_BYTES or band >= out_h
-    if keep:  # all columns at once, kept for backward
+    keep = mode != "im2col" or G * K * positions * xp.itemsize <= _KEEP_BYTES or band >= out_h
+    if mode == "view":
+        cols = xp.reshape(G, K, positions)
+        out = _matmul(w_mat, cols)
+    elif keep:  # all columns at once, kept for backward
         cols = _im2col(xp, kh, kw, 0, out_h, out_w, stride, dilation)
         out = _matmul(w_mat, cols.reshape(G, K, positions))
     else:     # a band of rows at a time; backward rebuilds them from xp
@@ -156,9 +373,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
             c = _im2col(xp, kh, kw, r0, rows, out_w, stride, dilation, out=buf)
             _matmul(w_mat, c.reshape(G, K, rows * row), out=out[:, :, r0 * row:(r0 + rows) * row])
         del buf
-    if b is not None:
-        out += b.data.reshape(G, Og, 1)
     out = out.reshape(O, out_h, out_w, N)
+    if b is not None:
+        out += b.data.reshape(O, 1, 1, 1)
 
     released = False
 
@@ -168,44 +385,102 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
             raise RuntimeError("conv2d: backward through the same graph a second time; the saved "
                                "input and columns were freed after the first backward (run the "
                                "forward again)")
-        g_mat = to_chwn(g).reshape(G, Og, positions)
+        g_chwn = to_chwn(g)
         need_w = w.requires_grad
         need_x = x.requires_grad
-        gw = None
-        if need_w:
-            gw = (_matmul(g_mat, cols.reshape(G, K, positions).transpose(0, 2, 1)) if keep
-                  else np.zeros((G, Og, K), dtype=g_mat.dtype))
-        dxp = np.zeros(xp.shape, dtype=g_mat.dtype) if need_x else None
-        w_t = w_mat.transpose(0, 2, 1)
-        buf = None if keep else np.empty(G * K * band * row, dtype=xp.dtype)
-        # One pass over bands of output rows: weight gradient (grad @ columns^T) and the
-        # input gradient (W^T @ grad, scattered back tap by tap) while the band is in cache.
-        for r0, rows in _bands(out_h, band):
-            g_band = g_mat[:, :, r0 * row:(r0 + rows) * row]
-            if need_w and not keep:
-                c = _im2col(xp, kh, kw, r0, rows, out_w, stride, dilation, out=buf)
-                gw += _matmul(g_band, c.reshape(G, K, rows * row).transpose(0, 2, 1))
-            if need_x:
-                d = _matmul(w_t, g_band).reshape(Cg * G, kh, kw, rows, out_w, N)
-                _scatter_taps(dxp, d, r0, stride, dilation)
-        gx = gb = None
-        if need_w:
-            gw = gw.reshape(w.shape)
+        gx = gw = gb = None
         if b is not None and b.requires_grad:
-            gb = g_mat.sum(axis=2).reshape(O)
-        if need_x:
+            gb = g_chwn.reshape(O, positions).sum(axis=1)
+        if mode == "view":
+            g_mat = g_chwn.reshape(G, Og, positions)
+            if need_w:
+                gw = _matmul(g_mat, cols.transpose(0, 2, 1)).reshape(w.shape)
+            if need_x:
+                dxp = _matmul(w_mat.transpose(0, 2, 1), g_mat).reshape(xp.shape)
+        else:
+            g_mat = g_chwn.reshape(G, Og, positions)
+            if need_w:
+                gw = (_matmul(g_mat, cols.reshape(G, K, positions).transpose(0, 2, 1)) if keep
+                      else np.zeros((G, Og, K), dtype=g_mat.dtype))
+            # Stride 1: the input gradient is the gradient correlated with the flipped kernels
+            # (a "full" convolution): columns of the gradient and one GEMM of the forward's shape,
+            # instead of W^T @ grad (kH*kW times the input's size) scattered back tap by tap.
+            transposed = need_x and stride == (1, 1)
+            dxp = gx_chwn = None
+            if transposed:
+                gx_chwn = _input_gradient_stride1(g_chwn, w.data, G, (C, H, W, N), pad_h, pad_w, padding_mode,
+                                                  dilation)
+            elif need_x:
+                dxp = np.zeros(xp.shape, dtype=g_mat.dtype)
+            w_t = w_mat.transpose(0, 2, 1)
+            buf = None if keep else np.empty(G * K * band * row, dtype=xp.dtype)
+            # One pass over bands of output rows: weight gradient (grad @ columns^T) and the
+            # input gradient (W^T @ grad, scattered back tap by tap) while the band is in cache.
+            for r0, rows in _bands(out_h, band):
+                if keep and dxp is None:
+                    break
+                g_band = g_mat[:, :, r0 * row:(r0 + rows) * row]
+                if need_w and not keep:
+                    c = _im2col(xp, kh, kw, r0, rows, out_w, stride, dilation, out=buf)
+                    gw += _matmul(g_band, c.reshape(G, K, rows * row).transpose(0, 2, 1))
+                if dxp is not None:
+                    d = _matmul(w_t, g_band).reshape(Cg * G, kh, kw, rows, out_w, N)
+                    _scatter_taps(dxp, d, r0, stride, dilation)
+            if need_w:
+                gw = gw.reshape(w.shape)
+            if gx_chwn is not None:
+                gx = to_nchw(gx_chwn)
+        if need_x and gx is None:
             gx = to_nchw(pad_chwn_backward(dxp, (C, H, W, N), pad_h, pad_w, padding_mode))
         released = True
-        if cols is not None:
+        if mode == "im2col" and cols is not None:
             give(cols)
         cols = xp = None
         return (gx, gw) if b is None else (gx, gw, gb)
 
     parents = (x, w) if b is None else (x, w, b)
     result = Tensor.from_op(to_nchw(out), parents, backward, "conv2d")
-    if result._backward is None and cols is not None:  # no graph: nothing reads the columns again
+    if result._backward is None and mode == "im2col" and cols is not None:  # no graph: nothing reads them
         give(cols)
     return result
+
+
+def _correlate(xp: np.ndarray, w_mat: np.ndarray, kh: int, kw: int, out_h: int, out_w: int,
+               dilation, stride=(1, 1)) -> np.ndarray:
+    """Correlation of padded (C, Hp, Wp, N) memory (any strides) with (G, Og, K) kernels:
+    (G*Og, out_h, out_w, N), a band of output rows at a time (columns stay ~4 MiB)."""
+    N = xp.shape[3]
+    G, Og, K = w_mat.shape
+    row = out_w * N
+    band = _band_rows(G * K, row, out_h)
+    out = np.empty((G, Og, out_h * row), dtype=xp.dtype)
+    buf = np.empty(G * K * band * row, dtype=xp.dtype)
+    for r0, rows in _bands(out_h, band):
+        c = _im2col(xp, kh, kw, r0, rows, out_w, stride, dilation, out=buf)
+        _matmul(w_mat, c.reshape(G, K, rows * row), out=out[:, :, r0 * row:(r0 + rows) * row])
+    return out.reshape(G * Og, out_h, out_w, N)
+
+
+def _input_gradient_stride1(g: np.ndarray, weight: np.ndarray, G: int, shape, pad_h, pad_w, padding_mode,
+                            dilation) -> np.ndarray:
+    """conv2d's (C, H, W, N) input gradient for stride 1, from the (O, oh, ow, N) output gradient.
+
+    Padded pixel ``(p, q)`` was seen by tap ``(i, j)`` at output ``(p - i*dH, q - j*dW)``, so its
+    gradient is the output gradient, padded by the dilated kernel's extent, correlated with the
+    kernels turned by 180 degrees and with in- and out-channels swapped.
+    """
+    C, H, W, N = shape
+    O, Cg, kh, kw = weight.shape
+    Og = O // G
+    a, c = (kh - 1) * dilation[0], (kw - 1) * dilation[1]
+    gp = pad_chwn(g, (a, a), (c, c))
+    flipped = weight.reshape(G, Og, Cg, kh, kw)[:, :, :, ::-1, ::-1].transpose(0, 2, 1, 3, 4)
+    w_mat = np.ascontiguousarray(flipped).reshape(G, Cg, Og * kh * kw)
+    if padding_mode == "zeros":   # only the rows and columns of the unpadded input
+        (top, _), (left, _) = pad_h, pad_w
+        return _correlate(gp[:, top:top + H + a, left:left + W + c], w_mat, kh, kw, H, W, dilation)
+    Hp, Wp = H + sum(pad_h), W + sum(pad_w)
+    return pad_chwn_backward(_correlate(gp, w_mat, kh, kw, Hp, Wp, dilation), shape, pad_h, pad_w, padding_mode)
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups: int = 1,

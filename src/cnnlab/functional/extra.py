@@ -28,6 +28,8 @@ def _pad_widths(pad: Sequence[int], ndim: int, shape) -> list:
     widths = [(0, 0)] * ndim
     for k in range(len(pad) // 2):
         widths[ndim - 1 - k] = (pad[2 * k], pad[2 * k + 1])
+    from .._schema import check_tensor_size
+    check_tensor_size([n + a + b for n, (a, b) in zip(shape, widths)], f"pad by {tuple(pad)}")  # before allocating
     return widths
 
 
@@ -78,8 +80,10 @@ def hardsigmoid(input, alpha: float = 1 / 6, beta: float = 0.5) -> Tensor:
     """``max(0, min(1, alpha * x + beta))``; PyTorch's defaults (ONNX's are alpha=0.2, beta=0.5)."""
     x = _float(input, "hardsigmoid")
     a, b = x.dtype.type(alpha), x.dtype.type(beta)
-    z = x.data * a + b
-    out = np.clip(z, 0, 1)
+    z = np.multiply(x.data, a, out=np.empty_like(x.data))   # an array even for a 0-d input
+    z += b
+    out = np.maximum(z, 0, out=np.empty_like(z))   # two ufuncs: faster than np.clip's wrapper
+    np.minimum(out, 1, out=out)
 
     def backward(g):
         return (g * (((z > 0) & (z < 1)) * a),)
@@ -91,7 +95,10 @@ def hardswish(input) -> Tensor:
     """``x * relu6(x + 3) / 6``."""
     x = _float(input, "hardswish")
     d = x.data
-    gate = np.clip(d / 6 + x.dtype.type(0.5), 0, 1)
+    gate = np.divide(d, 6, out=np.empty_like(d))   # an array even for a 0-d input
+    gate += x.dtype.type(0.5)
+    np.maximum(gate, 0, out=gate)     # clip in place, without np.clip's wrapper
+    np.minimum(gate, 1, out=gate)
     out = d * gate
 
     def backward(g):

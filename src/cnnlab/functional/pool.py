@@ -376,17 +376,27 @@ def _avg_pool_core(x: Tensor, kernel, stride, padding, out_hw, divisor: np.ndarr
     pad_h = _padding_amounts(H, oh, kh, stride[0], padding[0], 1)
     pad_w = _padding_amounts(W, ow, kw, stride[1], padding[1], 1)
     mp = pad_chwn(m, pad_h, pad_w)
-    taps = [(i, j) for i in range(kh) for j in range(kw)]
     div = divisor.astype(m.dtype)[None, :, :, None]
 
-    out = tap(mp, 0, 0, oh, ow, stride).copy()
-    for i, j in taps[1:]:
-        np.add(out, tap(mp, i, j, oh, ow, stride), out=out)
+    # Windows that tile the input exactly (global pooling, adaptive pooling to a divisor of
+    # the size): one reduction over the window axes instead of a Python step per tap.
+    tiles = (pad_h == (0, 0) and pad_w == (0, 0) and oh * kh == H and ow * kw == W and kh * kw > 4
+             and (oh == 1 or stride[0] == kh) and (ow == 1 or stride[1] == kw))
+    if tiles:
+        out = m.reshape(C, oh, kh, ow, kw, N).sum(axis=(2, 4))
+    else:
+        taps = [(i, j) for i in range(kh) for j in range(kw)]
+        out = tap(mp, 0, 0, oh, ow, stride).copy()
+        for i, j in taps[1:]:
+            np.add(out, tap(mp, i, j, oh, ow, stride), out=out)
     out /= div
     del mp
 
     def backward(g):
         gm = to_chwn(g) / div
+        if tiles:  # every pixel of a window gets its window's share
+            spread = np.broadcast_to(gm[:, :, None, :, None, :], (C, oh, kh, ow, kw, N))
+            return (to_nchw(spread.reshape(C, H, W, N)),)
         gp = np.zeros((C, H + sum(pad_h), W + sum(pad_w), N), dtype=gm.dtype)
         for i, j in taps:
             view = tap(gp, i, j, oh, ow, stride)
@@ -460,6 +470,8 @@ def _adaptive_output_size(op: str, output_size, shape) -> Tuple[int, int]:
     if min(sizes) < 1:
         raise ValueError(f"{op}: `output_size` must be positive, got {output_size!r} "
                          f"for input of shape {tuple(shape)}")
+    from .._schema import check_tensor_size
+    check_tensor_size((shape[0], shape[1]) + sizes, f"{op} with output_size {output_size!r}")  # before allocating
     return sizes
 
 

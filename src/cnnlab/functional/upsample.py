@@ -94,13 +94,16 @@ def check_resize_args(size, scale_factor, recompute_scale_factor=None):
 def output_size(x_shape, size=None, scale_factor=None, recompute_scale_factor=None) -> Tuple[Tuple[int, int], List]:
     """``((H_out, W_out), scales)`` for an input of ``x_shape`` ``(N, C, H, W)``; ``scales`` are what
     the kernel divides by (None: the ratio of the sizes)."""
+    from .._schema import check_tensor_size
     sizes, scales = check_resize_args(size, scale_factor, recompute_scale_factor)
     if sizes is not None:
+        check_tensor_size(tuple(x_shape[:2]) + tuple(sizes), f"interpolate to size {size!r}")
         return sizes, [None, None]
     out = tuple(int(math.floor(float(n) * s)) for n, s in zip(x_shape[2:], scales))
     if min(out) < 1:
         raise ValueError(f"interpolate: scale_factor {scale_factor!r} turns input of size {tuple(x_shape[2:])} "
                          f"into an empty output {out}")
+    check_tensor_size(tuple(x_shape[:2]) + out, f"interpolate with scale_factor {scale_factor!r}")
     return out, [None, None] if recompute_scale_factor else list(scales)
 
 

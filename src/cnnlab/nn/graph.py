@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
+from ..tensor import Tensor, is_grad_enabled
 from .module import Module, Sequential
 
 __all__ = ["Node", "Graph", "as_graph", "INPUT"]
@@ -120,6 +121,11 @@ class Graph(Module):
             if id(node.module) not in registered:
                 registered.add(id(node.module))
                 self._modules[node.name] = node.module
+        self._build_plan()
+
+    def _build_plan(self) -> None:
+        """What forward runs: one flat tuple per node (rebuilt when a node's module is replaced)."""
+        built, output = self.nodes, self.output
         # when each value is read for the last time, so forward can drop it early
         last_use: Dict[str, int] = {}
         for index, node in enumerate(built):
@@ -127,17 +133,101 @@ class Graph(Module):
                 last_use[name] = index
         last_use[output] = len(built)
         frees = [tuple(n for n, i in last_use.items() if i == index) for index in range(len(built))]
-        # what forward runs: one flat tuple per node, one input passed without building a list
+        # one input passed without building a list; activations that may write into their producer's output
+        readers: Dict[str, int] = {}
+        for node in built:
+            for name in node.inputs:
+                readers[name] = readers.get(name, 0) + 1
+        producer = {node.name: node.module for node in built}
         object.__setattr__(self, "_plan", tuple(
-            (node.name, node.module, node.inputs[0] if len(node.inputs) == 1 else None, node.inputs, free)
+            (node.name, node.module, node.inputs[0] if len(node.inputs) == 1 else None, node.inputs, free,
+             _fusable(node, producer, readers, output))
             for node, free in zip(built, frees)))
+
+    # --- editing like a PyTorch module: model.fc, model.fc = nn.Linear(...) -----------------------
+    def __getattr__(self, name: str):
+        """``model.fc``: the module of node ``fc``; ``model.layer1`` a path to ``layer1.conv1``, ... ."""
+        nodes = self.__dict__.get("nodes")
+        if nodes is not None and not name.startswith("__"):
+            for node in nodes:
+                if node.name == name:
+                    return node.module
+            if any(node.name.startswith(name + ".") for node in nodes):
+                return _NodePath(self, name)
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __setattr__(self, name: str, value) -> None:
+        nodes = self.__dict__.get("nodes")
+        if nodes is not None and any(node.name == name for node in nodes):
+            self.replace_node(name, value)
+            return
+        if nodes is not None and isinstance(value, Module):
+            raise AttributeError(f"cannot add module {name!r} to a Graph: a Graph runs only its nodes "
+                                 f"({_node_list(nodes)}); assign to a node's name to replace its layer, "
+                                 "or build a new Graph")
+        super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        nodes = self.__dict__.get("nodes")
+        if nodes is not None and any(node.name == name for node in nodes):
+            raise AttributeError(f"cannot delete graph node {name!r}: other nodes or the output may read it; "
+                                 "replace it with nn.Identity() or build a new Graph")
+        super().__delattr__(name)
+
+    def replace_node(self, name: str, module: Module) -> None:
+        """Run ``module`` for node ``name`` (what ``model.fc = nn.Linear(...)`` does).
+
+        The new layer is used by ``forward``, appears in ``parameters()``/``state_dict()`` under the
+        node's name, and is what saving, export and every tool see.  A layer shared by several
+        nodes (one attribute called twice in a traced ``forward``) is replaced in all of them.
+
+        Raises:
+            KeyError: no node is called ``name``.
+            TypeError: ``module`` is not a cnnlab.nn Module.
+        """
+        old = self.node(name).module
+        if not isinstance(module, Module):
+            raise TypeError(f"graph node {name!r} runs a layer: expected a cnnlab.nn Module, got "
+                            f"{type(module).__name__}")
+        for node in self.nodes:
+            if node.module is old:
+                node.module = module
+        for key in list(self._modules):
+            if self._modules[key] is old:
+                self._modules[key] = module
+        self._build_plan()
+
+    def get_submodule(self, target: str) -> Module:
+        """The module at ``target``: a node's name (``"layer1.conv1"``), or a path inside a node's layer."""
+        if target == "":
+            return self
+        for node in sorted(self.nodes, key=lambda n: -len(n.name)):
+            if target == node.name:
+                return node.module
+            if target.startswith(node.name + "."):
+                return node.module.get_submodule(target[len(node.name) + 1:])
+        return super().get_submodule(target)
+
+    def set_submodule(self, target: str, module: Module) -> None:
+        """Replace the module at ``target`` (a node's name, or a path inside a node's layer)."""
+        if any(node.name == target for node in self.nodes):
+            self.replace_node(target, module)
+            return
+        parent, _, last = target.rpartition(".")
+        if not parent:
+            raise AttributeError(f"the graph has no node {target!r}; its nodes are: {_node_list(self.nodes)}")
+        setattr(self.get_submodule(parent), last, module)
 
     # --- running ----------------------------------------------------------------------
     def forward(self, x):
         values = {self.input_name: x}
-        for name, module, single, inputs, frees in self._plan:
+        in_place = not is_grad_enabled()   # inference: activations may overwrite fresh outputs
+        for name, module, single, inputs, frees, fuse in self._plan:
             if single is not None:
-                values[name] = module(values[single])
+                if fuse is not None and in_place and _run_in_place(module, fuse, values[single]):
+                    values[name] = values[single]
+                else:
+                    values[name] = module(values[single])
             else:
                 values[name] = module(*[values[i] for i in inputs])
             for free in frees:
@@ -219,6 +309,46 @@ class Graph(Module):
         return "\n".join(lines)
 
 
+def _node_list(nodes) -> str:
+    names = [n.name for n in nodes]
+    return ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
+
+
+class _NodePath:
+    """``model.layer1`` of a graph whose nodes are ``layer1.conv1``, ...: attribute and index access
+    (``model.layer1.conv1``, ``model.layer2[0]``) reach the nodes below, assignment replaces them."""
+
+    def __init__(self, graph: "Graph", prefix: str):
+        object.__setattr__(self, "_graph", graph)
+        object.__setattr__(self, "_prefix", prefix)
+
+    def _full(self, name) -> str:
+        return f"{self._prefix}.{name}"
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        full = self._full(name)
+        try:
+            return self._graph.__getattr__(full)
+        except AttributeError:
+            raise AttributeError(f"the graph has no node {full!r} (nor nodes under it); its nodes are: "
+                                 f"{_node_list(self._graph.nodes)}") from None
+
+    def __getitem__(self, index):
+        return self.__getattr__(str(index))
+
+    def __setattr__(self, name: str, value) -> None:
+        self._graph.set_submodule(self._full(name), value)
+
+    def __setitem__(self, index, value) -> None:
+        self.__setattr__(str(index), value)
+
+    def __repr__(self) -> str:
+        inside = [n.name for n in self._graph.nodes if n.name.startswith(self._prefix + ".")]
+        return f"<graph nodes {self._prefix}.*: {', '.join(inside)}>"
+
+
 def _ident(name: str) -> str:
     return name.replace(".", "_")
 
@@ -232,6 +362,64 @@ def _chain_nodes(model: Sequential, prefix: str, source: str, out: List[Node]) -
             out.append(Node(full, layer, (source,)))
             source = full
     return source
+
+
+def _in_place_activation(module):
+    """``fn(array)`` that applies the activation layer ``module`` to ``array`` in place, or None."""
+    import numpy as np
+
+    from . import extra_layers, layers
+    kind = type(module)
+    if kind is layers.ReLU:
+        return lambda a: np.maximum(a, 0, out=a)
+    if kind in (layers.Hardtanh, layers.ReLU6):
+        lo, hi = module.min_val, module.max_val
+
+        def clip(a):
+            np.maximum(a, lo, out=a)
+            np.minimum(a, hi, out=a)
+        return clip
+    if kind is extra_layers.Hardswish:
+        def hardswish(a):
+            gate = np.divide(a, 6, dtype=a.dtype)
+            gate += a.dtype.type(0.5)
+            np.maximum(gate, 0, out=gate)
+            np.minimum(gate, 1, out=gate)
+            a *= gate
+        return hardswish
+    return None
+
+
+def _fusable(node, producer: Dict[str, Module], readers: Dict[str, int], output: str):
+    """``(producer module, in-place fn)`` when ``node`` is an activation that may overwrite its input
+    at inference: the input is a convolution's, dense layer's, batch norm's or sum's fresh output
+    that nothing else reads (and not the model's output)."""
+    from . import layers, merge
+    if len(node.inputs) != 1:
+        return None
+    source = node.inputs[0]
+    fn = _in_place_activation(node.module)
+    made_by = producer.get(source)
+    fresh = (layers.Conv2d, layers.Linear, layers.BatchNorm2d, merge.Add)
+    if fn is None or made_by is None or readers.get(source) != 1 or source == output or \
+            type(made_by) not in fresh:
+        return None
+    return made_by, fn
+
+
+def _run_in_place(module: Module, fuse, value) -> bool:
+    """Apply a fused activation to ``value`` in place (no graph is recorded); False when hooks or
+    tracing need the layers to run as they are, or the value is not a writeable float tensor."""
+    from . import module as module_mod
+    made_by, fn = fuse
+    if module_mod._tracer is not None or module._forward_pre_hooks or module._forward_hooks or \
+            made_by._forward_hooks:
+        return False
+    data = getattr(value, "data", None)
+    if not isinstance(value, Tensor) or data.dtype.kind != "f" or not data.flags.writeable:
+        return False
+    fn(data)
+    return True
 
 
 def as_graph(model: Module, input_shape: Optional[Sequence[int]] = None) -> Graph:

@@ -325,6 +325,13 @@ class Module:
             if key not in own:
                 continue
             target = own[key]
+            if value.dtype.kind not in "biuf":  # complex would be cast to its real part, silently
+                raise ValueError(f"{key} holds {'complex numbers' if value.dtype.kind == 'c' else 'no numbers'} "
+                                 f"(dtype {value.dtype}); parameters and buffers take real numbers")
+            if target.dtype.kind in "iu" and value.dtype.kind == "f" and not (
+                    np.isfinite(value).all() and (value == np.round(value)).all()):  # no silent cast of NaN or 2.5
+                raise ValueError(f"{key} holds values that are not whole numbers (NaN, inf or fractions); it is "
+                                 f"an integer {target.dtype} buffer")
             if tuple(value.shape) != tuple(target.shape):
                 raise ValueError(f"size mismatch for {key}: copying a param with shape {tuple(value.shape)}, "
                                  f"the shape in the current model is {tuple(target.shape)}")
@@ -353,8 +360,8 @@ class Module:
         for p in self.parameters():
             if set_to_none or p.grad is None:
                 p.grad = None
-            elif p.grad.flags.writeable:
-                p.grad[...] = 0  # in place, as PyTorch's grad.zero_()
+            elif p.grad.data.flags.writeable:
+                p.grad.data[...] = 0  # in place, as PyTorch's grad.zero_()
             else:
                 p.grad = np.zeros_like(p.data)
 
@@ -394,7 +401,7 @@ class Module:
                 if p is not None and p.data.dtype != dtype:
                     p.data = p.data.astype(dtype)
                     if p.grad is not None:
-                        p.grad = p.grad.astype(dtype)
+                        p.grad = p.grad.data.astype(dtype)
             for name, b in list(module._buffers.items()):
                 if b is not None and b.dtype.kind == "f" and b.dtype != dtype:
                     module._set_buffer(name, b.astype(dtype))

@@ -10,16 +10,20 @@ from __future__ import annotations
 __all__ = ["load", "export", "load_saved", "OnnxImportError", "OnnxExportError"]
 
 
-def load(path):
+def load(path, trainable: bool = False):
     """Read an ONNX model (opset 11 or newer) into a cnnlab graph model, in eval mode.
 
     Layer names come from the module paths PyTorch's exporters record, so the
     state_dict keys of an imported PyTorch model are PyTorch's (``fc.weight``).
+    The weights are ordinary parameters: ``trainable=True`` returns the model in
+    training mode, ready to fine-tune (see :mod:`cnnlab.finetune` for a new head
+    and frozen features).
     Raises ``OnnxImportError`` (a ValueError) with one line naming the problem.
     """
     _require("onnx")
     from ._import import load as _load
-    return _load(path)
+    model = _load(path)
+    return model.train() if trainable else model
 
 
 def export(model, path, input_shape, opset: int = 17, metadata=None):

@@ -43,11 +43,12 @@ class Builder:
         from onnx import numpy_helper
         key = id(array)
         if key in self._shared:
-            return self._shared[key]
+            return self._shared[key][0]
         name = self._unique(name)
         self.initializers.append(numpy_helper.from_array(_f32(array), name))
         if hasattr(array, "data") or isinstance(array, np.ndarray):
-            self._shared[key] = name
+            # keep the array alive: a temporary's id (a transposed weight) could otherwise be reused
+            self._shared[key] = (name, array)
         return name
 
     def const(self, name: str, array: np.ndarray) -> str:

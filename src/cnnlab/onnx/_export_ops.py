@@ -375,3 +375,80 @@ def upsample(b, layer, name, inputs, output, shapes):
                axis=0)
         ins = [inputs[0], empty, b.const(f"{name}:noscales", np.zeros(0, dtype=np.float32)), sizes]
     b.node("Resize", ins, [output], name, mode=mode, coordinate_transformation_mode=coords, nearest_mode=nearest)
+
+
+# --- per-sample normalisation and slicing ---------------------------------------------------------
+_INT64_MAX, _INT64_MIN = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+
+
+@exporter(nn.Slice)
+def slice_(b, layer, name, inputs, output, shapes):
+    end = layer.end if layer.end is not None else (_INT64_MAX if layer.step > 0 else _INT64_MIN)
+    consts = [b.const(f"{name}:{k}", np.array([v], dtype=np.int64))
+              for k, v in (("starts", layer.start), ("ends", end), ("axes", layer.dim), ("steps", layer.step))]
+    b.node("Slice", [inputs[0], *consts], [output], name)
+
+
+def _affine_or(b, layer, name, attr, shape, fill):
+    value = getattr(layer, attr)
+    if value is not None:
+        return b.init(f"{name}.{attr}", value)
+    return b.const(f"{name}:{attr}", np.full(shape, fill, dtype=np.float32))
+
+
+@exporter(nn.LayerNorm)
+def layer_norm(b, layer, name, inputs, output, shapes):
+    k = len(layer.normalized_shape)
+    shape = layer.normalized_shape
+    scale = _affine_or(b, layer, name, "weight", shape, 1.0)
+    if b.opset >= 17:
+        ins = [inputs[0], scale] + ([b.init(f"{name}.bias", layer.bias)] if layer.bias is not None else [])
+        b.node("LayerNormalization", ins, [output], name, axis=-k, epsilon=float(layer.eps))
+        return
+    # opsets 13-16: written out (mean, centred square, mean, sqrt, divide, scale, shift)
+    axes = list(range(len(shapes[0]) - k, len(shapes[0])))
+    mu, centred, sq, var, std, normed = (b.tmp(f"{name}:{t}") for t in ("mean", "centred", "sq", "var", "std",
+                                                                            "normed"))
+    b.node("ReduceMean", [inputs[0]], [mu], f"{name}:mean", axes=axes, keepdims=1)
+    b.node("Sub", [inputs[0], mu], [centred], f"{name}:sub")
+    b.node("Mul", [centred, centred], [sq], f"{name}:square")
+    b.node("ReduceMean", [sq], [var], f"{name}:var", axes=axes, keepdims=1)
+    veps = b.tmp(f"{name}:veps")
+    b.node("Add", [var, b.const(f"{name}:eps", np.array(layer.eps, dtype=np.float32))], [veps], f"{name}:eps")
+    b.node("Sqrt", [veps], [std], f"{name}:sqrt")
+    b.node("Div", [centred, std], [normed], f"{name}:div")
+    if layer.bias is None:
+        b.node("Mul", [normed, scale], [output], name)
+        return
+    scaled = b.tmp(f"{name}:scaled")
+    b.node("Mul", [normed, scale], [scaled], f"{name}:scale")
+    b.node("Add", [scaled, b.init(f"{name}.bias", layer.bias)], [output], name)
+
+
+@exporter(nn.InstanceNorm1d, nn.InstanceNorm2d)
+def instance_norm(b, layer, name, inputs, output, shapes):
+    c = layer.num_features
+    b.node("InstanceNormalization", [inputs[0], _affine_or(b, layer, name, "weight", (c,), 1.0),
+                                     _affine_or(b, layer, name, "bias", (c,), 0.0)],
+           [output], name, epsilon=float(layer.eps))
+
+
+@exporter(nn.GroupNorm)
+def group_norm(b, layer, name, inputs, output, shapes):
+    """As PyTorch writes it for every opset: instance norm of (N, G, -1), then the per-channel affine."""
+    g, c = layer.num_groups, layer.num_channels
+    grouped, normed, back = b.tmp(f"{name}:grouped"), b.tmp(f"{name}:normed"), b.tmp(f"{name}:back")
+    b.node("Reshape", [inputs[0], b.const(f"{name}:groups", np.array([0, g, -1], dtype=np.int64))], [grouped],
+           f"{name}:group")
+    b.node("InstanceNormalization", [grouped, b.const(f"{name}:ones", np.ones(g, np.float32)),
+                                     b.const(f"{name}:zeros", np.zeros(g, np.float32))],
+           [normed], f"{name}:norm", epsilon=float(layer.eps))
+    if not layer.affine:
+        _reshape_to(b, name, normed, shapes[0], output)
+        return
+    _reshape_to(b, f"{name}:ungroup", normed, shapes[0], back)
+    per_channel = (c,) + (1,) * (len(shapes[0]) - 2)
+    scaled = b.tmp(f"{name}:scaled")
+    b.node("Mul", [back, b.const(f"{name}.weight", _f32(layer.weight).reshape(per_channel))], [scaled],
+           f"{name}:scale")
+    b.node("Add", [scaled, b.const(f"{name}.bias", _f32(layer.bias).reshape(per_channel))], [output], name)

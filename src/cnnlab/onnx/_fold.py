@@ -14,7 +14,10 @@ cnnlab's tools expect:
   dense layer's input columns;
 * a bias-free convolution followed by adding a per-channel constant: the bias;
 * zero padding of H and W right before a convolution: the convolution's padding;
-* ``x * 0.5 * (1 + erf(x / sqrt 2))``: one ``GELU`` (PyTorch writes GELU so before opset 20).
+* ``Reshape (N, G, -1)``, ``InstanceNormalization``, ``Reshape`` back, a per-channel ``Mul`` and ``Add``:
+  one ``GroupNorm`` (PyTorch writes GroupNorm so);
+* ``x * 0.5 * (1 + erf(x / sqrt 2))`` (in either order of the products): one ``GELU`` (PyTorch
+  writes GELU so before opset 20).
 """
 from __future__ import annotations
 
@@ -46,6 +49,22 @@ def _channel_constant(module, channels: int):
     if c.ndim == 0 or c.size not in (1, channels) or any(s != 1 for s in c.shape[:-1]) or c.ndim > 4:
         return None
     return np.broadcast_to(c.reshape(-1), (channels,))
+
+
+def _per_channel(module, op: str, shape: tuple):
+    """The (C,) values of an Elementwise ``op`` whose constant is one value per channel of ``shape``, else None."""
+    if not isinstance(module, nn.Elementwise) or module.op != op or module.constant.size != shape[1]:
+        return None
+    c = module.constant
+    per_channel = c.reshape((1, shape[1]) + (1,) * (len(shape) - 2))
+    try:
+        if not np.array_equal(np.broadcast_to(c, shape), np.broadcast_to(per_channel, shape)):
+            return None
+        if np.broadcast_shapes(c.shape, shape) != tuple(shape):
+            return None
+    except ValueError:
+        return None
+    return c.reshape(-1)
 
 
 class _Rewriter:
@@ -105,6 +124,8 @@ class _Rewriter:
                     return True
             if isinstance(node.module, nn.Erf) and self._fuse_gelu(node):
                 return True
+            if type(node.module) is nn.InstanceNorm1d and self._fuse_group_norm(node):
+                return True
             if not _is_permute(node.module, TO_NHWC):
                 continue
             nxt = self.single_consumer(node.name)
@@ -154,6 +175,16 @@ class _Rewriter:
         if not const(plus, Add, 1.0):
             return False
         prod = self.single_consumer(plus.name)
+        if (prod is not None and type(prod.module) is Mul and prod.module.constant is not None
+                and abs(prod.module.constant - 0.5) < 5e-5):  # x * (0.5 * (1 + erf)): the dynamo exporter
+            last = self.single_consumer(prod.name)
+            if last is None or type(last.module) is not Mul or last.module.constant is not None \
+                    or sorted(last.inputs) != sorted((x, prod.name)):
+                return False
+            self.nodes[self.nodes.index(last)] = Node(last.name, nn.GELU(), (x,))
+            for node in (scale, erf, plus, prod):
+                self.nodes.remove(node)
+            return True
         if prod is None or type(prod.module) is not Mul or prod.module.constant is not None:
             return False
         other = prod.inputs[0] if prod.inputs[1] == plus.name else prod.inputs[1]
@@ -170,6 +201,40 @@ class _Rewriter:
         self.nodes[self.nodes.index(last)] = Node(last.name, nn.GELU(), (x,))
         for node in chain[:-1] if last is chain[-1] else chain:
             self.nodes.remove(node)
+        return True
+
+    def _fuse_group_norm(self, norm: Node) -> bool:
+        """``Reshape (N, G, -1)``, plain ``InstanceNorm1d``, ``Reshape`` back, ``* w + b`` per channel -> GroupNorm
+        (how PyTorch's exporters write ``nn.GroupNorm``)."""
+        from ._nn import Graph, Reshape
+        m = norm.module
+        if not m.affine or np.any(m.weight.data != 1) or np.any(m.bias.data != 0):
+            return False
+        grouped, back = self.producer(norm.inputs[0]), self.single_consumer(norm.name)
+        if (grouped is None or back is None or not isinstance(grouped.module, Reshape)
+                or not isinstance(back.module, Reshape) or self.single_consumer(grouped.name) is not norm):
+            return False
+        x = grouped.inputs[0]
+        shapes = Graph(self.nodes, output=back.name).shapes((1, *self.input_shape))
+        shape = shapes[x]
+        if shapes[back.name] != shape or len(shape) < 3 or shape[1] % m.num_features:
+            return False
+        c = shape[1]
+        layer = nn.GroupNorm(m.num_features, c, eps=m.eps)
+        chain, last = [grouped, norm, back], back
+        for op, param in (("mul", layer.weight), ("add", layer.bias)):
+            nxt = self.single_consumer(last.name)
+            values = None if nxt is None else _per_channel(nxt.module, op, shape)
+            if values is None:
+                continue
+            param.data[...] = values
+            chain.append(nxt)
+            last = nxt
+        # the first node's name is the module's path ("gn"): the state_dict keys become PyTorch's
+        self.nodes[self.nodes.index(last)] = Node(grouped.name, layer, (x,))
+        for node in chain[:-1]:
+            self.nodes.remove(node)
+        self.rename(last.name, grouped.name)
         return True
 
     def _swap(self, first: Node, second: Node) -> None:

@@ -103,6 +103,8 @@ class _Importer:
     modules: Dict[str, nn.Module] = field(default_factory=dict)
     values: Dict[str, str] = field(default_factory=dict)   # ONNX value name -> graph value name
     consumers: Dict[str, int] = field(default_factory=dict)
+    readers: Dict[str, list] = field(default_factory=dict)  # ONNX value name -> the ONNX nodes reading it
+    gathered: set = field(default_factory=set)  # Reshape-to-[-1] outputs whose Gather is already converted
     nodes: List[Node] = field(default_factory=list)
     used_names: set = field(default_factory=lambda: {"input"})
 
@@ -120,8 +122,12 @@ class _Importer:
         return candidate
 
 
-def layer_name(node) -> str:
+def layer_name(node, initializers=()) -> str:
     """The module path a node came from, else its ONNX name.
+
+    A node reading an initializer named after a parameter (``conv1.weight``) is that
+    module's (``conv1``): the dynamo exporter folds a batch norm into the conv before it
+    and keeps the batch norm's scope on the fused node, while the weights keep the conv's name.
 
     PyTorch's dynamo exporter stores the path in ``metadata_props``
     (``pkg.torch.onnx.name_scopes``: ``['', 'block', 'block.0', 'conv2d_1']``; or
@@ -129,6 +135,9 @@ def layer_name(node) -> str:
     the TorchScript exporter names nodes ``/block/block.0/Conv``.  The last entry is
     the op, the one before it the module: ``block.0``.
     """
+    for value in list(node.input)[1:2]:  # the weight of Conv/Gemm/ConvTranspose/MatMul
+        if value in initializers and value.endswith(".weight") and len(value) > len(".weight"):
+            return value[:-len(".weight")]
     meta = {p.key: p.value for p in getattr(node, "metadata_props", [])}
     parts: List[str] = []
     if "pkg.torch.onnx.name_scopes" in meta:
@@ -261,7 +270,7 @@ def load_with_info(path, images_only: bool = True) -> Tuple[Graph, dict]:
     ``images_only=False`` accepts any ``(N, *)`` float input (ONNX's operator tests use such inputs).
     """
     from onnx import numpy_helper
-    from ._import_ops import CONVERTERS
+    from ._import_ops import CONVERTERS, MULTI_OUTPUT
 
     source = "model" if not isinstance(path, (str, Path)) else str(path)
     model = _read_model(path)
@@ -270,16 +279,22 @@ def load_with_info(path, images_only: bool = True) -> Tuple[Graph, dict]:
     g = model.graph
     imp = _Importer(source, opset)
     for init in g.initializer:
-        imp.consts[init.name] = numpy_helper.to_array(init)
+        imp.consts[init.name] = _real(numpy_helper.to_array(init), f"initializer {init.name!r}", source)
     for init in g.sparse_initializer:
         raise OnnxImportError(f"{source}: sparse initializer {init.values.name!r} is not supported")
     input_name, chw = _graph_input(model, set(imp.consts), source, images_only)
     for node in g.node:
         for i in node.input:
             imp.consumers[i] = imp.consumers.get(i, 0) + 1
+            imp.readers.setdefault(i, []).append(node)
 
     imp.values[input_name] = "input"
     imp.shapes["input"] = (1, *chw)
+    from .._schema import MAX_ACTIVATION_ELEMENTS, check_tensor_size
+    try:
+        check_tensor_size(chw, f"{source}: one input image", MAX_ACTIVATION_ELEMENTS)
+    except ValueError as exc:
+        raise OnnxImportError(str(exc)) from None
 
     produced = set(imp.consts) | {input_name}
     for node in g.node:
@@ -294,7 +309,7 @@ def load_with_info(path, images_only: bool = True) -> Tuple[Graph, dict]:
             _unsupported(node, opset, source, f"custom domain {node.domain!r}")
         inputs_known = [i == "" or i in imp.consts for i in node.input]
         if node.op_type == "Constant":
-            imp.consts[node.output[0]] = _constant_value(attrs)
+            imp.consts[node.output[0]] = _real(_constant_value(attrs), f"Constant node {node.name!r}", source)
             continue
         if node.op_type in _shapes.FOLDERS and all(inputs_known) and node.input:
             values = [None if i == "" else imp.consts[i] for i in node.input]
@@ -313,7 +328,12 @@ def load_with_info(path, images_only: bool = True) -> Tuple[Graph, dict]:
         converter = CONVERTERS.get(node.op_type)
         if converter is None:
             _unsupported(node, opset, source)
-        ctx = Context(node, attrs, opset, imp, layer_name(node))
+        ctx = Context(node, attrs, opset, imp, layer_name(node, imp.consts))
+        if node.op_type in MULTI_OUTPUT:  # one result per output (Split)
+            for out, result in zip(node.output, converter(ctx)):
+                if out and result is not None:
+                    _apply(imp, ctx, node, result, out)
+            continue
         for extra in node.output[1:]:
             if extra and imp.consumers.get(extra, 0):
                 ctx.fail(f"its output {extra!r} (output {list(node.output).index(extra)}) is used, and cnnlab "
@@ -326,6 +346,9 @@ def load_with_info(path, images_only: bool = True) -> Tuple[Graph, dict]:
         raise OnnxImportError(f"{source}: the graph has {len(outputs)} outputs; cnnlab models give one")
     if outputs[0] in imp.consts:
         raise OnnxImportError(f"{source}: the graph's output {outputs[0]!r} does not depend on its input")
+    if outputs[0] not in produced:
+        raise OnnxImportError(f"{source}: the graph's output {outputs[0]!r} is no node's output (nor the graph "
+                              "input)")
     out = imp.resolve(outputs[0])
     if out == "input" or not imp.nodes:
         imp.nodes.append(Node(imp.unique("identity"), nn.Identity(), ("input",)))
@@ -337,6 +360,15 @@ def load_with_info(path, images_only: bool = True) -> Tuple[Graph, dict]:
     meta = {p.key: p.value for p in model.metadata_props}
     return graph, {"input_shape": chw, "metadata": meta, "opset": original_opset,
                    "producer": f"{model.producer_name} {model.producer_version}".strip()}
+
+
+def _real(value: np.ndarray, what: str, source: str) -> np.ndarray:
+    """Refuse complex constants: cnnlab's layers would cast them to their real part (silently, but for
+    NumPy's ComplexWarning on stderr)."""
+    if np.asarray(value).dtype.kind == "c":
+        raise OnnxImportError(f"{source}: {what} holds complex numbers ({np.asarray(value).dtype}); cnnlab "
+                              "models take real weights")
+    return value
 
 
 def _prune(nodes: List[Node], output: str) -> List[Node]:
@@ -357,8 +389,8 @@ def _constant_value(attrs: dict) -> np.ndarray:
     raise OnnxImportError(f"Constant node with attributes {sorted(attrs)}: only tensors and numbers are supported")
 
 
-def _apply(imp: _Importer, ctx: Context, node, result) -> None:
-    out = node.output[0]
+def _apply(imp: _Importer, ctx: Context, node, result, out: Optional[str] = None) -> None:
+    out = node.output[0] if out is None else out
     if isinstance(result, Alias):
         if result.value in imp.consts:
             imp.consts[out] = imp.consts[result.value]
@@ -376,6 +408,11 @@ def _apply(imp: _Importer, ctx: Context, node, result) -> None:
     except (ValueError, TypeError, IndexError) as exc:
         ctx.fail(f"the {type(module).__name__} it becomes cannot take inputs of shapes "
                  f"{[imp.shapes[i] for i in inputs]}: {exc}")
+    from .._schema import MAX_ACTIVATION_ELEMENTS, check_tensor_size
+    try:  # the size budget, by shape inference before anything runs
+        check_tensor_size(tuple(shape)[1:], "its output for one image", MAX_ACTIVATION_ELEMENTS)
+    except ValueError as exc:
+        ctx.fail(str(exc))
     imp.nodes.append(Node(name, module, inputs))
     imp.modules[name] = module
     imp.shapes[name] = tuple(shape)

@@ -371,6 +371,9 @@ def reshape(ctx: Context):
         ctx.fail("reshaping an image batch to a scalar is not supported")
     rest = tuple(target[1:])  # the first dimension is the batch (baked in as 1 by some exporters)
     if not rest:
+        gathered = _flatten_then_gather(ctx, target)
+        if gathered is not None:
+            return gathered
         ctx.fail(f"target shape {target} drops the per-image dimensions")
     total = int(np.prod(shape[1:]))
     known = int(np.prod([s for s in rest if s != -1]))
@@ -380,6 +383,45 @@ def reshape(ctx: Context):
     if rest == tuple(shape[1:]):
         return Alias(ctx.inputs[0])
     return _flatten_or_reshape(ctx, rest)
+
+
+def _flatten_then_gather(ctx: Context, target: list):
+    """``Reshape`` to ``[-1]`` read only by a ``Gather`` (axis 0) whose constant indices ``(1, *S)``
+    take every value in order: how PyTorch's dynamo exporter writes ConvNeXt's pooling before the
+    classifier, with the batch of 1 it traced.  Per image that is a flatten to ``(1, *S)``, so it
+    imports batch-preserving as ``(N, *S)`` (the Gather becomes an alias of it); None for any other
+    use of the Reshape."""
+    shape = ctx.shape(0)
+    total = int(np.prod(shape[1:]))
+    readers = ctx.importer.readers.get(ctx.node.output[0], [])
+    if target not in ([-1], [total]) or shape[0] != 1 or len(readers) != 1 or readers[0].op_type != "Gather":
+        return None
+    gather = readers[0]
+    axis = next((a.i for a in gather.attribute if a.name == "axis"), 0)
+    indices = ctx.importer.consts.get(gather.input[1]) if len(gather.input) > 1 else None
+    if gather.input[0] != ctx.node.output[0] or axis not in (0, -1) or indices is None:
+        return None
+    indices = np.asarray(indices)
+    if indices.ndim < 2 or indices.shape[0] != 1:
+        ctx.fail(f"target shape {target} and the Gather {gather.name!r} after it with indices of shape "
+                 f"{indices.shape} drop the per-image dimensions (expected indices of shape (1, ...))")
+    taken = np.where(indices < 0, indices + total, indices).reshape(-1)
+    if taken.size != total or not np.array_equal(taken, np.arange(total)):
+        ctx.fail(f"the Gather {gather.name!r} after this Reshape to {target} picks the flattened values in "
+                 f"another order or a part of them; only every value in order (a flatten) is supported")
+    ctx.importer.gathered.add(ctx.node.output[0])
+    rest = tuple(int(s) for s in indices.shape[1:])
+    if rest == tuple(shape[1:]):
+        return Alias(ctx.inputs[0])
+    return _flatten_or_reshape(ctx, rest)
+
+
+@converter("Gather")
+def gather(ctx: Context):
+    """Gather on run-time values: only after a Reshape to ``[-1]`` (see :func:`_flatten_then_gather`)."""
+    if ctx.inputs[0] in ctx.importer.gathered:
+        return Alias(ctx.inputs[0])
+    ctx.fail("Gather with run-time data is supported only right after a Reshape to [-1] (a flatten)")
 
 
 def _shape_only(ctx: Context, out_shape: tuple):
@@ -516,3 +558,194 @@ def resize(ctx: Context):
     else:
         ctx.fail("the output size must be constant scales or sizes for the four dimensions")
     return Layer(layer, (ctx.var(0),))
+
+
+# --- per-sample normalisation, slicing, splitting (ConvNeXt, ShuffleNetV2) --------------------
+#: ops whose converter returns one result per node output (a list; None for an unused output)
+MULTI_OUTPUT = {"Split"}
+
+
+def _slice_layer(ctx: Context, axis: int, start: int, end, step: int):
+    """A ``Slice`` of axis ``axis`` with bounds resolved for the input's (fixed) size; None if it keeps all."""
+    from ..nn.norm_layers import slice_bounds
+    shape = ctx.shape(0)
+    if axis == 0:  # the batch size is not known at import: only "all of it" is fine
+        if int(step) == 1 and (int(start) == 0 or int(start) <= -2 ** 31) and (end is None or int(end) >= 2 ** 31 - 1):
+            return None
+        ctx.fail(f"slicing the batch dimension (start {start}, end {end}, step {step}) is not supported")
+    bounds = slice_bounds(shape[axis], int(start), None if end is None else int(end), int(step))
+    start, stop, step = bounds.indices(shape[axis])
+    if bounds.stop is None:
+        stop = None
+    if step == 1 and start == 0 and stop == shape[axis]:
+        return None
+    return nn.Slice(axis, start, stop, step)
+
+
+@converter("Slice")
+def slice_(ctx: Context):
+    """``x[..., start:end:step]`` on run-time values; several axes become a chain of Slice layers."""
+    shape = ctx.shape(0)
+    if "starts" in ctx.attrs:  # opset < 10 (normalised away, kept for safety)
+        starts, ends, axes, steps = ctx.attrs["starts"], ctx.attrs["ends"], ctx.attrs.get("axes"), None
+    else:
+        values = [ctx.const(i) for i in range(1, 5)]
+        for i, v in enumerate(values):
+            if ctx.has(i + 1) and v is None:
+                ctx.fail(f"its {('starts', 'ends', 'axes', 'steps')[i]} are computed from run-time values")
+        starts, ends, axes, steps = [None if v is None else np.asarray(v).reshape(-1).tolist() for v in values]
+    axes = list(range(len(starts))) if axes is None else [int(a) % len(shape) for a in axes]
+    steps = [1] * len(starts) if steps is None else steps
+    if len({len(starts), len(ends), len(axes), len(steps)}) != 1:
+        ctx.fail(f"starts {starts}, ends {ends}, axes {axes} and steps {steps} differ in length")
+    if any(int(s) == 0 for s in steps):
+        ctx.fail(f"steps {steps} contain 0")
+    layers = [layer for layer in (_slice_layer(ctx, a, s, e, st) for s, e, a, st in zip(starts, ends, axes, steps))
+              if layer is not None]
+    if not layers:
+        return Alias(ctx.inputs[0])
+    return Layer(layers[0] if len(layers) == 1 else nn.Sequential(*layers), (ctx.var(0),))
+
+
+@converter("Split")
+def split(ctx: Context):
+    """One ``Slice`` per output: sizes from the ``split`` input (or attribute), else equal parts."""
+    shape = ctx.shape(0)
+    axis = int(ctx.attrs.get("axis", 0)) % len(shape)
+    outputs = len(ctx.node.output)
+    sizes = ctx.attrs.get("split")
+    if sizes is None and ctx.has(1):
+        sizes = ctx.const(1)
+        if sizes is None:
+            ctx.fail("the split sizes are computed from run-time values")
+    if sizes is not None:
+        sizes = [int(s) for s in np.asarray(sizes).reshape(-1)]
+        if len(sizes) != outputs or sum(sizes) != shape[axis] or min(sizes) < 0:
+            ctx.fail(f"split sizes {sizes} do not cut dimension {axis} of size {shape[axis]} into {outputs} parts")
+    else:  # equal parts; with num_outputs (opset 18) the last part may be smaller
+        part = -(-shape[axis] // outputs)
+        sizes = [min(part, max(shape[axis] - k * part, 0)) for k in range(outputs)]
+    if axis == 0:
+        ctx.fail("splitting the batch dimension is not supported")
+    results, begin = [], 0
+    for out, size in zip(ctx.node.output, sizes):  # unused parts are pruned with the rest of the graph
+        results.append(Layer(nn.Slice(axis, begin, begin + size), (ctx.var(0),)) if out else None)
+        begin += size
+    return results
+
+
+@converter("LayerNormalization")
+def layer_normalization(ctx: Context):
+    shape = ctx.shape(0)
+    axis = int(ctx.attrs.get("axis", -1)) % len(shape)
+    if axis == 0:
+        ctx.fail("axis 0 normalises over the batch; cnnlab normalises each sample on its own")
+    normalized = tuple(shape[axis:])
+    scale, bias = ctx.const(1), ctx.const(2) if ctx.has(2) else None
+    if scale is None or (ctx.has(2) and bias is None):
+        ctx.fail("scale and bias must be initializers")
+    layer = nn.LayerNorm(normalized, eps=float(ctx.attrs.get("epsilon", 1e-5)), bias=bias is not None)
+    try:
+        arrays = {"weight": np.broadcast_to(scale, normalized)}
+        if bias is not None:
+            arrays["bias"] = np.broadcast_to(bias, normalized)
+    except ValueError:
+        ctx.fail(f"scale {np.shape(scale)} or bias {np.shape(bias)} does not broadcast to the normalised "
+                 f"shape {normalized}")
+    return Layer(_set(layer, **arrays), (ctx.var(0),))
+
+
+@converter("InstanceNormalization")
+def instance_normalization(ctx: Context):
+    shape = ctx.shape(0)
+    if len(shape) not in (3, 4):
+        ctx.fail(f"expected an (N, C, L) or (N, C, H, W) input, got shape {shape}")
+    scale, bias = ctx.const(1), ctx.const(2)
+    if scale is None or bias is None:
+        ctx.fail("scale and bias must be initializers")
+    cls = nn.InstanceNorm2d if len(shape) == 4 else nn.InstanceNorm1d
+    layer = cls(shape[1], eps=float(ctx.attrs.get("epsilon", 1e-5)), affine=True)
+    return Layer(_set(layer, weight=np.reshape(scale, -1), bias=np.reshape(bias, -1)), (ctx.var(0),))
+
+
+@converter("GroupNormalization")
+def group_normalization(ctx: Context):
+    """Opset 18 gives scale and bias per group, opset 21 per channel; both become a GroupNorm."""
+    shape = ctx.shape(0)
+    groups = int(ctx.attrs["num_groups"])
+    if len(shape) < 3 or shape[1] % groups:
+        ctx.fail(f"{groups} groups do not divide the channels of an input of shape {shape}")
+    scale, bias = ctx.const(1), ctx.const(2)
+    if scale is None or bias is None:
+        ctx.fail("scale and bias must be initializers")
+    c = shape[1]
+    scale, bias = np.reshape(scale, -1), np.reshape(bias, -1)
+    if scale.size == groups and groups != c:
+        scale, bias = np.repeat(scale, c // groups), np.repeat(bias, c // groups)
+    if scale.size != c or bias.size != c:
+        ctx.fail(f"scale {scale.size} and bias {bias.size} values are neither one per group ({groups}) nor "
+                 f"one per channel ({c})")
+    layer = nn.GroupNorm(groups, c, eps=float(ctx.attrs.get("epsilon", 1e-5)))
+    return Layer(_set(layer, weight=scale, bias=bias), (ctx.var(0),))
+
+
+@converter("Sqrt", "Reciprocal")
+def sqrt_reciprocal(ctx: Context):
+    """``x ** 0.5`` and ``1 / x`` (a per-channel LayerNorm written out in NCHW)."""
+    if ctx.op == "Sqrt":
+        return Layer(_set(nn.Elementwise("pow", ()), constant=np.array(0.5)), (ctx.var(0),))
+    return Layer(Div(1.0, reverse=True), (ctx.var(0),))
+
+
+@converter("ReduceSum")
+def reduce_sum(ctx: Context):
+    """A sum over non-batch axes: the mean times the count."""
+    shape = ctx.shape(0)
+    axes = ctx.attrs.get("axes")
+    if axes is None and ctx.has(1):
+        axes = ctx.const(1)
+        if axes is None:
+            ctx.fail("the axes are computed at run time")
+    if axes is None or np.size(axes) == 0:
+        if ctx.attrs.get("noop_with_empty_axes", 0) and axes is not None:
+            return Alias(ctx.inputs[0])
+        ctx.fail("summing over every axis (the batch too) is not supported")
+    axes = sorted({int(a) % len(shape) for a in np.asarray(axes).reshape(-1)})
+    if 0 in axes:
+        ctx.fail(f"summing over the batch axis (axes {axes}) is not supported")
+    count = float(np.prod([shape[a] for a in axes]))
+    return Layer(nn.Sequential(Mean(tuple(axes), bool(ctx.attrs.get("keepdims", 1))), Mul(count)), (ctx.var(0),))
+
+
+@converter("Expand")
+def expand(ctx: Context):
+    """Broadcast a run-time value to a constant shape: adding zeros of that shape (batch kept)."""
+    target = ctx.const(1)
+    if target is None:
+        ctx.fail("the target shape is computed from run-time values")
+    shape = ctx.shape(0)
+    target = tuple(int(s) for s in np.asarray(target).reshape(-1))
+    try:
+        out = np.broadcast_shapes(shape, target)
+    except ValueError:
+        ctx.fail(f"shape {shape} does not broadcast to {target}")
+    if len(out) != len(shape) or out[0] != shape[0]:
+        ctx.fail(f"expanding shape {shape} to {target} changes the batch dimension")
+    if out == tuple(shape):
+        return Alias(ctx.inputs[0])
+    return Layer(nn.Elementwise("add", (1,) + tuple(out[1:])), (ctx.var(0),))
+
+
+@converter("Tile")
+def tile(ctx: Context):
+    """Repeat a run-time value along one non-batch axis: a Concat of the value with itself."""
+    repeats = ctx.const(1)
+    if repeats is None:
+        ctx.fail("the repeats are computed from run-time values")
+    repeats = [int(r) for r in np.asarray(repeats).reshape(-1)]
+    tiled = [a for a, r in enumerate(repeats) if r != 1]
+    if not tiled:
+        return Alias(ctx.inputs[0])
+    if len(tiled) > 1 or tiled[0] == 0 or repeats[tiled[0]] < 1:
+        ctx.fail(f"repeats {repeats}: cnnlab tiles one non-batch axis")
+    return Layer(Concat(tiled[0]), (ctx.var(0),) * repeats[tiled[0]])

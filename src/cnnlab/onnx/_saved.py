@@ -4,8 +4,10 @@ A file exported by cnnlab carries its class names, input shape and
 normalisation in ``metadata_props`` (``cnnlab.classes``, ``cnnlab.mean``,
 ``cnnlab.std``, ``cnnlab.input_shape``).  For a foreign file (PyTorch, Keras)
 they come from the arguments, or from :data:`FOREIGN` (set by the command
-line's ``--classes``, ``--mean``, ``--std``), else the defaults: classes
-``"0" .. "K-1"`` and no normalisation.
+line's ``--classes``), else the defaults: classes ``"0" .. "K-1"``.  The
+normalisation is decided by :func:`cnnlab.preprocessing.resolve_preprocessing`
+(``--mean/--std`` win; without them and without metadata, a one-line note says
+that none is assumed).
 """
 from __future__ import annotations
 
@@ -40,6 +42,27 @@ def _json_list(meta: dict, key: str, source: str):
     return list(value) if isinstance(value, list) else None
 
 
+#: bound of the normalisation values of [0, 1] images: |mean| and std at most this, std at least its
+#: inverse (beyond, float32 images overflow to inf or divide by zero)
+NORMALISATION_LIMIT = 1e6
+
+
+def _check_normalisation(mean, std, source: str) -> None:
+    """Finite means and positive finite standard deviations (from the options or the file's metadata)."""
+    import math
+    for label, value in (("mean", mean), ("std", std)):
+        if value is None:
+            continue
+        ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                 and abs(v) <= NORMALISATION_LIMIT and (label == "mean" or v >= 1 / NORMALISATION_LIMIT)
+                 for v in value)
+        if not ok:
+            what = (f"finite numbers from -{NORMALISATION_LIMIT:g} to {NORMALISATION_LIMIT:g}" if label == "mean"
+                    else f"positive finite numbers from {1 / NORMALISATION_LIMIT:g} to {NORMALISATION_LIMIT:g}")
+            raise ValueError(f"{source}: the {label} (--{label} or the file's cnnlab.{label}) must be {what}, "
+                             f"got {str(list(value))[:200]}")
+
+
 def load_saved(path, classes: Optional[Sequence[str]] = None, mean: Optional[Sequence[float]] = None,
                std: Optional[Sequence[float]] = None):
     """A :class:`cnnlab.io.SavedModel` read from an ONNX file.
@@ -61,24 +84,26 @@ def load_saved(path, classes: Optional[Sequence[str]] = None, mean: Optional[Seq
                          f"cnnlab's tools need one score per class, (N, K)")
     k = int(num_outputs[1])
     classes = classes or FOREIGN["classes"] or _json_list(meta, "cnnlab.classes", source) or [str(i) for i in range(k)]
-    mean = mean or FOREIGN["mean"] or _json_list(meta, "cnnlab.mean", source)
-    std = std or FOREIGN["std"] or _json_list(meta, "cnnlab.std", source)
     classes = [str(c) for c in classes]
     if len(classes) != k:
         raise ValueError(f"{source}: the model gives {k} scores per image but {len(classes)} class names were "
                          f"given ({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''})")
-    for label, value in (("mean", mean), ("std", std)):
-        if value is not None and len(value) not in (1, chw[0]):
-            raise ValueError(f"{source}: --{label} needs one value per channel ({chw[0]}), got {list(value)}")
-    if (mean is None) != (std is None):
-        mean = mean if mean is not None else [0.0] * chw[0]
-        std = std if std is not None else [1.0] * chw[0]
-    if mean is not None and len(mean) == 1:
-        mean, std = list(mean) * chw[0], list(std) * chw[0] if len(std) == 1 else std
+    from ..preprocessing import resolve_preprocessing
+    recorded = None
+    if "cnnlab.mean" in meta or "cnnlab.std" in meta:  # written by cnnlab: the metadata records it
+        recorded = {"mean": _json_list(meta, "cnnlab.mean", source), "std": _json_list(meta, "cnnlab.std", source)}
+        _check_normalisation(recorded["mean"], recorded["std"], source)
+    elif "cnnlab.classes" in meta:  # `cnnlab export` of an older unnormalised run (no mean/std entries)
+        recorded = {"mean": None, "std": None}
+    mean = mean if mean is not None else FOREIGN["mean"]
+    std = std if std is not None else FOREIGN["std"]
+    _check_normalisation(mean, std, source)
+    pre = resolve_preprocessing(recorded, mean, std, channels=chw[0], source=source)
     name = meta.get("cnnlab.name") or Path(source).stem
-    return SavedModel(model=graph, input_shape=chw, classes=classes,
-                      mean=None if mean is None else tuple(float(v) for v in mean),
-                      std=None if std is None else tuple(float(v) for v in std), name=name,
+    from ..preprocessing import attach
+    attach(graph, pre)
+    return SavedModel(model=graph, input_shape=chw, classes=classes, mean=pre.mean, std=pre.std,
+                      origin=pre.origin, name=name,
                       info={"format": "onnx", "source": source, "opset": info["opset"], "producer": info["producer"],
                             "metadata": meta},
                       path=Path(source).with_suffix(""))  # outputs about the model go beside the file

@@ -42,7 +42,31 @@ def _axes(attrs, inputs, index: int) -> Optional[List[int]]:
 
 def fold(op_type: str, attrs: dict, inputs: List[Optional[np.ndarray]]) -> List[np.ndarray]:
     """Outputs of node ``op_type`` for constant ``inputs`` (None for an omitted optional input)."""
+    _check_folded_size(op_type, inputs)
     return FOLDERS[op_type](attrs, inputs)
+
+
+def _check_folded_size(op_type: str, inputs) -> None:
+    """The size budget for constants built at import: refuse before allocating a huge one."""
+    from .._schema import check_tensor_size
+    try:
+        if op_type == "ConstantOfShape":
+            shape = [int(v) for v in np.ravel(inputs[0])]
+        elif op_type == "Expand":
+            a, b = list(np.shape(inputs[0])), [int(v) for v in np.ravel(inputs[1])]
+            n = max(len(a), len(b))
+            a, b = [1] * (n - len(a)) + a, [1] * (n - len(b)) + b
+            shape = [max(x, y) for x, y in zip(a, b)]
+        elif op_type == "Tile":
+            shape = [x * int(r) for x, r in zip(np.shape(inputs[0]), np.ravel(inputs[1]))]
+        elif op_type == "Range":
+            start, limit, delta = (float(np.ravel(v)[0]) for v in inputs[:3])
+            shape = [max(0.0, np.ceil((limit - start) / delta))] if delta else [0]
+        else:
+            return
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return  # the folder's own checks say what is wrong
+    check_tensor_size(shape, f"the constant {op_type} builds")
 
 
 @folder("Identity", "Dropout")
@@ -125,11 +149,10 @@ def _slice(attrs, inputs):
         steps = np.asarray(inputs[4]).reshape(-1).tolist() if len(inputs) > 4 and inputs[4] is not None else None
     axes = list(range(len(starts))) if axes is None else axes
     steps = [1] * len(starts) if steps is None else steps
+    from ..nn.norm_layers import slice_bounds
     index = [slice(None)] * x.ndim
     for s, e, a, st in zip(starts, ends, axes, steps):
-        size = x.shape[a]
-        s, e = max(min(int(s), size), -size - 1), max(min(int(e), size), -size - 1)
-        index[a] = slice(s, e, int(st))
+        index[a] = slice_bounds(x.shape[a], int(s), int(e), int(st))
     return [x[tuple(index)]]
 
 

@@ -20,6 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
+from ._files import refuse_links
+
 LOCK_NAME = ".cnnlab-lock"
 
 _held: Dict[str, Tuple[int, int]] = {}  # resolved lock path -> (fd, depth) held by this process
@@ -47,6 +49,20 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _open_lock(path: Path, flags: int) -> int:
+    """``os.open`` that never follows a symbolic link planted at the lock's path."""
+    refuse_links(path)
+    try:
+        return os.open(path, flags | _NOFOLLOW, 0o644)
+    except OSError as exc:
+        if os.path.islink(path):  # ELOOP from O_NOFOLLOW: a link created in between
+            refuse_links(path)
+        raise
+
+
 def _acquire(path: Path) -> int:
     """An open file descriptor of ``path`` holding the lock; raises :class:`RunLocked`."""
     try:
@@ -56,7 +72,7 @@ def _acquire(path: Path) -> int:
     while True:
         if fcntl is None:
             try:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+                fd = _open_lock(path, os.O_RDWR | os.O_CREAT | os.O_EXCL)
             except FileExistsError:
                 try:
                     info = json.loads(path.read_text(encoding="utf-8"))
@@ -68,14 +84,14 @@ def _acquire(path: Path) -> int:
                 path.unlink()
                 continue
             return fd
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_lock(path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:  # BlockingIOError: held by a live process
             os.close(fd)
             raise RunLocked(_busy(path)) from None
         try:
-            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            same = os.fstat(fd).st_ino == os.lstat(path).st_ino
         except FileNotFoundError:  # the previous holder removed the file after we opened it
             same = False
         if same:

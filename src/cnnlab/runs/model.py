@@ -31,7 +31,8 @@ import numpy as np
 from .. import nn
 from .files import load_npz, read_json, save_state_dict, write_json
 
-__all__ = ["save_model", "load_model", "SavedModel", "model_input", "image_file", "MODEL_WEIGHTS", "MODEL_JSON", "FORMAT"]
+__all__ = ["save_model", "load_model", "SavedModel", "model_input", "image_file", "MODEL_WEIGHTS",
+           "MODEL_JSON", "FORMAT"]
 
 MODEL_WEIGHTS = "model.npz"
 MODEL_JSON = "model.json"
@@ -52,6 +53,10 @@ class SavedModel:
         name: the model's name (``"lenet5"``, a model file's stem, ...).
         info: the whole ``model.json`` document.
         path: the folder it was read from.
+        origin: where ``mean``/``std`` came from: ``"model"`` (recorded with it),
+            ``"command line"`` (``--mean/--std`` or ``load_model(mean=, std=)``) or
+            ``"unknown"`` (nothing recorded: no normalisation assumed); see
+            :func:`cnnlab.preprocessing.resolve_preprocessing`.
     """
 
     model: nn.Module
@@ -62,6 +67,13 @@ class SavedModel:
     name: str = ""
     info: dict = field(default_factory=dict)
     path: Optional[Path] = None
+    origin: str = "model"
+
+    @property
+    def preprocessing(self):
+        """The model's normalisation as a :class:`cnnlab.preprocessing.Preprocessing`."""
+        from ..preprocessing import Preprocessing
+        return Preprocessing(self.mean, self.std, self.origin)
 
     def preprocess(self, images: np.ndarray) -> np.ndarray:
         """Normalise ``(N, C, H, W)`` float images in [0, 1] the way the model was trained."""
@@ -69,21 +81,22 @@ class SavedModel:
         if images.ndim != 4 or tuple(images.shape[1:]) != tuple(self.input_shape):
             raise ValueError(f"model {self.name} takes images of shape (N, {', '.join(map(str, self.input_shape))})"
                              f", got {images.shape}")
-        if self.mean is None or self.std is None:
-            return images
-        mean = np.asarray(self.mean, dtype=np.float32).reshape(1, -1, 1, 1)
-        std = np.asarray(self.std, dtype=np.float32).reshape(1, -1, 1, 1)
-        return (images - mean) / std
+        return self.preprocessing.apply(images)
 
     def predict_image(self, path, invert: bool = False) -> Dict[str, float]:
         """Class probabilities for one image file, highest first: ``{"7": 0.98, ...}``.
 
         The file is read as ``cnnlab predict`` reads it (gray or RGB as the model
         takes, resized to its input size, normalised; ``invert`` for dark strokes
-        on a light background).
+        on a light background).  What ``predict`` warns about (an image shrunk
+        a lot, the other background polarity, ...) comes as a ``UserWarning``.
         """
+        import warnings
         from ..nn.probabilities import predict_proba
-        _, x = model_input(self, path, invert)
+        notes: List[str] = []
+        _, x = model_input(self, path, invert, notes)
+        for note in notes:
+            warnings.warn(f"{path}: {note}", UserWarning, stacklevel=2)
         probs = predict_proba(self.model, x)[0]
         order = np.argsort(-probs, kind="stable")
         return {self.classes[k] if k < len(self.classes) else str(k): float(probs[k]) for k in order}
@@ -91,7 +104,7 @@ class SavedModel:
 
 def save_model(model: nn.Module, directory, input_shape: Sequence[int], classes: Optional[Sequence[str]] = None,
                mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None,
-               name: str = "", extra: Optional[dict] = None) -> Path:
+               name: str = "", extra: Optional[dict] = None, dataset: Optional[str] = None) -> Path:
     """Save ``model`` into ``directory`` as ``model.npz`` (weights) and ``model.json`` (the rest).
 
     Args:
@@ -101,9 +114,13 @@ def save_model(model: nn.Module, directory, input_shape: Sequence[int], classes:
         directory: the folder (created if needed).
         input_shape: ``(C, H, W)`` the model takes.
         classes: class names (default ``"0" .. "K-1"`` for K outputs).
-        mean, std: per-channel normalisation of [0, 1] images, or ``None``.
-        name: a name such as ``"lenet5"``.
-        extra: more JSON-ready entries for ``model.json`` (e.g. the data set's name).
+        mean, std: per-channel normalisation of [0, 1] images, or ``None`` (none; a model
+            loaded by :func:`load_model` or trained by :func:`cnnlab.train.fit` keeps the
+            normalisation it carries unless ``mean``/``std`` are given).
+        name: a name such as ``"lenet5"`` (default: the folder's name).
+        extra: more JSON-ready entries for ``model.json``.
+        dataset: the data set it was trained on (``"digits"``, ``"mnist"``, an image folder):
+            ``cnnlab evaluate``/``report`` of the folder then need no ``--dataset``.
 
     Returns:
         The folder.
@@ -112,7 +129,11 @@ def save_model(model: nn.Module, directory, input_shape: Sequence[int], classes:
     from ..models import model_to_spec
     from ..nn.trace import is_layer
 
+    from ..preprocessing import preprocessing_of
     directory = Path(directory)
+    carried = preprocessing_of(model) if mean is None and std is None else None
+    if carried is not None and carried.normalises:
+        mean, std = carried.mean, carried.std
     shape = [int(s) for s in input_shape]
     if len(shape) != 3:
         raise ValueError(f"input_shape must be (C, H, W), got {tuple(input_shape)}")
@@ -132,7 +153,7 @@ def save_model(model: nn.Module, directory, input_shape: Sequence[int], classes:
         "format": FORMAT,
         "format_version": 2 if isinstance(model, nn.Graph) else 1,
         "cnnlab_version": __version__,
-        "name": name,
+        "name": name or directory.resolve().name,
         "architecture": model_to_spec(model, shape),
         "preprocessing": {
             "input_shape": shape,
@@ -144,6 +165,8 @@ def save_model(model: nn.Module, directory, input_shape: Sequence[int], classes:
         "num_parameters": model.num_parameters(),
         "weights": MODEL_WEIGHTS,
     }
+    if dataset is not None:
+        info["dataset"] = str(dataset)
     if extra:
         info.update(extra)
     save_state_dict(model, directory / MODEL_WEIGHTS)
@@ -165,11 +188,15 @@ def _model_dir(path) -> Path:
                      f"{MODEL_WEIGHTS}, or one of those two files")
 
 
-def load_model(path) -> SavedModel:
+def load_model(path, mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None) -> SavedModel:
     """Load a model saved by :func:`save_model` (a run directory, or its ``model.json``/``model.npz``).
 
     ``.onnx`` files and the other kinds of model file are read by :func:`cnnlab.io.load_model`, which
     picks the loader by file kind.
+
+    ``mean``/``std`` (or the command line's ``--mean/--std``) replace the normalisation
+    the model records (see :func:`cnnlab.preprocessing.resolve_preprocessing`); the
+    returned model carries it, so :func:`cnnlab.train.evaluate`/``predict`` use it.
 
     Returns:
         A :class:`SavedModel` whose ``model`` is in eval mode.
@@ -196,10 +223,14 @@ def load_model(path) -> SavedModel:
         raise ValueError(f"{directory / MODEL_WEIGHTS} does not match the architecture in "
                          f"{directory / MODEL_JSON}: {exc}") from None
     model.eval()
-    mean, std = pre.get("mean"), pre.get("std")
+    from ..preprocessing import attach, resolve_preprocessing
+    recorded = {"mean": pre.get("mean"), "std": pre.get("std")}  # a model folder always records it (null: none)
+    chosen = resolve_preprocessing(recorded, mean, std, channels=shape[0], source=str(directory))
+    attach(model, chosen)
     return SavedModel(model=model, input_shape=shape, classes=[str(c) for c in info.get("classes", [])],
-                      mean=None if mean is None else tuple(mean), std=None if std is None else tuple(std),
-                      name=str(info.get("name", "")), info=info, path=directory)
+                      mean=chosen.mean, std=chosen.std, name=str(info.get("name") or directory.resolve().name),
+                      info=info,
+                      path=directory, origin=chosen.origin)
 
 
 # --- new images for a saved model -------------------------------------------------------------------

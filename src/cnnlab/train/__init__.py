@@ -49,12 +49,12 @@ from .callbacks import (Callback, DivergenceGuard, EarlyStopping, History, Lambd
                         SameWeightsOnRanks, TrainingDiverged, non_finite_state)
 from .callbacks import ProgressBar as _Progress  # the name older code knew
 from .checkpoint import CHECKPOINT, HISTORY_CSV, RunFolder
-from .evaluation import evaluate, predict
+from .evaluation import check_finite_model, evaluate, predict
 from .loop import OPTIMIZERS, SCHEDULES, default_augmentation, fit, make_optimizer, make_scheduler
-from .run import (CONFIG_JSON, METRICS_JSON, RECIPES, TrainingInterrupted, _new_run_dir, dataset_key,
-                  load_run_data, train)
+from ..data.registry import dataset_key
+from .run import (CONFIG_JSON, METRICS_JSON, RECIPES, TrainingInterrupted, _new_run_dir, load_run_data, train)
 
-__all__ = ["fit", "evaluate", "predict", "train", "TrainingInterrupted", "TrainingDiverged", "non_finite_state",
+__all__ = ["fit", "evaluate", "predict", "check_finite_model", "dataset_key", "train", "TrainingInterrupted", "TrainingDiverged", "non_finite_state",
            "History", "Callback", "LambdaCallback", "ProgressBar", "EarlyStopping", "DivergenceGuard",
            "SameWeightsOnRanks", "RunFolder",
            "make_optimizer", "make_scheduler", "default_augmentation", "load_run_data", "RECIPES",

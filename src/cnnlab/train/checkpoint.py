@@ -49,9 +49,9 @@ class RunFolder(Callback):
         self.loader, self.per_batch, self.model_files, self.write = loader, per_batch, model_files, write
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
-        if self.write:
-            self.write_checkpoint(epoch)
+        if self.write:  # the model files first: a checkpoint always has the run's model.json beside it
             self.save_model_files()
+            self.write_checkpoint(epoch)
 
     def on_train_end(self, logs: dict) -> None:
         if self.write:

@@ -13,7 +13,7 @@ from ..nn.probabilities import to_probabilities
 from ..tensor import Tensor, no_grad
 from .callbacks import non_finite_state
 
-__all__ = ["evaluate", "predict"]
+__all__ = ["evaluate", "predict", "check_finite_model"]
 
 
 # --- data plumbing ------------------------------------------------------------------------
@@ -42,6 +42,24 @@ def _normalizer(mean, std):
     return Normalize(mean, std)
 
 
+def _model_and_normalizer(model, mean, std, data_mean, data_std):
+    """``(module, normalizer)``: the one rule of :func:`cnnlab.preprocessing.resolve_preprocessing`.
+
+    ``mean``/``std`` given win; else what the model carries (a SavedModel, or a model loaded by
+    ``load_model``/trained by ``fit``: also "none"); else, for a model that records nothing,
+    the data set's statistics (an ArrayDataset's ``mean``/``std``).
+    """
+    from ..preprocessing import preprocessing_of, resolve_preprocessing
+    carried = preprocessing_of(model)
+    module = getattr(model, "model", model) if not isinstance(model, nn.Module) else model
+    if mean is not None or std is not None:
+        pre = resolve_preprocessing(carried, mean, std)
+        return module, _normalizer(pre.mean, pre.std)
+    if carried is not None:
+        return module, _normalizer(carried.mean, carried.std)
+    return module, _normalizer(data_mean, data_std)
+
+
 def _batches(images: np.ndarray, labels: np.ndarray, batch_size: int, transform):
     for start in range(0, images.shape[0], batch_size):
         x = images[start:start + batch_size]
@@ -58,10 +76,13 @@ def evaluate(model: nn.Module, data, batch_size: int = 256, mean=None, std=None,
     """Loss and accuracy of ``model`` on ``data``, in eval mode, under ``no_grad``, in batches.
 
     Args:
-        model: the network (its train/eval mode is restored afterwards).
-        data: an ArrayDataset (normalised with its ``mean``/``std``) or an ``(images, labels)`` pair.
+        model: the network (its train/eval mode is restored afterwards), or a
+            :class:`cnnlab.io.SavedModel`.
+        data: an ArrayDataset or an ``(images, labels)`` pair of [0, 1] images.
         batch_size: images per forward pass.
-        mean, std: override the normalisation.
+        mean, std: the normalisation; when not given, the one the model carries (a model
+            from :func:`cnnlab.io.load_model` or :func:`fit`, also "none"), else, for a model
+            that records nothing, the ArrayDataset's ``mean``/``std``.
         return_predictions: also return ``predictions`` (N,) and ``probabilities`` (N, K).
 
     Returns:
@@ -70,7 +91,7 @@ def evaluate(model: nn.Module, data, batch_size: int = 256, mean=None, std=None,
     images, labels, d_mean, d_std, _ = _split_data(data, "evaluate data")
     if images.shape[0] == 0:
         raise ValueError("evaluate: the data set is empty")
-    norm = _normalizer(d_mean if mean is None else mean, d_std if std is None else std)
+    model, norm = _model_and_normalizer(model, mean, std, d_mean, d_std)
     n = int(images.shape[0])
     group = None if return_predictions else _distributed.current_group()
     if group is not None:  # data-parallel: each rank evaluates its share, the sums are added
@@ -116,6 +137,16 @@ def _check_logits(logits, input_shape) -> None:
                          f"for input of shape {tuple(input_shape)}; end it with Flatten and Linear")
 
 
+def check_finite_model(model: nn.Module, where) -> None:
+    """Refuse a model whose weights or statistics hold NaN/inf (a diverged run): what every command that
+    uses a trained model (predict, evaluate, explain, report, export, explore) checks first."""
+    bad = non_finite_state(model)
+    if bad:
+        raise ValueError(f"the model in {where}: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''} hold "
+                         "NaN/inf values (training diverged); its scores would mean nothing: train it again "
+                         "with a lower --lr")
+
+
 def _check_finite_outputs(model: nn.Module, logits: np.ndarray, what: str) -> None:
     """Refuse NaN/inf scores: a diverged model's answers are not predictions."""
     bad = ~np.isfinite(logits).all(axis=1)
@@ -131,21 +162,23 @@ def predict(model: nn.Module, images, batch_size: int = 256, mean=None, std=None
     """Softmax probabilities of every class for every image, shape ``(N, K)``.
 
     Args:
-        images: ``(N, C, H, W)`` float array in [0, 1], or an ArrayDataset (its mean/std used).
-        mean, std: the normalisation (e.g. ``SavedModel.mean``/``.std``).
+        model: the network, or a :class:`cnnlab.io.SavedModel`.
+        images: ``(N, C, H, W)`` float array in [0, 1], or an ArrayDataset.
+        mean, std: the normalisation; when not given, the one the model carries (see
+            :func:`evaluate`), else an ArrayDataset's mean/std, else none.
 
     Shape:
         - images: (N, C, H, W); output (N, K), rows summing to 1.
     """
     from ..data import ArrayDataset
+    d_mean = d_std = None
     if isinstance(images, ArrayDataset):
-        mean = images.mean if mean is None else mean
-        std = images.std if std is None else std
+        d_mean, d_std = images.mean, images.std
         images = images.images
     images = images.data if isinstance(images, Tensor) else np.asarray(images, dtype=np.float32)
     if images.ndim != 4:
         raise ValueError(f"predict: images must have shape (N, C, H, W), got {images.shape}")
-    norm = _normalizer(mean, std)
+    model, norm = _model_and_normalizer(model, mean, std, d_mean, d_std)
     last = _last_layer(model, images.shape[1:])
     was_training = model.training
     model.eval()

@@ -194,15 +194,13 @@ def _prepare_data(train_data, val_data, batch_size, augment, seed, group, input_
 def _validation_data(val_data, train_images, mean, std) -> Optional[tuple]:
     if val_data is None:
         return None
-    v_images, v_labels, v_mean, v_std, _ = _split_data(val_data, "val_data")
+    v_images, v_labels, _, _, _ = _split_data(val_data, "val_data")
     if v_images.shape[1:] != train_images.shape[1:]:
         raise ValueError(f"val_data images have shape {v_images.shape[1:]}, train_data images "
                          f"{train_images.shape[1:]}")
     if v_images.shape[0] == 0:
         return None
-    if mean is not None and v_mean is None:
-        v_mean, v_std = mean, std
-    return v_images, v_labels, v_mean, v_std
+    return v_images, v_labels, mean, std  # validated as trained: the training normalisation
 
 
 def _model_to_save(model, input_shape, out_dir, classes):
@@ -222,6 +220,29 @@ def _model_to_save(model, input_shape, out_dir, classes):
         return nn.as_graph(model, input_shape)
     except ValueError as exc:
         raise ValueError(f"the model cannot be saved to {out_dir}: {exc}") from None
+
+
+def _carry_training_preprocessing(model, to_save, history) -> None:
+    """The trained model carries the normalisation it was trained with (see :mod:`cnnlab.preprocessing`)."""
+    from ..preprocessing import Preprocessing, attach
+    pre = Preprocessing(history.mean, history.std)
+    attach(model, pre)
+    attach(to_save, pre)
+
+
+def _with_dataset_name(model_extra: Optional[dict], train_data) -> Optional[dict]:
+    """``model_extra`` plus ``"dataset"`` when the training data is a built-in data set (``"digits-train"``
+    -> ``"digits"``), so ``cnnlab evaluate``/``report`` of the folder need no ``--dataset``."""
+    from ..data import ArrayDataset
+    from ..data.registry import dataset_key
+    if (model_extra or {}).get("dataset") or not isinstance(train_data, ArrayDataset):
+        return model_extra
+    name = str(train_data.name or "").lower()
+    for suffix in ("-train", "-test", "-val"):
+        name = name[:-len(suffix)] if name.endswith(suffix) else name
+    if not name or dataset_key(name) == "folder":
+        return model_extra
+    return {**(model_extra or {}), "dataset": dataset_key(name)}
 
 
 # --- the loop ------------------------------------------------------------------------------------
@@ -248,9 +269,7 @@ def _train_epoch(trainer, loader, epoch: int, first_epoch: bool, step, callbacks
     t_batch = time.perf_counter()
     for b, (x, y) in enumerate(loader):
         n = x.shape[0] if group is None else loader.batch_slice(b)[2]  # the global batch's size
-        if group is None and n < 2 and skip_single:  # said once before training (_single_image_batches)
-            continue
-        if group is not None and (n < 2 or n < group.size):  # a share for every rank
+        if n < 2 and skip_single:  # said once before training (_single_image_batches)
             continue
         if group is not None:
             group.batch = loader.batch_slice(b)
@@ -371,6 +390,8 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int = 10, batch_
     trainer, config, per_batch = _trainer(model, data, int(epochs), optimizer, lr, weight_decay, momentum,
                                           schedule, seed, int(batch_size), label_smoothing, clip_grad, patience,
                                           monitor)
+    _carry_training_preprocessing(model, to_save, trainer.history)
+    model_extra = _with_dataset_name(model_extra, train_data)
     best = EarlyStopping(monitor, patience, min_delta, restore_best, validating=data.val is not None)
     progress = ProgressBar(verbose if group is None or group.is_root else 0, trainer.epochs)
     folder = None if out_dir is None else RunFolder(

@@ -15,7 +15,10 @@ from .. import random as _random
 from .. import _schema
 from ..runs.files import read_json, write_json
 from ..runs.lock import run_lock
+from ..finetune import is_onnx_file, onnx_input_shape, pretrained_model
+from ..runs.model import MODEL_JSON
 from .checkpoint import CHECKPOINT, HISTORY_CSV
+from ..data.registry import dataset_key
 from .evaluation import evaluate
 from .loop import default_augmentation, fit
 
@@ -48,17 +51,6 @@ RECIPES = {
     "folder": dict(model=None, epochs=20, batch_size=32, optimizer="adam", lr=1e-3,
                    schedule="cosine", weight_decay=0.0),
 }
-_DATASET_NAMES = {"digits": "digits", "sklearn-digits": "digits", "mnist": "mnist",
-                  "fashion-mnist": "fashion-mnist", "fashion_mnist": "fashion-mnist",
-                  "fashionmnist": "fashion-mnist", "cifar10": "cifar10", "cifar-10": "cifar10",
-                  "cifar_10": "cifar10"}
-
-
-def dataset_key(dataset: str) -> str:
-    """Canonical name of a built-in data set, or ``"folder"`` for a path."""
-    return _DATASET_NAMES.get(str(dataset).strip().lower(), "folder")
-
-
 def _dataset_label(dataset: str) -> str:
     key = dataset_key(dataset)
     if key != "folder":
@@ -87,14 +79,16 @@ def _check_folder_split(dataset, train, test) -> None:
 
 
 def load_run_data(dataset: str = "digits", data_dir=None, val_fraction: float = 0.1, seed: int = 0,
-                  limit: Optional[int] = None, download: bool = True, progress: bool = True):
+                  limit: Optional[int] = None, download: bool = True, progress: bool = True, size=None,
+                  channels: Optional[int] = None):
     """``(train, val, test)`` ArrayDatasets of a data set, all normalised with the train part's stats.
 
     The test part is the data set's own (MNIST, Fashion-MNIST, CIFAR-10) or a fixed
     stratified 20% (digits, image folders; split seed 0, the same for every run).
     ``val`` is a stratified ``val_fraction`` of the training part (split by ``seed``), or
     ``None`` when ``val_fraction`` is 0.  ``limit`` keeps at most that many images of each part
-    (a seeded random subset, for quick trials).
+    (a seeded random subset, for quick trials).  ``size`` ``(H, W)`` and ``channels`` set the
+    images of an image folder (default: its most common size; grayscale if every image is).
     """
     from ..data import get_dataset, stratified_split
     if not 0.0 <= float(val_fraction) < 1.0:
@@ -102,7 +96,7 @@ def load_run_data(dataset: str = "digits", data_dir=None, val_fraction: float = 
     if limit is not None and limit < 2:
         raise ValueError(f"limit must be at least 2, got {limit}")
     train, test = get_dataset(dataset, data_dir=data_dir, download=download, val_fraction=0.2, seed=0,
-                              progress=progress)
+                              progress=progress, size=size, channels=channels)
     if dataset_key(dataset) == "folder":
         _check_folder_split(dataset, train, test)
     train = _limit(train, limit, seed, train.name)
@@ -118,6 +112,32 @@ def load_run_data(dataset: str = "digits", data_dir=None, val_fraction: float = 
         if part is not None:
             part.mean, part.std = train.mean, train.std
     return train, val, test
+
+
+def _check_same_data(run_dir: Path, config: dict, fingerprint: str) -> None:
+    """Refuse to resume a run on other data than it started with (runs before the fingerprint pass)."""
+    recorded = config.get("data_fingerprint")
+    if recorded is not None and recorded != fingerprint:
+        raise ValueError(f"cannot resume {run_dir}: the data of {config['dataset']} changed since the run "
+                         "started (images added, removed, edited or relabelled), so its train/validation/test "
+                         "split would be redrawn and training images could land in the test set; restore the "
+                         "data, or start a new run")
+
+
+def _model_of_run(run_dir: Path, shape, num_classes: int):
+    """The architecture a run trains, rebuilt from its own ``model.json`` (never the model file or zoo
+    code it started from, which may have changed since): ``(model, model_info)``."""
+    from ..models import build_model
+    from ..runs.model import _read_model_json
+    info = _read_model_json(run_dir)
+    where = str(run_dir / MODEL_JSON)
+    net = build_model(info["architecture"], shape, where)
+    out = net.output_shape((1, *shape))
+    if len(out) != 2 or out[1] != num_classes:
+        raise ValueError(f"cannot resume {run_dir}: the model in {where} gives {tuple(out[1:])} scores per "
+                         f"image, but the data have {num_classes} classes")
+    model_info = info.get("model_info") if isinstance(info.get("model_info"), dict) else {}
+    return net, {**model_info, "name": str(model_info.get("name") or info.get("name") or "model")}
 
 
 def _finished_run(run_dir: Path, config: dict, epochs: Optional[int], say: Callable) -> Optional[dict]:
@@ -180,13 +200,17 @@ def train(dataset: str = "digits", model: Optional[str] = None, data_dir=None, e
           patience: Optional[int] = None, clip_grad: Optional[float] = None, augment: Optional[bool] = None,
           val_fraction: float = 0.1, seed: int = 0, out_dir=None, resume=None, limit: Optional[int] = None,
           verbose="auto", download: bool = True, runs_root="runs", log: Optional[Callable] = None,
-          threads="auto") -> dict:
+          threads="auto", new_head: bool = False, freeze: bool = False) -> dict:
     """A whole training run, as ``cnnlab train`` does it; returns the ``metrics.json`` content.
 
     Loads the data (:func:`load_run_data`), builds the model (a zoo name or model file; by
     default the one that suits the data), trains it with :func:`fit` (the data set's recipe
     in :data:`RECIPES` fills every setting left ``None``), evaluates it on the test part and
     writes the run directory ``out_dir`` (default ``runs/<dataset>-<model>-<timestamp>``).
+
+    ``model`` may be an ONNX file (``.onnx``): its layers are fine-tuned (:mod:`cnnlab.finetune`);
+    ``new_head=True`` replaces its classifier for the data's classes, ``freeze=True`` trains
+    the classifier alone.
 
     ``resume=RUN_DIR`` continues an interrupted run with the settings in its ``config.json``
     (``epochs`` may be raised to train longer).  ``threads`` limits the BLAS threads
@@ -214,10 +238,9 @@ def _train(locks: contextlib.ExitStack, dataset: str = "digits", model: Optional
            label_smoothing: float = 0.0, patience: Optional[int] = None, clip_grad: Optional[float] = None,
            augment: Optional[bool] = None, val_fraction: float = 0.1, seed: int = 0, out_dir=None, resume=None,
            limit: Optional[int] = None, verbose="auto", download: bool = True, runs_root="runs",
-           log: Optional[Callable] = None, threads="auto") -> dict:
+           log: Optional[Callable] = None, threads="auto", new_head: bool = False,
+           freeze: bool = False) -> dict:
     """:func:`train`'s work; ``locks`` holds the run directory's lock until :func:`train` returns."""
-    from ..models import create_model
-
     group = _distributed.current_group()
     if group is not None and not group.is_root:  # rank 0 alone speaks
         log, verbose = None, 0
@@ -229,19 +252,24 @@ def _train(locks: contextlib.ExitStack, dataset: str = "digits", model: Optional
             return finished
     else:
         config = _new_config(dataset, model, data_dir, epochs, batch_size, lr, optimizer, schedule, weight_decay,
-                             label_smoothing, patience, clip_grad, augment, val_fraction, seed, limit)
+                             label_smoothing, patience, clip_grad, augment, val_fraction, seed, limit,
+                             new_head, freeze)
         run_dir = None if out_dir is None else Path(out_dir)
         _claim_new_run_dir(locks, run_dir)
 
     t_load = time.perf_counter()
+    onnx_shape = onnx_input_shape(config["model"]) if is_onnx_file(config["model"] or "") else None
     train_set, val_set, test_set = load_run_data(config["dataset"], config["data_dir"],
                                                  config["val_fraction"], config["seed"], config["limit"],
-                                                 download=download, progress=verbose != 0)
+                                                 download=download, progress=verbose != 0,
+                                                 size=None if onnx_shape is None else onnx_shape[1:],
+                                                 channels=None if onnx_shape is None else onnx_shape[0])
     load_seconds = time.perf_counter() - t_load
+    _fingerprint(config, run_dir, resume, train_set, val_set, test_set)
     shape = train_set.input_shape
     config["model"] = _model_name(config, shape)
     _random.manual_seed(config["seed"])  # the weights' initialisation
-    net, model_info = create_model(config["model"], shape, train_set.num_classes)
+    net, model_info = _build_model(config, run_dir if resume is not None else None, shape, train_set.num_classes)
     label = _dataset_label(config["dataset"])
     if run_dir is None:
         run_dir = _fresh_run_dir(locks, label, model_info["name"], runs_root, group)
@@ -296,19 +324,25 @@ def _resumed_config(locks, run_dir: Path, epochs, out_dir, data_dir, say):
 
 
 def _new_config(dataset, model, data_dir, epochs, batch_size, lr, optimizer, schedule, weight_decay,
-                label_smoothing, patience, clip_grad, augment, val_fraction, seed, limit) -> dict:
+                label_smoothing, patience, clip_grad, augment, val_fraction, seed, limit, new_head=False,
+                freeze=False) -> dict:
     """A new run's settings: what was given, the data set's recipe for the rest."""
     key = dataset_key(dataset)
     recipe = RECIPES[key]
     if key == "folder" and Path(str(dataset)).expanduser().exists():
         dataset = str(Path(str(dataset)).expanduser().resolve())  # evaluate works from any folder
+    if (new_head or freeze) and not is_onnx_file(model or ""):
+        raise ValueError(f"--new-head and --freeze fine-tune an ONNX model (--model MODEL.onnx), got "
+                         f"{'no --model' if model is None else repr(str(model))}")
     if model is not None:  # a misspelt model should fail before the data load
         from ..models import MODELS, create_model, is_model_file
+        if is_onnx_file(model) and not Path(str(model)).is_file():
+            raise FileNotFoundError(f"model file {model} does not exist")
         if str(model).lower() not in MODELS and not Path(str(model)).is_file():
             if is_model_file(str(model)):
                 raise FileNotFoundError(f"model file {model} does not exist")
             create_model(str(model), (1, 8, 8), 10)  # raises the "unknown model" error
-    return {
+    config = {
         "dataset": str(dataset),
         "data_dir": None if data_dir is None else str(Path(data_dir).expanduser().resolve()),
         "model": model, "epochs": epochs or recipe["epochs"],
@@ -320,6 +354,35 @@ def _new_config(dataset, model, data_dir, epochs, batch_size, lr, optimizer, sch
         "augment": True if augment is None else bool(augment), "val_fraction": val_fraction,
         "seed": int(seed), "limit": limit,
     }
+    if new_head or freeze:  # fine-tuning an ONNX model (cnnlab.finetune)
+        config.update(new_head=bool(new_head), freeze=bool(freeze))
+    return config
+
+
+def _fingerprint(config: dict, run_dir, resume, train_set, val_set, test_set) -> None:
+    """Record the data's fingerprint in a new run's settings; refuse to resume on other data."""
+    from ..data import data_fingerprint
+    fingerprint = data_fingerprint(train_set, val_set, test_set)
+    if resume is not None:
+        _check_same_data(run_dir, config, fingerprint)
+    else:
+        config["data_fingerprint"] = fingerprint
+
+
+def _build_model(config: dict, resumed_run: Optional[Path], shape, num_classes: int):
+    """``(model, model_info)``: a resumed run's own architecture, an ONNX model to fine-tune, or a zoo
+    model or model file."""
+    from ..models import create_model
+    if resumed_run is not None and (resumed_run / MODEL_JSON).is_file():  # the run's own architecture
+        net, model_info = _model_of_run(resumed_run, shape, num_classes)
+        if config.get("freeze"):  # a fine-tuned run keeps training its head alone
+            from ..finetune import find_head, freeze as freeze_layers
+            freeze_layers(net, keep=[find_head(net).module])
+        return net, model_info
+    if is_onnx_file(config["model"]):  # fine-tuning a model from elsewhere
+        return pretrained_model(config["model"], shape, num_classes, config.get("new_head", False),
+                                config.get("freeze", False))
+    return create_model(config["model"], shape, num_classes)
 
 
 def _claim_new_run_dir(locks, run_dir: Optional[Path]) -> None:

@@ -20,14 +20,14 @@ PACKAGE = SRC / "cnnlab"
 # lowest first; a module's layer is the one with the longest matching prefix
 LAYERS = [
     ("base", ["cnnlab._files", "cnnlab._memory", "cnnlab._schema", "cnnlab._text", "cnnlab.threads",
-              "cnnlab.random", "cnnlab.distributed", "cnnlab._budget"]),
+              "cnnlab.random", "cnnlab.distributed", "cnnlab._device", "cnnlab.preprocessing"]),
     ("tensor", ["cnnlab.tensor", "cnnlab.creation", "cnnlab._reductions", "cnnlab._tensor_methods",
-                "cnnlab.device", "cnnlab.cuda", "cnnlab.serialization"]),
+                ]),
     ("functional", ["cnnlab.functional"]),
-    ("nn", ["cnnlab.nn", "cnnlab.optim", "cnnlab.filters", "cnnlab"]),
+    ("nn", ["cnnlab.nn", "cnnlab.optim", "cnnlab.filters", "cnnlab.serialization", "cnnlab"]),
     ("data", ["cnnlab.data", "cnnlab.utils", "cnnlab.vision", "cnnlab.models"]),
     ("runs", ["cnnlab.runs"]),
-    ("train", ["cnnlab.train", "cnnlab.onnx"]),
+    ("train", ["cnnlab.train", "cnnlab.onnx", "cnnlab.finetune"]),
     ("io", ["cnnlab.io"]),
     ("explain", ["cnnlab.explain"]),
     ("explore", ["cnnlab.explore"]),

@@ -53,7 +53,7 @@ def test_relative_links_and_pictures_exist(page):
 
 def _command_lines():
     for page in EVERY_PAGE:
-        for block in _blocks(page.read_text(encoding="utf-8"), ["bash", "sh", ""]):
+        for block in _blocks(page.read_text(encoding="utf-8"), ["bash", "sh"]):
             for line in block.splitlines():
                 line = " ".join(shlex.split(line, comments=True)) if "'" not in line else line.split(" #")[0].strip()
                 for part in re.split(r"\s*&&\s*", line):
@@ -92,6 +92,8 @@ def _model_documents():
     for page in PAGES:
         text = page.read_text(encoding="utf-8")
         for code in _blocks(text, ["json"]):
+            if '"layers"' not in code:  # other JSON (fragments of config.json, ...)
+                continue
             doc = json.loads(code)
             if isinstance(doc, dict) and "layers" in doc:
                 yield page.name, "json", code

@@ -70,37 +70,6 @@ def check_layer_parameters(entry: dict, where: str) -> None:
                          f"than the {MAX_PARAMETERS:,} cnnlab builds")
 
 
-def check_size_budget(model, input_shape, where: str = "model") -> None:
-    """The size budget, by shape inference before any forward pass: every layer's output for one image
-    of ``input_shape`` (``(C, H, W)``) holds at most :data:`MAX_ACTIVATION_ELEMENTS` values and the
-    model at most :data:`MAX_PARAMETERS` parameters.  Shapes a layer cannot take are left to the
-    caller's own checks.
-
-    Raises:
-        ValueError: naming ``where``, the layer and the size.
-    """
-    from . import nn
-    params = sum(int(p.data.size) for p in model.parameters())
-    if params > MAX_PARAMETERS:
-        raise ValueError(f"{where}: {params:,} parameters, more than the {MAX_PARAMETERS:,} cnnlab builds")
-    try:
-        shape = tuple(int(v) for v in input_shape)
-        graph = nn.as_graph(model, shape) if isinstance(model, (nn.Sequential, nn.Graph)) else None
-    except (ValueError, TypeError):
-        return
-    if graph is None:
-        return
-    shapes = {graph.input_name: (1,) + shape}
-    for node in graph.nodes:
-        try:
-            out = tuple(node.module.output_shape(*[shapes[name] for name in node.inputs]))
-        except (ValueError, TypeError, IndexError, KeyError):
-            return  # the caller's own checks name the layer that cannot take its input
-        shapes[node.name] = out
-        check_tensor_size(out[1:], f"{where}: layer {node.name} ({type(node.module).__name__}) output for one "
-                                   "image", MAX_ACTIVATION_ELEMENTS)
-
-
 def _kind(value) -> str:
     if value is None:
         return "null"

@@ -51,7 +51,7 @@ import json
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-from . import nn
+from . import _schema, nn
 from .nn.graph import INPUT
 from .nn.trace import is_layer, layer_types
 
@@ -689,3 +689,33 @@ def create_model(name_or_file: str, input_shape: Sequence[int], num_classes: int
         raise ValueError(f"model {info['name']} outputs shape {tuple(out[1:])} per image, but the data "
                          f"have {num_classes} classes: its last layer must give {num_classes} scores")
     return model, info
+
+
+def check_size_budget(model, input_shape, where: str = "model") -> None:
+    """The size budget, by shape inference before any forward pass: every layer's output for one image
+    of ``input_shape`` (``(C, H, W)``) holds at most :data:`_schema.MAX_ACTIVATION_ELEMENTS` values and the
+    model at most :data:`_schema.MAX_PARAMETERS` parameters.  Shapes a layer cannot take are left to the
+    caller's own checks.
+
+    Raises:
+        ValueError: naming ``where``, the layer and the size.
+    """
+    params = sum(int(p.data.size) for p in model.parameters())
+    if params > _schema.MAX_PARAMETERS:
+        raise ValueError(f"{where}: {params:,} parameters, more than the {_schema.MAX_PARAMETERS:,} cnnlab builds")
+    try:
+        shape = tuple(int(v) for v in input_shape)
+        graph = nn.as_graph(model, shape) if isinstance(model, (nn.Sequential, nn.Graph)) else None
+    except (ValueError, TypeError):
+        return
+    if graph is None:
+        return
+    shapes = {graph.input_name: (1,) + shape}
+    for node in graph.nodes:
+        try:
+            out = tuple(node.module.output_shape(*[shapes[name] for name in node.inputs]))
+        except (ValueError, TypeError, IndexError, KeyError):
+            return  # the caller's own checks name the layer that cannot take its input
+        shapes[node.name] = out
+        _schema.check_tensor_size(out[1:], f"{where}: layer {node.name} ({type(node.module).__name__}) output for one "
+                                   "image", _schema.MAX_ACTIVATION_ELEMENTS)

@@ -60,3 +60,15 @@ def as_numpy_rng(generator=None) -> np.random.Generator:
     if isinstance(generator, np.random.Generator):
         return generator
     raise TypeError(f"generator must be a cnnlab.Generator or None, got {type(generator).__name__}")
+
+
+def as_generator(rng=None) -> np.random.Generator:
+    """Return a ``numpy.random.Generator``: ``None`` (fresh entropy), an int seed, or a Generator as is."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, (int, np.integer)):
+        if rng is not None and int(rng) < 0:
+            raise ValueError(f"a seed must be a non-negative integer, got {rng}")
+        return np.random.default_rng(None if rng is None else int(rng))
+    raise TypeError(
+        f"rng must be None, an int seed or a numpy.random.Generator, got {type(rng).__name__}")

@@ -15,9 +15,7 @@ __all__ = ["main", "build_parser", "UsageError", "EXIT_OK", "EXIT_RUNTIME", "EXI
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-
-class UsageError(Exception):
-    """A command was called wrongly (exit status 2), found after argparse accepted the arguments."""
+from ._errors import UsageError, _message  # noqa: E402  (the commands raise and word errors with these)
 
 
 def _version() -> str:
@@ -48,16 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show full tracebacks on errors")
     return parser
-
-
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, KeyError) and exc.args:
-        text = str(exc.args[0])
-    elif isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
-        text = f"{exc.filename}: {exc.strerror}"
-    else:
-        text = str(exc) or type(exc).__name__
-    return " ".join(text.split())  # one line
 
 
 def _innermost(parser: argparse.ArgumentParser, args) -> argparse.ArgumentParser:

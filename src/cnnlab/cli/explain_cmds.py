@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from . import UsageError
+from ._errors import UsageError
 from ._args import non_negative_int as _nonneg_int
 from ._args import number as _number
 from ._args import positive_int as _pos_int
@@ -327,16 +327,36 @@ def _layer_input(run, layer_name: str, image_path: str, invert: bool):
 
 
 def cmd_conv(args) -> int:
-    import numpy as np
-
-    from .. import functional as F
+    """``cnnlab explain conv``: the kernel (a named filter, a matrix or a trained layer), the input
+    (a matrix, an image, or the feature maps that reach a trained layer), the trace, and the check
+    against the engine."""
     from ..explain import trace_conv2d
-    from ..explain.features import conv_kernel, conv_layer_names, find_layer
 
     notes: List[str] = []
-    stride = parse_stride(args.stride) if args.stride is not None else None
+    kernel, source, bias, stride, run, name, conv = _conv_kernel(args, notes)
+    image = _conv_input(args, kernel, run, name, conv, notes)
     padding = parse_padding(args.padding) if args.padding is not None else None
+    if run is not None and padding is None:
+        h, w = image.shape[-2:]
+        padding = conv.resolved_padding(h, w)
+        if conv.padding not in ((0, 0), "valid"):
+            notes.append(f"padding from layer {name}: {conv.padding}")
+    padding = 0 if padding is None else padding
     positions = parse_positions(args.positions) if args.positions is not None else None
+    try:
+        trace = trace_conv2d(image, kernel, stride=stride, padding=padding, bias=bias, positions=positions,
+                             max_positions=10 ** 9 if args.positions and positions is None else args.max_positions)
+    except ValueError as exc:
+        raise ValueError(f"{exc}") from None
+    _print_conv_trace(args, trace, source, notes)
+    return 0
+
+
+def _conv_kernel(args, notes: List[str]):
+    """``(kernel, source, bias, stride, run, layer_name, conv_layer)`` from ``--kernel`` or ``--run``."""
+    from ..explain.features import conv_kernel, conv_layer_names, find_layer
+    name = conv = None
+    stride = parse_stride(args.stride) if args.stride is not None else None
     bias = args.bias
     run = None
     if args.run:
@@ -368,8 +388,11 @@ def cmd_conv(args) -> int:
         kernel, _, source = _kernel_from_args(args)
         bias = 0.0 if bias is None else bias
         stride = (1, 1) if stride is None else stride
+    return kernel, source, bias, stride, run, name, conv
 
-    # the input
+
+def _conv_input(args, kernel, run, name, conv, notes: List[str]):
+    """The traced input: a matrix, an image file, or (with ``--run``) what reaches layer ``name``."""
     if _looks_like_image(args.input):
         if run is not None:
             if args.size is not None:
@@ -403,19 +426,14 @@ def cmd_conv(args) -> int:
         if args.size is not None or args.crop is not None:
             raise UsageError("--size and --crop apply to image files; --input is a matrix")
         image = _matrix_input(args.input)
-    if run is not None and padding is None:
-        h, w = image.shape[-2:]
-        padding = conv.resolved_padding(h, w)
-        if conv.padding not in ((0, 0), "valid"):
-            notes.append(f"padding from layer {name}: {conv.padding}")
-    padding = 0 if padding is None else padding
+    return image
 
-    try:
-        trace = trace_conv2d(image, kernel, stride=stride, padding=padding, bias=bias, positions=positions,
-                             max_positions=10 ** 9 if args.positions and positions is None else args.max_positions)
-    except ValueError as exc:
-        raise ValueError(f"{exc}") from None
 
+def _print_conv_trace(args, trace, source: str, notes: List[str]) -> None:
+    """Print the trace, check it against ``cnnlab.functional.conv2d``, draw it with ``--output``."""
+    import numpy as np
+
+    from .. import functional as F
     # the engine must agree with the trace
     img4 = trace.image if trace.image.ndim == 3 else trace.image[None]
     ker4 = trace.kernel if trace.kernel.ndim == 3 else np.broadcast_to(trace.kernel, (img4.shape[0],)
@@ -443,7 +461,6 @@ def cmd_conv(args) -> int:
                           f"convolution, stride {s}, padding {pad}: {_shape(trace.image)} -> {_shape(trace.output)}",
                           padded=trace.padded if any(map(sum, trace.padding)) else None)
         _say_written(save_figure(fig, args.output))
-    return 0
 
 
 # =========================================================================== explain pool
@@ -842,8 +859,20 @@ def register(subparsers) -> None:
                "  cnnlab explain saliency RUN_DIR digit.png --class 7")
     sub = ex.add_subparsers(dest="explain_command", metavar="WHAT")
     sub.required = True
+    _add_conv(filters_text, sub)
+    _add_pool(sub)
+    _add_activation(ACTIVATIONS, sub)
+    _add_dense(ACTIVATIONS, sub)
+    _add_softmax(sub)
+    _add_sigmoid(sub)
+    _add_features(sub)
+    _add_saliency(sub)
+    _add_filter(filters_text, subparsers)
+    _add_report(subparsers)
 
-    # conv
+
+def _add_conv(filters_text, sub) -> None:
+    """The ``conv`` command's arguments."""
     p = sub.add_parser(
         "conv", help="the multiply-and-sum of a convolution, window by window",
         formatter_class=_FORMATTER,
@@ -885,7 +914,9 @@ def register(subparsers) -> None:
     _add_image_options(p, "; ignored with --run")
     p.set_defaults(func=cmd_conv)
 
-    # pool
+
+def _add_pool(sub) -> None:
+    """The ``pool`` command's arguments."""
     p = sub.add_parser(
         "pool", help="max / average / min pooling windows and the values they pick",
         formatter_class=_FORMATTER,
@@ -911,7 +942,9 @@ def register(subparsers) -> None:
     _add_image_options(p)
     p.set_defaults(func=cmd_pool)
 
-    # activation
+
+def _add_activation(ACTIVATIONS, sub) -> None:
+    """The ``activation`` command's arguments."""
     p = sub.add_parser(
         "activation", help="an activation function applied to numbers, step by step",
         formatter_class=_FORMATTER,
@@ -928,7 +961,9 @@ def register(subparsers) -> None:
     p.add_argument("--approximate", choices=("none", "tanh"), default="none", help="gelu form (default exact)")
     p.set_defaults(func=cmd_activation)
 
-    # dense
+
+def _add_dense(ACTIVATIONS, sub) -> None:
+    """The ``dense`` command's arguments."""
     p = sub.add_parser(
         "dense", help="a fully connected neuron: weighted sum, bias, activation",
         formatter_class=_FORMATTER,
@@ -942,7 +977,9 @@ def register(subparsers) -> None:
     p.add_argument("--function", default="relu", metavar="NAME", help=f"{', '.join(ACTIVATIONS)}, or none")
     p.set_defaults(func=cmd_dense)
 
-    # softmax
+
+def _add_softmax(sub) -> None:
+    """The ``softmax`` command's arguments."""
     p = sub.add_parser(
         "softmax", help="scores -> probabilities: the exponentials, their sum, each share",
         formatter_class=_FORMATTER,
@@ -959,7 +996,9 @@ def register(subparsers) -> None:
                    help="subtract the largest score first (auto: only when scores are huge)")
     p.set_defaults(func=cmd_softmax)
 
-    # sigmoid
+
+def _add_sigmoid(sub) -> None:
+    """The ``sigmoid`` command's arguments."""
     p = sub.add_parser(
         "sigmoid", help="binary classification: one score -> two probabilities",
         formatter_class=_FORMATTER, description="P(positive) = 1 / (1 + e^-score), P(negative) = 1 - that.",
@@ -969,7 +1008,9 @@ def register(subparsers) -> None:
     p.add_argument("--labels", metavar="NEG,POS", help="the two class names (negative first)")
     p.set_defaults(func=cmd_sigmoid)
 
-    # features
+
+def _add_features(sub) -> None:
+    """The ``features`` command's arguments."""
     p = sub.add_parser(
         "features", help="a trained network's feature maps, kernels, flattened vector and probabilities",
         formatter_class=_FORMATTER,
@@ -988,7 +1029,9 @@ def register(subparsers) -> None:
     p.add_argument("--invert", action="store_true", help="invert gray levels (dark strokes on white)")
     p.set_defaults(func=cmd_features)
 
-    # saliency
+
+def _add_saliency(sub) -> None:
+    """The ``saliency`` command's arguments."""
     p = sub.add_parser(
         "saliency", help="why this class: gradient saliency and Grad-CAM heat maps",
         formatter_class=_FORMATTER,
@@ -1027,7 +1070,9 @@ def register(subparsers) -> None:
     _add_data_options(p)
     p.set_defaults(func=cmd_mistakes)
 
-    # filter
+
+def _add_filter(filters_text, subparsers) -> None:
+    """The ``filter`` command's arguments."""
     p = subparsers.add_parser(
         "filter", help="apply a classic kernel (Sobel, Gaussian, Gabor, ...) to an image",
         formatter_class=_FORMATTER,
@@ -1056,7 +1101,9 @@ def register(subparsers) -> None:
     p.add_argument("--output", metavar="FILE", help="output file (default IMAGE_KERNEL.png here)")
     p.set_defaults(func=cmd_filter)
 
-    # report
+
+def _add_report(subparsers) -> None:
+    """The ``report`` command's arguments."""
     p = subparsers.add_parser(
         "report", help="one self-contained HTML page about a trained run",
         formatter_class=_FORMATTER,

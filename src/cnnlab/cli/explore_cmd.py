@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Optional
 
-from . import UsageError
+from ._errors import UsageError
 
 __all__ = ["register", "newest_run"]
 
@@ -46,10 +46,13 @@ def newest_run(root: Path = Path("runs")) -> Optional[Path]:
 
 
 def _train_default() -> Path:
-    from . import build_parser
+    import argparse
+    from . import train_cmds
     out = Path("runs") / "digits-explore"
     print(f"no run under ./runs: training the default digits model into {out} first", flush=True)
-    args = build_parser().parse_args(["train", "--out", str(out)])
+    parser = argparse.ArgumentParser(prog="cnnlab")
+    train_cmds.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["train", "--out", str(out)])
     status = args.func(args)
     if status:
         raise RuntimeError(f"training the default model failed (exit status {status})")

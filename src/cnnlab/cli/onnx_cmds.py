@@ -68,7 +68,7 @@ def cmd_export(args) -> int:
     from ..io import load_model
     from ..onnx import export
     from ..onnx._export import MAX_OPSET, MIN_OPSET, saved_metadata
-    from . import UsageError
+    from ._errors import UsageError
 
     if not MIN_OPSET <= args.opset <= MAX_OPSET:
         raise UsageError(f"--opset must be from {MIN_OPSET} to {MAX_OPSET}, got {args.opset}")

@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import UsageError, _message
+from ._errors import UsageError, _message
 from ._args import fraction as _fraction
 from ._args import non_negative_float as _non_negative_float
 from ._args import seed as _seed
@@ -43,8 +43,14 @@ def register(subparsers) -> None:
     recipes = "\n".join(f"  {name:<14} model {r['model'] or 'by image size'}, {r['epochs']} epochs, batch "
                         f"{r['batch_size']}, {r['optimizer']} lr {r['lr']:g}, {r['schedule']}"
                         for name, r in RECIPES.items())
+    _add_train(OPTIMIZERS, SCHEDULES, models_text, recipes, subparsers)
+    _add_evaluate(subparsers)
+    _add_predict(subparsers)
+    _add_summary(models_text, subparsers)
 
-    # --- train ---
+
+def _add_train(OPTIMIZERS, SCHEDULES, models_text, recipes, subparsers) -> None:
+    """The ``train`` command's arguments."""
     p = subparsers.add_parser(
         "train", help="train a network and save it in a run directory",
         formatter_class=_FORMATTER,
@@ -103,7 +109,9 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=cmd_train)
 
-    # --- evaluate ---
+
+def _add_evaluate(subparsers) -> None:
+    """The ``evaluate`` command's arguments."""
     p = subparsers.add_parser(
         "evaluate", help="accuracy, loss, per-class precision/recall and confusion matrix of a run",
         formatter_class=_FORMATTER,
@@ -119,7 +127,9 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_evaluate)
 
-    # --- predict ---
+
+def _add_predict(subparsers) -> None:
+    """The ``predict`` command's arguments."""
     p = subparsers.add_parser(
         "predict", help="classify image files with a trained run",
         formatter_class=_FORMATTER,
@@ -156,7 +166,9 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print JSON (with a warnings list per image)")
     p.set_defaults(func=cmd_predict)
 
-    # --- summary ---
+
+def _add_summary(models_text, subparsers) -> None:
+    """The ``summary`` command's arguments."""
     p = subparsers.add_parser(
         "summary", help="layer table: output shapes, parameters and the output-size arithmetic",
         formatter_class=_FORMATTER,

@@ -12,20 +12,10 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..random import as_generator
+
 __all__ = ["ArrayDataset", "stratified_split", "compute_mean_std", "as_generator", "check_data_fits_model",
            "DataMismatchError", "data_fingerprint"]
-
-
-def as_generator(rng=None) -> np.random.Generator:
-    """Return a ``numpy.random.Generator``: ``None`` (fresh entropy), an int seed, or a Generator as is."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None or isinstance(rng, (int, np.integer)):
-        if rng is not None and int(rng) < 0:
-            raise ValueError(f"a seed must be a non-negative integer, got {rng}")
-        return np.random.default_rng(None if rng is None else int(rng))
-    raise TypeError(
-        f"rng must be None, an int seed or a numpy.random.Generator, got {type(rng).__name__}")
 
 
 def _check_images_labels(images, labels) -> Tuple[np.ndarray, np.ndarray]:

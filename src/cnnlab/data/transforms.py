@@ -20,7 +20,7 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
-from .dataset import as_generator
+from ..random import as_generator
 
 __all__ = [
     "Transform", "Compose", "Normalize", "RandomCrop", "RandomHorizontalFlip", "RandomVerticalFlip",

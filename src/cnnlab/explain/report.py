@@ -293,51 +293,10 @@ def _sample_section(run, data, ev, indices: Sequence[int]) -> str:
     return "\n".join(out)
 
 
-def build_report(run_dir, dataset: Optional[str] = None, data_dir=None, samples: int = 4,
-                 limit: Optional[int] = None, grid: int = 16) -> Tuple[str, List[str]]:
-    """The report's HTML text, and notes on what could not be included.
-
-    Args:
-        run_dir: a run directory (or a saved model folder).
-        dataset, data_dir: where the test images come from (default: the run's ``config.json``).
-        samples: test images shown with feature maps, saliency and Grad-CAM.
-        limit: use only the first ``limit`` test images.
-        grid: images in the sample-prediction and mistake grids.
-    """
-    from .features import first_conv_weight
-    from .plots import confusion_figure, kernel_figure, mistakes_figure, predictions_figure
-    from ..data.dataset import DataMismatchError
-    from .runs import evaluate_test, load_test_data, open_run
-
-    run = open_run(run_dir)
-    from ..train import check_finite_model
-    check_finite_model(run.saved.model, run.path)  # a diverged run's page would show meaningless pictures
-    notes: List[str] = []
-    m = run.metrics or {}
-    title = f"{run.name} on {_public(dataset or run.dataset) or 'unknown data'}"
-    parts = [f"<h1>{_esc(title)}</h1>",
-             f"<p class='lead'>cnnlab run <code>{_esc(Path(run.path).name)}</code>; report written "
-             f"{datetime.now().strftime('%Y-%m-%d %H:%M')}.</p>",
-             "<nav><a href='#architecture'>architecture</a><a href='#training'>training</a>"
-             "<a href='#test'>test results</a><a href='#kernels'>kernels</a><a href='#inside'>inside the network"
-             "</a></nav>"]
-    headline = [("model", run.name), ("parameters", f"{run.model.num_parameters():,}"),
-                ("input", "x".join(map(str, run.saved.input_shape))), ("classes", str(len(run.classes)))]
-    if m.get("test_accuracy") is not None:
-        headline.append(("test accuracy", f"{100 * float(m['test_accuracy']):.2f}%"))
-    parts.append(_cards(headline))
-    parts.append(_architecture(run))
-    parts.append(_training(run))
-
-    data = ev = None
-    try:
-        data = load_test_data(run, dataset, data_dir, limit, download=False)
-        ev = evaluate_test(run, data)
-    except DataMismatchError:
-        raise  # data that would be scored against the wrong labels: refuse, as `cnnlab evaluate` does
-    except (OSError, ValueError, ImportError) as exc:
-        notes.append(f"test data not available: {' '.join(str(exc).split())}")
-
+def _test_results(run, data, ev, dataset, grid: int, notes: List[str]) -> str:
+    """The report's test section: figures, the confusion matrix (or list), per-class table, samples, mistakes."""
+    from .plots import confusion_figure, mistakes_figure, predictions_figure
+    parts: List[str] = []
     parts.append("<h2 id='test'>Test results</h2>")
     if ev is None:
         parts.append(_note(notes[-1]))
@@ -376,6 +335,14 @@ def build_report(run_dir, dataset: Optional[str] = None, data_dir=None, samples:
         else:
             parts.append("<p>No test image is misclassified.</p>")
 
+    return "\n".join(parts)
+
+
+def _first_layer(run) -> str:
+    """The report's section on the first convolution's kernels."""
+    from .features import first_conv_weight
+    from .plots import kernel_figure
+    parts: List[str] = []
     parts.append("<h2 id='kernels'>What the first layer learned</h2>")
     name, weight = first_conv_weight(run.model)
     if weight is None:
@@ -387,6 +354,54 @@ def build_report(run_dir, dataset: Optional[str] = None, data_dir=None, samples:
         parts.append(_img(kernel_figure(weight, f"layer {name} kernels", 64,
                                        0.85 if weight.shape[0] > 16 else 1.2), "first-layer kernels"))
 
+    return "\n".join(parts)
+
+
+def build_report(run_dir, dataset: Optional[str] = None, data_dir=None, samples: int = 4,
+                 limit: Optional[int] = None, grid: int = 16) -> Tuple[str, List[str]]:
+    """The report's HTML text, and notes on what could not be included.
+
+    Args:
+        run_dir: a run directory (or a saved model folder).
+        dataset, data_dir: where the test images come from (default: the run's ``config.json``).
+        samples: test images shown with feature maps, saliency and Grad-CAM.
+        limit: use only the first ``limit`` test images.
+        grid: images in the sample-prediction and mistake grids.
+    """
+    from ..data.dataset import DataMismatchError
+    from .runs import evaluate_test, load_test_data, open_run
+
+    run = open_run(run_dir)
+    from ..train import check_finite_model
+    check_finite_model(run.saved.model, run.path)  # a diverged run's page would show meaningless pictures
+    notes: List[str] = []
+    m = run.metrics or {}
+    title = f"{run.name} on {_public(dataset or run.dataset) or 'unknown data'}"
+    parts = [f"<h1>{_esc(title)}</h1>",
+             f"<p class='lead'>cnnlab run <code>{_esc(Path(run.path).name)}</code>; report written "
+             f"{datetime.now().strftime('%Y-%m-%d %H:%M')}.</p>",
+             "<nav><a href='#architecture'>architecture</a><a href='#training'>training</a>"
+             "<a href='#test'>test results</a><a href='#kernels'>kernels</a><a href='#inside'>inside the network"
+             "</a></nav>"]
+    headline = [("model", run.name), ("parameters", f"{run.model.num_parameters():,}"),
+                ("input", "x".join(map(str, run.saved.input_shape))), ("classes", str(len(run.classes)))]
+    if m.get("test_accuracy") is not None:
+        headline.append(("test accuracy", f"{100 * float(m['test_accuracy']):.2f}%"))
+    parts.append(_cards(headline))
+    parts.append(_architecture(run))
+    parts.append(_training(run))
+
+    data = ev = None
+    try:
+        data = load_test_data(run, dataset, data_dir, limit, download=False)
+        ev = evaluate_test(run, data)
+    except DataMismatchError:
+        raise  # data that would be scored against the wrong labels: refuse, as `cnnlab evaluate` does
+    except (OSError, ValueError, ImportError) as exc:
+        notes.append(f"test data not available: {' '.join(str(exc).split())}")
+
+    parts.append(_test_results(run, data, ev, dataset, grid, notes))
+    parts.append(_first_layer(run))
     if ev is not None and samples > 0:
         parts.append(_sample_section(run, data, ev, _choose_samples(ev, samples)))
     elif samples > 0:

@@ -195,7 +195,8 @@ def summary_rows(model: nn.Module, input_shape: Sequence[int]) -> List[LayerRow]
     shape = tuple(int(s) for s in input_shape)
     if len(shape) != 3 or min(shape) < 1:
         raise ValueError(f"input_shape must be (C, H, W) with positive sizes, got {tuple(input_shape)}")
-    from .._schema import MAX_ACTIVATION_ELEMENTS, check_size_budget, check_tensor_size
+    from .._schema import MAX_ACTIVATION_ELEMENTS, check_tensor_size
+    from ..models import check_size_budget
     check_tensor_size(shape, "one input image", MAX_ACTIVATION_ELEMENTS)
     check_size_budget(model, shape)  # by shape inference: no layer is run on an input too large
     graph = nn.as_graph(model, shape)

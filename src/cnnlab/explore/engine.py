@@ -38,8 +38,6 @@ MAX_PIXELS = 40_000_000
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 #: Test images evaluated for the sample picker and the confusion matrix.
 MAX_TEST_IMAGES = 2000
-#: Contributions listed for a dense unit.
-TOP_CONTRIBUTIONS = 10
 #: Layers with a kernel_size whose output pixel is not one window of the input (receptive field: the whole map)
 _NOT_SLIDING = ("ConvTranspose2d", "FractionalMaxPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d")
 #: Name of the pseudo-layer that turns the last scores into probabilities when the model has no Softmax.

@@ -16,7 +16,10 @@ import numpy as np
 from ..explain.trace import (_paren, _sum_text, fmt, trace_activation, trace_conv2d, trace_pool2d,
                              trace_softmax)
 
-__all__ = ["trace_layer"]
+__all__ = ["trace_layer", "TOP_CONTRIBUTIONS"]
+
+#: Contributions listed for a dense unit.
+TOP_CONTRIBUTIONS = 10
 
 _ACTIVATION_NAMES = {"ReLU": "relu", "LeakyReLU": "leaky_relu", "Sigmoid": "sigmoid", "Tanh": "tanh",
                      "GELU": "gelu", "Identity": "identity", "Dropout": "identity", "Dropout2d": "identity"}
@@ -235,14 +238,13 @@ def _batch_norm(layer, inp: np.ndarray, c: int, y: int, x: int, value: float) ->
 
 
 def _linear(layer, inp: np.ndarray, c: int, value: float) -> dict:
-    from . import engine
     xs = inp.ravel()
     w = _a(layer.weight)[c]
     bias = 0.0 if layer.bias is None else float(_a(layer.bias)[c])
     products = xs * w
     order = np.argsort(-np.abs(products), kind="stable")
-    top = order[:engine.TOP_CONTRIBUTIONS]
-    rest = order[engine.TOP_CONTRIBUTIONS:]
+    top = order[:TOP_CONTRIBUTIONS]
+    rest = order[TOP_CONTRIBUTIONS:]
     total = float(products.sum() + bias)
     parts = [f"({fmt(xs[i])}x{fmt(w[i])})" for i in top]
     if rest.size:

@@ -13,8 +13,8 @@ from .. import functional  # ``cnnlab.nn.functional`` is ``cnnlab.functional`` (
 import sys as _sys
 _sys.modules[__name__ + ".functional"] = functional
 from .merge import Add, Sub, Mul, Div, Concat, Reshape, Mean
-from .graph import Node, Graph, as_graph
-from .trace import trace, TraceError
+from .graph import Node, Graph
+from .trace import as_graph, trace, TraceError
 from .extra_layers import Pad, Permute, Hardsigmoid, Hardswish, PReLU, Erf, Elementwise  # noqa: F401
 from .norm_layers import LayerNorm, GroupNorm, InstanceNorm1d, InstanceNorm2d, Slice  # noqa: F401
 from .loss import (CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, SmoothL1Loss, HuberLoss, BCELoss,

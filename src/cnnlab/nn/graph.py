@@ -19,7 +19,7 @@ its own ``state_dict``::
         ("add", nn.Add(), ["conv2", "conv1"]),           # a residual connection
     ])
 
-:func:`as_graph` turns any model into a Graph: a Sequential into the chain of
+:func:`cnnlab.nn.as_graph` (in :mod:`cnnlab.nn.trace`) turns any model into a Graph: a Sequential into the chain of
 its layers (names ``"0"``, ``"1"``, nested ``"3.1"``, the same state-dict
 keys), a user's own Module by tracing its ``forward`` once (see
 :mod:`cnnlab.nn.trace`).
@@ -32,7 +32,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 from ..tensor import Tensor, is_grad_enabled
 from .module import Module, Sequential
 
-__all__ = ["Node", "Graph", "as_graph", "INPUT"]
+__all__ = ["Node", "Graph", "INPUT"]
 
 INPUT = "input"
 
@@ -420,34 +420,3 @@ def _run_in_place(module: Module, fuse, value) -> bool:
         return False
     fn(data)
     return True
-
-
-def as_graph(model: Module, input_shape: Optional[Sequence[int]] = None) -> Graph:
-    """``model`` as a :class:`Graph` sharing its layers (and so its weights).
-
-    Args:
-        model: a Graph (returned as is), a Sequential (its chain of layers, nested
-            Sequentials opened: names ``"0"``, ``"3.1"``), a single layer, or any
-            Module whose ``forward`` can be traced.
-        input_shape: ``(C, H, W)`` or ``(N, C, H, W)``; needed only to trace a
-            user's own Module.
-
-    Raises:
-        ValueError: a user's Module without ``input_shape``, or a ``forward`` that
-            cannot be captured (see :func:`cnnlab.nn.trace.trace`).
-    """
-    if isinstance(model, Graph):
-        return model
-    if type(model) is Sequential:
-        nodes: List[Node] = []
-        _chain_nodes(model, "", INPUT, nodes)
-        if not nodes:
-            raise ValueError("an empty Sequential has no layers to make a graph of")
-        return Graph(nodes)
-    from .trace import is_layer, trace
-    if is_layer(model):
-        return Graph([Node("0", model, (INPUT,))])
-    if input_shape is None:
-        raise ValueError(f"{type(model).__name__} is a custom Module: give input_shape=(C, H, W) so its "
-                         "forward can be traced into a graph")
-    return trace(model, input_shape)

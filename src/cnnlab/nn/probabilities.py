@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 
 from ..tensor import Tensor, no_grad
-from .graph import as_graph
+from .trace import as_graph
 from .layers import LogSoftmax, Softmax
 from .module import Module
 

@@ -38,8 +38,8 @@ from .. import functional as F
 from ..random import get_rng
 from ..tensor import Tensor, no_grad
 from . import module as _module_mod
-from .graph import INPUT, Graph, Node
-from .module import Module
+from .graph import INPUT, Graph, Node, _chain_nodes
+from .module import Module, Sequential
 
 __all__ = ["trace", "TraceError", "is_layer", "layer_types"]
 
@@ -54,14 +54,14 @@ class TraceError(ValueError):
 @functools.lru_cache(maxsize=1)
 def layer_types() -> Dict[str, type]:
     """Every layer class ``cnnlab.nn`` exports (containers and losses excluded), by name."""
-    from .. import nn
-    found = {}
-    for name in getattr(nn, "__all__", dir(nn)):
-        cls = getattr(nn, name, None)
-        if isinstance(cls, type) and issubclass(cls, Module) and cls.__name__ not in _CONTAINERS \
-                and not cls.__name__.startswith("_") and "Loss" not in cls.__name__:
-            found[cls.__name__] = cls
-    return found
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    return {cls.__name__: cls for cls in subclasses(Module)
+            if cls.__module__.startswith("cnnlab.nn.") and cls.__name__ not in _CONTAINERS
+            and not cls.__name__.startswith("_") and "Loss" not in cls.__name__}
 
 
 def is_layer(module: Module) -> bool:
@@ -449,3 +449,33 @@ def _check_same(model: Module, graph: Graph, shape, dtype, rng) -> None:
         raise TraceError(f"the graph captured from {type(model).__name__}.forward does not reproduce it on a "
                          f"batch of 3 (outputs {want.shape} vs {got.shape}): its forward seems to depend on "
                          "the data or the batch size in Python code, which a graph model cannot hold")
+
+
+def as_graph(model: Module, input_shape: Optional[Sequence[int]] = None) -> Graph:
+    """``model`` as a :class:`Graph` sharing its layers (and so its weights).
+
+    Args:
+        model: a Graph (returned as is), a Sequential (its chain of layers, nested
+            Sequentials opened: names ``"0"``, ``"3.1"``), a single layer, or any
+            Module whose ``forward`` can be traced.
+        input_shape: ``(C, H, W)`` or ``(N, C, H, W)``; needed only to trace a
+            user's own Module.
+
+    Raises:
+        ValueError: a user's Module without ``input_shape``, or a ``forward`` that
+            cannot be captured (see :func:`cnnlab.nn.trace.trace`).
+    """
+    if isinstance(model, Graph):
+        return model
+    if type(model) is Sequential:
+        nodes: List[Node] = []
+        _chain_nodes(model, "", INPUT, nodes)
+        if not nodes:
+            raise ValueError("an empty Sequential has no layers to make a graph of")
+        return Graph(nodes)
+    if is_layer(model):
+        return Graph([Node("0", model, (INPUT,))])
+    if input_shape is None:
+        raise ValueError(f"{type(model).__name__} is a custom Module: give input_shape=(C, H, W) so its "
+                         "forward can be traced into a graph")
+    return trace(model, input_shape)

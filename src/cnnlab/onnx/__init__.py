@@ -7,6 +7,8 @@ imported only inside these functions.
 """
 from __future__ import annotations
 
+from ._extra import _require
+
 __all__ = ["load", "export", "load_saved", "OnnxImportError", "OnnxExportError"]
 
 
@@ -44,12 +46,6 @@ def load_saved(path, classes=None, mean=None, std=None):
     _require("onnx")
     from ._saved import load_saved as _load_saved
     return _load_saved(path, classes, mean, std)
-
-
-def _require(package: str) -> None:
-    import importlib.util
-    if importlib.util.find_spec(package) is None:
-        raise ImportError(f"cnnlab.onnx needs the {package!r} package: pip install \"cnnlab[onnx]\"")
 
 
 def __getattr__(name):

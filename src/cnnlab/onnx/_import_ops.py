@@ -1,8 +1,8 @@
 """What each ONNX op becomes in cnnlab: one converter per op type, registered in ``CONVERTERS``.
 
-A converter takes a :class:`~._import.Context` and returns a
-:class:`~._import.Layer` (a cnnlab module and the values it reads), an
-:class:`~._import.Alias` (the output is an existing value) or an ndarray
+A converter takes a :class:`~._context.Context` and returns a
+:class:`~._context.Layer` (a cnnlab module and the values it reads), an
+:class:`~._context.Alias` (the output is an existing value) or an ndarray
 (the output is a constant).  Ops whose inputs are all constants never get
 here: :mod:`._shapes` evaluates them.
 """
@@ -13,7 +13,7 @@ from typing import Callable, Dict
 import numpy as np
 
 from .. import nn
-from ._import import Alias, Context, Layer
+from ._context import Alias, Context, Layer
 from ._nn import Add, Concat, Div, Mul, Reshape, Sub
 from ..nn.merge import Mean
 

@@ -153,6 +153,6 @@ def with_engine(saved, engine: str = "cnnlab"):
         return saved
     if engine != "onnxruntime":
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-    from . import _require
+    from ._extra import _require
     _require("onnxruntime")
     return dataclasses.replace(saved, model=OrtEngine(saved.model, saved.input_shape))

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
-from ._files import refuse_links
+from .._files import refuse_links
 
 LOCK_NAME = ".cnnlab-lock"
 

@@ -264,7 +264,7 @@ def _call(callbacks, event: str, *args) -> None:
 def _train_epoch(trainer, loader, epoch: int, first_epoch: bool, step, callbacks, skip_single: bool,
                  per_batch: bool, group) -> dict:
     """One pass over ``loader``; returns the epoch's training figures."""
-    model, opt, scheduler = trainer.model, trainer.optimizer, trainer.scheduler
+    model, scheduler = trainer.model, trainer.scheduler
     loss_sum, correct, seen, t_steps = 0.0, 0, 0, 0.0
     t_batch = time.perf_counter()
     for b, (x, y) in enumerate(loader):

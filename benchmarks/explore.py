@@ -27,8 +27,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests"))  # the browser harness the tests use
 
-from cnnlab.explore.browser import browser_available, launch_chromium, start_server, stop_server  # noqa: E402
+from _browser import browser_available, launch_chromium, start_server, stop_server  # noqa: E402
 
 NEW_IMAGE_JS = """async (seed) => {
   const c = document.createElement('canvas'); c.width = 28; c.height = 28;

@@ -214,3 +214,10 @@ def test_fit_is_a_short_loop():
     from cnnlab.train import fit
     tree = ast.parse(inspect.getsource(inspect.unwrap(fit)).lstrip())
     assert _code_lines(tree.body[0]) <= 60
+
+
+def test_the_package_ships_no_test_harness():
+    """Starting servers and browsers is test support (tests/_browser.py), not library code."""
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert "playwright" not in text.lower(), f"{path.relative_to(SRC)} drives a browser"

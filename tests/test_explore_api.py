@@ -485,7 +485,7 @@ def test_40_concurrent_requests_on_a_live_server(digits_run, digit_png):
 def test_command_serves_prints_its_address_and_stops_on_ctrl_c(digits_run, tmp_path):
     import httpx
 
-    from cnnlab.explore.browser import start_server, stop_server
+    from _browser import start_server, stop_server
     proc, url = start_server(digits_run)
     try:
         assert url.startswith("http://127.0.0.1:")
@@ -497,7 +497,7 @@ def test_command_serves_prints_its_address_and_stops_on_ctrl_c(digits_run, tmp_p
 
 
 def test_command_without_a_run_trains_the_default_then_takes_the_newest(tmp_path):
-    from cnnlab.explore.browser import start_server, stop_server
+    from _browser import start_server, stop_server
     proc, url = start_server(None, cwd=tmp_path, timeout=300)
     stop_server(proc)
     assert (tmp_path / "runs" / "digits-explore" / "model.json").is_file()

@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 
-from cnnlab.explore.browser import browser_available, launch_chromium, start_server, stop_server
+from _browser import browser_available, launch_chromium, start_server, stop_server
 
 ok, why = browser_available()
 pytestmark = pytest.mark.skipif(not ok, reason=why)

@@ -48,7 +48,7 @@ def start_server(target, port: Optional[int] = None, cwd=None, timeout: float = 
     """
     port = 0 if port is None else port   # 0: the server picks a free port and prints it (no race)
     env = dict(os.environ)
-    src = str(Path(__file__).resolve().parents[2])
+    src = str(Path(__file__).resolve().parents[1] / "src")  # this checkout's cnnlab
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     cmd = [sys.executable, "-m", "cnnlab", "explore", "--no-browser", "--port", str(port)]
     if target is not None:

@@ -44,7 +44,7 @@ def test_readme_quick_start_trains_saves_and_predicts_in_a_new_process(tmp_path)
     commented = ast.literal_eval(shown)
     assert list(printed)[:len(commented)] == list(commented)
     for label, value in commented.items():
-        assert abs(printed[label] - value) <= 0.02, (label, printed[label], value)
+        assert abs(printed[label] - value) <= 0.03, (label, printed[label], value)
     assert "shrunk to 8x8" in second.stderr  # the 28x28 image squeezed into an 8x8 model warns
 
 

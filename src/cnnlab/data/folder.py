@@ -98,6 +98,9 @@ def open_image(source):
         PIL.UnidentifiedImageError: not one of those formats (an ``OSError``).
     """
     from PIL import Image, UnidentifiedImageError
+    # the readers of exactly these formats, registered here: Pillow then never loads its other plugins
+    from PIL import (BmpImagePlugin, GifImagePlugin, JpegImagePlugin, PngImagePlugin,  # noqa: F401
+                     PpmImagePlugin, TiffImagePlugin, WebPImagePlugin)
     try:
         return Image.open(source, formats=list(IMAGE_FORMATS))
     except UnidentifiedImageError:

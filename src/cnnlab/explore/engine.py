@@ -106,7 +106,8 @@ def decode_image(data: bytes, channels: int, size: Tuple[int, int],
     except Image.DecompressionBombError as exc:
         raise RequestError(f"image over the limit of {max_pixels:,} pixels: {exc}", 413) from None
     except UnidentifiedImageError:  # Pillow's text names only the in-memory buffer (<_io.BytesIO ...>)
-        raise RequestError("the upload is not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP)") from None
+        raise RequestError("the upload is not an image cnnlab reads: not a PNG, JPEG, BMP, GIF, TIFF, WebP or "
+                           "PGM/PPM image") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise RequestError(f"not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP): {exc}") from None
     with image:

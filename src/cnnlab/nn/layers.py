@@ -440,7 +440,7 @@ class Softmax(Module):
 
     def output_shape(self, input_shape):
         _check_dim(self, self.dim, input_shape)
-        if self.dim % max(len(tuple(input_shape)), 1) == 0:
+        if len(tuple(input_shape)) >= 2 and self.dim % len(tuple(input_shape)) == 0:  # a batch of images
             raise ValueError(f"{type(self).__name__}(dim={self.dim}) normalises over dim 0, the batch axis: each "
                              "image's scores would depend on the other images of its batch; a classifier's "
                              "softmax runs over the class axis (dim=1 or -1)")

@@ -89,6 +89,16 @@ class Context:
     def consumers(self, i: int) -> int:
         return self.importer.consumers.get(self.node.input[i], 0)
 
+    def parameters(self, count: float, layer: str) -> None:
+        """The size budget, before the ``layer`` this node becomes is built: its ``count`` parameters,
+        and the model's so far with them, at most ``cnnlab``'s cap (:data:`cnnlab._schema.MAX_PARAMETERS`)."""
+        from .._schema import BudgetError, check_layer_total
+        try:
+            check_layer_total(float(count), self.importer.parameters, f"the {layer} it becomes")
+        except BudgetError as exc:
+            self.fail(str(exc))
+        self.importer.parameters += float(count)
+
     def fail(self, reason: str):
         raise OnnxImportError(f"{self.importer.source}: node {self.node.name or self.name!r} ({self.op}, "
                               f"opset {self.opset}): {reason}")
@@ -107,6 +117,7 @@ class _Importer:
     gathered: set = field(default_factory=set)  # Reshape-to-[-1] outputs whose Gather is already converted
     nodes: List[Node] = field(default_factory=list)
     used_names: set = field(default_factory=lambda: {"input"})
+    parameters: float = 0.0  # of the layers built so far (the size budget)
 
     def resolve(self, value: str) -> str:
         """The graph value (node name or ``"input"``) holding ONNX value ``value``."""

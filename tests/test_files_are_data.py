@@ -980,3 +980,106 @@ def test_image_folder_says_once_that_animated_images_give_their_first_frame(tmp_
         Image.new("L", (8, 8), 5).save(path)
     load_image_folder(tmp_path, val_fraction=0.0)
     assert "animated" not in capsys.readouterr().err
+
+
+# --- raw library texts: a one-line error naming the file instead ---------------------------------
+RAW_LIBRARY_TEXTS = ("cannot reshape array", "could not convert", "can only specify one unknown dimension",
+                     "tuple index out of range", "invalid literal")
+
+
+def _reshaped_weight_onnx(path, size: int, target):
+    """An ONNX dense model whose weight is a flat initializer reshaped at import (folded)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+    nodes = [helper.make_node("Reshape", ["flat_w", "target"], ["w"], name="shape_w"),
+             helper.make_node("Flatten", ["x"], ["f"], name="flat"),
+             helper.make_node("MatMul", ["f", "w"], ["y"], name="dense")]
+    inits = [numpy_helper.from_array(np.zeros(size, np.float32), "flat_w"),
+             numpy_helper.from_array(np.array(target, np.int64), "target")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    return path
+
+
+def test_onnx_constant_reshaped_to_another_size_names_file_node_and_sizes(tmp_path):
+    from cnnlab.onnx import OnnxImportError, load
+    path = _reshaped_weight_onnx(tmp_path / "w.onnx", 640, [10, 65])
+    with pytest.raises(OnnxImportError) as info:
+        load(path)
+    text = str(info.value)
+    assert "w.onnx: node 'shape_w' (Reshape" in text and "640 values" in text and "[10, 65]" in text and \
+        "(650 values)" in text, text
+    assert "cannot reshape array" not in text and "\n" not in text
+    assert load(_reshaped_weight_onnx(tmp_path / "ok.onnx", 640, [64, 10])).output_shape((1, 1, 8, 8)) == (1, 10)
+
+
+def test_onnx_constant_reshape_targets_give_a_model_or_one_clean_line(tmp_path):
+    pytest.importorskip("onnx")
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from cnnlab.onnx import OnnxImportError, load
+
+    @settings(max_examples=40, deadline=None, database=None)
+    @given(size=st.sampled_from([640, 650, 64, 1, 0]),
+           target=st.lists(st.sampled_from([-2, -1, 0, 1, 2, 7, 10, 64, 65, 640]), min_size=1, max_size=4))
+    def check(size, target):
+        path = _reshaped_weight_onnx(tmp_path / "gen.onnx", size, target)
+        try:
+            load(path)
+        except OnnxImportError as exc:
+            text = str(exc)
+            assert "gen.onnx" in text and "\n" not in text, text
+            assert not any(raw in text for raw in RAW_LIBRARY_TEXTS), text
+
+    check()
+
+
+def test_yaml_exponent_without_a_dot_is_a_number(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text("input_shape: [1, 8, 8]\nlayers:\n  - {type: BatchNorm2d, eps: 1e-5}\n  - {type: Flatten}\n"
+                    "  - {type: Linear, out_features: 3}\n")
+    model, _ = load_model_file(path)
+    assert model[0].eps == pytest.approx(1e-5)
+    assert parse_model_spec('a: "1e-5"\nlayers: []\n', "yaml", "m.yaml")["a"] == "1e-5"  # quoted stays text
+
+
+def test_number_arguments_given_text_name_the_file_and_argument(tmp_path):
+    for entry, arg in (({"type": "Hardsigmoid", "alpha": "abc"}, "alpha"), ({"type": "PReLU", "init": "x"}, "init"),
+                       ({"type": "Upsample", "scale_factor": "abc"}, "scale_factor"),
+                       ({"type": "Upsample", "scale_factor": [1, "a"]}, "scale_factor")):
+        path = tmp_path / "m.json"
+        path.write_text(json.dumps({"input_shape": [1, 8, 8], "layers": [entry, {"type": "Flatten"}]}))
+        with pytest.raises(ValueError) as info:
+            load_model_file(path)
+        text = str(info.value)
+        assert "m.json: layer 0" in text and f"`{arg}` must be a number" in text, text
+        assert "could not convert" not in text
+
+
+def test_model_file_arguments_of_every_layer_given_odd_values_never_give_raw_texts(tmp_path):
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from cnnlab.models import LAYER_TYPES, _accepted_args
+    pairs = sorted((name, arg) for name, cls in LAYER_TYPES.items() for arg in _accepted_args(cls))
+    odd = st.one_of(st.text(max_size=6), st.sampled_from(["1e-5", "0.5", "nan", "", "2"]),
+                    st.lists(st.one_of(st.integers(-2, 3), st.text(max_size=2)), max_size=3),
+                    st.floats(allow_nan=False, allow_infinity=False, width=32), st.booleans(), st.none())
+
+    @settings(max_examples=150, deadline=None, database=None)
+    @given(pair=st.sampled_from(pairs), value=odd, fmt=st.sampled_from(["json", "yaml"]))
+    def check(pair, value, fmt):
+        name, arg = pair
+        spec = {"input_shape": [4, 8, 8], "layers": [{"type": name, arg: value}, {"type": "Flatten"}]}
+        path = tmp_path / f"gen.{fmt}"
+        path.write_text(json.dumps(spec))  # JSON is YAML too
+        try:
+            load_model_file(path)
+        except ValueError as exc:
+            text = str(exc)
+            assert text.startswith(str(path)) and "\n" not in text, text
+            assert not any(raw in text for raw in RAW_LIBRARY_TEXTS), text
+
+    check()

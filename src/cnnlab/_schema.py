@@ -13,6 +13,7 @@ parsed document and the path it came from.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Dict, Sequence
 
@@ -177,6 +178,9 @@ def _read_text(path: Path, limit: int, what: str) -> str:
         raise ValueError(f"{what} {path} is not UTF-8 text: {exc}") from None
 
 
+_YAML_EXPONENT = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+
+
 def parse_yaml(text: str):
     """``yaml.safe_load`` that refuses anchors and aliases (``&a``/``*a``): a model file lists
     its layers plainly, and aliases let a tiny file expand without bound."""
@@ -192,6 +196,8 @@ def parse_yaml(text: str):
                                     "model files; write each layer out", event.start_mark)
             return super().compose_node(parent, index)
 
+    # YAML 1.1 reads 1e-5 (no dot) as a string; model files mean the number, as YAML 1.2 and JSON do
+    _PlainLoader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML_EXPONENT, list("-+0123456789"))
     loader = _PlainLoader(text)
     try:
         return loader.get_single_data()

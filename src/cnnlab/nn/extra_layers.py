@@ -10,6 +10,7 @@ import numpy as np
 
 from ..functional import extra as FX
 from ..tensor import as_tensor
+from .layers import _real
 from .module import Module, Parameter
 
 __all__ = ["Pad", "Permute", "Hardsigmoid", "Hardswish", "PReLU", "Erf", "Elementwise"]
@@ -86,7 +87,7 @@ class Hardsigmoid(Module):
 
     def __init__(self, alpha: float = 1 / 6, beta: float = 0.5):
         super().__init__()
-        self.alpha, self.beta = float(alpha), float(beta)
+        self.alpha, self.beta = float(_real(alpha, "alpha")), float(_real(beta, "beta"))
 
     def forward(self, x):
         return FX.hardsigmoid(x, self.alpha, self.beta)
@@ -112,7 +113,7 @@ class PReLU(Module):
         super().__init__()
         if not isinstance(num_parameters, (int, np.integer)) or num_parameters < 1:
             raise ValueError(f"`num_parameters` must be a positive int, got {num_parameters!r}")
-        self.num_parameters, self.init = int(num_parameters), float(init)
+        self.num_parameters, self.init = int(num_parameters), float(_real(init, "init"))
         self.weight = Parameter(np.full(self.num_parameters, init, dtype=dtype))
 
     def forward(self, x):

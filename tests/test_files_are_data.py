@@ -1083,3 +1083,25 @@ def test_model_file_arguments_of_every_layer_given_odd_values_never_give_raw_tex
             assert not any(raw in text for raw in RAW_LIBRARY_TEXTS), text
 
     check()
+
+
+def test_image_folder_of_huge_images_is_refused_from_the_headers(tmp_path, monkeypatch):
+    import cnnlab._schema as schema
+    import cnnlab.data.folder as folder
+    from PIL import Image
+    from cnnlab.data import load_image_folder
+    for c in "ab":
+        (tmp_path / c).mkdir()
+        for i in range(2):
+            Image.new("L", (12, 10), 7).save(tmp_path / c / f"{i}.png")
+    monkeypatch.setattr(schema, "MAX_ACTIVATION_ELEMENTS", 100)  # one 10x12 image holds 120 values
+    decoded = []
+    monkeypatch.setattr(folder, "read_image", lambda *a, **k: decoded.append(a) or np.zeros((1, 10, 12)))
+    with pytest.raises(ValueError, match=r"image folder .*: one 10x12 image would hold 120 values .* limit of 100"):
+        load_image_folder(tmp_path)
+    assert not decoded  # refused from the headers, before any image was decoded
+    monkeypatch.setattr(schema, "MAX_ACTIVATION_ELEMENTS", 1000)
+    monkeypatch.setattr(schema, "MAX_TENSOR_ELEMENTS", 400)  # the 4 images hold 480 values
+    with pytest.raises(ValueError, match=r"image folder .*: its 4 images would hold 480 values"):
+        load_image_folder(tmp_path, size=(10, 12), channels=1)
+    assert not decoded

@@ -292,6 +292,12 @@ def load_image_folder(root, size: Optional[Tuple[int, int]] = None, channels: Op
         if channels is None:
             channels = 1 if all_gray else 3
 
+    # the size budget, from the headers, before any image is decoded
+    from .._schema import MAX_ACTIVATION_ELEMENTS, MAX_TENSOR_ELEMENTS, check_tensor_size
+    where = f"image folder {root}"
+    check_tensor_size((channels,) + tuple(size), f"{where}: one {size[0]}x{size[1]} image", MAX_ACTIVATION_ELEMENTS)
+    check_tensor_size((len(samples), channels) + tuple(size), f"{where}: its {len(samples):,} images",
+                      MAX_TENSOR_ELEMENTS)
     images = np.empty((len(samples), channels, size[0], size[1]), dtype=np.float32)
     animated = []
     for i, (path, _) in enumerate(samples):  # file decoding: one call per file

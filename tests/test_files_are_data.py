@@ -967,9 +967,9 @@ def test_image_folder_says_once_that_animated_images_give_their_first_frame(tmp_
         for i in range(3):
             frames = [Image.new("L", (8, 8), v) for v in (10, 200)]
             if i < 2:
-                frames[0].save(tmp_path / c / f"{i}.gif", save_all=True, append_images=frames[1:])
+                frames[0].save(tmp_path / c / f"{i}.gif", format="GIF", save_all=True, append_images=frames[1:])
             else:
-                frames[0].save(tmp_path / c / f"{i}.png")
+                frames[0].save(tmp_path / c / f"{i}.png", format="PNG")
     train, val = load_image_folder(tmp_path, val_fraction=0.0)
     err = capsys.readouterr().err
     assert err.count("cnnlab: note:") == 1, err
@@ -977,7 +977,7 @@ def test_image_folder_says_once_that_animated_images_give_their_first_frame(tmp_
     assert "4 animated images" in train.description
     # a folder without animated images says nothing
     for path in tmp_path.rglob("*.gif"):
-        Image.new("L", (8, 8), 5).save(path)
+        Image.new("L", (8, 8), 5).save(path, format="GIF")
     load_image_folder(tmp_path, val_fraction=0.0)
     assert "animated" not in capsys.readouterr().err
 
@@ -1056,6 +1056,15 @@ def test_number_arguments_given_text_name_the_file_and_argument(tmp_path):
         text = str(info.value)
         assert "m.json: layer 0" in text and f"`{arg}` must be a number" in text, text
         assert "could not convert" not in text
+    for entry, expected in (({"type": "Permute", "dims": "abc"}, "dims must be a list of ints"),
+                            ({"type": "Pad", "padding": "12"}, "padding must be an int or a list of ints"),
+                            ({"type": "Pad", "padding": [1, ":"]}, "padding must be an int or a list of ints"),
+                            ({"type": "Pad", "padding": 1, "value": "x"}, "`value` must be a number")):
+        path = tmp_path / "m.json"
+        path.write_text(json.dumps({"input_shape": [1, 8, 8], "layers": [entry, {"type": "Flatten"}]}))
+        with pytest.raises(ValueError, match=rf"m\.json: layer 0 \({entry['type']}\): .*{expected}"):
+            load_model_file(path)
+    assert nn.Pad(1, value=float("-inf")).value == float("-inf")  # max pooling's padding stays possible
 
 
 def test_model_file_arguments_of_every_layer_given_odd_values_never_give_raw_texts(tmp_path):
@@ -1093,7 +1102,7 @@ def test_image_folder_of_huge_images_is_refused_from_the_headers(tmp_path, monke
     for c in "ab":
         (tmp_path / c).mkdir()
         for i in range(2):
-            Image.new("L", (12, 10), 7).save(tmp_path / c / f"{i}.png")
+            Image.new("L", (12, 10), 7).save(tmp_path / c / f"{i}.png", format="PNG")
     monkeypatch.setattr(schema, "MAX_ACTIVATION_ELEMENTS", 100)  # one 10x12 image holds 120 values
     decoded = []
     monkeypatch.setattr(folder, "read_image", lambda *a, **k: decoded.append(a) or np.zeros((1, 10, 12)))

@@ -851,3 +851,271 @@ def test_random_growing_layers_stay_within_the_budget(tmp_path):
         from cnnlab._schema import MAX_PARAMETERS
         assert sum(p.data.size for p in model.parameters()) <= MAX_PARAMETERS
     check()
+
+
+# --- the size budget: the whole model's parameters, summed before any weight is allocated ---------
+@pytest.fixture
+def small_cap(monkeypatch):
+    """A parameter cap of 10,000 and a record of every weight the layers draw (their sizes)."""
+    import cnnlab._schema as schema
+    import cnnlab.nn.layers as layers
+    monkeypatch.setattr(schema, "MAX_PARAMETERS", 10_000)
+    drawn = []
+    original = layers._uniform
+
+    def spy(shape, bound, dtype):
+        drawn.append(int(np.prod(shape)))
+        return original(shape, bound, dtype)
+
+    monkeypatch.setattr(layers, "_uniform", spy)
+    return drawn
+
+
+def test_model_file_total_is_refused_before_any_large_weight(small_cap, tmp_path):
+    # no input_shape in the file: both dense layers take their in_features from the data (2,500 pixels),
+    # each is under the cap, together over it
+    path = tmp_path / "two.json"
+    path.write_text(json.dumps({"layers": [{"type": "Flatten"}, {"type": "Linear", "out_features": 3},
+                                           {"type": "Linear", "out_features": 1000}]}))
+    with pytest.raises(ValueError, match=r"two\.json: layer 2 \(Linear\) brings the model to 10,500 parameters"):
+        load_model_file(path, (1, 50, 50))
+    assert max(small_cap, default=0) <= 1  # only the one-feature stand-ins were drawn
+
+
+def test_graph_model_file_concat_then_conv_is_refused_before_building(small_cap, tmp_path):
+    spec = {"layers": [{"type": "Conv2d", "out_channels": 4, "kernel_size": 3},
+                       {"name": "cat", "type": "Concat", "inputs": ["0"] * 8},
+                       {"type": "Conv2d", "out_channels": 20, "kernel_size": 3},
+                       {"type": "Conv2d", "out_channels": 30, "kernel_size": 3}]}
+    path = tmp_path / "cat.json"
+    path.write_text(json.dumps(spec))
+    # weights 36 + 5,760 + 5,400: the last convolution brings the model past 10,000
+    with pytest.raises(ValueError, match=r"cat\.json: layer '3' \(Conv2d\) brings the model to 11,196 "):
+        load_model_file(path, (1, 20, 20))
+    assert max(small_cap, default=0) <= 9
+
+
+def test_budget_pass_leaves_the_seeded_weights_alone():
+    spec = {"layers": [{"type": "Conv2d", "out_channels": 4, "kernel_size": 3}, {"type": "Flatten"},
+                       {"type": "Linear", "out_features": 3}]}
+    from cnnlab.models import build_model
+    cnnlab.manual_seed(3)
+    first = build_model(spec, (1, 6, 6)).state_dict()
+    cnnlab.manual_seed(3)
+    reference = [cnnlab.nn.Conv2d(1, 4, 3).weight.data.copy()]
+    np.testing.assert_array_equal(np.asarray(first["0.weight"]), reference[0])
+
+
+def test_zoo_model_for_huge_images_is_refused_before_its_dense_layer(small_cap):
+    from cnnlab.models import create_model
+    with pytest.raises(ValueError, match=r"model lenet5 for 1x100x100 images: its dense layer of 8,464 inputs "
+                                         r"brings the model to .* more than the 10,000"):
+        create_model("lenet5", (1, 100, 100), 10)
+    assert max(small_cap) < 8464  # the convolutions only, never the dense layer
+
+
+def test_zoo_model_for_huge_images_is_refused_by_its_activations():
+    from cnnlab.models import create_model
+    for name in ("smallnet", "resnet8", "digitsnet"):
+        with pytest.raises(ValueError, match=rf"model {name} for 1x3000x3000 images: .* output for one image "
+                                             r"would hold [\d,]+ values"):
+            create_model(name, (1, 3000, 3000), 10)
+
+
+def _concat_conv_onnx(path, copies: int, out_channels: int):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+    weight = numpy_helper.from_array(np.zeros((out_channels, copies, 3, 3), np.float32), "w")
+    nodes = [helper.make_node("Concat", ["x"] * copies, ["cat"], axis=1, name="cat"),
+             helper.make_node("Conv", ["cat", "w"], ["y"], name="conv", kernel_shape=[3, 3]),
+             helper.make_node("Flatten", ["y"], ["z"], name="flat")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])],
+                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)], [weight])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    return path
+
+
+def test_onnx_concat_feeding_conv_is_refused_before_the_layer_is_built(small_cap, tmp_path, monkeypatch):
+    from cnnlab.onnx import OnnxImportError, load as import_onnx
+    path = _concat_conv_onnx(tmp_path / "cat.onnx", 200, 8)  # 8 x 200 x 3 x 3 = 14,400 parameters
+    with pytest.raises(OnnxImportError, match=r"cat\.onnx: node 'conv' \(Conv.*the Conv2d it becomes would have "
+                                              r"14,400 parameters"):
+        import_onnx(path)
+    assert max(small_cap, default=0) < 14_400
+    _concat_conv_onnx(path, 100, 8)  # 7,200: fits
+    graph = import_onnx(path)
+    assert sum(p.data.size for p in graph.parameters()) == 7200
+
+
+def test_onnx_parameters_of_all_layers_are_summed(small_cap, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+    from cnnlab.onnx import OnnxImportError, load as import_onnx
+    w1 = numpy_helper.from_array(np.zeros((60, 4, 3, 3), np.float32), "w1")   # 2,160
+    w2 = numpy_helper.from_array(np.zeros((15, 60, 3, 3), np.float32), "w2")  # 8,100: alone under, sum over
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], name="c1", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["a", "w2"], ["b"], name="c2", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Flatten", ["b"], ["z"], name="flat")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 6, 6])],
+                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)], [w1, w2])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "two.onnx"))
+    with pytest.raises(OnnxImportError, match=r"node 'c2' \(Conv.*brings the model to 10,260 parameters"):
+        import_onnx(tmp_path / "two.onnx")
+
+
+# --- animated images in image folders -------------------------------------------------------------
+def test_image_folder_says_once_that_animated_images_give_their_first_frame(tmp_path, capsys):
+    from PIL import Image
+    from cnnlab.data import load_image_folder
+    for c in "ab":
+        (tmp_path / c).mkdir()
+        for i in range(3):
+            frames = [Image.new("L", (8, 8), v) for v in (10, 200)]
+            if i < 2:
+                frames[0].save(tmp_path / c / f"{i}.gif", format="GIF", save_all=True, append_images=frames[1:])
+            else:
+                frames[0].save(tmp_path / c / f"{i}.png", format="PNG")
+    train, val = load_image_folder(tmp_path, val_fraction=0.0)
+    err = capsys.readouterr().err
+    assert err.count("cnnlab: note:") == 1, err
+    assert "4 animated images" in err and "only the first frame" in err
+    assert "4 animated images" in train.description
+    # a folder without animated images says nothing
+    for path in tmp_path.rglob("*.gif"):
+        Image.new("L", (8, 8), 5).save(path, format="GIF")
+    load_image_folder(tmp_path, val_fraction=0.0)
+    assert "animated" not in capsys.readouterr().err
+
+
+# --- raw library texts: a one-line error naming the file instead ---------------------------------
+RAW_LIBRARY_TEXTS = ("cannot reshape array", "could not convert", "can only specify one unknown dimension",
+                     "tuple index out of range", "invalid literal")
+
+
+def _reshaped_weight_onnx(path, size: int, target):
+    """An ONNX dense model whose weight is a flat initializer reshaped at import (folded)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+    nodes = [helper.make_node("Reshape", ["flat_w", "target"], ["w"], name="shape_w"),
+             helper.make_node("Flatten", ["x"], ["f"], name="flat"),
+             helper.make_node("MatMul", ["f", "w"], ["y"], name="dense")]
+    inits = [numpy_helper.from_array(np.zeros(size, np.float32), "flat_w"),
+             numpy_helper.from_array(np.array(target, np.int64), "target")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    return path
+
+
+def test_onnx_constant_reshaped_to_another_size_names_file_node_and_sizes(tmp_path):
+    from cnnlab.onnx import OnnxImportError, load
+    path = _reshaped_weight_onnx(tmp_path / "w.onnx", 640, [10, 65])
+    with pytest.raises(OnnxImportError) as info:
+        load(path)
+    text = str(info.value)
+    assert "w.onnx: node 'shape_w' (Reshape" in text and "640 values" in text and "[10, 65]" in text and \
+        "(650 values)" in text, text
+    assert "cannot reshape array" not in text and "\n" not in text
+    assert load(_reshaped_weight_onnx(tmp_path / "ok.onnx", 640, [64, 10])).output_shape((1, 1, 8, 8)) == (1, 10)
+
+
+def test_onnx_constant_reshape_targets_give_a_model_or_one_clean_line(tmp_path):
+    pytest.importorskip("onnx")
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from cnnlab.onnx import OnnxImportError, load
+
+    @settings(max_examples=40, deadline=None, database=None)
+    @given(size=st.sampled_from([640, 650, 64, 1, 0]),
+           target=st.lists(st.sampled_from([-2, -1, 0, 1, 2, 7, 10, 64, 65, 640]), min_size=1, max_size=4))
+    def check(size, target):
+        path = _reshaped_weight_onnx(tmp_path / "gen.onnx", size, target)
+        try:
+            load(path)
+        except OnnxImportError as exc:
+            text = str(exc)
+            assert "gen.onnx" in text and "\n" not in text, text
+            assert not any(raw in text for raw in RAW_LIBRARY_TEXTS), text
+
+    check()
+
+
+def test_yaml_exponent_without_a_dot_is_a_number(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text("input_shape: [1, 8, 8]\nlayers:\n  - {type: BatchNorm2d, eps: 1e-5}\n  - {type: Flatten}\n"
+                    "  - {type: Linear, out_features: 3}\n")
+    model, _ = load_model_file(path)
+    assert model[0].eps == pytest.approx(1e-5)
+    assert parse_model_spec('a: "1e-5"\nlayers: []\n', "yaml", "m.yaml")["a"] == "1e-5"  # quoted stays text
+
+
+def test_number_arguments_given_text_name_the_file_and_argument(tmp_path):
+    for entry, arg in (({"type": "Hardsigmoid", "alpha": "abc"}, "alpha"), ({"type": "PReLU", "init": "x"}, "init"),
+                       ({"type": "Upsample", "scale_factor": "abc"}, "scale_factor"),
+                       ({"type": "Upsample", "scale_factor": [1, "a"]}, "scale_factor")):
+        path = tmp_path / "m.json"
+        path.write_text(json.dumps({"input_shape": [1, 8, 8], "layers": [entry, {"type": "Flatten"}]}))
+        with pytest.raises(ValueError) as info:
+            load_model_file(path)
+        text = str(info.value)
+        assert "m.json: layer 0" in text and f"`{arg}` must be a number" in text, text
+        assert "could not convert" not in text
+    for entry, expected in (({"type": "Permute", "dims": "abc"}, "dims must be a list of ints"),
+                            ({"type": "Pad", "padding": "12"}, "padding must be an int or a list of ints"),
+                            ({"type": "Pad", "padding": [1, ":"]}, "padding must be an int or a list of ints"),
+                            ({"type": "Pad", "padding": 1, "value": "x"}, "`value` must be a number")):
+        path = tmp_path / "m.json"
+        path.write_text(json.dumps({"input_shape": [1, 8, 8], "layers": [entry, {"type": "Flatten"}]}))
+        with pytest.raises(ValueError, match=rf"m\.json: layer 0 \({entry['type']}\): .*{expected}"):
+            load_model_file(path)
+    assert nn.Pad(1, value=float("-inf")).value == float("-inf")  # max pooling's padding stays possible
+
+
+def test_model_file_arguments_of_every_layer_given_odd_values_never_give_raw_texts(tmp_path):
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from cnnlab.models import LAYER_TYPES, _accepted_args
+    pairs = sorted((name, arg) for name, cls in LAYER_TYPES.items() for arg in _accepted_args(cls))
+    odd = st.one_of(st.text(max_size=6), st.sampled_from(["1e-5", "0.5", "nan", "", "2"]),
+                    st.lists(st.one_of(st.integers(-2, 3), st.text(max_size=2)), max_size=3),
+                    st.floats(allow_nan=False, allow_infinity=False, width=32), st.booleans(), st.none())
+
+    @settings(max_examples=150, deadline=None, database=None)
+    @given(pair=st.sampled_from(pairs), value=odd, fmt=st.sampled_from(["json", "yaml"]))
+    def check(pair, value, fmt):
+        name, arg = pair
+        spec = {"input_shape": [4, 8, 8], "layers": [{"type": name, arg: value}, {"type": "Flatten"}]}
+        path = tmp_path / f"gen.{fmt}"
+        path.write_text(json.dumps(spec))  # JSON is YAML too
+        try:
+            load_model_file(path)
+        except ValueError as exc:
+            text = str(exc)
+            assert text.startswith(str(path)) and "\n" not in text, text
+            assert not any(raw in text for raw in RAW_LIBRARY_TEXTS), text
+
+    check()
+
+
+def test_image_folder_of_huge_images_is_refused_from_the_headers(tmp_path, monkeypatch):
+    import cnnlab._schema as schema
+    import cnnlab.data.folder as folder
+    from PIL import Image
+    from cnnlab.data import load_image_folder
+    for c in "ab":
+        (tmp_path / c).mkdir()
+        for i in range(2):
+            Image.new("L", (12, 10), 7).save(tmp_path / c / f"{i}.png", format="PNG")
+    monkeypatch.setattr(schema, "MAX_ACTIVATION_ELEMENTS", 100)  # one 10x12 image holds 120 values
+    decoded = []
+    monkeypatch.setattr(folder, "read_image", lambda *a, **k: decoded.append(a) or np.zeros((1, 10, 12)))
+    with pytest.raises(ValueError, match=r"image folder .*: one 10x12 image would hold 120 values .* limit of 100"):
+        load_image_folder(tmp_path)
+    assert not decoded  # refused from the headers, before any image was decoded
+    monkeypatch.setattr(schema, "MAX_ACTIVATION_ELEMENTS", 1000)
+    monkeypatch.setattr(schema, "MAX_TENSOR_ELEMENTS", 400)  # the 4 images hold 480 values
+    with pytest.raises(ValueError, match=r"image folder .*: its 4 images would hold 480 values"):
+        load_image_folder(tmp_path, size=(10, 12), channels=1)
+    assert not decoded

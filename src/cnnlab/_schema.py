@@ -13,6 +13,7 @@ parsed document and the path it came from.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Dict, Sequence
 
@@ -45,6 +46,10 @@ MAX_ACTIVATION_ELEMENTS = 1 << 28
 MAX_TENSOR_ELEMENTS = 1 << 31
 
 
+class BudgetError(ValueError):
+    """A size over the budget (parameters, one image's activations, one array), found before allocating."""
+
+
 def _gib(count: float, itemsize: int = 4) -> str:
     return f"{count * itemsize / (1 << 30):,.1f} GiB"
 
@@ -57,16 +62,33 @@ def check_tensor_size(shape, what: str, limit: int = MAX_TENSOR_ELEMENTS) -> Non
     """
     count = float(np.prod([float(max(int(s), 0)) for s in shape], dtype=np.float64)) if len(shape) else 1.0
     if count > limit:
-        raise ValueError(f"{what} would hold {count:,.0f} values ({_gib(count)} as float32) in shape "
+        raise BudgetError(f"{what} would hold {count:,.0f} values ({_gib(count)} as float32) in shape "
                          f"{tuple(int(s) for s in shape)}, over cnnlab's limit of {limit:,} values")
 
 
-def check_layer_parameters(entry: dict, where: str) -> None:
+def check_layer_parameters(entry: dict, where: str, total: float = 0.0) -> float:
     """Refuse a layer whose arguments (in_channels inferred from the shape included) ask for more than
-    :data:`MAX_PARAMETERS` parameters, before it is built."""
+    :data:`MAX_PARAMETERS` parameters, before it is built; with ``total`` (the parameters of the layers
+    before it), refuse also a layer that brings the model past the cap.  Returns the layer's estimate."""
     params = _estimate(entry, {"channels": None, "spatial": None})
+    check_layer_total(params, total, where)
+    return params
+
+
+def check_layer_total(params: float, total: float, where: str) -> None:
+    """Refuse a layer of ``params`` parameters, alone or added to the ``total`` of the layers before it,
+    over :data:`MAX_PARAMETERS`."""
     if params > MAX_PARAMETERS:
-        raise ValueError(f"{where} would have {params:,.0f} parameters ({_gib(params)} as float32), more "
+        raise BudgetError(f"{where} would have {params:,.0f} parameters ({_gib(params)} as float32), more "
+                          f"than the {MAX_PARAMETERS:,} cnnlab builds")
+    check_total_parameters(total + params, where)
+
+
+def check_total_parameters(total: float, where: str) -> None:
+    """Refuse a model whose layers so far (``where``, the last of them) add up to more than
+    :data:`MAX_PARAMETERS` parameters."""
+    if total > MAX_PARAMETERS:
+        raise BudgetError(f"{where} brings the model to {total:,.0f} parameters ({_gib(total)} as float32), more "
                          f"than the {MAX_PARAMETERS:,} cnnlab builds")
 
 
@@ -128,6 +150,9 @@ def _read_text(path: Path, limit: int, what: str) -> str:
         raise ValueError(f"{what} {path} is not UTF-8 text: {exc}") from None
 
 
+_YAML_EXPONENT = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+
+
 def parse_yaml(text: str):
     """``yaml.safe_load`` that refuses anchors and aliases (``&a``/``*a``): a model file lists
     its layers plainly, and aliases let a tiny file expand without bound."""
@@ -143,6 +168,8 @@ def parse_yaml(text: str):
                                     "model files; write each layer out", event.start_mark)
             return super().compose_node(parent, index)
 
+    # YAML 1.1 reads 1e-5 (no dot) as a string; model files mean the number, as YAML 1.2 and JSON do
+    _PlainLoader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML_EXPONENT, list("-+0123456789"))
     loader = _PlainLoader(text)
     try:
         return loader.get_single_data()
@@ -245,6 +272,15 @@ def _size_product(value) -> float:
     return 1.0
 
 
+def _list_product(value) -> float:
+    """The number of values in an array of shape ``value`` (an int or a list of ints); 0 if unreadable."""
+    if _is_int(value):
+        return float(max(value, 0))
+    if isinstance(value, (list, tuple)) and all(_is_int(v) for v in value):
+        return float(np.prod([max(v, 0) for v in value], dtype=np.float64))
+    return 0.0
+
+
 def _shrink(state: dict, stride) -> None:
     if state["spatial"] is not None:
         factor = _size_product(stride) ** 2 if _is_int(stride) else _size_product(stride)
@@ -279,9 +315,16 @@ def _estimate(entry: dict, state: dict) -> float:
             return 0.0
         state["channels"], state["spatial"] = cout, 1.0
         return float(max(cin, 1)) * max(cout, 1)
-    if kind == "batchnorm2d":
+    if kind in ("batchnorm2d", "batchnorm1d"):
         n = entry.get("num_features", channels)
         return 4.0 * max(n, 1) if _is_int(n) else 0.0
+    if kind in ("groupnorm", "instancenorm1d", "instancenorm2d", "prelu"):
+        n = entry.get("num_channels", entry.get("num_features", entry.get("num_parameters", 1)))
+        return 4.0 * max(n, 1) if _is_int(n) else 0.0
+    if kind == "layernorm":  # weight and bias of normalized_shape
+        return 2.0 * _list_product(entry.get("normalized_shape"))
+    if kind == "elementwise":  # its constant
+        return _list_product(entry.get("shape", ()))
     if kind in ("maxpool2d", "minpool2d", "avgpool2d"):
         _shrink(state, entry.get("stride") or entry.get("kernel_size", 1))
     elif kind in ("globalavgpool2d", "globalmaxpool2d"):

@@ -80,19 +80,30 @@ def _size_pair(input_size: Size, name: str = "input_size") -> Tuple[int, int]:
     return pair
 
 
-def _features_after(layers: Sequence[nn.Module], in_channels: int, input_size: Size, model: str) -> int:
-    """Number of features the flattened output of ``layers`` has, via ``output_shape``."""
+def _features_after(layers: Sequence[nn.Module], in_channels: int, input_size: Size, model: str,
+                    head: int = 1) -> int:
+    """Number of features the flattened output of ``layers`` has, via ``output_shape``; the size budget
+    (every output for one image, and the parameters with a dense layer of ``head`` outputs on top) is
+    checked before that dense layer is built."""
+    from ._schema import MAX_ACTIVATION_ELEMENTS, check_tensor_size, check_total_parameters
     h, w = _size_pair(input_size)
     shape = (1, in_channels, h, w)
+    where = f"model {model} for {in_channels}x{h}x{w} images"
+    check_tensor_size(shape[1:], f"{where}: one input image", MAX_ACTIVATION_ELEMENTS)
     for index, layer in enumerate(layers):
         try:
             shape = layer.output_shape(shape)
         except ValueError as exc:
             raise ValueError(f"model {model} does not fit {in_channels}x{h}x{w} images: layer {index} "
                              f"({type(layer).__name__}) gets shape {shape}: {exc}") from None
+        check_tensor_size(shape[1:], f"{where}: layer {index} ({type(layer).__name__}) output for one image",
+                          MAX_ACTIVATION_ELEMENTS)
     features = 1
     for s in shape[1:]:
         features *= s
+    params = sum(p.data.size for layer in layers for p in layer.parameters())
+    check_total_parameters(float(params) + float(features) * (int(head) + 1),
+                           f"{where}: its dense layer of {features:,} inputs")
     return features
 
 
@@ -114,7 +125,7 @@ def lenet5(in_channels: int = 1, num_classes: int = 10, input_size: Size = 28) -
     """
     features = [nn.Conv2d(in_channels, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
                 nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten()]
-    flat = _features_after(features, in_channels, input_size, "lenet5")
+    flat = _features_after(features, in_channels, input_size, "lenet5", 120)
     return nn.Sequential(*features, nn.Linear(flat, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
                          nn.Linear(84, num_classes))
 
@@ -135,7 +146,7 @@ def tinyvgg(in_channels: int = 3, num_classes: int = 10, input_size: Size = 64,
     features = [nn.Conv2d(in_channels, c, 3), nn.ReLU(), nn.Conv2d(c, c, 3), nn.ReLU(), nn.MaxPool2d(2),
                 nn.Conv2d(c, c, 3), nn.ReLU(), nn.Conv2d(c, c, 3), nn.ReLU(), nn.MaxPool2d(2),
                 nn.Flatten()]
-    flat = _features_after(features, in_channels, input_size, "tinyvgg")
+    flat = _features_after(features, in_channels, input_size, "tinyvgg", num_classes)
     return nn.Sequential(*features, nn.Linear(flat, num_classes))
 
 
@@ -160,7 +171,7 @@ def smallnet(in_channels: int = 1, num_classes: int = 10, input_size: Size = 28,
     features = (_conv_bn_relu(in_channels, w) + _conv_bn_relu(w, w) + [nn.MaxPool2d(2)]
                 + _conv_bn_relu(w, 2 * w) + _conv_bn_relu(2 * w, 2 * w) + [nn.MaxPool2d(2)]
                 + _conv_bn_relu(2 * w, 4 * w) + [nn.GlobalAvgPool2d()])
-    flat = _features_after(features, in_channels, input_size, "smallnet")
+    flat = _features_after(features, in_channels, input_size, "smallnet", num_classes)
     head = ([nn.Dropout(dropout)] if dropout else []) + [nn.Linear(flat, num_classes)]
     return nn.Sequential(*features, *head)
 
@@ -178,7 +189,7 @@ def digitsnet(in_channels: int = 1, num_classes: int = 10, input_size: Size = 8,
     """
     features = (_conv_bn_relu(in_channels, 32) + _conv_bn_relu(32, 32) + [nn.MaxPool2d(2)]
                 + _conv_bn_relu(32, 64) + [nn.MaxPool2d(2), nn.Flatten()])
-    flat = _features_after(features, in_channels, input_size, "digitsnet")
+    flat = _features_after(features, in_channels, input_size, "digitsnet", num_classes)
     head = ([nn.Dropout(dropout)] if dropout else []) + [nn.Linear(flat, num_classes)]
     return nn.Sequential(*features, *head)
 
@@ -221,6 +232,11 @@ def resnet8(in_channels: int = 1, num_classes: int = 10, input_size: Size = 28, 
     if min(h, w_) < 4:
         raise ValueError(f"model resnet8 needs images of at least 4x4, got {h}x{w_}")
     w = int(width)
+    from ._schema import MAX_ACTIVATION_ELEMENTS, check_tensor_size, check_total_parameters
+    where = f"model resnet8 for {in_channels}x{h}x{w_} images"
+    check_tensor_size((w, h, w_), f"{where}: stem output for one image", MAX_ACTIVATION_ELEMENTS)
+    check_total_parameters(298.0 * w * w + 9.0 * in_channels * w + 42.0 * w + 4.0 * w * (int(num_classes) + 1),
+                           where)  # the convolutions, batch norms and the dense layer below
     nodes = [("stem.conv", nn.Conv2d(in_channels, w, 3, padding=1, bias=False), ["input"]),
              ("stem.bn", nn.BatchNorm2d(w), ["stem.conv"]),
              ("stem.relu", nn.ReLU(), ["stem.bn"])]
@@ -302,7 +318,59 @@ def _shape_tuple(value, where: str) -> Tuple[int, int, int]:
     return shape
 
 
-def _build_layer(entry, shape, where: str, label: str, inputs_shapes=None) -> Tuple[nn.Module, Optional[tuple]]:
+class _Budget:
+    """The parameters of the layers built so far; with ``shape_only``, layers with large weights are
+    stood in for by :class:`_ShapeOnly` (the pass that sums the size budget before anything is built)."""
+
+    def __init__(self, shape_only: bool = False):
+        self.total = 0.0
+        self.shape_only = shape_only
+
+
+class _ShapeOnly:
+    """Stands in for a Conv2d, ConvTranspose2d or Linear while the size budget is summed: the output
+    shape of the real layer, computed by a copy with one input channel (feature) per group, so that
+    no large weight is allocated."""
+
+    def __init__(self, cls: type, kwargs: dict):
+        self.cls, self.kwargs = cls, kwargs
+
+    def output_shape(self, *shapes):
+        shape = tuple(shapes[0])
+        if self.cls is nn.Linear:
+            want, axis, size = self.kwargs["in_features"], -1, 1
+            probe = dict(self.kwargs, in_features=1, out_features=1, bias=False)
+            out_size = self.kwargs["out_features"]
+        else:  # Conv2d, ConvTranspose2d: channels on axis 1
+            groups = self.kwargs.get("groups", 1)
+            want, axis, size = self.kwargs["in_channels"], 1, groups
+            probe = dict(self.kwargs, in_channels=groups, out_channels=groups, bias=False)
+            out_size = self.kwargs["out_channels"]
+        if len(shape) < 2 or shape[axis] != want:
+            raise ValueError(f"{self.cls.__name__} expects {want} input "
+                             f"{'features' if axis == -1 else 'channels'}, got input shape {shape}")
+        shape = list(shape)
+        shape[axis] = size
+        out = list(self.cls(**probe).output_shape(tuple(shape)))
+        out[axis] = out_size
+        return tuple(out)
+
+
+class _ShapeOnlySequence:
+    def __init__(self, children):
+        self.children = children
+
+    def output_shape(self, shape):
+        for child in self.children:
+            shape = child.output_shape(shape)
+        return shape
+
+
+_SHAPE_ONLY = ("Conv2d", "ConvTranspose2d", "Linear")
+
+
+def _build_layer(entry, shape, where: str, label: str, inputs_shapes=None,
+                 budget: Optional[_Budget] = None) -> Tuple[nn.Module, Optional[tuple]]:
     """One layer of a model file, built for inputs of ``shape``; returns it and its output shape."""
     if not isinstance(entry, dict):
         raise ValueError(f"{where}: {label}: expected a mapping with a 'type' key such as "
@@ -317,7 +385,9 @@ def _build_layer(entry, shape, where: str, label: str, inputs_shapes=None) -> Tu
         if unknown:
             raise ValueError(f"{where}: {label} (Sequential): unknown key {unknown[0]!r}; "
                              "a Sequential entry takes only 'layers'")
-        children, shape = _build_layers(args.get("layers"), shape, where, f"{label}.")
+        children, shape = _build_layers(args.get("layers"), shape, where, f"{label}.", budget)
+        if budget is not None and budget.shape_only:
+            return _ShapeOnlySequence(children), shape
         return nn.Sequential(*children), shape
     name = _LOOKUP.get(str(kind).lower()) if isinstance(kind, str) else None
     if name is None:
@@ -342,9 +412,17 @@ def _build_layer(entry, shape, where: str, label: str, inputs_shapes=None) -> Tu
     if missing:
         raise ValueError(f"{where}: {label} ({name}): missing required argument {missing[0]!r}")
     from ._schema import MAX_ACTIVATION_ELEMENTS, check_layer_parameters, check_tensor_size
-    check_layer_parameters({"type": name, **kwargs}, f"{where}: {label} ({name})")  # the size budget
+    # the size budget: this layer, and the model so far
+    params = check_layer_parameters({"type": name, **kwargs}, f"{where}: {label} ({name})",
+                                    budget.total if budget is not None else 0.0)
+    if budget is not None:
+        budget.total += params
     try:
-        layer = cls(**kwargs)
+        if budget is not None and budget.shape_only and name in _SHAPE_ONLY:
+            cls(**{**kwargs, **_small_args(name, kwargs)})  # the arguments' own checks, on a small copy
+            layer = _ShapeOnly(cls, kwargs)
+        else:
+            layer = cls(**kwargs)
     except (TypeError, ValueError, IndexError) as exc:
         raise ValueError(f"{where}: {label} ({name}): {exc}") from None
     given = inputs_shapes if inputs_shapes is not None else ([shape] if shape is not None else None)
@@ -360,12 +438,21 @@ def _build_layer(entry, shape, where: str, label: str, inputs_shapes=None) -> Tu
     return layer, out
 
 
-def _build_layers(layers, shape, where: str, prefix: str) -> Tuple[List[nn.Module], Optional[tuple]]:
+def _small_args(name: str, kwargs: dict) -> dict:
+    """Arguments that make a small copy of a large Conv2d, ConvTranspose2d or Linear."""
+    if name == "Linear":
+        return {"in_features": 1, "out_features": 1, "bias": False}
+    groups = kwargs.get("groups", 1)
+    return {"in_channels": groups, "out_channels": groups, "bias": False}
+
+
+def _build_layers(layers, shape, where: str, prefix: str,
+                  budget: Optional[_Budget] = None) -> Tuple[List[nn.Module], Optional[tuple]]:
     if not isinstance(layers, list) or not layers:
         raise ValueError(f"{where}: 'layers' must be a non-empty list of layers, got {layers!r}")
     built = []
     for index, entry in enumerate(layers):
-        layer, shape = _build_layer(entry, shape, where, f"layer {prefix}{index}")
+        layer, shape = _build_layer(entry, shape, where, f"layer {prefix}{index}", budget=budget)
         built.append(layer)
     return built, shape
 
@@ -422,7 +509,7 @@ def _graph_order(layers: list, where: str) -> Tuple[List[str], Dict[str, List[st
     return names, inputs, order
 
 
-def _build_graph(spec: dict, shape: Optional[tuple], where: str) -> nn.Graph:
+def _build_graph(spec: dict, shape: Optional[tuple], where: str, budget: Optional[_Budget] = None):
     layers = spec["layers"]
     if not isinstance(layers, list) or not layers:
         raise ValueError(f"{where}: 'layers' must be a non-empty list of layers, got {layers!r}")
@@ -450,13 +537,15 @@ def _build_graph(spec: dict, shape: Optional[tuple], where: str) -> nn.Graph:
                     raise ValueError(f"{where}: layer {name!r} (same as {other!r}) cannot take its input of "
                                      f"shape {' and '.join(map(str, known))}: {exc}") from None
         else:
-            module, out = _build_layer(entry, given[0], where, f"layer {name!r}", known)
+            module, out = _build_layer(entry, given[0], where, f"layer {name!r}", known, budget)
         modules[name] = module
         shapes[name] = out
         nodes.append(nn.Node(name, module, tuple(inputs[name])))
     output = spec.get("output", names[-1])
     if output not in modules:
         raise ValueError(f"{where}: 'output' must name a layer, got {output!r}")
+    if budget is not None and budget.shape_only:
+        return None
     try:
         return nn.Graph(nodes, output=output)
     except ValueError as exc:
@@ -500,10 +589,27 @@ def build_model(spec: dict, input_shape: Optional[Sequence[int]] = None,
     if shape is not None:
         from ._schema import MAX_ACTIVATION_ELEMENTS, check_tensor_size
         check_tensor_size(shape, f"{source}: one input image", MAX_ACTIVATION_ELEMENTS)
+    batch_shape = None if shape is None else (1,) + shape
+    # the size budget first: every layer's parameters summed by shape inference, no large weight allocated
+    from ._schema import BudgetError
+    from .random import get_state, set_state
+    state = get_state()
+    try:
+        if _is_graph_spec(spec):
+            _build_graph(spec, batch_shape, source, _Budget(shape_only=True))
+        else:
+            _build_layers(spec["layers"], batch_shape, source, "", _Budget(shape_only=True))
+    except BudgetError:
+        raise
+    except (ValueError, TypeError):
+        pass  # not a size: building layer by layer below names it (the layers before it fit the budget)
+    finally:
+        set_state(state)  # the small copies drew weights: the model's own weights stay as seeded
+    budget = _Budget()
     if _is_graph_spec(spec):
-        model = _build_graph(spec, None if shape is None else (1,) + shape, source)
+        model = _build_graph(spec, batch_shape, source, budget)
     else:
-        layers, _ = _build_layers(spec["layers"], None if shape is None else (1,) + shape, source, "")
+        layers, _ = _build_layers(spec["layers"], batch_shape, source, "", budget)
         model = nn.Sequential(*layers)
     from ._schema import MAX_PARAMETERS
     params = sum(int(p.data.size) for p in model.parameters())
@@ -667,6 +773,7 @@ def create_model(name_or_file: str, input_shape: Sequence[int], num_classes: int
             does not have ``num_classes`` scores.
         FileNotFoundError: the model file does not exist.
     """
+    from ._schema import BudgetError
     c, h, w = _shape_tuple(input_shape, "create_model")
     name = str(name_or_file)
     if name.lower() in MODELS:
@@ -674,6 +781,8 @@ def create_model(name_or_file: str, input_shape: Sequence[int], num_classes: int
         builder = MODELS[key]
         try:
             model = builder(in_channels=c, num_classes=int(num_classes), input_size=(h, w), **kwargs)
+        except BudgetError:
+            raise  # too large for any model: no other zoo model to suggest
         except ValueError as exc:
             suggestion = default_model_name("", (c, h, w))
             raise ValueError(f"{exc}. Choose a model made for this size, e.g. --model {suggestion}") from None
@@ -684,6 +793,7 @@ def create_model(name_or_file: str, input_shape: Sequence[int], num_classes: int
     else:
         raise ValueError(f"unknown model {name!r}: expected one of {', '.join(MODELS)}, or a model "
                          f"file ending in {', '.join(MODEL_FILE_SUFFIXES)}")
+    check_size_budget(model, (c, h, w), f"model {info['name']} for {c}x{h}x{w} images")
     out = model.output_shape((1, c, h, w))
     if len(out) != 2 or out[1] != num_classes:
         raise ValueError(f"model {info['name']} outputs shape {tuple(out[1:])} per image, but the data "

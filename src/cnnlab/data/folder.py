@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
@@ -204,13 +205,16 @@ def _to_8bit(image, warnings: Optional[list] = None):
     return Image.fromarray(np.clip(np.round(array / top * 255), 0, 255).astype(np.uint8))
 
 
-def read_image(path, channels: int, size: Optional[Tuple[int, int]] = None) -> np.ndarray:
+def read_image(path, channels: int, size: Optional[Tuple[int, int]] = None,
+               warnings: Optional[list] = None) -> np.ndarray:
     """Read one image file as float32 (C, H, W) in [0, 1].
 
     Args:
         path: the image file.
         channels: 1 (grayscale) or 3 (RGB).
         size: ``(H, W)`` to resize to, or ``None`` to keep the file's size.
+        warnings: a list to which what was changed in reading is appended (e.g. an animated
+            image reduced to its first frame).
 
     Shape:
         - output: (channels, H, W)
@@ -218,7 +222,7 @@ def read_image(path, channels: int, size: Optional[Tuple[int, int]] = None) -> n
     from PIL import Image
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
-    image = _to_8bit(_open(Path(path)))
+    image = _to_8bit(_open(Path(path), warnings), warnings)
     target = "L" if channels == 1 else "RGB"
     if image.mode != target:
         image = image.convert(target)
@@ -291,14 +295,32 @@ def load_image_folder(root, size: Optional[Tuple[int, int]] = None, channels: Op
         if channels is None:
             channels = 1 if all_gray else 3
 
+    # the size budget, from the headers, before any image is decoded
+    from .._schema import MAX_ACTIVATION_ELEMENTS, MAX_TENSOR_ELEMENTS, check_tensor_size
+    where = f"image folder {root}"
+    check_tensor_size((channels,) + tuple(size), f"{where}: one {size[0]}x{size[1]} image", MAX_ACTIVATION_ELEMENTS)
+    check_tensor_size((len(samples), channels) + tuple(size), f"{where}: its {len(samples):,} images",
+                      MAX_TENSOR_ELEMENTS)
     images = np.empty((len(samples), channels, size[0], size[1]), dtype=np.float32)
+    animated = []
     for i, (path, _) in enumerate(samples):  # file decoding: one call per file
-        images[i] = read_image(path, channels, size)
+        notes: list = []
+        images[i] = read_image(path, channels, size, notes)
+        if any(note.startswith("an animated image") for note in notes):
+            animated.append(path)
     labels = np.array([label for _, label in samples], dtype=np.int64)
+    animated_note = ""
+    if animated:  # said once for the folder, not once per file
+        from .._text import printable
+        animated_note = (f"{len(animated)} animated image{'s' if len(animated) > 1 else ''} (GIF, WebP, PNG or "
+                         f"TIFF with several frames): only the first frame of each is used, e.g. "
+                         f"{printable(str(animated[0]))}")
+        print(f"cnnlab: note: image folder {printable(str(root))}: {animated_note}", file=sys.stderr)
 
     train_idx, val_idx = stratified_split(labels, val_fraction, seed)
     description = (f"image folder {root}: {len(samples)} images, {len(classes)} classes, "
-                   f"{'grayscale' if channels == 1 else 'RGB'} resized to {size[0]}x{size[1]}")
+                   f"{'grayscale' if channels == 1 else 'RGB'} resized to {size[0]}x{size[1]}"
+                   + (f"; {animated_note}" if animated_note else ""))
     full = ArrayDataset(images, labels, classes, name=root.name or str(root), description=description,
                         extra={"root": str(root)})
     train = full.subset(train_idx, name=f"{full.name}-train").with_stats()

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..functional import extra as FX
 from ..tensor import as_tensor
+from .layers import _real
 from .module import Module, Parameter
 
 __all__ = ["Pad", "Permute", "Hardsigmoid", "Hardswish", "PReLU", "Erf", "Elementwise"]
@@ -33,10 +34,19 @@ class Pad(Module):
         super().__init__()
         if mode not in FX.PAD_MODES:
             raise ValueError(f"Pad: mode must be one of {FX.PAD_MODES}, got {mode!r}")
-        padding = (int(padding),) * 4 if isinstance(padding, (int, np.integer)) else tuple(int(p) for p in padding)
+        def is_int(v):
+            return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+        if is_int(padding):
+            padding = (int(padding),) * 4
+        elif isinstance(padding, (tuple, list)) and all(is_int(p) for p in padding):
+            padding = tuple(int(p) for p in padding)
+        else:
+            raise TypeError(f"Pad: padding must be an int or a list of ints, got {padding!r}")
         if len(padding) % 2 or min(padding, default=0) < 0:
             raise ValueError(f"Pad: padding must be an even number of non-negative ints, got {padding}")
-        self.padding, self.mode, self.value = padding, mode, float(value)
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise TypeError(f"Pad: `value` must be a number, got {value!r} ({type(value).__name__})")
+        self.padding, self.mode, self.value = padding, mode, float(value)  # -inf allowed (max pooling's pad)
 
     def forward(self, x):
         return FX.pad(x, self.padding, self.mode, self.value)
@@ -62,6 +72,9 @@ class Permute(Module):
 
     def __init__(self, dims):
         super().__init__()
+        if not isinstance(dims, (tuple, list)) or not all(
+                isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_)) for d in dims):
+            raise TypeError(f"Permute: dims must be a list of ints such as [0, 2, 3, 1], got {dims!r}")
         self.dims = tuple(int(d) for d in dims)
         if sorted(self.dims) != list(range(len(self.dims))):
             raise ValueError(f"Permute: dims must be a permutation of 0..{len(self.dims) - 1}, got {self.dims}")
@@ -86,7 +99,7 @@ class Hardsigmoid(Module):
 
     def __init__(self, alpha: float = 1 / 6, beta: float = 0.5):
         super().__init__()
-        self.alpha, self.beta = float(alpha), float(beta)
+        self.alpha, self.beta = float(_real(alpha, "alpha")), float(_real(beta, "beta"))
 
     def forward(self, x):
         return FX.hardsigmoid(x, self.alpha, self.beta)
@@ -112,7 +125,7 @@ class PReLU(Module):
         super().__init__()
         if not isinstance(num_parameters, (int, np.integer)) or num_parameters < 1:
             raise ValueError(f"`num_parameters` must be a positive int, got {num_parameters!r}")
-        self.num_parameters, self.init = int(num_parameters), float(init)
+        self.num_parameters, self.init = int(num_parameters), float(_real(init, "init"))
         self.weight = Parameter(np.full(self.num_parameters, init, dtype=dtype))
 
     def forward(self, x):

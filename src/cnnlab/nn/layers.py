@@ -715,8 +715,9 @@ class Upsample(Module):
         if mode not in _UPSAMPLE_MODES:
             raise ValueError(f"Upsample: mode must be one of {_UPSAMPLE_MODES}, got {mode!r}")
         self.size = tuple(size) if isinstance(size, (tuple, list)) else size
-        self.scale_factor = (tuple(float(f) for f in scale_factor) if isinstance(scale_factor, (tuple, list))
-                             else float(scale_factor) if scale_factor else None)
+        self.scale_factor = (tuple(float(_real(f, "scale_factor")) for f in scale_factor)
+                             if isinstance(scale_factor, (tuple, list))
+                             else float(_real(scale_factor, "scale_factor")) if scale_factor else None)
         self.mode, self.align_corners = mode, align_corners
         self.recompute_scale_factor = recompute_scale_factor
         check_resize_args(self.size, self.scale_factor, recompute_scale_factor)

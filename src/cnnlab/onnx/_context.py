@@ -80,6 +80,16 @@ class Context:
     def consumers(self, i: int) -> int:
         return self.importer.consumers.get(self.node.input[i], 0)
 
+    def parameters(self, count: float, layer: str) -> None:
+        """The size budget, before the ``layer`` this node becomes is built: its ``count`` parameters,
+        and the model's so far with them, at most ``cnnlab``'s cap (:data:`cnnlab._schema.MAX_PARAMETERS`)."""
+        from .._schema import BudgetError, check_layer_total
+        try:
+            check_layer_total(float(count), self.importer.parameters, f"the {layer} it becomes")
+        except BudgetError as exc:
+            self.fail(str(exc))
+        self.importer.parameters += float(count)
+
     def fail(self, reason: str):
         raise OnnxImportError(f"{self.importer.source}: node {self.node.name or self.name!r} ({self.op}, "
                               f"opset {self.opset}): {reason}")

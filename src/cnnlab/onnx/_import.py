@@ -37,6 +37,7 @@ class _Importer:
     gathered: set = field(default_factory=set)  # Reshape-to-[-1] outputs whose Gather is already converted
     nodes: List[Node] = field(default_factory=list)
     used_names: set = field(default_factory=lambda: {"input"})
+    parameters: float = 0.0  # of the layers built so far (the size budget)
 
     def resolve(self, value: str) -> str:
         """The graph value (node name or ``"input"``) holding ONNX value ``value``."""

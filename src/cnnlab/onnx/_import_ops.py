@@ -33,6 +33,11 @@ def _f32(a) -> np.ndarray:
     return np.asarray(a, dtype=np.float32)
 
 
+def _size(*shapes) -> float:
+    """The number of values in arrays of these shapes multiplied (a float: no overflow)."""
+    return float(np.prod([float(s) for shape in shapes for s in shape], dtype=np.float64))
+
+
 def _set(module: nn.Module, **arrays) -> nn.Module:
     """Copy weights into a fresh layer (names as in its state_dict)."""
     module.load_state_dict({k: _f32(v) for k, v in arrays.items()}, strict=False)
@@ -91,6 +96,7 @@ def conv(ctx: Context):
     bias = ctx.const(2) if ctx.has(2) else None
     if ctx.has(2) and bias is None:
         ctx.fail("the bias is computed at run time; cnnlab needs it as an initializer")
+    ctx.parameters(_size(w.shape[:2], kernel) + (w.shape[0] if bias is not None else 0), "Conv2d")
     layer = nn.Conv2d(w.shape[1] * groups, w.shape[0], kernel, stride, padding, dilation, groups,
                       bias=bias is not None)
     return Layer(_set(layer, weight=w, **({} if bias is None else {"bias": bias})), (ctx.var(0),))
@@ -99,6 +105,11 @@ def conv(ctx: Context):
 def _linear(ctx: Context, weight: np.ndarray, bias, source: str):
     """``Linear`` from an (out, in) weight."""
     weight = np.asarray(weight)
+    if weight.ndim != 2:
+        ctx.fail(f"weight of shape {weight.shape} is not that of a dense layer (out, in)")
+    if 0 in weight.shape:
+        ctx.fail(f"weight of shape {weight.shape} has no values (a dense layer needs out, in >= 1)")
+    ctx.parameters(_size(weight.shape) + (weight.shape[0] if bias is not None else 0), "Linear")
     layer = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
     arrays = {"weight": weight}
     if bias is not None:
@@ -245,6 +256,7 @@ def prelu(ctx: Context):
                            or np.asarray(slope).shape not in ((shape[1],) + (1,) * k for k in range(len(shape) - 1))
                            and np.asarray(slope).shape != (1, shape[1]) + (1,) * (len(shape) - 2)):
         ctx.fail(f"a slope of shape {np.asarray(slope).shape} is neither one value nor one per channel")
+    ctx.parameters(flat.size, "PReLU")
     return Layer(_set(nn.PReLU(flat.size), weight=flat), (ctx.var(0),))
 
 
@@ -322,6 +334,7 @@ def arithmetic(ctx: Context):
         return Alias(ctx.inputs[var_index])
     if constant.size == 1 and ctx.op != "Pow" and len(constant.shape) <= len(ctx.shape(var_index)):
         return Layer(_MERGE[ctx.op](float(constant.reshape(())), reverse), (ctx.var(var_index),))
+    ctx.parameters(constant.size, "Elementwise")
     layer = nn.Elementwise(ctx.op.lower(), constant.shape, reverse)
     return Layer(_set(layer, constant=constant), (ctx.var(var_index),))
 
@@ -517,6 +530,7 @@ def conv_transpose(ctx: Context):
         ctx.fail(f"asymmetric pads {[t, l, b, r]} are not supported for transposed convolution")
     groups = int(ctx.attrs.get("group", 1))
     bias = ctx.const(2) if ctx.has(2) else None
+    ctx.parameters(_size(w.shape[:2], kernel) + (w.shape[1] * groups if bias is not None else 0), "ConvTranspose2d")
     layer = nn.ConvTranspose2d(w.shape[0], w.shape[1] * groups, kernel, stride, (t, l),
                                tuple(int(p) for p in ctx.attrs.get("output_padding", [0, 0])), groups,
                                bias is not None, dilation)
@@ -644,6 +658,7 @@ def layer_normalization(ctx: Context):
     scale, bias = ctx.const(1), ctx.const(2) if ctx.has(2) else None
     if scale is None or (ctx.has(2) and bias is None):
         ctx.fail("scale and bias must be initializers")
+    ctx.parameters(2 * _size(normalized), "LayerNorm")
     layer = nn.LayerNorm(normalized, eps=float(ctx.attrs.get("epsilon", 1e-5)), bias=bias is not None)
     try:
         arrays = {"weight": np.broadcast_to(scale, normalized)}
@@ -733,6 +748,7 @@ def expand(ctx: Context):
         ctx.fail(f"expanding shape {shape} to {target} changes the batch dimension")
     if out == tuple(shape):
         return Alias(ctx.inputs[0])
+    ctx.parameters(_size(out[1:]), "Elementwise")
     return Layer(nn.Elementwise("add", (1,) + tuple(out[1:])), (ctx.var(0),))
 
 

@@ -122,7 +122,15 @@ def _cast(attrs, inputs):
 def _reshape(attrs, inputs):
     x, shape = np.asarray(inputs[0]), [int(s) for s in np.asarray(inputs[1]).reshape(-1)]
     if not attrs.get("allowzero", 0):
+        if any(s == 0 and i >= x.ndim for i, s in enumerate(shape)):
+            raise ValueError(f"the target shape {shape} copies (0) a dimension the constant of shape "
+                             f"{tuple(x.shape)} does not have")
         shape = [x.shape[i] if s == 0 else s for i, s in enumerate(shape)]
+    known = int(np.prod([s for s in shape if s != -1], dtype=np.int64))
+    if shape.count(-1) > 1 or any(s < -1 for s in shape) or (
+            x.size != known if -1 not in shape else (known == 0 or x.size % known)):
+        raise ValueError(f"the constant of shape {tuple(x.shape)} holds {x.size:,} values, which the target shape "
+                         f"{shape} cannot hold" + ("" if -1 in shape else f" ({known:,} values)"))
     return [x.reshape(shape)]
 
 

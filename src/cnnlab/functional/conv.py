@@ -106,7 +106,7 @@ class _Wide:
 
     def phases(self, xp: np.ndarray) -> np.ndarray:
         """(sH, sW, C, Hq*Wq*N) phases of padded memory (with stride 1, a view of it)."""
-        C, N = self.C, self.N
+        C, N = xp.shape[0], self.N   # all channels, or a block of them
         sh, sw = self.stride
         if (sh, sw) == (1, 1):
             return xp.reshape(1, 1, C, -1)
@@ -161,10 +161,12 @@ class _Wide:
         wide = self.new_output(C * M, xp.dtype).reshape(C, M, -1)
         per = max(1, min(C, _DEPTHWISE_BLOCK // max(K * span * xp.itemsize, 1)))
         buf = np.empty(per * K * span, dtype=xp.dtype)
-        q = None if self.stride == (1, 1) else self.phases(xp)
         for c0 in range(0, C, per):
             c1 = min(C, c0 + per)
-            cols = self.columns(xp, c0, c1, q, out=buf)
+            if self.stride == (1, 1):
+                cols = self.columns(xp, c0, c1, out=buf)
+            else:  # the block's phases, then its columns, while both are in cache
+                cols = self.columns(xp, 0, c1 - c0, self.phases(xp[c0:c1]), out=buf)
             _matmul(w_cmk[c0:c1], cols, out=wide[c0:c1, :, :span])
         return self.crop(wide.reshape(C * M, -1))
 

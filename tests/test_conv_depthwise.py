@@ -143,7 +143,7 @@ def test_pointwise_conv_copies_no_columns(monkeypatch):
     def no_copy(*args, **kwargs):
         raise AssertionError("columns were copied for a 1x1 convolution")
     monkeypatch.setattr(conv, "_im2col", no_copy)
-    monkeypatch.setattr(conv._Wide, "correlate", no_copy)
+    monkeypatch.setattr(conv._Wide, "columns", no_copy)
     rng = np.random.default_rng(1)
     inputs = [rng.standard_normal((2, 4, 5, 3)), rng.standard_normal((6, 2, 1, 1)), rng.standard_normal(6)]
     want = naive_conv2d(*inputs, groups=2)
@@ -173,24 +173,3 @@ def test_depthwise_channel_blocks_match_plain_loop_reference(monkeypatch, block,
     got = F.conv2d(x, w, b, stride=stride, padding=1, groups=7).data
     want = naive_conv2d(x, w, b, (stride, stride), ((1, 1), (1, 1)), (1, 1), 7, "zeros")
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-
-
-@pytest.mark.parametrize("stride,runs", [(1, 5), (2, 10)])
-def test_depthwise_forward_copies_each_run_once(monkeypatch, stride, runs):
-    """Short rows: taps of one kernel column read the same run of the flat input shifted by whole
-    rows, so a 5x5 kernel copies 5 runs per channel (stride 2: 5 column phases and offsets in each
-    of 2 row phases, 10), not 25 columns; the kernel rows are summed after one product."""
-    monkeypatch.setattr(conv, "_WIDE_ROW", 1 << 30)
-    seen = []
-    real = conv._matmul
-
-    def spy(a, b, out=None):
-        seen.append(b.shape)
-        return real(a, b, out=out)
-    monkeypatch.setattr(conv, "_matmul", spy)
-    rng = np.random.default_rng(8)
-    x, w = rng.standard_normal((1, 6, 12, 12)), rng.standard_normal((12, 1, 5, 5))
-    got = F.conv2d(x, w, stride=stride, padding=2, groups=6).data
-    want = naive_conv2d(x, w, None, (stride, stride), ((2, 2), (2, 2)), (1, 1), 6, "zeros")
-    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-    assert seen and all(shape[1] == runs for shape in seen)

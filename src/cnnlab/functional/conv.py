@@ -104,14 +104,13 @@ class _Wide:
         outweighs the faster copy; measured at batch 1 on ResNet-18 and DenseNet layers.)"""
         return -(-Wp // stride_w) <= 2 * out_w + 8
 
-    def phases(self, xp: np.ndarray, rows: int = None) -> np.ndarray:
-        """(sH, sW, C, Hq*Wq*N) phases of padded memory (with stride 1, a view of it); ``rows``
-        (at least Hq) gives each phase zero rows below."""
+    def phases(self, xp: np.ndarray) -> np.ndarray:
+        """(sH, sW, C, Hq*Wq*N) phases of padded memory (with stride 1, a view of it)."""
         C, N = xp.shape[0], self.N   # all channels, or a block of them
         sh, sw = self.stride
         if (sh, sw) == (1, 1):
             return xp.reshape(1, 1, C, -1)
-        q = np.zeros((sh, sw, C, rows or self.Hq, self.Wq, N), dtype=xp.dtype)
+        q = np.zeros((sh, sw, C, self.Hq, self.Wq, N), dtype=xp.dtype)
         for a in range(sh):
             for b in range(sw):
                 part = xp[:, a::sh, b::sw]
@@ -129,64 +128,46 @@ class _Wide:
                 part = dxp[:, a::sh, b::sw]
                 part += dq[a, b, :, :part.shape[1], :part.shape[2]]
 
-    def _row_groups(self):
-        """The taps grouped for :meth:`correlate`: tap ``(i, j)`` reads run ``g`` (phase ``(a, b)``,
-        column offset ``jj``) shifted down by ``ii`` phase rows; returns the runs' ``(a, b, jj)``,
-        the shifts ``ii`` and, per tap, its run's and its shift's index."""
-        sh, sw = self.stride
-        dh, dw = self.dilation
-        keys = [(r % sh, c % sw, c // sw, r // sh) for r, c in ((i * dh, j * dw) for i, j, *_ in self.taps)]
-        runs = sorted({k[:3] for k in keys})
-        shifts = sorted({k[3] for k in keys})
-        return runs, shifts, [runs.index(k[:3]) for k in keys], [shifts.index(k[3]) for k in keys]
+    def columns(self, xp: np.ndarray, c0: int = 0, c1: int = None, q: np.ndarray = None,
+                out: np.ndarray = None) -> np.ndarray:
+        """(c1 - c0, kh*kw, span) columns of channels ``c0 .. c1``: tap t's row is one contiguous
+        run of its phase (``q``: :meth:`phases` of ``xp``, if already made; ``out``: memory to use)."""
+        c1 = self.C if c1 is None else c1
+        n, span, K = c1 - c0, self.span, len(self.taps)
+        cols = np.empty((n, K, span), dtype=xp.dtype) if out is None else out[:n * K * span].reshape(n, K, span)
+        if self.stride == (1, 1):  # one copy from a strided view of every run
+            kh, kw = self.taps[-1][0] + 1, self.taps[-1][1] + 1
+            c_, h_, w_, _ = xp.strides
+            dh, dw = self.dilation
+            windows = as_strided(xp[c0:], (n, kh, kw, span), (c_, dh * h_, dw * w_, xp.itemsize),
+                                 writeable=False)
+            np.copyto(cols.reshape(n, kh, kw, span), windows)
+            return cols
+        q = self.phases(xp) if q is None else q
+        for t, (_, _, a, b, start) in enumerate(self.taps):
+            cols[:, t] = q[a, b, c0:c1, start:start + span]
+        return cols
 
     def correlate(self, xp: np.ndarray, w_cmk: np.ndarray) -> np.ndarray:
         """Depthwise correlation of padded memory with (C, M, kh*kw) kernels: (C*M, oh, ow, N).
 
-        Taps in the same kernel column (stride 1; with a stride: the same phase and column) read the
-        same contiguous run of the flat input, only shifted by whole rows.  So each distinct run is
-        copied once (kW copies of about the input's size instead of kH*kW of the output's), one
-        matrix product per channel gives each run's weighted sum for every kernel row at once
-        (a (kH, kW) @ (kW, run) product), and the kH rows are added with their row shifts.
-        This is done a block of channels at a time (about _DEPTHWISE_BLOCK bytes, still in cache
-        when the product and the sums read it).  Measured at batch 1 on MobileNet/EfficientNet layer
-        shapes: 1.3-1.8x faster than gathering all kH*kW taps into columns, which was 2-4x faster
-        blocked than gathered for all channels at once.
+        The columns are built and multiplied a block of channels at a time (about _DEPTHWISE_BLOCK
+        bytes, so they are still in cache when the product reads them): gathering all channels'
+        columns at once moved kH*kW times the output through main memory, 2-4x slower on
+        EfficientNet's kernel-5 layers at batch 1.
         """
         C, M, K = w_cmk.shape
-        N, span, itemsize = self.N, self.span, xp.itemsize
-        runs, shifts, run_of, shift_of = self._row_groups()
-        n_g, n_r = len(runs), len(shifts)
-        row = self.Wq * N                                     # one row of the (phase) grid
-        length = shifts[-1] * row + span                      # what one run must cover
-        w_rows = np.zeros((C, M, n_r, n_g), dtype=xp.dtype)   # zero where no tap has that pair
-        w_rows[:, :, shift_of, run_of] = w_cmk
-        w_rows = w_rows.reshape(C, M * n_r, n_g)
+        span = self.span
         wide = self.new_output(C * M, xp.dtype).reshape(C, M, -1)
-        per = max(1, min(C, _DEPTHWISE_BLOCK // max((n_g + M * n_r) * length * itemsize, 1)))
-        g_buf = np.empty((per, n_g, length), dtype=xp.dtype)
-        r_buf = np.empty((per, M * n_r, length), dtype=xp.dtype)
-        sh, sw = self.stride
-        # With a stride the phases get zero rows below, so every run can be read whole.
-        rows = max(self.Hq, shifts[-1] + self.oh + 1)
+        per = max(1, min(C, _DEPTHWISE_BLOCK // max(K * span * xp.itemsize, 1)))
+        buf = np.empty(per * K * span, dtype=xp.dtype)
         for c0 in range(0, C, per):
             c1 = min(C, c0 + per)
-            n = c1 - c0
-            g = g_buf[:n]
-            if (sh, sw) == (1, 1):   # the runs start dW values apart: one copy from a strided view
-                c_ = xp.strides[0]
-                step = self.dilation[1] * N * itemsize
-                np.copyto(g, as_strided(xp[c0:], (n, n_g, length), (c_, step, itemsize), writeable=False))
-            else:  # the block's phases, then its runs, while both are in cache
-                q = self.phases(xp[c0:c1], rows)
-                for k, (a, b, jj) in enumerate(runs):
-                    g[:, k] = q[a, b, :, jj * N:jj * N + length]
-            r = _matmul(w_rows[c0:c1], g, out=r_buf[:n]).reshape(n, M, n_r, length)
-            out = wide[c0:c1, :, :span]
-            np.copyto(out, r[:, :, 0, :span])   # shifts[0] == 0: the kernel's first row
-            for k in range(1, n_r):
-                start = shifts[k] * row
-                out += r[:, :, k, start:start + span]
+            if self.stride == (1, 1):
+                cols = self.columns(xp, c0, c1, out=buf)
+            else:  # the block's phases, then its columns, while both are in cache
+                cols = self.columns(xp, 0, c1 - c0, self.phases(xp[c0:c1]), out=buf)
+            _matmul(w_cmk[c0:c1], cols, out=wide[c0:c1, :, :span])
         return self.crop(wide.reshape(C * M, -1))
 
     def to_wide(self, g: np.ndarray) -> np.ndarray:

@@ -216,3 +216,29 @@ def test_sigmoid_keeps_relative_precision_in_the_tails(dtype):
     tiny = np.finfo(dtype).tiny
     np.testing.assert_allclose(got[exact > tiny], exact[exact > tiny], rtol=4 * np.finfo(dtype).eps)
     assert got[0] == 0 and got[-1] == 1
+
+
+# --- SiLU (x * sigmoid(x)), fused --------------------------------------------------------------
+def test_silu_against_math_gradcheck_and_extremes():
+    xs = [-30.0, -3.0, -0.5, 0.0, 0.25, 2.0, 7.5]
+    np.testing.assert_allclose(F.silu(np.array(xs)).data, [v / (1 + math.exp(-v)) for v in xs],
+                               rtol=1e-15, atol=1e-300)
+    gradcheck(F.silu, [RNG.uniform(-4, 4, size=(3, 5))])
+    for dtype in (np.float32, np.float64):
+        x = Tensor(np.array([-1e4, -80, 0, 80, 1e4], dtype=dtype), requires_grad=True)
+        with _error_if_warned(), warnings.catch_warnings():
+            warnings.simplefilter("error")
+            y = F.silu(x)
+            y.backward(np.ones(5, dtype))
+        assert y.dtype == x.grad.dtype == dtype
+        assert y.data[0] == 0 and y.data[-1] == dtype(1e4) and y.data[1] < 0 and np.isfinite(y.data).all()
+        np.testing.assert_array_equal(x.grad[[0, 2, 4]], [0, 0.5, 1])
+    assert F.silu(np.float64(2.0)).data == pytest.approx(2 / (1 + math.exp(-2)), rel=1e-15)
+
+
+def test_silu_matches_torch(torch):
+    x = RNG.standard_normal((2, 3, 4, 5)) * 3
+    torch_parity(torch, F.silu, torch.nn.functional.silu, [x], rtol=1e-12, atol=1e-13)
+    x32 = (RNG.standard_normal((4, 7)) * 4).astype(np.float32)
+    np.testing.assert_allclose(F.silu(x32).data, torch.nn.functional.silu(torch.from_numpy(x32)).numpy(),
+                               rtol=2e-6, atol=2e-6)

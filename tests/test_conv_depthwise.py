@@ -159,3 +159,17 @@ def test_depthwise_backward_twice_says_why(path):
     node_backward(np.ones(y.shape))
     with pytest.raises(RuntimeError, match="backward through the same graph a second time"):
         node_backward(np.ones(y.shape))
+
+
+@pytest.mark.parametrize("block", [1, 700, 1 << 20], ids=["one channel", "a few channels", "default"])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_channel_blocks_match_plain_loop_reference(monkeypatch, block, stride):
+    """The short-row forward gathers and multiplies a block of channels at a time; every block
+    size (one channel, a partial last block, all channels) gives the plain loop's result."""
+    monkeypatch.setattr(conv, "_DEPTHWISE_BLOCK", block)
+    monkeypatch.setattr(conv, "_WIDE_ROW", 1 << 30)
+    rng = np.random.default_rng(7)
+    x, w, b = rng.standard_normal((2, 7, 9, 8)), rng.standard_normal((14, 1, 3, 3)), rng.standard_normal(14)
+    got = F.conv2d(x, w, b, stride=stride, padding=1, groups=7).data
+    want = naive_conv2d(x, w, b, (stride, stride), ((1, 1), (1, 1)), (1, 1), 7, "zeros")
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

@@ -276,6 +276,29 @@ def test_global_pools_match_naive_loops():
     np.testing.assert_allclose(avg.data, expected_avg, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+def test_global_average_pooling_by_product_keeps_the_mean(batch):
+    """Global average pooling (adaptive to 1x1) sums each channel with a product by a vector of
+    ones: it matches the plain loop in float64, stays close in float32 and propagates inf and NaN
+    as the mean does (the gradient spreads evenly)."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((batch, 5, 9, 7))
+    want = np.array([[sum(x[n, c].ravel()) / 63 for c in range(5)] for n in range(batch)])[..., None, None]
+    X = Tensor(x, requires_grad=True)
+    out = adaptive_avg_pool2d(X, 1)
+    np.testing.assert_allclose(out.data, want, rtol=1e-12, atol=1e-12)
+    out.backward(np.ones(out.shape))
+    np.testing.assert_allclose(X.grad, np.full(x.shape, 1 / 63), rtol=1e-12)
+    big = rng.standard_normal((batch, 8, 56, 56)).astype(np.float32) + 3
+    np.testing.assert_allclose(adaptive_avg_pool2d(big, 1).data,
+                               big.astype(np.float64).mean(axis=(2, 3), keepdims=True), rtol=1e-5)
+    x[0, 0, 1, 1], x[0, 1, 2, 2], x[0, 2, 0, 0], x[0, 2, 3, 3], x[0, 3, 4, 4] = np.inf, np.nan, np.inf, -np.inf, -np.inf
+    with np.errstate(invalid="ignore"):   # inf - inf warns, as in ndarray.sum
+        got = adaptive_avg_pool2d(x, 1).data[0, :, 0, 0]
+    np.testing.assert_array_equal(got[:4], [np.inf, np.nan, np.nan, -np.inf])
+    assert np.isfinite(got[4])
+
+
 @pytest.mark.parametrize("shape,kernel,out_size", [
     ((2, 3, 9, 11), (2, 2), (6, 7)), ((1, 2, 7, 7), (3, 2), (4, 6)), ((2, 1, 10, 6), (2, 3), (9, 4)),
     ((1, 1, 5, 8), (1, 2), (5, 7)), ((3, 2, 6, 6), (2, 2), (1, 3)), ((1, 2, 13, 9), (3, 3), (5, 4)),

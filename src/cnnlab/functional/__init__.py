@@ -9,8 +9,8 @@ from .upsample import interpolate, upsample
 from .pad import pad
 from .pool import (max_pool2d, min_pool2d, avg_pool2d, adaptive_avg_pool2d, adaptive_max_pool2d,
                    global_avg_pool2d, global_max_pool2d, fractional_max_pool2d)
-from .activation import (relu, relu6, hardtanh, leaky_relu, sigmoid, tanh, softmax, log_softmax, gelu, glu,
-                         identity)
+from .activation import (relu, relu6, hardtanh, leaky_relu, sigmoid, silu, tanh, softmax, log_softmax, gelu,
+                         glu, identity)
 from .loss import cross_entropy, nll_loss, binary_cross_entropy_with_logits, mse_loss
 from .basic import flatten, linear, dropout, dropout2d, batch_norm
 from .loss import binary_cross_entropy, l1_loss, smooth_l1_loss, huber_loss
@@ -22,7 +22,7 @@ __all__ = [
     "upsample", "pad",
     "max_pool2d", "min_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d",
     "global_avg_pool2d", "global_max_pool2d", "fractional_max_pool2d",
-    "relu", "relu6", "hardtanh", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "gelu", "glu",
+    "relu", "relu6", "hardtanh", "leaky_relu", "sigmoid", "silu", "tanh", "softmax", "log_softmax", "gelu", "glu",
     "identity",
     "cross_entropy", "nll_loss", "binary_cross_entropy_with_logits", "mse_loss",
     "flatten", "linear", "dropout", "dropout2d", "batch_norm",

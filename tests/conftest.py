@@ -49,7 +49,7 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-7, rtol: float = 1
 
     def objective():
         with no_grad():
-            return float(np.sum(fn(*[Tensor(a) for a in arrays]).data * w))
+            return float(np.sum(fn(*[Tensor(a) for a in arrays]).numpy() * w))
 
     grads = []
     for i in wrt:
@@ -85,7 +85,7 @@ def torch_parity(torch, cn_fn, torch_fn, inputs, atol: float = 1e-10, rtol: floa
     cn_out = cn_fn(*cn_in)
     t_out = torch_fn(*t_in)
     assert tuple(cn_out.shape) == tuple(t_out.shape), f"shape {cn_out.shape} != torch {tuple(t_out.shape)}"
-    np.testing.assert_allclose(cn_out.data, t_out.detach().numpy(), atol=atol, rtol=rtol,
+    np.testing.assert_allclose(cn_out.numpy(), t_out.detach().numpy(), atol=atol, rtol=rtol,
                                err_msg="forward values differ from PyTorch")
     if grad:
         w = _weights(cn_out.shape, seed)
@@ -97,4 +97,4 @@ def torch_parity(torch, cn_fn, torch_fn, inputs, atol: float = 1e-10, rtol: floa
             assert c.grad is not None, f"input {i} has a PyTorch gradient but no cnnlab gradient"
             np.testing.assert_allclose(c.grad, t.grad.numpy(), atol=atol, rtol=rtol,
                                        err_msg=f"gradient of input {i} differs from PyTorch")
-    return cn_out.data, t_out.detach().numpy()
+    return cn_out.numpy(), t_out.detach().numpy()

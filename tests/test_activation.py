@@ -29,18 +29,18 @@ def _error_if_warned():
 def test_elementwise_values_against_math():
     xs = [-3.0, -0.5, 0.0, 0.25, 2.0, 7.5]
     x = np.array(xs)
-    np.testing.assert_allclose(F.relu(x).data, [max(0.0, v) for v in xs])
-    np.testing.assert_allclose(F.leaky_relu(x, 0.2).data, [v if v > 0 else 0.2 * v for v in xs])
-    np.testing.assert_allclose(F.leaky_relu(x).data, [v if v > 0 else 0.01 * v for v in xs])
+    np.testing.assert_allclose(F.relu(x).numpy(), [max(0.0, v) for v in xs])
+    np.testing.assert_allclose(F.leaky_relu(x, 0.2).numpy(), [v if v > 0 else 0.2 * v for v in xs])
+    np.testing.assert_allclose(F.leaky_relu(x).numpy(), [v if v > 0 else 0.01 * v for v in xs])
     for slope in (-0.5, 1.0, 1.5, 3.0):  # the max/min formulation must hold for any slope
-        np.testing.assert_allclose(F.leaky_relu(x, slope).data, [v if v > 0 else slope * v for v in xs])
-    np.testing.assert_allclose(F.sigmoid(x).data, [1 / (1 + math.exp(-v)) for v in xs], rtol=1e-15)
-    np.testing.assert_allclose(F.tanh(x).data, [math.tanh(v) for v in xs], rtol=1e-15)
-    np.testing.assert_allclose(F.gelu(x).data, [v * 0.5 * (1 + math.erf(v / math.sqrt(2))) for v in xs],
+        np.testing.assert_allclose(F.leaky_relu(x, slope).numpy(), [v if v > 0 else slope * v for v in xs])
+    np.testing.assert_allclose(F.sigmoid(x).numpy(), [1 / (1 + math.exp(-v)) for v in xs], rtol=1e-15)
+    np.testing.assert_allclose(F.tanh(x).numpy(), [math.tanh(v) for v in xs], rtol=1e-15)
+    np.testing.assert_allclose(F.gelu(x).numpy(), [v * 0.5 * (1 + math.erf(v / math.sqrt(2))) for v in xs],
                                rtol=1e-14, atol=2e-15)  # 1 + erf(x) cancels for x < 0 in the reference too
     tanh_ref = [0.5 * v * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3))) for v in xs]
-    np.testing.assert_allclose(F.gelu(x, approximate="tanh").data, tanh_ref, rtol=1e-14, atol=1e-16)
-    assert F.identity(x) is not None and np.array_equal(F.identity(x).data, x)
+    np.testing.assert_allclose(F.gelu(x, approximate="tanh").numpy(), tanh_ref, rtol=1e-14, atol=1e-16)
+    assert F.identity(x) is not None and np.array_equal(F.identity(x).numpy(), x)
 
 
 def test_softmax_and_log_softmax_against_math():
@@ -51,15 +51,15 @@ def test_softmax_and_log_softmax_against_math():
         for idx in np.ndindex(x.shape):
             line = x[:, idx[1]] if axis == 0 else x[idx[0], :]
             ref[idx] = math.exp(x[idx]) / sum(math.exp(v) for v in line)
-        np.testing.assert_allclose(F.softmax(x, dim).data, ref, rtol=1e-14)
-        np.testing.assert_allclose(F.log_softmax(x, dim).data, np.log(ref), rtol=1e-13, atol=1e-15)
-        np.testing.assert_allclose(F.softmax(x, dim).data.sum(axis=axis), 1.0, rtol=1e-15)
+        np.testing.assert_allclose(F.softmax(x, dim).numpy(), ref, rtol=1e-14)
+        np.testing.assert_allclose(F.log_softmax(x, dim).numpy(), np.log(ref), rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(F.softmax(x, dim).numpy().sum(axis=axis), 1.0, rtol=1e-15)
 
 
 def test_glu_values():
     x = RNG.standard_normal((2, 6, 3))
     a, b = x[:, :3], x[:, 3:]
-    np.testing.assert_allclose(F.glu(x, dim=1).data, a / (1 + np.exp(-b)), rtol=1e-14)
+    np.testing.assert_allclose(F.glu(x, dim=1).numpy(), a / (1 + np.exp(-b)), rtol=1e-14)
     assert F.glu(x, dim=1).shape == (2, 3, 3)
     assert F.glu(RNG.standard_normal((2, 4))).shape == (2, 2)
 
@@ -155,7 +155,7 @@ def test_float32_activations_close_to_torch(torch):
     tF = torch.nn.functional
     x = (RNG.standard_normal((4, 7)) * 4).astype(np.float32)
     for ours, theirs in [(F.gelu, tF.gelu), (F.sigmoid, torch.sigmoid), (F.log_softmax, lambda t: tF.log_softmax(t, -1))]:
-        np.testing.assert_allclose(ours(x).data, theirs(torch.from_numpy(x)).numpy(), rtol=2e-6, atol=2e-6)
+        np.testing.assert_allclose(ours(x).numpy(), theirs(torch.from_numpy(x)).numpy(), rtol=2e-6, atol=2e-6)
 
 
 # --- extreme inputs ------------------------------------------------------------------------------
@@ -174,14 +174,14 @@ def test_extreme_logits_no_warnings_and_exact_limits(dtype):
         g.backward(np.ones_like(x))
         gt = F.gelu(Tensor(x, requires_grad=True), approximate="tanh")
         gt.backward(np.ones_like(x))
-    np.testing.assert_allclose(s.data, [[1, 0, 0], [1 / 3, 1 / 3, 1 / 3], [0.5, 0.5, 0]], atol=1e-7)
-    np.testing.assert_allclose(ls.data, [[0, -2e4, -1e4], [-math.log(3)] * 3, [-math.log(2), -math.log(2), -2e4 - math.log(2)]],
+    np.testing.assert_allclose(s.numpy(), [[1, 0, 0], [1 / 3, 1 / 3, 1 / 3], [0.5, 0.5, 0]], atol=1e-7)
+    np.testing.assert_allclose(ls.numpy(), [[0, -2e4, -1e4], [-math.log(3)] * 3, [-math.log(2), -math.log(2), -2e4 - math.log(2)]],
                                rtol=1e-6)
-    np.testing.assert_array_equal(sig.data, [[1, 0, 0.5], [0, 0, 0], [1, 1, 0]])
-    np.testing.assert_array_equal(g.data, [[1e4, 0, 0], [0, 0, 0], [1e4, 1e4, 0]])
-    np.testing.assert_array_equal(gt.data, [[1e4, 0, 0], [0, 0, 0], [1e4, 1e4, 0]])
+    np.testing.assert_array_equal(sig.numpy(), [[1, 0, 0.5], [0, 0, 0], [1, 1, 0]])
+    np.testing.assert_array_equal(g.numpy(), [[1e4, 0, 0], [0, 0, 0], [1e4, 1e4, 0]])
+    np.testing.assert_array_equal(gt.numpy(), [[1e4, 0, 0], [0, 0, 0], [1e4, 1e4, 0]])
     for t in (s, ls, sig, g, gt):
-        assert np.all(np.isfinite(t.data))
+        assert np.all(np.isfinite(t.numpy()))
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -211,7 +211,7 @@ def test_sigmoid_keeps_relative_precision_in_the_tails(dtype):
     exact = np.array([1 / (1 + math.exp(-v)) if v > -700 else 0.0 for v in x.astype(np.float64)])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        got = F.sigmoid(Tensor(x)).data
+        got = F.sigmoid(Tensor(x)).numpy()
     assert got.dtype == dtype
     tiny = np.finfo(dtype).tiny
     np.testing.assert_allclose(got[exact > tiny], exact[exact > tiny], rtol=4 * np.finfo(dtype).eps)
@@ -221,7 +221,7 @@ def test_sigmoid_keeps_relative_precision_in_the_tails(dtype):
 # --- SiLU (x * sigmoid(x)), fused --------------------------------------------------------------
 def test_silu_against_math_gradcheck_and_extremes():
     xs = [-30.0, -3.0, -0.5, 0.0, 0.25, 2.0, 7.5]
-    np.testing.assert_allclose(F.silu(np.array(xs)).data, [v / (1 + math.exp(-v)) for v in xs],
+    np.testing.assert_allclose(F.silu(np.array(xs)).numpy(), [v / (1 + math.exp(-v)) for v in xs],
                                rtol=1e-15, atol=1e-300)
     gradcheck(F.silu, [RNG.uniform(-4, 4, size=(3, 5))])
     for dtype in (np.float32, np.float64):
@@ -231,14 +231,14 @@ def test_silu_against_math_gradcheck_and_extremes():
             y = F.silu(x)
             y.backward(np.ones(5, dtype))
         assert y.dtype == x.grad.dtype == dtype
-        assert y.data[0] == 0 and y.data[-1] == dtype(1e4) and y.data[1] < 0 and np.isfinite(y.data).all()
+        assert y.numpy()[0] == 0 and y.numpy()[-1] == dtype(1e4) and y.numpy()[1] < 0 and np.isfinite(y.numpy()).all()
         np.testing.assert_array_equal(x.grad[[0, 2, 4]], [0, 0.5, 1])
-    assert F.silu(np.float64(2.0)).data == pytest.approx(2 / (1 + math.exp(-2)), rel=1e-15)
+    assert F.silu(np.float64(2.0)).numpy() == pytest.approx(2 / (1 + math.exp(-2)), rel=1e-15)
 
 
 def test_silu_matches_torch(torch):
     x = RNG.standard_normal((2, 3, 4, 5)) * 3
     torch_parity(torch, F.silu, torch.nn.functional.silu, [x], rtol=1e-12, atol=1e-13)
     x32 = (RNG.standard_normal((4, 7)) * 4).astype(np.float32)
-    np.testing.assert_allclose(F.silu(x32).data, torch.nn.functional.silu(torch.from_numpy(x32)).numpy(),
+    np.testing.assert_allclose(F.silu(x32).numpy(), torch.nn.functional.silu(torch.from_numpy(x32)).numpy(),
                                rtol=2e-6, atol=2e-6)

@@ -19,7 +19,7 @@ def test_flatten_values_shape_and_grad(start, end, shape):
     s, e = start % len(shape), end % len(shape)
     want_shape = shape[:s] + (int(np.prod(shape[s:e + 1])),) + shape[e + 1:]
     assert out.shape == want_shape
-    np.testing.assert_array_equal(out.data, x.reshape(want_shape))
+    np.testing.assert_array_equal(out.numpy(), x.reshape(want_shape))
     gradcheck(lambda t: F.flatten(t, start, end), [x])
 
 
@@ -28,7 +28,7 @@ def test_flatten_of_a_conv_output_view_is_in_nchw_order():
     x, w = RNG.standard_normal((3, 2, 4, 4)), RNG.standard_normal((2, 2, 3, 3))
     h = F.conv2d(x, w)
     flat = F.flatten(h)
-    np.testing.assert_array_equal(flat.data, np.ascontiguousarray(h.data).reshape(3, -1))
+    np.testing.assert_array_equal(flat.numpy(), np.ascontiguousarray(h.numpy()).reshape(3, -1))
     gradcheck(lambda a, b: F.flatten(F.conv2d(a, b)), [x, w])
 
 
@@ -62,7 +62,7 @@ def naive_linear(x, w, b=None):
 def test_linear_reference_and_gradcheck(xshape, bias):
     x, w = RNG.standard_normal(xshape), RNG.standard_normal((5, 4))
     b = RNG.standard_normal(5) if bias else None
-    np.testing.assert_allclose(F.linear(x, w, b).data, naive_linear(x, w, b), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(F.linear(x, w, b).numpy(), naive_linear(x, w, b), rtol=1e-13, atol=1e-14)
     if bias:
         gradcheck(F.linear, [x, w, b])
     else:
@@ -93,7 +93,7 @@ def test_linear_errors():
 # --- dropout ----------------------------------------------------------------------------------------
 def test_dropout_zeroes_about_p_and_scales_the_rest():
     x = np.ones((200, 100))
-    out = F.dropout(x, 0.3, True, np.random.default_rng(0)).data
+    out = F.dropout(x, 0.3, True, np.random.default_rng(0)).numpy()
     kept = out != 0
     assert abs(kept.mean() - 0.7) < 0.01
     np.testing.assert_allclose(out[kept], 1 / 0.7)
@@ -102,8 +102,8 @@ def test_dropout_zeroes_about_p_and_scales_the_rest():
 
 def test_dropout_is_reproducible_with_a_fixed_rng():
     x = RNG.standard_normal((4, 5))
-    a = F.dropout(x, 0.5, True, np.random.default_rng(3)).data
-    b = F.dropout(x, 0.5, True, np.random.default_rng(3)).data
+    a = F.dropout(x, 0.5, True, np.random.default_rng(3)).numpy()
+    b = F.dropout(x, 0.5, True, np.random.default_rng(3)).numpy()
     np.testing.assert_array_equal(a, b)
 
 
@@ -111,19 +111,19 @@ def test_dropout_is_reproducible_with_a_fixed_rng():
 def test_dropout_gradcheck_fixed_rng(p):
     x = RNG.standard_normal((3, 6))
     grads = gradcheck(lambda t: F.dropout(t, p, True, np.random.default_rng(11)), [x])
-    mask = F.dropout(np.ones((3, 6)), p, True, np.random.default_rng(11)).data
+    mask = F.dropout(np.ones((3, 6)), p, True, np.random.default_rng(11)).numpy()
     assert np.array_equal(grads[0] == 0, mask == 0)
 
 
 def test_dropout_identity_in_eval_and_p0_and_zero_at_p1():
     x = Tensor(RNG.standard_normal((3, 4)), requires_grad=True)
-    np.testing.assert_array_equal(F.dropout(x, 0.5, training=False).data, x.data)
-    np.testing.assert_array_equal(F.dropout(x, 0.0).data, x.data)
+    np.testing.assert_array_equal(F.dropout(x, 0.5, training=False).numpy(), x.numpy())
+    np.testing.assert_array_equal(F.dropout(x, 0.0).numpy(), x.numpy())
     out = F.dropout(x, 1.0)
-    np.testing.assert_array_equal(out.data, 0.0)
+    np.testing.assert_array_equal(out.numpy(), 0.0)
     out.sum().backward()
     np.testing.assert_array_equal(x.grad, 0.0)
-    assert F.dropout(x.data.astype(np.float32), 0.5, True, np.random.default_rng(0)).dtype == np.float32
+    assert F.dropout(x.numpy().astype(np.float32), 0.5, True, np.random.default_rng(0)).dtype == np.float32
 
 
 def test_dropout_bad_probability():
@@ -162,7 +162,7 @@ def test_batch_norm_training_reference_and_running_stats(shape, affine):
     rm0, rv0 = rm.copy(), rv.copy()
     out = F.batch_norm(x, rm, rv, w, b, training=True, momentum=0.2, eps=1e-3)
     mean, var, count = _channel_stats(x)
-    np.testing.assert_allclose(out.data, naive_batch_norm(x, mean, var, w, b, 1e-3), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out.numpy(), naive_batch_norm(x, mean, var, w, b, 1e-3), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(rm, 0.8 * rm0 + 0.2 * mean, rtol=1e-13)
     np.testing.assert_allclose(rv, 0.8 * rv0 + 0.2 * var * count / (count - 1), rtol=1e-13)
 
@@ -175,7 +175,7 @@ def test_batch_norm_eval_uses_running_stats_and_leaves_them(shape):
     rm, rv = RNG.standard_normal(C), RNG.uniform(0.5, 2, C)
     rm0, rv0 = rm.copy(), rv.copy()
     out = F.batch_norm(x, rm, rv, w, b, training=False)
-    np.testing.assert_allclose(out.data, naive_batch_norm(x, rm, rv, w, b, 1e-5), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out.numpy(), naive_batch_norm(x, rm, rv, w, b, 1e-5), rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(rm, rm0)
     np.testing.assert_array_equal(rv, rv0)
 

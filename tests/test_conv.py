@@ -127,7 +127,7 @@ def test_conv2d_matches_plain_loop_reference(conv_path, case):
     got = F.conv2d(x, w, b, stride, padding, dilation, groups, mode)
     want = naive_conv2d(x, w, b, _pair(stride), _pad4(padding), _pair(dilation), groups, mode)
     assert got.shape == want.shape
-    np.testing.assert_allclose(got.data, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
 
 
 def _random_config(rng, allow_modes=True):
@@ -161,7 +161,7 @@ def test_conv2d_random_configs_match_plain_loop_reference(conv_path):
         b = rng.standard_normal(cfg["w"][0]) if cfg["bias"] else None
         got = F.conv2d(x, w, b, cfg["stride"], cfg["padding"], cfg["dilation"], cfg["groups"], cfg["mode"])
         want = naive_conv2d(x, w, b, cfg["stride"], cfg["padding"], cfg["dilation"], cfg["groups"], cfg["mode"])
-        np.testing.assert_allclose(got.data, want, rtol=1e-12, atol=1e-12, err_msg=str(cfg))
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12, err_msg=str(cfg))
 
 
 def test_conv2d_float32_matches_float64_and_keeps_dtype():
@@ -170,7 +170,7 @@ def test_conv2d_float32_matches_float64_and_keeps_dtype():
     out32 = F.conv2d(x.astype(np.float32), w.astype(np.float32), b.astype(np.float32), padding=1)
     out64 = F.conv2d(x, w, b, padding=1)
     assert out32.dtype == np.float32 and out64.dtype == np.float64
-    np.testing.assert_allclose(out32.data, out64.data, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out32.numpy(), out64.numpy(), rtol=1e-4, atol=1e-4)
 
 
 def test_conv2d_accepts_layout_views_from_a_previous_conv():
@@ -180,11 +180,11 @@ def test_conv2d_accepts_layout_views_from_a_previous_conv():
     h = F.conv2d(x, w1, padding=1)
     out = F.conv2d(h, w2, stride=2)
     ref = naive_conv2d(naive_conv2d(x, w1, padding=((1, 1), (1, 1))), w2, stride=(2, 2))
-    np.testing.assert_allclose(out.data, ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-12, atol=1e-12)
     # and a plain non-contiguous NCHW slice as input
     xs = rng.standard_normal((2, 3, 8, 9))[:, ::2, 1:, ::2]
     w3 = rng.standard_normal((4, 2, 3, 3))
-    np.testing.assert_allclose(F.conv2d(xs, w3, stride=(1, 2)).data, naive_conv2d(xs, w3, stride=(1, 2)),
+    np.testing.assert_allclose(F.conv2d(xs, w3, stride=(1, 2)).numpy(), naive_conv2d(xs, w3, stride=(1, 2)),
                                rtol=1e-12, atol=1e-12)
 
 
@@ -221,8 +221,8 @@ def test_conv2d_grad_only_where_required(conv_path):
     b = Tensor(rng.standard_normal(3))
     F.conv2d(x, w, b).sum().backward()
     assert x.grad is not None and w.grad is None and b.grad is None
-    x2 = Tensor(x.data)
-    w2 = Tensor(w.data, requires_grad=True)
+    x2 = Tensor(x.numpy())
+    w2 = Tensor(w.numpy(), requires_grad=True)
     F.conv2d(x2, w2, b).sum().backward()
     assert x2.grad is None and w2.grad.shape == w2.shape
 
@@ -303,7 +303,7 @@ def test_conv2d_float32_close_to_torch(torch):
     rng = np.random.default_rng(13)
     x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
     w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
-    ours = F.conv2d(x, w, stride=2, padding=1).data
+    ours = F.conv2d(x, w, stride=2, padding=1).numpy()
     theirs = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), stride=2, padding=1).numpy()
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
 
@@ -319,8 +319,8 @@ def test_same_padding_stride2_is_ceil_with_extra_pixel_bottom_right(H, W, k):
     total_w = max((-(-W // 2) - 1) * 2 + k - W, 0)
     pads = ((total_h // 2, total_h - total_h // 2), (total_w // 2, total_w - total_w // 2))
     manual = np.pad(x, ((0, 0), (0, 0)) + pads)
-    np.testing.assert_allclose(out.data, F.conv2d(manual, w, stride=2).data, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(out.data, naive_conv2d(x, w, stride=(2, 2), padding=pads), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out.numpy(), F.conv2d(manual, w, stride=2).numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out.numpy(), naive_conv2d(x, w, stride=(2, 2), padding=pads), rtol=1e-12, atol=1e-12)
 
 
 # --- errors -------------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ def test_depthwise_matches_plain_loop_reference(wide, cfg):
     conv._WIDE_ROW = wide
     try:
         x, w, *b = _inputs(cfg)
-        got = _ours(cfg)(x, w, *b).data
+        got = _ours(cfg)(x, w, *b).numpy()
     finally:
         conv._WIDE_ROW = old
     want = naive_conv2d(x, w, b[0] if b else None, cfg["stride"], cfg["padding"], cfg["dilation"],
@@ -147,7 +147,7 @@ def test_pointwise_conv_copies_no_columns(monkeypatch):
     rng = np.random.default_rng(1)
     inputs = [rng.standard_normal((2, 4, 5, 3)), rng.standard_normal((6, 2, 1, 1)), rng.standard_normal(6)]
     want = naive_conv2d(*inputs, groups=2)
-    np.testing.assert_allclose(F.conv2d(*inputs, groups=2).data, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(F.conv2d(*inputs, groups=2).numpy(), want, rtol=1e-12, atol=1e-12)
     gradcheck(lambda x, w, b: F.conv2d(x, w, b, groups=2), inputs)
 
 
@@ -170,6 +170,6 @@ def test_depthwise_channel_blocks_match_plain_loop_reference(monkeypatch, block,
     monkeypatch.setattr(conv, "_WIDE_ROW", 1 << 30)
     rng = np.random.default_rng(7)
     x, w, b = rng.standard_normal((2, 7, 9, 8)), rng.standard_normal((14, 1, 3, 3)), rng.standard_normal(14)
-    got = F.conv2d(x, w, b, stride=stride, padding=1, groups=7).data
+    got = F.conv2d(x, w, b, stride=stride, padding=1, groups=7).numpy()
     want = naive_conv2d(x, w, b, (stride, stride), ((1, 1), (1, 1)), (1, 1), 7, "zeros")
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

@@ -78,7 +78,7 @@ def test_stride2_doubles_the_size_and_paints_each_pixel_times_the_kernel():
     x = np.zeros((1, 1, 2, 2))
     x[0, 0, 1, 0] = 2.0
     w = np.arange(9.0).reshape(1, 1, 3, 3)
-    out = F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1).data
+    out = F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1).numpy()
     assert out.shape == (1, 1, 4, 4)
     expected = np.zeros((1, 1, 4, 4))
     # the pixel at (1, 0) lands at (2, 0) (stride 2); the 3x3 kernel centred there, cut at the border
@@ -90,7 +90,7 @@ def test_conv_transpose2d_random_configs_match_scatter_loop_reference(bands):
     rng = np.random.default_rng(0)
     for _ in range(25):
         x, w, b, cfg = random_config(rng)
-        got = F.conv_transpose2d(x, w, b, **cfg).data
+        got = F.conv_transpose2d(x, w, b, **cfg).numpy()
         np.testing.assert_allclose(got, naive_conv_transpose2d(x, w, b, **cfg), atol=1e-12, err_msg=str(cfg))
 
 
@@ -99,9 +99,9 @@ def test_conv_transpose2d_is_the_adjoint_of_conv2d():
     rng = np.random.default_rng(1)
     w = rng.standard_normal((6, 2, 3, 3))                   # conv2d: 6 <- 4 (groups 2); transposed: 6 -> 4
     y = rng.standard_normal((2, 4, 9, 8))
-    x = F.conv2d(y, w, stride=2, padding=1, groups=2).data
+    x = F.conv2d(y, w, stride=2, padding=1, groups=2).numpy()
     z = rng.standard_normal(x.shape)
-    back = F.conv_transpose2d(z, w, stride=2, padding=1, groups=2, output_padding=(0, 1)).data
+    back = F.conv_transpose2d(z, w, stride=2, padding=1, groups=2, output_padding=(0, 1)).numpy()
     assert back.shape == y.shape
     np.testing.assert_allclose(np.sum(x * z), np.sum(y * back), rtol=1e-12)
 
@@ -125,8 +125,8 @@ def test_conv_transpose2d_float32_keeps_dtype_and_grads():
     assert out.dtype == np.float32
     out.sum().backward()
     assert x.grad.dtype == np.float32 and w.grad.dtype == np.float32
-    ref = F.conv_transpose2d(x.data.astype(np.float64), w.data.astype(np.float64), stride=2).data
-    np.testing.assert_allclose(out.data, ref, rtol=1e-5, atol=1e-5)
+    ref = F.conv_transpose2d(x.numpy().astype(np.float64), w.numpy().astype(np.float64), stride=2).numpy()
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-5, atol=1e-5)
 
 
 def test_conv_transpose2d_grad_only_where_required(bands):
@@ -159,7 +159,7 @@ def test_conv_transpose2d_layer_matches_torch_and_has_torchs_parameter_shapes(to
     ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
     x = rng.standard_normal((2, 4, 5, 4))
     out, ref = ours(Tensor(x)), theirs(torch.tensor(x))
-    np.testing.assert_allclose(out.data, ref.detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), atol=1e-12)
     g = rng.standard_normal(out.shape)
     out.backward(g)
     ref.backward(torch.tensor(g))
@@ -173,8 +173,8 @@ def test_conv_transpose2d_default_init_bounds_follow_pytorch():
     layer = nn.ConvTranspose2d(3, 8, 3, groups=1)
     bound = 1 / np.sqrt(8 * 3 * 3)    # fan_in of the (in, out, kH, kW) weight: out * kH * kW
     assert layer.weight.shape == (3, 8, 3, 3) and layer.weight.dtype == np.float32
-    assert np.abs(layer.weight.data).max() <= bound and np.abs(layer.weight.data).max() > 0.8 * bound
-    assert np.abs(layer.bias.data).max() <= bound
+    assert np.abs(layer.weight.numpy()).max() <= bound and np.abs(layer.weight.numpy()).max() > 0.8 * bound
+    assert np.abs(layer.bias.numpy()).max() <= bound
 
 
 @pytest.mark.parametrize("shape,kwargs", [((1, 2, 7, 7), dict(kernel_size=4, stride=2, padding=1)),

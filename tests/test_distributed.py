@@ -175,7 +175,7 @@ def test_sync_batch_norm_equals_batch_norm_of_the_whole_batch(split):
         rm, rv = np.zeros(3), np.ones(3)
         y = F.batch_norm(xt, rm, rv, wt, bt, training=True)
         (y * Tensor(gy)).sum().backward()
-        return y.data, xt.grad, wt.grad, bt.grad, rm, rv
+        return y.numpy(), xt.grad, wt.grad, bt.grad, rm, rv
 
     def work(group):
         lo = 0 if group.rank == 0 else split[0]
@@ -184,7 +184,7 @@ def test_sync_batch_norm_equals_batch_norm_of_the_whole_batch(split):
         rm, rv = np.zeros(3), np.ones(3)
         y = F.batch_norm(xt, rm, rv, wt, bt, training=True, process_group=group)
         (y * Tensor(gy[lo:hi])).sum().backward()
-        return y.data, xt.grad, wt.grad, bt.grad, rm, rv
+        return y.numpy(), xt.grad, wt.grad, bt.grad, rm, rv
 
     y, gx, gw, gb, rm, rv = reference()
     parts = run_ranks(2, work)
@@ -284,8 +284,8 @@ def test_sharded_loader_with_an_unknown_random_transform_cuts_the_whole_batch():
 
 def test_dropout_draws_the_mask_of_the_whole_batch():
     x = np.ones((6, 50), np.float32)
-    full = F.dropout(Tensor(x), 0.5, True, np.random.default_rng(3)).data
-    parts = [F.dropout(Tensor(x[lo:hi]), 0.5, True, np.random.default_rng(3), batch_slice=(lo, hi, 6)).data
+    full = F.dropout(Tensor(x), 0.5, True, np.random.default_rng(3)).numpy()
+    parts = [F.dropout(Tensor(x[lo:hi]), 0.5, True, np.random.default_rng(3), batch_slice=(lo, hi, 6)).numpy()
              for lo, hi in ((0, 4), (4, 6))]
     np.testing.assert_array_equal(np.concatenate(parts), full)
 

@@ -29,7 +29,7 @@ def _images(n=2, dtype=np.float64, seed=0):
 
 def _scores(model, x):
     with no_grad():
-        return model(Tensor(x)).data
+        return model(Tensor(x)).numpy()
 
 
 # ------------------------------------------------------------------ layer helpers
@@ -58,13 +58,13 @@ def test_layer_outputs_end_with_the_model_output():
 def test_conv_kernel_picks_filter_and_channel():
     m = _model()
     k, b, text = features.conv_kernel(m, 0, 2)
-    np.testing.assert_array_equal(k, m[0].weight.data[2, 0])
-    assert b == pytest.approx(float(m[0].bias.data[2]))
+    np.testing.assert_array_equal(k, m[0].weight.numpy()[2, 0])
+    assert b == pytest.approx(float(m[0].bias.numpy()[2]))
     assert "layer 0" in text and "filter 2" in text
     k3, b3, _ = features.conv_kernel(m, "3", 1)
-    assert k3.shape == (3, 3, 3) and b3 == pytest.approx(float(m[3].bias.data[1]))
+    assert k3.shape == (3, 3, 3) and b3 == pytest.approx(float(m[3].bias.numpy()[1]))
     k1, b1, text1 = features.conv_kernel(m, 3, 1, in_channel=2)
-    np.testing.assert_array_equal(k1, m[3].weight.data[1, 2])
+    np.testing.assert_array_equal(k1, m[3].weight.numpy()[1, 2])
     assert b1 == 0.0 and "bias left out" in text1
     with pytest.raises(ValueError, match=r"layer 1 is ReLU, not a Conv2d; the convolution layers are 0, 3"):
         features.conv_kernel(m, 1, 0)

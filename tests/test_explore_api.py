@@ -322,7 +322,7 @@ def test_samples_run_shape_kernels_and_pngs(client, digits_run):
     assert Image.open(io.BytesIO(first.content)).size == (24, 24)
     k = client.get("/api/kernels?layer=0").json()
     saved = load_model(digits_run)
-    np.testing.assert_array_equal(decode(k["weight"]), saved.model[0].weight.data)
+    np.testing.assert_array_equal(decode(k["weight"]), saved.model[0].weight.numpy())
     fm = client.post("/api/featuremap?layer=0&channel=2&scale=4", json={"sample": 1})
     assert fm.status_code == 200 and Image.open(io.BytesIO(fm.content)).size == (32, 32)
 
@@ -579,13 +579,13 @@ def test_graph_model_branches_merges_and_traces(residual_dir, digit_png):
         with no_grad():
             values = saved.model.run_all(Tensor(img.x))
         for name, m in maps.items():
-            np.testing.assert_array_equal(m, values[name].data[0])
+            np.testing.assert_array_equal(m, values[name].numpy()[0])
         for layer, (ch, y, x) in [("add", (1, 2, 3)), ("cat", (5, 1, 2)), ("cat", (1, 3, 3)), ("conv_b", (2, 0, 7)),
                                   ("down", (3, 3, 3)), ("gap", (6, 0, 0)), ("fc", (4, 0, 0))]:
             t = c.post(f"/api/trace?layer={layer}&channel={ch}&y={y}&x={x}",
                        files={"image": ("d.png", data, "image/png")}).json()
             assert "value" in t, t
-            out = values[layer].data[0]
+            out = values[layer].numpy()[0]
             value = float(out[ch, y, x] if out.ndim == 3 else out[ch])
             assert t["value"] == value and t["total"] == pytest.approx(value, rel=1e-4, abs=1e-6), t
         t = c.post("/api/trace?layer=add&channel=0&y=0&x=0", files={"image": ("d.png", data, "image/png")}).json()

@@ -25,8 +25,8 @@ def test_pad_matches_torch(torch, mode, torch_mode, pad):
 def test_pad_channel_axis_and_gradient():
     out = FX.pad(Tensor(X), (0, 0, 0, 0, 1, 2), "replicate")
     assert out.shape == (2, 6, 5, 6)
-    np.testing.assert_array_equal(out.data[:, 0], X[:, 0])
-    np.testing.assert_array_equal(out.data[:, 5], X[:, 2])
+    np.testing.assert_array_equal(out.numpy()[:, 0], X[:, 0])
+    np.testing.assert_array_equal(out.numpy()[:, 5], X[:, 2])
     gradcheck(lambda x: FX.pad(x, (2, 1, 1, 2), "reflect"), [X[:1, :2]])
     gradcheck(lambda x: FX.pad(x, (1, 1, 0, 2, 1, 0), "replicate"), [X[:1, :2]])
     layer = nn.Pad((1, 2, 3, 4), "reflect")
@@ -68,7 +68,7 @@ def test_permute_layer():
     layer = nn.Permute((0, 2, 3, 1))
     out = layer(Tensor(X, requires_grad=True))
     assert out.shape == layer.output_shape(X.shape) == (2, 5, 6, 3)
-    np.testing.assert_array_equal(out.data, X.transpose(0, 2, 3, 1))
+    np.testing.assert_array_equal(out.numpy(), X.transpose(0, 2, 3, 1))
     gradcheck(lambda x: nn.Permute((0, 3, 1, 2))(x) * 2.0, [X[:1]])
     with pytest.raises(ValueError, match=r"Permute: dims must be a permutation of 0..2, got \(0, 2, 2\)"):
         nn.Permute((0, 2, 2))
@@ -82,7 +82,7 @@ def test_elementwise_constant(op, reverse, expected):
     c = np.array([1.5, -2.0, 3.0]).reshape(1, 3, 1, 1)
     layer.load_state_dict({"constant": c})
     out = layer(Tensor(X))
-    np.testing.assert_allclose(out.data, expected(X, c))
+    np.testing.assert_allclose(out.numpy(), expected(X, c))
     assert layer.output_shape(X.shape) == out.shape
     gradcheck(lambda x: layer(x), [X[:1, :, :2, :2]])
 
@@ -90,7 +90,7 @@ def test_elementwise_constant(op, reverse, expected):
 def test_elementwise_pow_and_errors():
     layer = nn.Elementwise("pow", ()).double()
     layer.load_state_dict({"constant": np.array(2.0)})
-    np.testing.assert_allclose(layer(Tensor(X)).data, X ** 2)
+    np.testing.assert_allclose(layer(Tensor(X)).numpy(), X ** 2)
     with pytest.raises(ValueError, match=r"op must be one of .*got 'max'"):
         nn.Elementwise("max")
     with pytest.raises(ValueError, match=r"a constant of shape \(4,\) does not broadcast with input shape"):

@@ -849,7 +849,7 @@ def test_random_growing_layers_stay_within_the_budget(tmp_path):
             assert "\n" not in str(exc) and "grow.json" in str(exc)
             return
         from cnnlab._schema import MAX_PARAMETERS
-        assert sum(p.data.size for p in model.parameters()) <= MAX_PARAMETERS
+        assert sum(p.numpy().size for p in model.parameters()) <= MAX_PARAMETERS
     check()
 
 
@@ -902,7 +902,7 @@ def test_budget_pass_leaves_the_seeded_weights_alone():
     cnnlab.manual_seed(3)
     first = build_model(spec, (1, 6, 6)).state_dict()
     cnnlab.manual_seed(3)
-    reference = [cnnlab.nn.Conv2d(1, 4, 3).weight.data.copy()]
+    reference = [cnnlab.nn.Conv2d(1, 4, 3).weight.numpy().copy()]
     np.testing.assert_array_equal(np.asarray(first["0.weight"]), reference[0])
 
 
@@ -944,7 +944,7 @@ def test_onnx_concat_feeding_conv_is_refused_before_the_layer_is_built(small_cap
     assert max(small_cap, default=0) < 14_400
     _concat_conv_onnx(path, 100, 8)  # 7,200: fits
     graph = import_onnx(path)
-    assert sum(p.data.size for p in graph.parameters()) == 7200
+    assert sum(p.numpy().size for p in graph.parameters()) == 7200
 
 
 def test_onnx_parameters_of_all_layers_are_summed(small_cap, tmp_path):

@@ -178,7 +178,7 @@ def test_cli_fine_tunes_an_onnx_model_and_exports_it(resnet_onnx, folder, tmp_pa
     x = np.random.default_rng(1).standard_normal((2, 3, 16, 16)).astype(np.float32)
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     with no_grad():
-        expected = saved.model(Tensor(x)).data
+        expected = saved.model(Tensor(x)).numpy()
     np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: x})[0], expected,
                                rtol=1e-5, atol=1e-5)
 

@@ -38,11 +38,11 @@ def test_graph_runs_nodes_in_order_and_names_state_dict_by_node():
     x = np.random.default_rng(0).standard_normal((2, 2, 6, 6))
     values = g.run_all(Tensor(x))
     # the article's arithmetic, by hand: the residual is conv2(relu(conv1 x)) + conv1 x
-    c1 = g.node("conv1").module(Tensor(x)).data
-    c2 = g.node("conv2").module(Tensor(np.maximum(c1, 0))).data
-    np.testing.assert_allclose(values["add"].data, c2 + c1)
-    np.testing.assert_allclose(values["cat"].data, np.concatenate([values["a"].data, values["b"].data], 1))
-    np.testing.assert_allclose(g(Tensor(x)).data, values["fc"].data)  # output="fc", not the last node
+    c1 = g.node("conv1").module(Tensor(x)).numpy()
+    c2 = g.node("conv2").module(Tensor(np.maximum(c1, 0))).numpy()
+    np.testing.assert_allclose(values["add"].numpy(), c2 + c1)
+    np.testing.assert_allclose(values["cat"].numpy(), np.concatenate([values["a"].numpy(), values["b"].numpy()], 1))
+    np.testing.assert_allclose(g(Tensor(x)).numpy(), values["fc"].numpy())  # output="fc", not the last node
     assert g.consumers("add") == ["a", "b"]
 
 
@@ -109,7 +109,7 @@ def test_merge_layers_values_shapes_and_gradients(layer, shapes):
         nn.Reshape: lambda a: a.reshape(a.shape[0], -1, 2),
         nn.Mean: lambda a: a.mean(axis=tuple(d % a.ndim for d in layer.dim), keepdims=layer.keepdim),
     }[type(layer)](*arrays)
-    np.testing.assert_allclose(out.data, expected)
+    np.testing.assert_allclose(out.numpy(), expected)
     gradcheck(lambda *xs: layer(*xs), arrays)
 
 
@@ -157,7 +157,7 @@ def test_graph_model_matches_pytorch_values_and_gradients(torch):
     x = np.random.default_rng(2).standard_normal((3, 2, 6, 5))
     xc, xt = Tensor(x.copy(), requires_grad=True), torch.tensor(x, requires_grad=True)
     out_c, out_t = g(xc), twin(xt)
-    np.testing.assert_allclose(out_c.data, out_t.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out_c.numpy(), out_t.detach().numpy(), rtol=1e-10, atol=1e-12)
     w = np.random.default_rng(3).standard_normal(out_c.shape)
     out_c.backward(w)
     out_t.backward(torch.from_numpy(w))
@@ -176,7 +176,7 @@ def test_shared_layer_used_twice_accumulates_its_gradient_as_pytorch(torch):
     x = np.random.default_rng(4).standard_normal((5, 4))
     out = g(Tensor(x))
     out_t = tl(torch.relu(tl(torch.from_numpy(x))))
-    np.testing.assert_allclose(out.data, out_t.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(out.numpy(), out_t.detach().numpy(), rtol=1e-12)
     out.backward(np.ones(out.shape))
     out_t.sum().backward()
     np.testing.assert_allclose(lin.weight.grad, tl.weight.grad.numpy(), rtol=1e-10)
@@ -291,7 +291,7 @@ def test_graph_spec_round_trips_with_same_keys_and_outputs():
         model.eval(), rebuilt.eval()
         x = np.random.default_rng(5).standard_normal((2,) + shape).astype(np.float32)
         with no_grad():
-            np.testing.assert_array_equal(rebuilt(Tensor(x)).data, model(Tensor(x)).data)
+            np.testing.assert_array_equal(rebuilt(Tensor(x)).numpy(), model(Tensor(x)).numpy())
 
 
 def test_shared_layer_round_trips_through_same_as():
@@ -315,13 +315,13 @@ def test_resnet8_shape_and_parity_with_a_pytorch_twin(torch):
     _load_weights(t, m.state_dict())
     t.eval()
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32))
-    np.testing.assert_allclose(m(Tensor(x)).data, t(torch.from_numpy(x)).detach().numpy(), rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(m(Tensor(x)).numpy(), t(torch.from_numpy(x)).detach().numpy(), rtol=1e-9, atol=1e-10)
     assert m.output_shape((2, 3, 32, 32)) == (2, 10)
 
 
 def test_resnet8_widths_have_the_published_parameter_counts():
     # README: the zoo's resnet8 has 308,074 parameters (width 32); the MPI and explorer figures use width 16
-    count = lambda m: sum(p.data.size for p in m.parameters())  # noqa: E731
+    count = lambda m: sum(p.numpy().size for p in m.parameters())  # noqa: E731
     assert count(resnet8()) == 308_074
     assert count(resnet8(width=16)) == 77_754
     assert [n.module.out_channels for n in resnet8(width=8).nodes if isinstance(n.module, nn.Conv2d)][:2] == [8, 8]
@@ -352,19 +352,19 @@ def test_graph_inference_fuses_activations_in_place(monkeypatch):
     from cnnlab.functional import extra
     g = _fusion_graph()
     x = np.random.default_rng(0).standard_normal((2, 2, 5, 5)).astype(np.float32)
-    want = g(cnnlab.Tensor(x)).data                          # grad mode on: every layer runs as written
+    want = g(cnnlab.Tensor(x)).numpy()                          # grad mode on: every layer runs as written
     calls = []
     for owner, name in ((F, "relu"), (extra, "hardswish")):
         original = getattr(owner, name)
         monkeypatch.setattr(owner, name, lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
     with cnnlab.no_grad():
-        got = g(cnnlab.Tensor(x)).data
+        got = g(cnnlab.Tensor(x)).numpy()
     np.testing.assert_array_equal(got, want)
     assert calls == []                   # relu1, hs and relu2 ran in place (relu6 is a hardtanh)
     with cnnlab.no_grad():               # a hook on the producer sees its output untouched
         seen = []
-        g.node("conv1").module.register_forward_hook(lambda m, args, out: seen.append(out.data.copy()))
-        np.testing.assert_array_equal(g(cnnlab.Tensor(x)).data, want)
+        g.node("conv1").module.register_forward_hook(lambda m, args, out: seen.append(out.numpy().copy()))
+        np.testing.assert_array_equal(g(cnnlab.Tensor(x)).numpy(), want)
     assert calls == ["relu"] and seen[0].min() < 0
 
 
@@ -375,7 +375,7 @@ def test_graph_fusion_keeps_values_read_twice_and_the_output():
     out = nn.Graph([("conv", nn.Conv2d(1, 2, 3), ["input"]), ("relu", nn.ReLU(), ["conv"])], output="conv")
     x = cnnlab.Tensor(np.random.default_rng(1).standard_normal((1, 1, 5, 5)).astype(np.float32))
     for model in (g, out):
-        want = model(x).data
+        want = model(x).numpy()
         with cnnlab.no_grad():
-            np.testing.assert_array_equal(model(x).data, want)
-    assert out(x).data.min() < 0         # the output node's value is the conv's, not overwritten
+            np.testing.assert_array_equal(model(x).numpy(), want)
+    assert out(x).numpy().min() < 0         # the output node's value is the conv's, not overwritten

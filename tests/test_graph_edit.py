@@ -36,31 +36,31 @@ def test_replacing_fc_changes_forward_state_dict_saving_and_export(resnet8, tmp_
     assert resnet8.state_dict()["fc.weight"].shape == (3, resnet8.fc.in_features)
     assert sum(1 for name, _ in resnet8.named_parameters() if name.startswith("fc.")) == 2
     saved = cnnlab.io.load_model(cnnlab.io.save_model(resnet8, tmp_path / "m", (1, 16, 16)))
-    np.testing.assert_allclose(saved.model(x).data, resnet8(x).data, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(saved.model(x).numpy(), resnet8(x).numpy(), rtol=1e-5, atol=1e-6)
     assert saved.classes == ["0", "1", "2"]
 
 
 def test_fine_tuning_trains_the_new_layer(resnet8):
     resnet8.fc = nn.Linear(resnet8.fc.in_features, 2)
     opt = cnnlab.optim.SGD(resnet8.fc.parameters(), lr=0.1)
-    before = resnet8.fc.weight.data.copy()
+    before = resnet8.fc.weight.numpy().copy()
     resnet8.train()
     loss = nn.CrossEntropyLoss()(resnet8(cnnlab.randn(4, 1, 16, 16)), np.array([0, 1, 0, 1]))
     opt.zero_grad()
     loss.backward()
     opt.step()
-    assert not np.allclose(before, resnet8.fc.weight.data)
+    assert not np.allclose(before, resnet8.fc.weight.numpy())
 
 
 def test_nested_node_replaced_by_attribute_path(resnet8):
     x = cnnlab.randn(1, 1, 16, 16)
-    old = resnet8(x).data.copy()
+    old = resnet8(x).numpy().copy()
     conv = resnet8.layer1.conv1
     resnet8.layer1.conv1 = nn.Conv2d(conv.in_channels, conv.out_channels, 3, padding=1, bias=False)
     assert resnet8.get_submodule("layer1.conv1") is not conv
-    assert not np.allclose(resnet8(x).data, old)
+    assert not np.allclose(resnet8(x).numpy(), old)
     resnet8.set_submodule("layer1.conv1", conv)
-    np.testing.assert_allclose(resnet8(x).data, old, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(resnet8(x).numpy(), old, rtol=1e-5, atol=1e-6)
 
 
 def test_what_a_graph_cannot_honour_raises(resnet8):
@@ -88,4 +88,4 @@ def test_onnx_imported_model_edits_the_same_way(tmp_path):
     assert model(x).shape == (2, 5)
     again = load(export(model, tmp_path / "edited.onnx", (1, 6, 6)))
     assert again(x).shape == (2, 5)
-    np.testing.assert_allclose(again(x).data, model(x).data, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(again(x).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-6)

@@ -14,7 +14,7 @@ def test_conv2d_of_an_empty_batch(torch, padding):
     b = Tensor(np.ones(2), requires_grad=True)
     y = F.conv2d(x, w, b, padding=padding)
     ty = torch.nn.functional.conv2d(torch.zeros(0, 3, 5, 5, dtype=torch.float64),
-                                    torch.tensor(w.data), torch.tensor(b.data), padding=padding)
+                                    torch.tensor(w.numpy()), torch.tensor(b.numpy()), padding=padding)
     assert y.shape == tuple(ty.shape)
     y.sum().backward()
     assert x.grad.shape == (0, 3, 5, 5)
@@ -34,7 +34,7 @@ def test_softmax_along_a_zero_length_dim(torch, fn, recwarn):
 
 
 def test_softmax_of_a_0d_input_and_dims_out_of_range(torch):
-    np.testing.assert_array_equal(F.softmax(Tensor(np.array(3.0)), dim=0).data, 1.0)
+    np.testing.assert_array_equal(F.softmax(Tensor(np.array(3.0)), dim=0).numpy(), 1.0)
     with pytest.raises(IndexError, match=r"softmax: dimension out of range \(expected to be in range of "
                                          r"\[-2, 1\], but got 2\)"):
         F.softmax(Tensor(np.zeros((2, 3))), dim=2)
@@ -69,7 +69,7 @@ def test_pooling_an_empty_batch(fn, out):
 def test_adaptive_avg_pool_with_one_non_finite_pixel_changes_only_its_windows(torch, value):
     x = np.random.default_rng(0).standard_normal((1, 2, 7, 5))
     x[0, 1, 3, 2] = value
-    y = F.adaptive_avg_pool2d(Tensor(x), (3, 2)).data
+    y = F.adaptive_avg_pool2d(Tensor(x), (3, 2)).numpy()
     expected = torch.nn.functional.adaptive_avg_pool2d(torch.tensor(x), (3, 2)).numpy()
     np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12, equal_nan=True)
     assert np.isfinite(y[0, 0]).all() and np.isfinite(y).sum() >= 8
@@ -82,14 +82,14 @@ def test_max_pool_never_picks_the_padding(torch, fill, fn, tfn, kernel, stride, 
     x = Tensor(np.full((1, 1, 3, 4), fill), requires_grad=True)
     y, idx = fn(x, kernel, stride, padding, ceil_mode=ceil, return_indices=True)
     y.sum().backward()
-    assert idx.data.min() >= 0 and idx.data.max() < 12
-    assert x.grad.sum() == y.data.size  # every output sends its gradient to one real pixel
+    assert idx.numpy().min() >= 0 and idx.numpy().max() < 12
+    assert x.grad.sum() == y.numpy().size  # every output sends its gradient to one real pixel
     if tfn is not None:
         tx = torch.full((1, 1, 3, 4), fill, dtype=torch.float64, requires_grad=True)
         ty, tidx = torch.nn.functional.max_pool2d(tx, kernel, stride, padding, ceil_mode=ceil,
                                                   return_indices=True)
         ty.sum().backward()
-        np.testing.assert_array_equal(idx.data, tidx.numpy())
+        np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
         np.testing.assert_array_equal(x.grad, tx.grad.numpy())
 
 
@@ -160,7 +160,7 @@ def test_losses_of_an_empty_batch_are_pytorchs(torch, loss, tloss, args, reducti
     y = loss(x, args[1], reduction=reduction)
     expected = getattr(torch.nn.functional, tloss)(torch.tensor(args[0]), torch.tensor(args[1]),
                                                    reduction=reduction).numpy()
-    np.testing.assert_array_equal(y.data, expected)
+    np.testing.assert_array_equal(y.numpy(), expected)
     y.sum().backward()
     assert x.grad.shape == x.shape
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

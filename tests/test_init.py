@@ -71,19 +71,19 @@ def _check_normal(values, mean, std):
 
 def test_uniform_normal_constant():
     w = big()
-    _check_uniform(init.uniform_(w, -0.3, 0.3).data, 0.3)
-    assert init.uniform_(w, 2.0, 3.0).data.min() >= 2.0 and w.data.max() < 3.0
-    _check_normal(init.normal_(w, 1.5, 0.2).data, 1.5, 0.2)
-    assert (init.constant_(w, 0.25).data == 0.25).all()
-    assert (init.ones_(w).data == 1).all() and (init.zeros_(w).data == 0).all()
-    np.testing.assert_array_equal(init.eye_(nn.Parameter(np.zeros((2, 3), np.float32))).data, np.eye(2, 3))
+    _check_uniform(init.uniform_(w, -0.3, 0.3).numpy(), 0.3)
+    assert init.uniform_(w, 2.0, 3.0).numpy().min() >= 2.0 and w.numpy().max() < 3.0
+    _check_normal(init.normal_(w, 1.5, 0.2).numpy(), 1.5, 0.2)
+    assert (init.constant_(w, 0.25).numpy() == 0.25).all()
+    assert (init.ones_(w).numpy() == 1).all() and (init.zeros_(w).numpy() == 0).all()
+    np.testing.assert_array_equal(init.eye_(nn.Parameter(np.zeros((2, 3), np.float32))).numpy(), np.eye(2, 3))
 
 
 def test_xavier_bounds_and_std():
     w = big()
     fan_in, fan_out = 128 * 9, 256 * 9
-    _check_uniform(init.xavier_uniform_(w, gain=2.0).data, 2.0 * math.sqrt(6 / (fan_in + fan_out)))
-    _check_normal(init.xavier_normal_(w, gain=0.5).data, 0.0, 0.5 * math.sqrt(2 / (fan_in + fan_out)))
+    _check_uniform(init.xavier_uniform_(w, gain=2.0).numpy(), 2.0 * math.sqrt(6 / (fan_in + fan_out)))
+    _check_normal(init.xavier_normal_(w, gain=0.5).numpy(), 0.0, 0.5 * math.sqrt(2 / (fan_in + fan_out)))
 
 
 @pytest.mark.parametrize("mode", ["fan_in", "fan_out"])
@@ -93,15 +93,15 @@ def test_kaiming_bounds_and_std(mode, nonlinearity, a):
     w = big()
     fan = 128 * 9 if mode == "fan_in" else 256 * 9
     gain = {"relu": math.sqrt(2), "tanh": 5 / 3, "leaky_relu": math.sqrt(2 / (1 + a * a))}[nonlinearity]
-    _check_uniform(init.kaiming_uniform_(w, a, mode, nonlinearity).data, gain * math.sqrt(3 / fan))
-    _check_normal(init.kaiming_normal_(w, a, mode, nonlinearity).data, 0.0, gain / math.sqrt(fan))
+    _check_uniform(init.kaiming_uniform_(w, a, mode, nonlinearity).numpy(), gain * math.sqrt(3 / fan))
+    _check_normal(init.kaiming_normal_(w, a, mode, nonlinearity).numpy(), 0.0, gain / math.sqrt(fan))
 
 
 def test_kaiming_uniform_with_sqrt5_is_pytorchs_default_layer_init():
     """kaiming_uniform_(a=sqrt(5)) on fan_in gives the +-1/sqrt(fan_in) bound Conv2d and Linear start with."""
     w = big((64, 32, 3, 3))
     init.kaiming_uniform_(w, a=math.sqrt(5))
-    _check_uniform(w.data, 1 / math.sqrt(32 * 9))
+    _check_uniform(w.numpy(), 1 / math.sqrt(32 * 9))
 
 
 def test_trunc_normal_stays_in_bounds_with_the_truncated_moments():
@@ -109,12 +109,12 @@ def test_trunc_normal_stays_in_bounds_with_the_truncated_moments():
 
     w = big()
     mean, std, a, b = 0.5, 2.0, -1.0, 3.0
-    values = init.trunc_normal_(w, mean, std, a, b).data
+    values = init.trunc_normal_(w, mean, std, a, b).numpy()
     assert values.min() >= a and values.max() <= b
     expected = truncnorm((a - mean) / std, (b - mean) / std, loc=mean, scale=std)
     np.testing.assert_allclose(values.mean(), expected.mean(), atol=0.01)
     np.testing.assert_allclose(values.std(), expected.std(), rtol=0.01)
-    values = init.trunc_normal_(w, std=0.02).data   # ViT's usage: bounds far out, a plain N(0, 0.02^2)
+    values = init.trunc_normal_(w, std=0.02).numpy()   # ViT's usage: bounds far out, a plain N(0, 0.02^2)
     _check_normal(values, 0.0, 0.02)
 
 
@@ -122,7 +122,7 @@ def test_orthogonal_rows_or_columns_are_orthonormal_times_gain():
     for shape in [(6, 10), (10, 6), (4, 2, 3, 3)]:
         w = nn.Parameter(np.zeros(shape, np.float64))
         init.orthogonal_(w, gain=2.0)
-        flat = w.data.reshape(shape[0], -1)
+        flat = w.numpy().reshape(shape[0], -1)
         gram = flat @ flat.T if flat.shape[0] <= flat.shape[1] else flat.T @ flat
         np.testing.assert_allclose(gram, 4.0 * np.eye(gram.shape[0]), atol=1e-12)
 
@@ -130,9 +130,9 @@ def test_orthogonal_rows_or_columns_are_orthonormal_times_gain():
 # --- in place, seeded, dtype kept -----------------------------------------------------------------------
 def test_in_place_keeps_the_array_registered_dtype_and_returns_its_argument():
     layer = nn.Conv2d(3, 4, 3)
-    array, state = layer.weight.data, layer.state_dict()["weight"]
+    array, state = layer.weight.numpy(), layer.state_dict()["weight"]
     assert init.kaiming_normal_(layer.weight, nonlinearity="relu") is layer.weight
-    assert layer.weight.data is array and state is array and array.dtype == np.float32
+    assert layer.weight.numpy() is array and state is array and array.dtype == np.float32
     assert [n for n, _ in layer.named_parameters()] == ["weight", "bias"]
     t = Tensor(np.zeros((3, 3)))
     assert init.ones_(t) is t and t.dtype == np.float64
@@ -143,11 +143,11 @@ def test_in_place_keeps_the_array_registered_dtype_and_returns_its_argument():
 def test_seeded_by_manual_seed_or_a_generator():
     w = big((8, 8))
     cnnlab.manual_seed(3)
-    first = init.kaiming_uniform_(w).data.copy()
+    first = init.kaiming_uniform_(w).numpy().copy()
     cnnlab.manual_seed(3)
-    np.testing.assert_array_equal(init.kaiming_uniform_(w).data, first)
-    a = init.normal_(big((8, 8)), generator=np.random.default_rng(5)).data
-    b = init.normal_(big((8, 8)), generator=np.random.default_rng(5)).data
+    np.testing.assert_array_equal(init.kaiming_uniform_(w).numpy(), first)
+    a = init.normal_(big((8, 8)), generator=np.random.default_rng(5)).numpy()
+    b = init.normal_(big((8, 8)), generator=np.random.default_rng(5)).numpy()
     np.testing.assert_array_equal(a, b)
 
 
@@ -161,7 +161,7 @@ def test_apply_with_init_function_as_pytorch_users_write_it():
 
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4, 2))
     assert model.apply(init_weights) is model
-    assert (model[0].bias.data == 0).all() and (model[3].weight.data == 0.5).all()
+    assert (model[0].bias.numpy() == 0).all() and (model[3].weight.numpy() == 0.5).all()
 
 
 def test_zero_element_kaiming_warns_like_torch():

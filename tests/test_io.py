@@ -36,7 +36,7 @@ def test_save_and_load_model_round_trip(tmp_path):
         np.testing.assert_array_equal(saved.model.state_dict()[key], value)
     x = np.random.default_rng(1).random((4, 1, 8, 8), dtype=np.float32)
     with no_grad():
-        np.testing.assert_array_equal(saved.model(Tensor(x)).data, model(Tensor(x)).data)
+        np.testing.assert_array_equal(saved.model(Tensor(x)).numpy(), model(Tensor(x)).numpy())
     # also from either file's path
     assert load_model(tmp_path / "model.json").name == "digitsnet"
     assert load_model(tmp_path / "model.npz").name == "digitsnet"

@@ -54,19 +54,19 @@ def labels(n, c):
 def test_cross_entropy_against_plain_loops(reduction, smoothing):
     x, t = RNG.standard_normal((5, 4)) * 2, labels(5, 4)
     got = F.cross_entropy(x, t, reduction=reduction, label_smoothing=smoothing)
-    np.testing.assert_allclose(got.data, naive_cross_entropy(x, t, reduction, smoothing), rtol=1e-13)
+    np.testing.assert_allclose(got.numpy(), naive_cross_entropy(x, t, reduction, smoothing), rtol=1e-13)
     assert got.shape == ((5,) if reduction == "none" else ())
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_nll_loss_against_plain_loops(reduction):
-    x, t = F.log_softmax(RNG.standard_normal((6, 3)), 1).data, labels(6, 3)
+    x, t = F.log_softmax(RNG.standard_normal((6, 3)), 1).numpy(), labels(6, 3)
     want = _reduce([-x[i, t[i]] for i in range(6)], reduction)
-    np.testing.assert_allclose(F.nll_loss(x, t, reduction=reduction).data, want, rtol=1e-14)
+    np.testing.assert_allclose(F.nll_loss(x, t, reduction=reduction).numpy(), want, rtol=1e-14)
     # log_softmax + nll_loss == cross_entropy
     logits = RNG.standard_normal((6, 3))
-    np.testing.assert_allclose(F.nll_loss(F.log_softmax(logits, 1), t, reduction=reduction).data,
-                               F.cross_entropy(logits, t, reduction=reduction).data, rtol=1e-14)
+    np.testing.assert_allclose(F.nll_loss(F.log_softmax(logits, 1), t, reduction=reduction).numpy(),
+                               F.cross_entropy(logits, t, reduction=reduction).numpy(), rtol=1e-14)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -77,7 +77,7 @@ def test_bce_with_logits_against_plain_loops(reduction, pos_weight):
     t[0, 0] = 0.3  # soft targets are allowed
     pw = RNG.uniform(0.5, 4, size=3) if pos_weight == "vector" else pos_weight
     got = F.binary_cross_entropy_with_logits(x, t, reduction=reduction, pos_weight=pw)
-    np.testing.assert_allclose(got.data, naive_bce_with_logits(x, t, reduction, pw), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(got.numpy(), naive_bce_with_logits(x, t, reduction, pw), rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -85,18 +85,18 @@ def test_mse_against_plain_loops(reduction):
     x, t = RNG.standard_normal((3, 4)), RNG.standard_normal((3, 4))
     want = _reduce([(a - b) ** 2 for a, b in zip(x.ravel(), t.ravel())], reduction)
     want = want.reshape(3, 4) if reduction == "none" else want
-    np.testing.assert_allclose(F.mse_loss(x, t, reduction=reduction).data, want, rtol=1e-14)
+    np.testing.assert_allclose(F.mse_loss(x, t, reduction=reduction).numpy(), want, rtol=1e-14)
 
 
 def test_targets_may_be_tensors_and_int32():
     x = RNG.standard_normal((4, 3))
     t = labels(4, 3)
-    ref = F.cross_entropy(x, t).data
-    np.testing.assert_allclose(F.cross_entropy(x, Tensor(t)).data, ref)
-    np.testing.assert_allclose(F.cross_entropy(x, t.astype(np.int32)).data, ref)
-    np.testing.assert_allclose(F.cross_entropy(x, t.astype(np.uint8)).data, ref)
+    ref = F.cross_entropy(x, t).numpy()
+    np.testing.assert_allclose(F.cross_entropy(x, Tensor(t)).numpy(), ref)
+    np.testing.assert_allclose(F.cross_entropy(x, t.astype(np.int32)).numpy(), ref)
+    np.testing.assert_allclose(F.cross_entropy(x, t.astype(np.uint8)).numpy(), ref)
     y = RNG.standard_normal((4, 3))
-    np.testing.assert_allclose(F.mse_loss(x, Tensor(y)).data, F.mse_loss(x, y).data)
+    np.testing.assert_allclose(F.mse_loss(x, Tensor(y)).numpy(), F.mse_loss(x, y).numpy())
 
 
 def test_float32_losses_stay_float32():
@@ -144,8 +144,8 @@ def test_mse_gradcheck(reduction):
 
 def test_loss_of_a_shared_input_accumulates():
     x, t = RNG.standard_normal((3, 4)), labels(3, 4)
-    gradcheck(lambda a: F.cross_entropy(a, t) + F.mse_loss(a, a.data * 0) * 0.5
-              + F.binary_cross_entropy_with_logits(a, (a.data > 0).astype(float), reduction="sum"), [x])
+    gradcheck(lambda a: F.cross_entropy(a, t) + F.mse_loss(a, a.numpy() * 0) * 0.5
+              + F.binary_cross_entropy_with_logits(a, (a.numpy() > 0).astype(float), reduction="sum"), [x])
 
 
 # --- PyTorch parity -----------------------------------------------------------------------------
@@ -192,10 +192,10 @@ def test_extreme_logits_are_stable(dtype):
         xb = Tensor(x, requires_grad=True)
         bce = F.binary_cross_entropy_with_logits(xb, y, reduction="none", pos_weight=np.array([2.0, 1, 1]))
         bce.backward(np.ones_like(x))
-    np.testing.assert_allclose(ce.data, [0.0, 2e4 + math.log(2), math.log(3)], rtol=1e-6)
+    np.testing.assert_allclose(ce.numpy(), [0.0, 2e4 + math.log(2), math.log(3)], rtol=1e-6)
     np.testing.assert_allclose(xt.grad, [[0, 0, 0], [-1, 0.5, 0.5], [1 / 3, 1 / 3, -2 / 3]], atol=1e-6)
-    assert np.isfinite(ce_s.data)
-    np.testing.assert_allclose(bce.data, [[0, 0, math.log(2)], [0, 0, 1e4],
+    assert np.isfinite(ce_s.numpy())
+    np.testing.assert_allclose(bce.numpy(), [[0, 0, math.log(2)], [0, 0, 1e4],
                                          [2 * math.log(2), math.log(2), math.log(2)]], rtol=1e-6)
     np.testing.assert_allclose(xb.grad, [[0, 0, -0.5], [0, 0, 1], [-1, -0.5, 0.5]], atol=1e-6)
 

@@ -97,7 +97,7 @@ def test_cross_entropy_against_the_loop_reference(shape, cfg, reduction):
     x, t, w, ignore_index, eps = _unpack(shape, cfg)
     got = F.cross_entropy(x, t, weight=w, ignore_index=ignore_index, reduction=reduction, label_smoothing=eps)
     want = naive_cross_entropy(x, t, w, ignore_index, reduction, eps)
-    np.testing.assert_allclose(got.data, want, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-14)
     assert got.shape == np.shape(want)
 
 
@@ -106,9 +106,9 @@ def test_cross_entropy_against_the_loop_reference(shape, cfg, reduction):
 @pytest.mark.parametrize("cfg", [c for c in CONFIGS if not c.get("eps")], ids=str)
 def test_nll_loss_against_the_loop_reference(shape, cfg, reduction):
     x, t, w, ignore_index, _ = _unpack(shape, cfg)
-    logp = F.log_softmax(x, 1 if x.ndim > 1 else 0).data
+    logp = F.log_softmax(x, 1 if x.ndim > 1 else 0).numpy()
     got = F.nll_loss(logp, t, weight=w, ignore_index=ignore_index, reduction=reduction)
-    np.testing.assert_allclose(got.data, naive_cross_entropy(logp, t, w, ignore_index, reduction, log_probs=True),
+    np.testing.assert_allclose(got.numpy(), naive_cross_entropy(logp, t, w, ignore_index, reduction, log_probs=True),
                                rtol=1e-12, atol=1e-14)
 
 
@@ -150,7 +150,7 @@ def test_probability_targets(torch, shape, weighted, eps):
     w = RNG.uniform(0.5, 2, size=c) if weighted else None
     for seed, reduction in enumerate(REDUCTIONS):
         got = F.cross_entropy(x, q, weight=w, reduction=reduction, label_smoothing=eps)
-        np.testing.assert_allclose(got.data, naive_soft_cross_entropy(x, q, w, reduction, eps), rtol=1e-12)
+        np.testing.assert_allclose(got.numpy(), naive_soft_cross_entropy(x, q, w, reduction, eps), rtol=1e-12)
         gradcheck(lambda a: F.cross_entropy(a, q, weight=w, reduction=reduction, label_smoothing=eps), [x])
         torch_parity(torch, lambda a: F.cross_entropy(a, q, weight=w, reduction=reduction, label_smoothing=eps),
                      lambda a: torch.nn.functional.cross_entropy(
@@ -161,8 +161,8 @@ def test_probability_targets(torch, shape, weighted, eps):
 def test_one_hot_probabilities_equal_class_indices():
     x, t, w = _case((6, 4, 3))
     one_hot = np.moveaxis(np.eye(4)[t], -1, 1)
-    np.testing.assert_allclose(F.cross_entropy(x, one_hot, reduction="none").data,
-                               F.cross_entropy(x, t, reduction="none").data, rtol=1e-13)
+    np.testing.assert_allclose(F.cross_entropy(x, one_hot, reduction="none").numpy(),
+                               F.cross_entropy(x, t, reduction="none").numpy(), rtol=1e-13)
 
 
 def test_per_pixel_equals_flattened_rows():
@@ -170,7 +170,7 @@ def test_per_pixel_equals_flattened_rows():
     x, t, w = _case((2, 3, 4, 5), ignore_index=2, n_ignored=6)
     rows, labels = np.moveaxis(x, 1, -1).reshape(-1, 3), t.reshape(-1)
     for kwargs in (dict(), dict(weight=w), dict(weight=w, ignore_index=2, label_smoothing=0.2)):
-        np.testing.assert_allclose(F.cross_entropy(x, t, **kwargs).data, F.cross_entropy(rows, labels, **kwargs).data,
+        np.testing.assert_allclose(F.cross_entropy(x, t, **kwargs).numpy(), F.cross_entropy(rows, labels, **kwargs).numpy(),
                                    rtol=1e-13)
 
 
@@ -192,7 +192,7 @@ def test_every_target_ignored_gives_nan_like_torch(torch):
     t_loss = torch.nn.functional.cross_entropy(torch.from_numpy(x), torch.from_numpy(t))
     assert math.isnan(loss.item()) and math.isnan(float(t_loss))
     assert F.cross_entropy(x, t, reduction="sum").item() == 0.0
-    np.testing.assert_array_equal(F.nll_loss(x, t, reduction="none").data, np.zeros(3))
+    np.testing.assert_array_equal(F.nll_loss(x, t, reduction="none").numpy(), np.zeros(3))
 
 
 def test_ignored_targets_get_no_gradient():
@@ -261,11 +261,11 @@ def test_deprecated_size_average_and_reduce(torch):
         with pytest.warns(UserWarning):
             want = torch.nn.functional.cross_entropy(torch.from_numpy(x), torch.from_numpy(t), torch.from_numpy(w),
                                                      size_average, -100, reduce)
-        np.testing.assert_allclose(got.data, want.numpy(), rtol=1e-12)
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12)
 
 
 def test_numpy_scalars_are_accepted_as_arguments():
     x, t, w = _case((3, 4))
-    want = F.cross_entropy(x, t, ignore_index=1, label_smoothing=0.1).data
-    got = F.cross_entropy(x, t, ignore_index=np.int64(1), label_smoothing=np.float32(0.1)).data
+    want = F.cross_entropy(x, t, ignore_index=1, label_smoothing=0.1).numpy()
+    got = F.cross_entropy(x, t, ignore_index=np.int64(1), label_smoothing=np.float32(0.1)).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-6)

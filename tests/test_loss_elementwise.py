@@ -72,10 +72,10 @@ def test_regression_losses_against_plain_loops(reduction, weighted):
         (F.huber_loss(x, t, reduction=reduction, delta=0.7, weight=w),
          _loop(lambda a, b, c: c * naive_huber(a - b, 0.7), x, t, ones), None),
     ]:
-        np.testing.assert_allclose(got.data, _reduce(per_element, reduction, denominator), rtol=1e-13)
+        np.testing.assert_allclose(got.numpy(), _reduce(per_element, reduction, denominator), rtol=1e-13)
     for beta in (0.0, 0.5, 2.0):
         f = (lambda a, b: abs(a - b)) if beta == 0 else (lambda a, b: naive_smooth_l1(a - b, beta))
-        np.testing.assert_allclose(F.smooth_l1_loss(x, t, reduction=reduction, beta=beta).data,
+        np.testing.assert_allclose(F.smooth_l1_loss(x, t, reduction=reduction, beta=beta).numpy(),
                                    _reduce(_loop(f, x, t), reduction), rtol=1e-13)
 
 
@@ -85,9 +85,9 @@ def test_bce_against_plain_loops(reduction):
     x.flat[:2] = [0.0, 1.0]  # log clamped at -100, as PyTorch
     t = RNG.uniform(0, 1, size=SHAPE)
     w = RNG.uniform(0.5, 2, size=(4, 1))
-    np.testing.assert_allclose(F.binary_cross_entropy(x, t, reduction=reduction).data,
+    np.testing.assert_allclose(F.binary_cross_entropy(x, t, reduction=reduction).numpy(),
                                _reduce(_loop(naive_bce, x, t), reduction), rtol=1e-13)
-    np.testing.assert_allclose(F.binary_cross_entropy(x, t, w, reduction=reduction).data,
+    np.testing.assert_allclose(F.binary_cross_entropy(x, t, w, reduction=reduction).numpy(),
                                _reduce(_loop(naive_bce, x, t, np.broadcast_to(w, SHAPE)), reduction), rtol=1e-13)
 
 
@@ -100,7 +100,7 @@ def test_bce_with_logits_weight_and_pos_weight_against_plain_loops(reduction):
     want = _reduce(_loop(naive_bce_logits, x, t, np.broadcast_to(w, x.shape), np.broadcast_to(pw, x.shape)),
                    reduction)
     got = F.binary_cross_entropy_with_logits(x, t, w, reduction=reduction, pos_weight=pw)
-    np.testing.assert_allclose(got.data, want, rtol=1e-12)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
 
 
 # --- gradients ------------------------------------------------------------------------------------------
@@ -189,7 +189,7 @@ def test_bce_at_the_edges_is_finite():
     with np.errstate(all="raise"):
         loss = F.binary_cross_entropy(x, t, reduction="none")
         loss.backward(np.ones(4))
-    np.testing.assert_allclose(loss.data, [0, 0, 100, 100])
+    np.testing.assert_allclose(loss.numpy(), [0, 0, 100, 100])
     np.testing.assert_allclose(x.grad, [0, 0, -1e12, 1e12])
 
 

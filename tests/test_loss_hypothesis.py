@@ -31,7 +31,7 @@ def test_random_class_losses_match_torch(n, c, spatial, weighted, ignore, eps, r
     t_outs = [torch.nn.functional.cross_entropy(theirs[0], torch.from_numpy(t), tw, label_smoothing=eps, **kwargs),
               torch.nn.functional.nll_loss(theirs[1], torch.from_numpy(t), tw, **kwargs)]
     for a, b, xa, xb in zip(outs, t_outs, ours, theirs):
-        np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-10, atol=1e-12)
         g = rng.standard_normal(a.shape)
         a.backward(g)
         b.backward(torch.from_numpy(g))

@@ -197,7 +197,7 @@ def test_manual_lr_changes_carry_on_like_torch(torch):
 def test_schedule_drives_optimizer_updates_like_torch(torch):
     rng = np.random.default_rng(1)
     ours = _params()
-    theirs = [torch.tensor(p.data.copy(), requires_grad=True) for p in ours]
+    theirs = [torch.tensor(p.numpy().copy(), requires_grad=True) for p in ours]
     opt, t_opt = optim.SGD(ours, lr=0.2, momentum=0.5), torch.optim.SGD(theirs, lr=0.2, momentum=0.5)
     sched = optim.StepLR(opt, 2, 0.5)
     t_sched = torch.optim.lr_scheduler.StepLR(t_opt, 2, 0.5)
@@ -210,7 +210,7 @@ def test_schedule_drives_optimizer_updates_like_torch(torch):
         sched.step()
         t_sched.step()
     for p, tp in zip(ours, theirs):
-        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12)
+        np.testing.assert_allclose(p.numpy(), tp.detach().numpy(), rtol=1e-12)
 
 
 def test_initial_lr_and_base_lrs():

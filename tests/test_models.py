@@ -122,7 +122,7 @@ def test_model_to_spec_round_trip(name):
     spec = json.loads(json.dumps(model_to_spec(model, shape)))
     rebuilt = build_model(spec)
     rebuilt.load_state_dict(model.state_dict())  # same keys, same shapes
-    np.testing.assert_array_equal(_forward(model, shape).data, _forward(rebuilt, shape).data)
+    np.testing.assert_array_equal(_forward(model, shape).numpy(), _forward(rebuilt, shape).numpy())
 
 
 def test_model_to_spec_is_what_a_person_would_write():
@@ -246,7 +246,7 @@ def test_lenet5_matches_pytorch_with_the_same_weights():
     with torch.no_grad():
         expected = theirs(torch.from_numpy(x)).numpy()
     with no_grad():
-        got = ours(Tensor(x)).data
+        got = ours(Tensor(x)).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 

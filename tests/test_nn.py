@@ -46,7 +46,7 @@ def test_parameters_and_state_dict_keys_follow_pytorch_names():
     assert [n for n, _ in model.named_buffers()] == [
         "1.running_mean", "1.running_var", "1.num_batches_tracked",
         "5.running_mean", "5.running_var", "5.num_batches_tracked"]
-    assert model.num_parameters() == sum(p.data.size for p in model.parameters())
+    assert model.num_parameters() == sum(p.numpy().size for p in model.parameters())
     assert all(isinstance(p, nn.Parameter) and p.requires_grad for p in model.parameters())
 
 
@@ -114,12 +114,12 @@ def test_custom_module_with_residual_branch_gradcheck():
     block = Block()
     assert [n for n, _ in block.named_parameters()] == ["scale", "conv.weight", "conv.bias"]  # as PyTorch
     x = RNG.standard_normal((2, 2, 4, 4))
-    w, b, s = block.conv.weight.data, block.conv.bias.data, block.scale.data
+    w, b, s = block.conv.weight.numpy(), block.conv.bias.numpy(), block.scale.numpy()
 
     def fn(x, w, b, s):
         return F.relu(F.conv2d(x, w, b, padding=1)) * s + x
 
-    np.testing.assert_allclose(block(Tensor(x)).data, fn(Tensor(x), w, b, s).data)
+    np.testing.assert_allclose(block(Tensor(x)).numpy(), fn(Tensor(x), w, b, s).numpy())
     gradcheck(fn, [x, w, b, s])
 
 
@@ -132,10 +132,10 @@ def test_manual_seed_makes_initialisation_reproducible_and_pytorch_bounds():
         np.testing.assert_array_equal(a[k], b[k])
     conv = nn.Conv2d(4, 8, 3, groups=2)
     bound = 1 / np.sqrt(2 * 3 * 3)
-    assert conv.weight.shape == (8, 2, 3, 3) and np.abs(conv.weight.data).max() <= bound
-    assert np.abs(conv.bias.data).max() <= bound
+    assert conv.weight.shape == (8, 2, 3, 3) and np.abs(conv.weight.numpy()).max() <= bound
+    assert np.abs(conv.bias.numpy()).max() <= bound
     lin = nn.Linear(25, 3)
-    assert np.abs(lin.weight.data).max() <= 0.2 and lin.weight.dtype == np.float32
+    assert np.abs(lin.weight.numpy()).max() <= 0.2 and lin.weight.dtype == np.float32
     assert nn.Dense is nn.Linear
 
 
@@ -167,7 +167,7 @@ def test_load_state_dict_casts_to_the_model_dtype():
     model = nn.Linear(3, 2)
     model.load_state_dict({"weight": np.ones((2, 3)), "bias": Tensor(np.zeros(2))})
     assert model.weight.dtype == np.float32
-    np.testing.assert_array_equal(model.weight.data, 1.0)
+    np.testing.assert_array_equal(model.weight.numpy(), 1.0)
 
 
 # --- PyTorch parity of whole networks -------------------------------------------------------------
@@ -194,8 +194,8 @@ def test_lenet_matches_torch(torch):
     t_out = theirs(tx)
     t_loss = torch.nn.functional.cross_entropy(t_out, torch.from_numpy(y))
     t_loss.backward()
-    np.testing.assert_allclose(out.data, t_out.detach().numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(loss.data, t_loss.item(), rtol=1e-12)
+    np.testing.assert_allclose(out.numpy(), t_out.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(loss.numpy(), t_loss.item(), rtol=1e-12)
     _assert_same_grads(ours, theirs)
     np.testing.assert_allclose(xt.grad, tx.grad.numpy(), atol=1e-12, rtol=1e-8)
 
@@ -208,7 +208,7 @@ def test_lenet_float32_close_to_torch(torch):
     x = RNG.standard_normal((2, 1, 28, 28)).astype(np.float32)
     out = ours(x)
     assert out.dtype == np.float32
-    np.testing.assert_allclose(out.data, theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out.numpy(), theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-4, atol=1e-5)
 
 
 def test_batchnorm_net_matches_torch_train_and_eval(torch):
@@ -231,7 +231,7 @@ def test_batchnorm_net_matches_torch_train_and_eval(torch):
         loss.backward()
         t_out = theirs(torch.from_numpy(x))
         torch.nn.functional.cross_entropy(t_out, torch.from_numpy(y)).backward()
-        np.testing.assert_allclose(out.data, t_out.detach().numpy(), rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(out.numpy(), t_out.detach().numpy(), rtol=1e-9, atol=1e-11)
         _assert_same_grads(ours, theirs, atol=1e-9, rtol=1e-7)
     t_state = torch_state_as_numpy(theirs)
     for k, v in ours.state_dict().items():
@@ -240,7 +240,7 @@ def test_batchnorm_net_matches_torch_train_and_eval(torch):
     ours.eval()
     theirs.eval()
     x = RNG.standard_normal((3, 3, 8, 8))
-    np.testing.assert_allclose(ours(x).data, theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(ours(x).numpy(), theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-9, atol=1e-11)
 
 
 def test_cnnlab_state_dict_loads_into_torch(torch):
@@ -253,7 +253,7 @@ def test_cnnlab_state_dict_loads_into_torch(torch):
     ours.eval()
     theirs.eval()
     x = RNG.standard_normal((2, 3, 8, 8))
-    np.testing.assert_allclose(ours(x).data, theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(ours(x).numpy(), theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-9, atol=1e-11)
 
 
 def test_layers_match_torch_one_by_one(torch):
@@ -294,7 +294,7 @@ def test_layers_match_torch_one_by_one(torch):
             w = RNG.standard_normal(out.shape)
             (out * Tensor(w)).sum().backward()
             (t_out * torch.from_numpy(w)).sum().backward()
-            np.testing.assert_allclose(out.data, t_out.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=str(i))
+            np.testing.assert_allclose(out.numpy(), t_out.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=str(i))
             np.testing.assert_allclose(xt.grad, tx.grad.numpy(), rtol=1e-9, atol=1e-11, err_msg=str(i))
             if any(True for _ in ours.parameters()):
                 _assert_same_grads(ours, theirs)
@@ -423,13 +423,13 @@ def test_dropout_layer_uses_training_flag_and_seed():
     x = np.ones((50, 40), np.float32)
     drop = nn.Dropout(0.5)
     cnnlab.manual_seed(5)
-    a = drop(x).data
+    a = drop(x).numpy()
     cnnlab.manual_seed(5)
-    b = drop(x).data
+    b = drop(x).numpy()
     np.testing.assert_array_equal(a, b)
     assert 0.4 < (a == 0).mean() < 0.6
     drop.eval()
-    np.testing.assert_array_equal(drop(x).data, x)
+    np.testing.assert_array_equal(drop(x).numpy(), x)
 
 
 def test_sequential_slice_keeps_pytorch_key_names():
@@ -445,5 +445,5 @@ def test_conv2d_layer_accepts_the_padding_forms_the_op_accepts():
     for padding in (((0, 1), (1, 0)), [[0, 1], [1, 0]], [1, 2], (1, 2), 1, "same", "valid"):
         layer = nn.Conv2d(1, 1, 3, padding=padding, dtype=np.float64)
         want = F.conv2d(x, layer.weight, layer.bias, padding=padding)
-        np.testing.assert_array_equal(layer(x).data, want.data)
+        np.testing.assert_array_equal(layer(x).numpy(), want.numpy())
         assert layer.output_shape(x.shape) == want.shape

@@ -130,19 +130,19 @@ def test_forward_hook_sees_input_and_output_can_replace_it_and_remove():
     out = layer(x)
     assert seen[0][0] is layer and seen[0][1][0] is x and seen[0][2] is out
     replace = layer.register_forward_hook(lambda m, args, out: out * 0)
-    assert (layer(x).data == 0).all() and len(seen) == 2
+    assert (layer(x).numpy() == 0).all() and len(seen) == 2
     replace.remove()
     handle.remove()
     handle.remove()                                   # removing twice is harmless
-    np.testing.assert_array_equal(layer(x).data, out.data)
+    np.testing.assert_array_equal(layer(x).numpy(), out.numpy())
     assert len(seen) == 2
 
 
 def test_forward_pre_hook_can_replace_the_input_and_hooks_work_inside_sequential():
     model = nn.Sequential(nn.Identity(), nn.ReLU())
     with model[1].register_forward_pre_hook(lambda m, args: (args[0] - 10,)):
-        assert (model(np.ones((2, 2), np.float32)).data == 0).all()
-    assert (model(np.ones((2, 2), np.float32)).data == 1).all()       # removed on leaving the with block
+        assert (model(np.ones((2, 2), np.float32)).numpy() == 0).all()
+    assert (model(np.ones((2, 2), np.float32)).numpy() == 1).all()       # removed on leaving the with block
     names = []
     handles = [m.register_forward_hook(lambda m, a, o, n=n: names.append(n)) for n, m in model.named_children()]
     model(np.ones((1, 2), np.float32))
@@ -156,7 +156,7 @@ def test_forward_hook_collects_feature_maps_as_pytorch_users_do(torch):
     ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
     x = np.random.default_rng(1).standard_normal((2, 1, 5, 5)).astype(np.float32)
     maps = {}
-    ours.stem.register_forward_hook(lambda m, a, o: maps.__setitem__("ours", o.data))
+    ours.stem.register_forward_hook(lambda m, a, o: maps.__setitem__("ours", o.numpy()))
     theirs.stem.register_forward_hook(lambda m, a, o: maps.__setitem__("theirs", o.detach().numpy()))
     ours(x)
     theirs(torch.tensor(x))

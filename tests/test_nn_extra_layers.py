@@ -32,7 +32,7 @@ def test_batchnorm1d_matches_torch_in_training_and_eval(torch, shape, kwargs):
     for step in range(3):  # running statistics move as PyTorch's do
         x = RNG.standard_normal(shape) * 2 + step
         out, ref = ours(Tensor(x, requires_grad=True)), theirs(torch.tensor(x, requires_grad=True))
-        np.testing.assert_allclose(out.data, ref.detach().numpy(), atol=1e-12)
+        np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), atol=1e-12)
     for key, value in theirs.state_dict().items():
         np.testing.assert_allclose(ours.state_dict()[key], value.numpy(), atol=1e-12, err_msg=key)
     ours.eval(), theirs.eval()
@@ -81,21 +81,21 @@ def test_dropout2d_zeroes_whole_channels_and_scales_the_rest():
     x = np.ones((64, 32, 3, 3), np.float32)
     layer = nn.Dropout2d(0.25, rng=np.random.default_rng(0))
     out = layer(Tensor(x, requires_grad=True))
-    per_channel = out.data.reshape(64, 32, 9)
+    per_channel = out.numpy().reshape(64, 32, 9)
     assert set(np.unique(per_channel)) == {0.0, np.float32(1 / 0.75)}
     assert (per_channel.min(axis=2) == per_channel.max(axis=2)).all()   # all or nothing per channel
     assert abs((per_channel[:, :, 0] == 0).mean() - 0.25) < 0.03
     assert out.dtype == np.float32
     layer.eval()
-    assert layer(x) is not None and (layer(Tensor(x)).data == x).all()
+    assert layer(x) is not None and (layer(Tensor(x)).numpy() == x).all()
 
 
 def test_dropout2d_gradient_is_the_same_mask():
     x = Tensor(RNG.standard_normal((4, 5, 2, 2)), requires_grad=True)
     out = F.dropout2d(x, 0.5, rng=np.random.default_rng(1))
     out.sum().backward()
-    np.testing.assert_allclose(x.grad, out.data / x.data)
-    assert (F.dropout2d(x, 1.0).data == 0).all() and F.dropout2d(x, 0.5, training=False) is x
+    np.testing.assert_allclose(x.grad, out.numpy() / x.numpy())
+    assert (F.dropout2d(x, 1.0).numpy() == 0).all() and F.dropout2d(x, 0.5, training=False) is x
 
 
 def test_dropout2d_errors():
@@ -114,7 +114,7 @@ def test_unflatten_matches_torch_and_inverts_flatten(torch):
         torch_parity(torch, nn.Unflatten(dim, size), torch.nn.Unflatten(dim, size), [x])
         assert nn.Unflatten(dim, size).output_shape(x.shape) == nn.Unflatten(dim, size)(x).shape
     y = nn.Sequential(nn.Flatten(), nn.Unflatten(1, (3, 4, 4)))(x.reshape(2, 3, 4, 4))
-    np.testing.assert_array_equal(y.data, x.reshape(2, 3, 4, 4))
+    np.testing.assert_array_equal(y.numpy(), x.reshape(2, 3, 4, 4))
     assert repr(nn.Unflatten(1, (3, 4, 4))) == repr(torch.nn.Unflatten(1, (3, 4, 4)))
 
 
@@ -195,7 +195,7 @@ def test_every_new_layer_round_trips_through_a_model_file():
     assert list(rebuilt.state_dict()) == list(model.state_dict())
     rebuilt.load_state_dict(model.state_dict())
     x = RNG.standard_normal((2, 1, 6, 6)).astype(np.float32)
-    np.testing.assert_array_equal(rebuilt(x).data, model(x).data)
+    np.testing.assert_array_equal(rebuilt(x).numpy(), model(x).numpy())
     assert model.output_shape(x.shape) == (2, 3)
     assert spec["layers"][3] == {"type": "ConvTranspose2d", "in_channels": 4, "out_channels": 4, "kernel_size": 3,
                                  "stride": 2, "padding": 1, "output_padding": 1, "groups": 2, "bias": False}
@@ -228,5 +228,5 @@ def test_a_module_with_containers_and_new_layers_traces_and_round_trips_through_
     rebuilt.load_state_dict(model.state_dict())
     model.eval(), rebuilt.eval()
     x = RNG.standard_normal((2, 1, 16, 16)).astype(np.float32)
-    np.testing.assert_array_equal(rebuilt(x).data, model(x).data)
+    np.testing.assert_array_equal(rebuilt(x).numpy(), model(x).numpy())
     assert model.output_shape(x.shape) == rebuilt.output_shape(x.shape) == (2, 3)

@@ -61,8 +61,8 @@ def test_nll_after_log_softmax_is_cross_entropy():
     x, t = _data("labels")
     w = np.array([1.0, 2.0, 0.5])
     chain = nn.Sequential(nn.LogSoftmax(dim=1))
-    np.testing.assert_allclose(nn.NLLLoss(weight=w)(chain(Tensor(x)), t).data,
-                               nn.CrossEntropyLoss(weight=w)(x, t).data, rtol=1e-13)
+    np.testing.assert_allclose(nn.NLLLoss(weight=w)(chain(Tensor(x)), t).numpy(),
+                               nn.CrossEntropyLoss(weight=w)(x, t).numpy(), rtol=1e-13)
 
 
 def test_constructor_arguments_are_attributes_and_weights_are_buffers():
@@ -124,8 +124,8 @@ def test_a_training_step_with_a_loss_module(torch):
     model = nn.Linear(4, 3).double()
     t_model = torch.nn.Linear(4, 3).double()
     with torch.no_grad():
-        t_model.weight.copy_(torch.from_numpy(model.weight.data))
-        t_model.bias.copy_(torch.from_numpy(model.bias.data))
+        t_model.weight.copy_(torch.from_numpy(model.weight.numpy()))
+        t_model.bias.copy_(torch.from_numpy(model.bias.numpy()))
     opt, t_opt = optim.SGD(model.parameters(), lr=0.5), torch.optim.SGD(t_model.parameters(), lr=0.5)
     criterion = nn.CrossEntropyLoss(weight=np.array([1.0, 2.0, 3.0]), label_smoothing=0.1)
     t_criterion = torch.nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64),
@@ -137,4 +137,4 @@ def test_a_training_step_with_a_loss_module(torch):
         t_opt.zero_grad()
         t_criterion(t_model(torch.from_numpy(x)), torch.from_numpy(y)).backward()
         t_opt.step()
-    np.testing.assert_allclose(model.weight.data, t_model.weight.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(model.weight.numpy(), t_model.weight.detach().numpy(), rtol=1e-12)

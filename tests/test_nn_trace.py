@@ -61,7 +61,7 @@ def test_trace_captures_layers_functional_ops_and_arithmetic():
     m.eval(), g.eval()   # the graph's own layers (the Dropout made from F.dropout) follow its mode
     x = np.random.default_rng(0).standard_normal((5, 1, 16, 16)).astype(np.float32)
     with no_grad():
-        np.testing.assert_array_equal(g(Tensor(x)).data, m(Tensor(x)).data)
+        np.testing.assert_array_equal(g(Tensor(x)).numpy(), m(Tensor(x)).numpy())
 
 
 def test_output_shape_of_a_custom_module_is_its_real_output_shape():
@@ -177,11 +177,11 @@ def test_custom_module_run_works_in_a_new_process_and_every_cli_command(tmp_path
     model.eval()
     with no_grad():
         from cnnlab.io import load_model
-        want = model(Tensor(load_model(run).preprocess(x))).data
+        want = model(Tensor(load_model(run).preprocess(x))).numpy()
     np.save(tmp_path / "x.npy", x)
     code = ("import numpy as np, sys; from cnnlab.io import load_model; from cnnlab import Tensor, no_grad\n"
             f"s = load_model({str(run)!r}); x = np.load({str(tmp_path / 'x.npy')!r})\n"
-            "with no_grad(): out = s.model(Tensor(s.preprocess(x))).data\n"
+            "with no_grad(): out = s.model(Tensor(s.preprocess(x))).numpy()\n"
             f"np.save({str(tmp_path / 'out.npy')!r}, out); print(type(s.model).__name__)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

@@ -25,7 +25,7 @@ def test_layer_norm_matches_a_loop_over_samples():
     for n in range(2):
         for c in range(3):
             expected[n, c] = _naive_norm(x[n, c], 1e-5) * w + b
-    np.testing.assert_allclose(F.layer_norm(Tensor(x), (4, 5), Tensor(w), Tensor(b)).data, expected, atol=1e-12)
+    np.testing.assert_allclose(F.layer_norm(Tensor(x), (4, 5), Tensor(w), Tensor(b)).numpy(), expected, atol=1e-12)
 
 
 def test_group_norm_matches_a_loop_over_groups():
@@ -36,7 +36,7 @@ def test_group_norm_matches_a_loop_over_groups():
             expected[n, 2 * g:2 * g + 2] = _naive_norm(x[n, 2 * g:2 * g + 2], 1e-5)
     for c in range(6):
         expected[:, c] = expected[:, c] * w[c] + b[c]
-    np.testing.assert_allclose(F.group_norm(Tensor(x), 3, Tensor(w), Tensor(b)).data, expected, atol=1e-12)
+    np.testing.assert_allclose(F.group_norm(Tensor(x), 3, Tensor(w), Tensor(b)).numpy(), expected, atol=1e-12)
 
 
 def test_instance_norm_matches_a_loop_over_channels():
@@ -45,7 +45,7 @@ def test_instance_norm_matches_a_loop_over_channels():
     for n in range(2):
         for c in range(3):
             expected[n, c] = _naive_norm(x[n, c], 1e-3) * w[c] + b[c]
-    got = F.instance_norm(Tensor(x), Tensor(w), Tensor(b), eps=1e-3).data
+    got = F.instance_norm(Tensor(x), Tensor(w), Tensor(b), eps=1e-3).numpy()
     np.testing.assert_allclose(got, expected, atol=1e-12)
 
 
@@ -66,9 +66,9 @@ def test_gradients_float64(case):
 def test_slice_gradient_and_negative_steps():
     x = rng.standard_normal((2, 7, 3))
     gradcheck(lambda x: nn.Slice(1, -2, None, -3)(x), [x])
-    np.testing.assert_array_equal(nn.Slice(1, -2, None, -3)(Tensor(x)).data, x[:, -2::-3])
-    np.testing.assert_array_equal(nn.Slice(2, 1, 100)(Tensor(x)).data, x[:, :, 1:])
-    np.testing.assert_array_equal(nn.Slice(-1, -100, -1)(Tensor(x)).data, x[:, :, -100:-1])
+    np.testing.assert_array_equal(nn.Slice(1, -2, None, -3)(Tensor(x)).numpy(), x[:, -2::-3])
+    np.testing.assert_array_equal(nn.Slice(2, 1, 100)(Tensor(x)).numpy(), x[:, :, 1:])
+    np.testing.assert_array_equal(nn.Slice(-1, -100, -1)(Tensor(x)).numpy(), x[:, :, -100:-1])
     assert nn.Slice(1, -2, None, -3).output_shape((1, 7, 3)) == (1, 2, 3)
     assert nn.Slice(1, 0, 4).output_shape((1, 7, 3)) == (1, 4, 3)
 
@@ -101,12 +101,12 @@ def test_layers_save_and_load_as_model_files(tmp_path):
                           nn.Permute((0, 2, 3, 1)), nn.LayerNorm(4, eps=1e-6), nn.Permute((0, 3, 1, 2)),
                           nn.Slice(1, 1, None, 2), nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
     for p in model.parameters():
-        p.data[...] = rng.standard_normal(p.shape)
+        p.numpy()[...] = rng.standard_normal(p.shape)
     save_model(model, tmp_path / "run", (1, 6, 6))
     back = load_model(tmp_path / "run").model
     x = Tensor(rng.standard_normal((2, 1, 6, 6)).astype(np.float32))
     with no_grad():
-        np.testing.assert_array_equal(back(x).data, model.eval()(x).data)
+        np.testing.assert_array_equal(back(x).numpy(), model.eval()(x).numpy())
 
 
 # --- PyTorch parity ---------------------------------------------------------------------------
@@ -133,7 +133,7 @@ def test_layers_match_pytorch_modules(torch):
         for name, p in theirs.named_parameters():
             with torch.no_grad():
                 p.uniform_(-1, 1)
-            getattr(ours, name).data[...] = p.detach().numpy()
+            getattr(ours, name).numpy()[...] = p.detach().numpy()
         assert sorted(ours.state_dict()) == sorted(theirs.state_dict()), type(ours)
-        np.testing.assert_allclose(ours(Tensor(x)).data, theirs(torch.from_numpy(x)).detach().numpy(),
+        np.testing.assert_allclose(ours(Tensor(x)).numpy(), theirs(torch.from_numpy(x)).detach().numpy(),
                                    rtol=1e-5, atol=1e-5)

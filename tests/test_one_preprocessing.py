@@ -83,7 +83,7 @@ def _reference(lab, kind, flags, images):
     mean, std = _expected(lab, kind, flags)
     x = images if mean is None else (images - np.float32(mean)) / np.float32(std)
     with no_grad():
-        return _softmax(model.eval()(Tensor(x.astype(np.float32))).data.astype(np.float64))
+        return _softmax(model.eval()(Tensor(x.astype(np.float32))).numpy().astype(np.float64))
 
 
 def _raw(png):

@@ -60,7 +60,7 @@ def test_reshape_to_minus_one_then_gather_imports_batch_preserving(indices):
     graph, _ = load_with_info(model)
     x = np.random.default_rng(1).standard_normal((3, 3, 8, 8)).astype(np.float32)
     with no_grad():
-        got = graph(Tensor(x)).data
+        got = graph(Tensor(x)).numpy()
     assert got.shape == (3, 5)
     np.testing.assert_allclose(got, _reference(model, x), rtol=1e-5, atol=1e-5)
     assert not any(type(n.module).__name__ == "Gather" for n in graph.nodes)
@@ -71,7 +71,7 @@ def test_the_pattern_with_a_batch_of_one_in_the_file():
     graph, _ = load_with_info(model)
     x = np.random.default_rng(2).standard_normal((2, 3, 8, 8)).astype(np.float32)
     with no_grad():
-        np.testing.assert_allclose(graph(Tensor(x)).data, _reference(_model(np.arange(4)[None]), x),
+        np.testing.assert_allclose(graph(Tensor(x)).numpy(), _reference(_model(np.arange(4)[None]), x),
                                    rtol=1e-5, atol=1e-5)
 
 

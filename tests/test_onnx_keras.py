@@ -54,7 +54,7 @@ def test_keras_nhwc_model(tmp_path):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     expected = session.run(None, {session.get_inputs()[0].name: x})[0]
     with no_grad():
-        got = graph(Tensor(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))).data
+        got = graph(Tensor(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(got, keras.ops.convert_to_numpy(model.predict(x, verbose=0)), rtol=1e-4, atol=1e-5)
 
@@ -67,4 +67,4 @@ def test_keras_import_saves_as_a_cnnlab_run(tmp_path):
     save_model(graph, tmp_path / "run", (3, 12, 12))
     x = np.random.default_rng(1).random((2, 3, 12, 12), dtype=np.float32)
     with no_grad():
-        np.testing.assert_array_equal(load_model(tmp_path / "run").model(Tensor(x)).data, graph(Tensor(x)).data)
+        np.testing.assert_array_equal(load_model(tmp_path / "run").model(Tensor(x)).numpy(), graph(Tensor(x)).numpy())

@@ -176,7 +176,7 @@ def test_modern_blocks_import_and_match_onnx_runtime(tmp_path, name, dynamo, ops
     imported = cnnonnx.load(path)
     x = np.random.default_rng(1).standard_normal((3, *SHAPE)).astype(np.float32)
     with no_grad():
-        got = imported(Tensor(x)).data
+        got = imported(Tensor(x)).numpy()
     np.testing.assert_allclose(got, _ort(path, x), rtol=1e-5, atol=1e-5)
     with torch.no_grad():
         np.testing.assert_allclose(got, model(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-5)
@@ -215,5 +215,5 @@ def test_imported_convnext_trains(tmp_path):
         loss.backward()
         assert all(p.grad is not None for p in imported.parameters())
         opt.step()
-        losses.append(float(loss.data))
+        losses.append(float(loss.numpy()))
     assert losses[-1] < losses[0], losses

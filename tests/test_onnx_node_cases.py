@@ -89,7 +89,7 @@ def _run(case):
         x, expected = x.astype(np.float32), expected.astype(np.float32)
     graph, _ = load_with_info(new, images_only=False)
     with no_grad():
-        got = graph(Tensor(x)).data
+        got = graph(Tensor(x)).numpy()
     np.testing.assert_allclose(got, expected, rtol=max(case.rtol, 1e-5), atol=max(case.atol, 1e-6))
 
 

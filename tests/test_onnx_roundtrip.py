@@ -22,8 +22,8 @@ def _randomise_bn(model):
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean[...] = rng.normal(0, 0.5, m.num_features)
             m.running_var[...] = rng.uniform(0.5, 2.0, m.num_features)
-            m.weight.data[...] = rng.uniform(0.5, 1.5, m.num_features)
-            m.bias.data[...] = rng.normal(0, 0.2, m.num_features)
+            m.weight.numpy()[...] = rng.uniform(0.5, 1.5, m.num_features)
+            m.bias.numpy()[...] = rng.normal(0, 0.2, m.num_features)
     return model.eval()
 
 
@@ -97,8 +97,8 @@ def test_round_trip(tmp_path, name, build, shape, opset):
     for batch in (1, 7):
         x = rng.standard_normal((batch, *shape)).astype(np.float32)
         with no_grad():
-            expected = model(Tensor(x)).data
-            again = loaded(Tensor(x)).data
+            expected = model(Tensor(x)).numpy()
+            again = loaded(Tensor(x)).numpy()
         got = session.run(None, {"input": x})[0]
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
         np.testing.assert_allclose(again, expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
@@ -154,7 +154,7 @@ LAYERS = [
 
 def _randomise_affine(layer):
     for p in layer.parameters():
-        p.data[...] = np.random.default_rng(5).uniform(-1.5, 1.5, p.shape)
+        p.numpy()[...] = np.random.default_rng(5).uniform(-1.5, 1.5, p.shape)
     return layer
 
 
@@ -170,14 +170,14 @@ def test_every_layer_round_trips(tmp_path, name, build, shape, opset):
     cnnonnx.export(model, path, shape, opset=opset)
     x = np.random.default_rng(2).standard_normal((3, *shape)).astype(np.float32) * 2
     with no_grad():
-        expected = model(Tensor(x)).data
+        expected = model(Tensor(x)).numpy()
     got = _session(path).run(None, {"input": x})[0]
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     if name in NOT_IMPORTED:
         return
     imported = cnnonnx.load(path)
     with no_grad():
-        again = imported(Tensor(x)).data
+        again = imported(Tensor(x)).numpy()
     np.testing.assert_allclose(again, expected, rtol=1e-6, atol=1e-6)
     if name.startswith(("group_norm", "instance_norm", "slice")) or name.startswith("layer_norm") and opset >= 17:
         # the same layer comes back (a LayerNorm written out for opsets before 17 comes back written out)
@@ -190,7 +190,7 @@ def test_elementwise_round_trip(tmp_path):
     path = tmp_path / "e.onnx"
     cnnonnx.export(nn.Sequential(layer), path, (3, 2, 2))
     x = np.random.default_rng(0).standard_normal((2, 3, 2, 2)).astype(np.float32)
-    np.testing.assert_allclose(_session(path).run(None, {"input": x})[0], layer(Tensor(x)).data, rtol=1e-6)
+    np.testing.assert_allclose(_session(path).run(None, {"input": x})[0], layer(Tensor(x)).numpy(), rtol=1e-6)
 
 
 def test_export_errors(tmp_path):
@@ -212,5 +212,5 @@ def test_dense_layers_on_feature_maps_keep_their_own_weights(tmp_path):
     cnnonnx.export(model, path, (4, 3, 3))
     x = np.random.default_rng(0).standard_normal((2, 4, 3, 3)).astype(np.float32)
     with no_grad():
-        expected = model(Tensor(x)).data
+        expected = model(Tensor(x)).numpy()
     np.testing.assert_allclose(_session(path).run(None, {"input": x})[0], expected, rtol=1e-5, atol=1e-6)

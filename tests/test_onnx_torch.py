@@ -159,7 +159,7 @@ def _check(path, model, shape, batches=(1, 7), ort_batches=None):
     for batch in batches:
         x = rng.standard_normal((batch, *shape)).astype(np.float32)
         with no_grad():
-            got = imported(Tensor(x)).data
+            got = imported(Tensor(x)).numpy()
         with torch.no_grad():
             expected_torch = model(torch.from_numpy(x)).numpy()
         np.testing.assert_allclose(got, expected_torch, rtol=1e-4, atol=1e-4)
@@ -225,4 +225,4 @@ def test_imported_model_saves_as_a_cnnlab_run(tmp_path):
     back = load_model(tmp_path / "run").model
     x = np.random.default_rng(3).standard_normal((2, *shape)).astype(np.float32)
     with no_grad():
-        np.testing.assert_array_equal(back(Tensor(x)).data, imported(Tensor(x)).data)
+        np.testing.assert_array_equal(back(Tensor(x)).numpy(), imported(Tensor(x)).numpy())

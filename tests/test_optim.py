@@ -37,7 +37,7 @@ def run_both(torch, make_ours, make_theirs, steps=6, skip_grad_of=None, groups=N
     ``between(step, opt, t_opt)``: called after each step (to change hyper-parameters in both).
     """
     ours = _params()
-    theirs = [torch.tensor(p.data.copy(), requires_grad=True) for p in ours]
+    theirs = [torch.tensor(p.numpy().copy(), requires_grad=True) for p in ours]
     if groups is None:
         opt, t_opt = make_ours(ours), make_theirs(theirs)
     else:
@@ -52,7 +52,7 @@ def run_both(torch, make_ours, make_theirs, steps=6, skip_grad_of=None, groups=N
         opt.step()
         t_opt.step()
         for p, tp in zip(ours, theirs):
-            np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12, atol=1e-14,
+            np.testing.assert_allclose(p.numpy(), tp.detach().numpy(), rtol=1e-12, atol=1e-14,
                                        err_msg=f"step {step}")
         if between is not None:
             between(step, opt, t_opt)
@@ -165,7 +165,7 @@ def test_lr_shortcut_reads_and_writes_the_groups():
 
 def test_add_param_group_matches_torch(torch):
     ours = _params()
-    theirs = [torch.tensor(p.data.copy(), requires_grad=True) for p in ours]
+    theirs = [torch.tensor(p.numpy().copy(), requires_grad=True) for p in ours]
     opt = optim.Adam(ours[:2], lr=0.01)
     t_opt = torch.optim.Adam(theirs[:2], lr=0.01)
     for step in range(5):
@@ -177,7 +177,7 @@ def test_add_param_group_matches_torch(torch):
         opt.step()
         t_opt.step()
         for p, tp in zip(ours, theirs):
-            np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12)
+            np.testing.assert_allclose(p.numpy(), tp.detach().numpy(), rtol=1e-12)
     assert opt.param_groups[1]["betas"] == (0.9, 0.999) and opt.param_groups[1]["lr"] == 0.1
 
 
@@ -200,10 +200,10 @@ def test_sgd_by_hand():
     opt = optim.SGD([p], lr=0.5, momentum=0.9)
     p.grad = np.array([1.0, 1.0])
     opt.step()  # buf = g
-    np.testing.assert_allclose(p.data, [0.5, -2.5])
+    np.testing.assert_allclose(p.numpy(), [0.5, -2.5])
     p.grad = np.array([1.0, 1.0])
     opt.step()  # buf = 0.9 * 1 + 1 = 1.9
-    np.testing.assert_allclose(p.data, [0.5 - 0.95, -2.5 - 0.95])
+    np.testing.assert_allclose(p.numpy(), [0.5 - 0.95, -2.5 - 0.95])
 
 
 def test_rmsprop_by_hand():
@@ -211,22 +211,22 @@ def test_rmsprop_by_hand():
     opt = optim.RMSprop([p], lr=0.1, alpha=0.5, eps=0.0)
     p.grad = np.array([2.0])
     opt.step()  # v = 0.5 * 4 = 2; p -= 0.1 * 2 / sqrt(2)
-    np.testing.assert_allclose(p.data, [1.0 - 0.1 * 2 / math.sqrt(2)])
+    np.testing.assert_allclose(p.numpy(), [1.0 - 0.1 * 2 / math.sqrt(2)])
     opt = optim.RMSprop([p], lr=0.1, alpha=0.5, eps=0.0, centered=True)
-    p.data[:] = 1.0
+    p.numpy()[:] = 1.0
     opt.step()  # v = 2, a = 1: p -= 0.1 * 2 / sqrt(2 - 1)
-    np.testing.assert_allclose(p.data, [0.8])
+    np.testing.assert_allclose(p.numpy(), [0.8])
 
 
 def test_parameters_update_in_place():
     ps = _params()
-    arrays = [p.data for p in ps]
+    arrays = [p.numpy() for p in ps]
     for opt in (optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.1), optim.Adam(ps), optim.AdamW(ps),
                 optim.RMSprop(ps, centered=True, momentum=0.5), optim.Adagrad(ps)):
         for p, g in zip(ps, _grads(0)):
             p.grad = g
         opt.step()
-    assert all(p.data is a for p, a in zip(ps, arrays))
+    assert all(p.numpy() is a for p, a in zip(ps, arrays))
 
 
 def test_float32_parameters_stay_float32():
@@ -253,13 +253,13 @@ def test_zero_grad_sets_to_none_by_default_or_zeros_in_place():
         p.grad = g
     ps[1].grad = None
     opt.zero_grad(set_to_none=False)
-    assert ps[0].grad.data is grads[0] and not ps[0].grad.any() and not ps[2].grad.any() and ps[1].grad is None
+    assert ps[0].grad.numpy() is grads[0] and not ps[0].grad.any() and not ps[2].grad.any() and ps[1].grad is None
 
 
 def test_step_with_closure_returns_the_loss(torch):
     x = np.random.default_rng(0).standard_normal((6, 3))
     ours = nn.Parameter(np.array([[0.5], [-1.0], [2.0]]))
-    theirs = torch.tensor(ours.data.copy(), requires_grad=True)
+    theirs = torch.tensor(ours.numpy().copy(), requires_grad=True)
     opt, t_opt = optim.SGD([ours], lr=0.1, momentum=0.5), torch.optim.SGD([theirs], lr=0.1, momentum=0.5)
 
     def closure():
@@ -278,8 +278,8 @@ def test_step_with_closure_returns_the_loss(torch):
         with cnnlab.no_grad():  # the closure runs with gradients on, as in PyTorch
             loss = opt.step(closure)
         t_loss = t_opt.step(t_closure)
-        assert math.isclose(float(loss.data), float(t_loss.detach()), rel_tol=1e-12)
-    np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-12)
+        assert math.isclose(float(loss.numpy()), float(t_loss.detach()), rel_tol=1e-12)
+    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-12)
     assert opt.step() is None
 
 
@@ -326,16 +326,16 @@ def test_optimizer_state_dict_resumes_exactly(name):
     assert groups[0]["params"] == ([0] if name == "groups" else [0, 1, 2])
     # as a checkpoint stores it: flat "index.name" array keys, groups through JSON
     flat = {f"{i}.{k}": np.array(v) for i, bufs in state["state"].items() for k, v in bufs.items()}
-    c = [nn.Parameter(p.data.copy()) for p in a]
+    c = [nn.Parameter(p.numpy().copy()) for p in a]
     opt_c = make(c)
     opt_c.load_state_dict({"state": flat, "param_groups": groups})
     assert opt_c.param_groups[-1].get("betas", (0, 0)) == opt_a.param_groups[-1].get("betas", (0, 0))
     _train(opt_b, b, range(3, 6))
     _train(opt_c, c, range(3, 6))
     for p, q in zip(b, c):
-        np.testing.assert_array_equal(p.data, q.data)
+        np.testing.assert_array_equal(p.numpy(), q.numpy())
     # the nested form also loads, and the loaded arrays are copies
-    d = [nn.Parameter(p.data.copy()) for p in a]
+    d = [nn.Parameter(p.numpy().copy()) for p in a]
     opt_d = make(d)
     opt_d.load_state_dict(opt_a.state_dict())
     assert all(opt_d.state[q][k] is not v for p, q in zip(a, d) for k, v in opt_a.state[p].items())
@@ -456,7 +456,7 @@ def test_gradient_of_the_wrong_shape():
 def test_clip_grad_norm_matches_torch(torch, norm_type):
     for max_norm in (0.5, 100.0):
         ours = _params()
-        theirs = [torch.tensor(p.data.copy()) for p in ours]
+        theirs = [torch.tensor(p.numpy().copy()) for p in ours]
         for p, tp, g in zip(ours, theirs, _grads(0)):
             p.grad, tp.grad = g.copy(), torch.tensor(g)
         total = optim.clip_grad_norm_(ours, max_norm, norm_type)
@@ -507,12 +507,12 @@ def test_training_reduces_loss(make_opt):
         loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
-        losses.append(float(loss.data))
+        losses.append(float(loss.numpy()))
     assert np.isfinite(losses).all()
     assert losses[-1] < 0.5 * losses[0], losses
     model.eval()
     with cnnlab.no_grad():
-        accuracy = (model(Tensor(x)).data.argmax(axis=1) == y).mean()
+        accuracy = (model(Tensor(x)).numpy().argmax(axis=1) == y).mean()
     assert accuracy > 0.9
 
 
@@ -541,7 +541,7 @@ def test_adadelta_by_hand_and_state_dict_round_trip():
     opt.step()
     v = 0.1 * np.array([0.25, 1.0])
     delta = np.sqrt(1e-6) / np.sqrt(v + 1e-6) * np.array([0.5, -1.0])
-    np.testing.assert_allclose(p.data, np.array([1.0, -2.0]) - delta)
+    np.testing.assert_allclose(p.numpy(), np.array([1.0, -2.0]) - delta)
     np.testing.assert_allclose(opt.state[p]["acc_delta"], 0.1 * delta ** 2)
     other = optim.Adadelta([nn.Parameter(np.array([1.0, -2.0]))])
     other.load_state_dict(opt.state_dict())

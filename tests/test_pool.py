@@ -198,8 +198,8 @@ def test_max_min_pool_match_naive_loops(cfg, op, pick):
                                          cfg["dilation"], cfg["ceil_mode"], pick)
     X = Tensor(x, requires_grad=True)
     out, ind = _call_extreme(op, X, cfg, return_indices=True)
-    np.testing.assert_array_equal(out.data, expected)
-    np.testing.assert_array_equal(ind.data, index)
+    np.testing.assert_array_equal(out.numpy(), expected)
+    np.testing.assert_array_equal(ind.numpy(), index)
     assert ind.dtype == np.int64
     g = rng.standard_normal(out.shape)
     out.backward(g)
@@ -213,9 +213,9 @@ def test_avg_pool_matches_naive_loops(cfg, count_include_pad):
     args = (cfg["kernel"], cfg["stride"], cfg["padding"], cfg["ceil_mode"], count_include_pad)
     expected = naive_avg_pool(x, *args)
     out = avg_pool2d(x, *(pair_arg(a) if isinstance(a, tuple) else a for a in args))
-    np.testing.assert_allclose(out.data, expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=0, atol=1e-12)
     overridden = avg_pool2d(x, *args, divisor_override=3)
-    np.testing.assert_allclose(overridden.data, naive_avg_pool(x, *args, divisor_override=3),
+    np.testing.assert_allclose(overridden.numpy(), naive_avg_pool(x, *args, divisor_override=3),
                                rtol=0, atol=1e-12)
 
 
@@ -223,8 +223,8 @@ def test_avg_pool_ceil_mode_divisor_clips_at_padded_edge():
     # H = 5, kernel 3, stride 2, padding 1, ceil_mode: windows start at -1, 1, 3 and the
     # last one covers rows 3, 4 and the padding row 5 (row 6 lies beyond the padded input).
     x = np.ones((1, 1, 5, 5))
-    with_pad = avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=True).data[0, 0]
-    real_only = avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False).data[0, 0]
+    with_pad = avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=True).numpy()[0, 0]
+    real_only = avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False).numpy()[0, 0]
     np.testing.assert_allclose(with_pad[0], [4 / 9, 6 / 9, 4 / 9])
     np.testing.assert_allclose(with_pad[1], [6 / 9, 1.0, 6 / 9])
     np.testing.assert_allclose(real_only, np.ones((3, 3)))
@@ -241,12 +241,12 @@ def test_adaptive_pools_match_naive_loops(shape, out_size):
     expected_avg, _ = naive_adaptive_pool(x, *out_size, "avg")
     X = Tensor(x, requires_grad=True)
     out, ind = adaptive_max_pool2d(X, out_size, return_indices=True)
-    np.testing.assert_array_equal(out.data, expected_max)
-    np.testing.assert_array_equal(ind.data, index)
+    np.testing.assert_array_equal(out.numpy(), expected_max)
+    np.testing.assert_array_equal(ind.numpy(), index)
     g = rng.standard_normal(out.shape)
     out.backward(g)
     np.testing.assert_allclose(X.grad, scatter_grad(shape, index, g), rtol=0, atol=1e-12)
-    np.testing.assert_allclose(adaptive_avg_pool2d(x, out_size).data, expected_avg, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(adaptive_avg_pool2d(x, out_size).numpy(), expected_avg, rtol=0, atol=1e-12)
 
 
 def test_adaptive_output_size_forms():
@@ -254,7 +254,7 @@ def test_adaptive_output_size_forms():
     assert adaptive_avg_pool2d(x, 3).shape == (2, 3, 3, 3)
     assert adaptive_max_pool2d(x, (None, 2)).shape == (2, 3, 7, 2)
     assert adaptive_avg_pool2d(x, [4, None]).shape == (2, 3, 4, 5)
-    np.testing.assert_allclose(adaptive_avg_pool2d(x, (None, None)).data, x, atol=1e-15)
+    np.testing.assert_allclose(adaptive_avg_pool2d(x, (None, None)).numpy(), x, atol=1e-15)
 
 
 def test_global_pools_match_naive_loops():
@@ -266,14 +266,14 @@ def test_global_pools_match_naive_loops():
     X = Tensor(x, requires_grad=True)
     out = global_max_pool2d(X)
     assert out.shape == (N, C)
-    np.testing.assert_array_equal(out.data, expected_max)
+    np.testing.assert_array_equal(out.numpy(), expected_max)
     g = rng.standard_normal((N, C))
     out.backward(g)
     argmax = np.array([[np.argmax(x[n, c]) for c in range(C)] for n in range(N)])[..., None]
     np.testing.assert_allclose(X.grad, scatter_grad(x.shape, argmax, g[..., None]), atol=1e-12)
     avg = global_avg_pool2d(x)
     assert avg.shape == (N, C)
-    np.testing.assert_allclose(avg.data, expected_avg, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(avg.numpy(), expected_avg, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("batch", [1, 3])
@@ -286,15 +286,15 @@ def test_global_average_pooling_by_product_keeps_the_mean(batch):
     want = np.array([[sum(x[n, c].ravel()) / 63 for c in range(5)] for n in range(batch)])[..., None, None]
     X = Tensor(x, requires_grad=True)
     out = adaptive_avg_pool2d(X, 1)
-    np.testing.assert_allclose(out.data, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out.numpy(), want, rtol=1e-12, atol=1e-12)
     out.backward(np.ones(out.shape))
     np.testing.assert_allclose(X.grad, np.full(x.shape, 1 / 63), rtol=1e-12)
     big = rng.standard_normal((batch, 8, 56, 56)).astype(np.float32) + 3
-    np.testing.assert_allclose(adaptive_avg_pool2d(big, 1).data,
+    np.testing.assert_allclose(adaptive_avg_pool2d(big, 1).numpy(),
                                big.astype(np.float64).mean(axis=(2, 3), keepdims=True), rtol=1e-5)
     x[0, 0, 1, 1], x[0, 1, 2, 2], x[0, 2, 0, 0], x[0, 2, 3, 3], x[0, 3, 4, 4] = np.inf, np.nan, np.inf, -np.inf, -np.inf
     with np.errstate(invalid="ignore"):   # inf - inf warns, as in ndarray.sum
-        got = adaptive_avg_pool2d(x, 1).data[0, :, 0, 0]
+        got = adaptive_avg_pool2d(x, 1).numpy()[0, :, 0, 0]
     np.testing.assert_array_equal(got[:4], [np.inf, np.nan, np.nan, -np.inf])
     assert np.isfinite(got[4])
 
@@ -311,8 +311,8 @@ def test_fractional_max_pool_matches_naive_loops(shape, kernel, out_size):
     X = Tensor(x, requires_grad=True)
     out, ind = fractional_max_pool2d(X, pair_arg(kernel), output_size=pair_arg(out_size),
                                      samples=samples, return_indices=True)
-    np.testing.assert_array_equal(out.data, expected)
-    np.testing.assert_array_equal(ind.data, index)
+    np.testing.assert_array_equal(out.numpy(), expected)
+    np.testing.assert_array_equal(ind.numpy(), index)
     g = rng.standard_normal(out.shape)
     out.backward(g)
     np.testing.assert_allclose(X.grad, scatter_grad(shape, index, g), rtol=0, atol=1e-12)
@@ -325,10 +325,10 @@ def test_fractional_max_pool_output_ratio_and_rng():
     assert fractional_max_pool2d(x, 2, output_ratio=(0.7, 0.6)).shape == (2, 3, 7, 5)
     # Without samples they are drawn as rng.random((N, C, 2)).
     samples = np.random.default_rng(7).random((2, 3, 2))
-    np.testing.assert_array_equal(out.data,
-                                  fractional_max_pool2d(x, 2, output_size=(5, 4), samples=samples).data)
+    np.testing.assert_array_equal(out.numpy(),
+                                  fractional_max_pool2d(x, 2, output_size=(5, 4), samples=samples).numpy())
     again = fractional_max_pool2d(x, 2, output_ratio=0.5, rng=np.random.default_rng(7))
-    np.testing.assert_array_equal(out.data, again.data)
+    np.testing.assert_array_equal(out.numpy(), again.numpy())
 
 
 # ---------------------------------------------------------------------------
@@ -336,9 +336,9 @@ def test_fractional_max_pool_output_ratio_and_rng():
 # ---------------------------------------------------------------------------
 def test_article_average_of_window_is_2_75():
     window = np.array([[[[1.0, 0.0], [4.0, 6.0]]]])
-    assert avg_pool2d(window, 2).data.item() == pytest.approx(2.75)
-    assert global_avg_pool2d(window).data.item() == pytest.approx(2.75)
-    assert adaptive_avg_pool2d(window, 1).data.item() == pytest.approx(2.75)
+    assert avg_pool2d(window, 2).numpy().item() == pytest.approx(2.75)
+    assert global_avg_pool2d(window).numpy().item() == pytest.approx(2.75)
+    assert adaptive_avg_pool2d(window, 1).numpy().item() == pytest.approx(2.75)
 
 
 def test_article_4x4_max_pool_kernel_2_stride_2_keeps_channels():
@@ -350,10 +350,10 @@ def test_article_4x4_max_pool_kernel_2_stride_2_keeps_channels():
     x = np.stack([base, -base, base * 10])[None]            # (1, 3, 4, 4)
     out = max_pool2d(x, kernel_size=2, stride=2)
     assert out.shape == (1, 3, 2, 2)                           # channel count unchanged
-    np.testing.assert_array_equal(out.data[0, 0], [[6, 8], [3, 4]])
-    np.testing.assert_array_equal(out.data[0, 1], [[-1, -2], [-1, 0]])
-    np.testing.assert_array_equal(out.data[0, 2], [[60, 80], [30, 40]])
-    np.testing.assert_array_equal(min_pool2d(x, 2).data[0, 0], [[1, 2], [1, 0]])
+    np.testing.assert_array_equal(out.numpy()[0, 0], [[6, 8], [3, 4]])
+    np.testing.assert_array_equal(out.numpy()[0, 1], [[-1, -2], [-1, 0]])
+    np.testing.assert_array_equal(out.numpy()[0, 2], [[60, 80], [30, 40]])
+    np.testing.assert_array_equal(min_pool2d(x, 2).numpy()[0, 0], [[1, 2], [1, 0]])
 
 
 # ---------------------------------------------------------------------------
@@ -417,7 +417,7 @@ def test_torch_parity_max_min_pool(torch, mode):
         if mode == "max":
             _, ind = _call_extreme(max_pool2d, x, cfg, return_indices=True)
             _, t_ind = F.max_pool2d(torch.tensor(x), *args, return_indices=True)
-            np.testing.assert_array_equal(ind.data, t_ind.numpy(), err_msg=str(cfg))
+            np.testing.assert_array_equal(ind.numpy(), t_ind.numpy(), err_msg=str(cfg))
 
 
 @pytest.mark.usefixtures("torch1")
@@ -458,7 +458,7 @@ def test_torch_parity_adaptive_pools(torch, mode):
                          lambda t: F.adaptive_max_pool2d(t, output_size), [x], seed=trial)
             _, ind = adaptive_max_pool2d(x, output_size, return_indices=True)
             _, t_ind = F.adaptive_max_pool2d(torch.tensor(x), output_size, return_indices=True)
-            np.testing.assert_array_equal(ind.data, t_ind.numpy(), err_msg=f"{shape} -> {output_size}")
+            np.testing.assert_array_equal(ind.numpy(), t_ind.numpy(), err_msg=f"{shape} -> {output_size}")
 
 
 @pytest.mark.usefixtures("torch1")
@@ -501,7 +501,7 @@ def test_torch_parity_fractional_max_pool(torch):
         _, ind = fractional_max_pool2d(x, kernel, samples=samples, return_indices=True, **size_arg)
         _, t_ind = F.fractional_max_pool2d(torch.tensor(x), kernel, _random_samples=torch.tensor(samples),
                                            return_indices=True, **size_arg)
-        np.testing.assert_array_equal(ind.data, t_ind.numpy())
+        np.testing.assert_array_equal(ind.numpy(), t_ind.numpy())
 
 
 @pytest.mark.usefixtures("torch1")
@@ -512,14 +512,14 @@ def test_torch_parity_float32_exact_windows(torch):
     rng = np.random.default_rng(15)
     x = distinct((3, 4, 23, 19), rng, np.float32)
     samples = rng.random((3, 4, 2)).astype(np.float32)
-    ours = fractional_max_pool2d(x, 3, output_size=(14, 11), samples=samples).data
+    ours = fractional_max_pool2d(x, 3, output_size=(14, 11), samples=samples).numpy()
     theirs = F.fractional_max_pool2d(torch.tensor(x), 3, output_size=(14, 11),
                                      _random_samples=torch.tensor(samples)).numpy()
     assert ours.dtype == np.float32
     np.testing.assert_array_equal(ours, theirs)
-    np.testing.assert_array_equal(max_pool2d(x, 3, 2, 1, ceil_mode=True).data,
+    np.testing.assert_array_equal(max_pool2d(x, 3, 2, 1, ceil_mode=True).numpy(),
                                   F.max_pool2d(torch.tensor(x), 3, 2, 1, ceil_mode=True).numpy())
-    np.testing.assert_allclose(avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False).data,
+    np.testing.assert_allclose(avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False).numpy(),
                                F.avg_pool2d(torch.tensor(x), 3, 2, 1, ceil_mode=True,
                                             count_include_pad=False).numpy(), rtol=1e-6, atol=1e-6)
 
@@ -545,7 +545,7 @@ def test_torch_parity_nan_and_infinite_gradient(torch):
     x[0, 0, 1, 1] = x[0, 0, 2, 2] = x[0, 1, 0, 3] = np.nan
     X, xt = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
     out, t_out = max_pool2d(X, 3, 1), F.max_pool2d(xt, 3, 1)
-    np.testing.assert_array_equal(out.data, t_out.detach().numpy())
+    np.testing.assert_array_equal(out.numpy(), t_out.detach().numpy())
     g = np.random.default_rng(18).standard_normal(out.shape)
     g[0, 1, 0, 0] = np.inf
     out.backward(g)
@@ -680,14 +680,14 @@ def test_non_contiguous_float32_and_no_grad(name, op):
         assert not view.flags.c_contiguous
         X = Tensor(view, requires_grad=True)
         out = op(X)
-        np.testing.assert_allclose(out.data, reference.data, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(out.numpy(), reference.numpy(), rtol=0, atol=1e-12)
         out.backward(g)
         np.testing.assert_allclose(X.grad, reference_grad(reference, contiguous, op, g), rtol=0, atol=1e-12)
 
     X32 = Tensor(contiguous.astype(np.float32), requires_grad=True)
     out32 = op(X32)
     assert out32.dtype == np.float32
-    np.testing.assert_allclose(out32.data, reference.data, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out32.numpy(), reference.numpy(), rtol=1e-5, atol=1e-5)
     out32.backward(g.astype(np.float32))
     assert X32.grad.dtype == np.float32
     np.testing.assert_allclose(X32.grad, reference_grad(reference, contiguous, op, g), rtol=1e-5, atol=1e-5)
@@ -695,7 +695,7 @@ def test_non_contiguous_float32_and_no_grad(name, op):
     with no_grad():
         plain = op(Tensor(contiguous, requires_grad=True))
     assert not plain.requires_grad
-    np.testing.assert_array_equal(plain.data, reference.data)
+    np.testing.assert_array_equal(plain.numpy(), reference.numpy())
     assert not op(contiguous).requires_grad                      # ndarray input: nothing recorded
 
 
@@ -734,7 +734,7 @@ def test_torch_parity_ties_go_to_the_first_pixel_in_row_major_order(torch):
     for seed, (ours, theirs) in enumerate(cases):
         torch_parity(torch, ours, theirs, [x], seed=seed)
     _, index = naive_extreme_pool(x, (3, 3), (2, 2), (1, 1), (1, 1), True, min)
-    np.testing.assert_array_equal(min_pool2d(x, 3, 2, 1, ceil_mode=True, return_indices=True)[1].data, index)
+    np.testing.assert_array_equal(min_pool2d(x, 3, 2, 1, ceil_mode=True, return_indices=True)[1].numpy(), index)
 
 
 # --- windows that tile the input: one reduction, not a step per tap -------------------------

@@ -147,7 +147,7 @@ def test_conv2d_property(n, groups, cg, og, h, w, kh, kw, stride, dilation, padd
         xt = Tensor(x, requires_grad=x.dtype.kind == "f")
         y = F.conv2d(xt, weight, b, stride, padding, dilation, groups, mode)
         y.backward(np.ones(y.shape, y.dtype))
-        return y.data, xt.grad
+        return y.numpy(), xt.grad
 
     (got, err) = outcome(run, x)
     if np.dtype(dtype).kind != "f":
@@ -189,7 +189,7 @@ def test_max_min_pool_property(n, c, h, w, kernel, stride, padding, dilation, ce
         xt = Tensor(x, requires_grad=x.dtype.kind == "f")
         y, idx = fn(xt, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
         y.backward(np.ones(y.shape, y.dtype))
-        return y.data, idx.data, xt.grad
+        return y.numpy(), idx.numpy(), xt.grad
 
     got, err = outcome(run, x)
     if np.dtype(dtype).kind != "f":
@@ -231,7 +231,7 @@ def test_avg_pool_property(n, c, h, w, kernel, stride, padding, ceil_mode, count
         xt = Tensor(x, requires_grad=x.dtype.kind == "f")
         y = F.avg_pool2d(xt, kernel, stride, padding, ceil_mode, count_include_pad)
         y.backward(np.ones(y.shape, y.dtype))
-        return y.data, xt.grad
+        return y.numpy(), xt.grad
 
     got, err = outcome(run, x)
     if np.dtype(dtype).kind != "f":
@@ -258,7 +258,7 @@ def test_adaptive_pool_property(n, c, h, w, out, reduce, dtype, seed, specials, 
         xt = Tensor(x, requires_grad=x.dtype.kind == "f")
         y = fn(xt, out)
         y.backward(np.ones(y.shape, y.dtype))
-        return y.data, xt.grad
+        return y.numpy(), xt.grad
 
     got, err = outcome(run, x)
     if np.dtype(dtype).kind != "f":
@@ -291,7 +291,7 @@ def test_global_pool_property(n, c, h, w, reduce, dtype, seed, specials, strided
         xt = Tensor(x, requires_grad=x.dtype.kind == "f")
         y = fn(xt)
         y.backward(np.ones(y.shape, y.dtype))
-        return y.data, xt.grad
+        return y.numpy(), xt.grad
 
     got, err = outcome(run, x)
     if np.dtype(dtype).kind != "f":
@@ -324,7 +324,7 @@ def test_fractional_max_pool_property(n, c, h, w, kernel, size, dtype, seed, spe
                                          samples=samples.astype(x.dtype) if x.dtype.kind == "f" else samples,
                                          return_indices=True)
         y.backward(np.ones(y.shape, y.dtype))
-        return y.data, idx.data, xt.grad
+        return y.numpy(), idx.numpy(), xt.grad
 
     got, err = outcome(run, x)
     if np.dtype(dtype).kind != "f":
@@ -380,7 +380,7 @@ def test_elementwise_activation_property(shape, name, dtype, seed, specials, str
         xt = Tensor(x, requires_grad=x.dtype.kind == "f")
         y = getattr(F, name)(xt)
         y.backward(np.ones(y.shape, y.dtype))
-        return y.data, xt.grad
+        return y.numpy(), xt.grad
 
     got, err = outcome(run, x)
     if np.dtype(dtype).kind != "f":
@@ -406,7 +406,7 @@ def test_softmax_property(shape, dim, log, dtype, seed, specials, strided):
         xt = Tensor(x, requires_grad=x.dtype.kind == "f")
         y = fn(xt, dim=dim)
         y.backward(np.ones(y.shape, y.dtype))
-        return y.data, xt.grad
+        return y.numpy(), xt.grad
 
     got, err = outcome(run, x)
     if np.dtype(dtype).kind != "f":
@@ -452,7 +452,7 @@ def test_batch_norm_property(n, c, hw, training, affine, dtype, seed, specials, 
     rm, rv = mean.copy(), var.copy()
 
     def run():
-        return F.batch_norm(Tensor(x), rm, rv, weight, bias, training, 0.1, 1e-5).data
+        return F.batch_norm(Tensor(x), rm, rv, weight, bias, training, 0.1, 1e-5).numpy()
 
     got, err = outcome(run, x)
     if np.dtype(dtype).kind != "f":
@@ -490,7 +490,7 @@ def test_linear_property(lead, k, o, bias, dtype, seed, specials, strided, wrong
         xt = Tensor(x, requires_grad=x.dtype.kind == "f")
         y = F.linear(xt, weight, b)
         y.backward(np.ones(y.shape, y.dtype))
-        return y.data, xt.grad
+        return y.numpy(), xt.grad
 
     got, err = outcome(run, x)
     if np.dtype(dtype).kind != "f":
@@ -514,7 +514,7 @@ def test_flatten_property(shape, data, dtype, seed, strided):
     start = data.draw(st.integers(-nd, nd - 1), "start_dim")
     end = data.draw(st.integers(-nd, nd - 1), "end_dim")
     x = make_array(shape, dtype, seed, (), strided)
-    got, err = outcome(lambda: F.flatten(Tensor(x), start, end).data)
+    got, err = outcome(lambda: F.flatten(Tensor(x), start, end).numpy())
     s, e = start % nd, end % nd
     if s > e:
         assert isinstance(err, (ValueError, IndexError)), (shape, start, end)

@@ -16,16 +16,16 @@ def test_conv_3x3_input_2x2_kernel_gives_19_25_37_43():
     assert 0 * 0 + 1 * 1 + 3 * 2 + 4 * 3 == 19
     out = F.conv2d(image[None, None], kernel[None, None])
     assert out.shape == (1, 1, 2, 2)
-    np.testing.assert_array_equal(out.data[0, 0], [[19, 25], [37, 43]])
+    np.testing.assert_array_equal(out.numpy()[0, 0], [[19, 25], [37, 43]])
     # the same through a layer, in float32
     layer = nn.Conv2d(1, 1, 2, bias=False)
     layer.load_state_dict({"weight": kernel[None, None]})
-    np.testing.assert_array_equal(layer(image[None, None].astype(np.float32)).data[0, 0], [[19, 25], [37, 43]])
+    np.testing.assert_array_equal(layer(image[None, None].astype(np.float32)).numpy()[0, 0], [[19, 25], [37, 43]])
 
 
 def test_softmax_of_2_5_1_8_0_2():
     scores = np.array([2.5, 1.8, 0.2])
-    probs = F.softmax(scores).data
+    probs = F.softmax(scores).numpy()
     exact = [math.exp(s) / sum(math.exp(t) for t in scores) for s in scores]
     np.testing.assert_allclose(probs, exact, rtol=1e-15)
     # Rounded to 2 decimals as the articles print them: 0.63, 0.31, 0.06.  (One article writes
@@ -63,9 +63,9 @@ def test_relu_of_the_neuron_example():
     x = np.array([[155.0, 60.0]])
     w = np.array([[0.27, 0.2], [-0.1, -0.4]])
     z = F.linear(x, w)
-    np.testing.assert_allclose(z.data, [[155 * 0.27 + 60 * 0.2, 155 * -0.1 + 60 * -0.4]])
-    np.testing.assert_allclose(z.data, [[53.85, -39.5]], rtol=1e-14)
-    np.testing.assert_allclose(F.relu(z).data, [[53.85, 0.0]], rtol=1e-14)
+    np.testing.assert_allclose(z.numpy(), [[155 * 0.27 + 60 * 0.2, 155 * -0.1 + 60 * -0.4]])
+    np.testing.assert_allclose(z.numpy(), [[53.85, -39.5]], rtol=1e-14)
+    np.testing.assert_allclose(F.relu(z).numpy(), [[53.85, 0.0]], rtol=1e-14)
 
 
 @pytest.mark.parametrize("H,W", [(7, 7), (8, 8), (7, 10), (5, 6)])
@@ -80,11 +80,11 @@ def test_same_padding_stride_2_gives_ceil_half_with_extra_pixel_bottom_right(H, 
         total = (math.ceil(size / 2) - 1) * 2 + 3 - size
         pads.append((total // 2, total - total // 2))
     manual = np.pad(x, ((0, 0), (0, 0), pads[0], pads[1]))
-    np.testing.assert_allclose(out.data, F.conv2d(manual, k, stride=2).data, rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(out.numpy(), F.conv2d(manual, k, stride=2).numpy(), rtol=1e-14, atol=1e-14)
     if H % 2 == 0:
         assert pads[0] == (0, 1)   # even height: the single extra row goes to the bottom
     # the layer agrees
     layer = nn.Conv2d(1, 1, 3, stride=2, padding="same", bias=False, dtype=np.float64)
     layer.load_state_dict({"weight": k})
-    np.testing.assert_allclose(layer(Tensor(x)).data, out.data)
+    np.testing.assert_allclose(layer(Tensor(x)).numpy(), out.numpy())
     assert layer.output_shape(x.shape) == out.shape

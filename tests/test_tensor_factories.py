@@ -38,7 +38,7 @@ def test_creation_matches_torch(torch, call):
     assert isinstance(cn, Tensor)
     assert cn.shape == tuple(t.shape)
     assert str(cn.dtype) == torch_dtype_name(t), (cn.dtype, t.dtype)
-    np.testing.assert_allclose(cn.data, t.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(cn.numpy(), t.numpy(), rtol=1e-6)
 
 
 def test_empty_and_requires_grad():
@@ -68,13 +68,13 @@ def test_tensor_copies_as_tensor_and_from_numpy_share(torch):
     a = np.zeros(3)
     t, s, f = cnnlab.tensor(a), cnnlab.as_tensor(a), cnnlab.from_numpy(a)
     a[0] = 5
-    assert t.data[0] == 0 and s.data[0] == 5 and f.data[0] == 5
+    assert t.numpy()[0] == 0 and s.numpy()[0] == 5 and f.numpy()[0] == 5
     f[1] = 7
     assert a[1] == 7
     existing = Tensor(np.ones(2))
     assert cnnlab.as_tensor(existing) is existing
     assert cnnlab.as_tensor(existing, dtype=cnnlab.float32).dtype == np.float32
-    assert cnnlab.tensor(existing).data is not existing.data
+    assert cnnlab.tensor(existing).numpy() is not existing.numpy()
     with pytest.raises(TypeError, match=r"expected np.ndarray \(got list\)"):
         cnnlab.from_numpy([1, 2])
     with pytest.raises(TypeError, match=r"expected np.ndarray \(got list\)"):
@@ -88,16 +88,16 @@ def test_random_tensors_follow_manual_seed():
     cnnlab.manual_seed(3)
     b = (cnnlab.rand(2, 3), cnnlab.randn((4,)), cnnlab.randint(5, (3, 2)), cnnlab.randint(-2, 2, size=(100,)))
     for x, y in zip(a, b):
-        np.testing.assert_array_equal(x.data, y.data)
+        np.testing.assert_array_equal(x.numpy(), y.numpy())
     assert a[0].dtype == np.float32 and a[1].dtype == np.float32 and a[2].dtype == np.int64
-    assert 0 <= a[0].data.min() and a[0].data.max() < 1
-    assert 0 <= a[2].data.min() and a[2].data.max() < 5
-    assert set(np.unique(a[3].data)) == {-2, -1, 0, 1}
+    assert 0 <= a[0].numpy().min() and a[0].numpy().max() < 1
+    assert 0 <= a[2].numpy().min() and a[2].numpy().max() < 5
+    assert set(np.unique(a[3].numpy())) == {-2, -1, 0, 1}
     assert cnnlab.rand(3, dtype=cnnlab.float64).dtype == np.float64
     assert cnnlab.randn(2, 2, requires_grad=True).requires_grad
     assert cnnlab.rand_like(cnnlab.zeros(2, 2, dtype=cnnlab.float64)).dtype == np.float64
     assert cnnlab.randn_like(cnnlab.zeros(3)).shape == (3,)
-    big = cnnlab.randn(20000, dtype=cnnlab.float64).data
+    big = cnnlab.randn(20000, dtype=cnnlab.float64).numpy()
     assert abs(big.mean()) < 0.05 and abs(big.std() - 1) < 0.05
     with pytest.raises(RuntimeError, match="random_ expects 'from' to be less than 'to', but got from=5 >= to=5"):
         cnnlab.randint(5, 5, (2,))
@@ -175,8 +175,8 @@ def test_top_level_functions_match_torch(torch, name, call):
 
 def test_argmax_allclose_equal_functions(torch):
     x = rand(3, 4)
-    np.testing.assert_array_equal(cnnlab.argmax(Tensor(x), 1).data, torch.argmax(torch.tensor(x), 1).numpy())
-    np.testing.assert_array_equal(cnnlab.argmin(Tensor(x)).data, torch.argmin(torch.tensor(x)).numpy())
+    np.testing.assert_array_equal(cnnlab.argmax(Tensor(x), 1).numpy(), torch.argmax(torch.tensor(x), 1).numpy())
+    np.testing.assert_array_equal(cnnlab.argmin(Tensor(x)).numpy(), torch.argmin(torch.tensor(x)).numpy())
     assert cnnlab.allclose(Tensor(x), Tensor(x + 1e-12)) and cnnlab.equal(Tensor(x), Tensor(x.copy()))
 
 

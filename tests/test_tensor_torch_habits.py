@@ -76,7 +76,7 @@ def test_reductions_along_one_dim_match_torch(torch, shape, dim, keepdim):
                  lambda t: t.norm(dim=dim, keepdim=keepdim), [x])
     for name in ("max", "min"):
         cn, tt = getattr(Tensor(x), name)(dim, keepdim), getattr(torch.tensor(x), name)(dim, keepdim)
-        np.testing.assert_array_equal(cn.indices.data, tt.indices.numpy())
+        np.testing.assert_array_equal(cn.indices.numpy(), tt.indices.numpy())
         assert cn.indices.dtype == np.int64
         torch_parity(torch, lambda t: getattr(t, name)(dim, keepdim)[0],
                      lambda t: getattr(t, name)(dim, keepdim)[0], [x])
@@ -84,7 +84,7 @@ def test_reductions_along_one_dim_match_torch(torch, shape, dim, keepdim):
                      lambda t: getattr(t, name)(dim=dim, keepdim=keepdim).values, [x])
     for name in ("argmax", "argmin"):
         cn = getattr(Tensor(x), name)(dim, keepdim)
-        np.testing.assert_array_equal(cn.data, getattr(torch.tensor(x), name)(dim, keepdim).numpy())
+        np.testing.assert_array_equal(cn.numpy(), getattr(torch.tensor(x), name)(dim, keepdim).numpy())
         assert cn.dtype == np.int64
 
 
@@ -141,12 +141,12 @@ def test_gradcheck_reductions():
 def test_numpy_aliases_axis_and_keepdims_still_work():
     x = rand(2, 3, 4)
     t = Tensor(x)
-    np.testing.assert_allclose(t.sum(axis=1, keepdims=True).data, x.sum(axis=1, keepdims=True))
-    np.testing.assert_allclose(t.mean(axis=(0, 2)).data, x.mean(axis=(0, 2)))
-    np.testing.assert_allclose(t.max(axis=2).values.data, x.max(axis=2))
-    np.testing.assert_allclose(t.std(axis=0).data, x.std(axis=0, ddof=1))
-    np.testing.assert_array_equal(t.argmax(axis=-1).data, x.argmax(axis=-1))
-    np.testing.assert_allclose(t.sum(1, True).data, x.sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(t.sum(axis=1, keepdims=True).numpy(), x.sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(t.mean(axis=(0, 2)).numpy(), x.mean(axis=(0, 2)))
+    np.testing.assert_allclose(t.max(axis=2).values.numpy(), x.max(axis=2))
+    np.testing.assert_allclose(t.std(axis=0).numpy(), x.std(axis=0, ddof=1))
+    np.testing.assert_array_equal(t.argmax(axis=-1).numpy(), x.argmax(axis=-1))
+    np.testing.assert_allclose(t.sum(1, True).numpy(), x.sum(axis=1, keepdims=True))
     with pytest.raises(TypeError, match="give `dim` or its NumPy alias `axis`, not both"):
         t.sum(dim=0, axis=1)
 
@@ -305,11 +305,11 @@ def test_gradcheck_shape_ops():
 def test_transpose_keeps_numpy_forms():
     x = rand(2, 3, 4)
     t = Tensor(x)
-    np.testing.assert_array_equal(t.transpose().data, x.transpose())
-    np.testing.assert_array_equal(t.transpose((2, 0, 1)).data, x.transpose(2, 0, 1))
-    np.testing.assert_array_equal(t.transpose(2, 0, 1).data, x.transpose(2, 0, 1))
-    np.testing.assert_array_equal(Tensor(x[0]).transpose(0, 1).data, x[0].T)  # PyTorch's meaning
-    np.testing.assert_array_equal(t.T.data, x.T)
+    np.testing.assert_array_equal(t.transpose().numpy(), x.transpose())
+    np.testing.assert_array_equal(t.transpose((2, 0, 1)).numpy(), x.transpose(2, 0, 1))
+    np.testing.assert_array_equal(t.transpose(2, 0, 1).numpy(), x.transpose(2, 0, 1))
+    np.testing.assert_array_equal(Tensor(x[0]).transpose(0, 1).numpy(), x[0].T)  # PyTorch's meaning
+    np.testing.assert_array_equal(t.T.numpy(), x.T)
 
 
 def test_shape_op_errors_match_torch():
@@ -409,14 +409,14 @@ def test_comparisons_give_boolean_tensors_like_torch(torch):
     for op in ("__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__", "lt", "le", "gt", "ge", "eq", "ne"):
         out = getattr(ta, op)(tb)
         assert isinstance(out, Tensor) and out.dtype == np.bool_
-        np.testing.assert_array_equal(out.data, getattr(xa, op)(xb).numpy())
-        np.testing.assert_array_equal(getattr(ta, op)(0.2).data, getattr(xa, op)(0.2).numpy())
+        np.testing.assert_array_equal(out.numpy(), getattr(xa, op)(xb).numpy())
+        np.testing.assert_array_equal(getattr(ta, op)(0.2).numpy(), getattr(xa, op)(0.2).numpy())
     mask = (ta > 0) & (ta < 0.5) | ~(tb > 0)
-    np.testing.assert_array_equal(mask.data, (((xa > 0) & (xa < 0.5)) | ~(xb > 0)).numpy())
+    np.testing.assert_array_equal(mask.numpy(), (((xa > 0) & (xa < 0.5)) | ~(xb > 0)).numpy())
     assert bool((ta == ta).all()) and not bool((ta != ta).any())
     assert (ta > 0).sum().item() == int((xa > 0).sum())
     assert ta.equal(Tensor(a.copy())) and not ta.equal(tb) and ta.allclose(a + 1e-12)
-    np.testing.assert_array_equal((np.zeros((3, 4)) < ta).data, np.zeros((3, 4)) < a)
+    np.testing.assert_array_equal((np.zeros((3, 4)) < ta).numpy(), np.zeros((3, 4)) < a)
 
 
 def test_tensors_stay_hashable_and_usable_in_sets():
@@ -429,7 +429,7 @@ def test_dtype_conversions_match_torch(torch):
     t, tt = Tensor(x), torch.tensor(x)
     for name in ("float", "double", "long", "int", "bool"):
         out = getattr(t, name)()
-        np.testing.assert_array_equal(out.data, getattr(tt, name)().numpy())
+        np.testing.assert_array_equal(out.numpy(), getattr(tt, name)().numpy())
         assert out.dtype == np.dtype(str(getattr(tt, name)().dtype).replace("torch.", ""))
     assert t.to(cnnlab.float32).dtype == np.float32 and t.to("float32").dtype == np.float32
     assert t.to("cpu") is t and t.cpu() is t and t.to("cpu", cnnlab.int64).dtype == np.int64
@@ -472,8 +472,8 @@ def test_sgd_step_under_no_grad_updates_linear_parameters_in_place(torch):
     m = nn.Linear(3, 2, dtype=np.float64)
     tm = torch.nn.Linear(3, 2).double()
     with torch.no_grad():
-        tm.weight.copy_(torch.tensor(m.weight.data, dtype=torch.float64))
-        tm.bias.copy_(torch.tensor(m.bias.data, dtype=torch.float64))
+        tm.weight.copy_(torch.tensor(m.weight.numpy(), dtype=torch.float64))
+        tm.bias.copy_(torch.tensor(m.bias.numpy(), dtype=torch.float64))
     params_before = [(n, id(p)) for n, p in m.named_parameters()]
     x = rand(5, 3)
     for _ in range(3):
@@ -490,15 +490,15 @@ def test_sgd_step_under_no_grad_updates_linear_parameters_in_place(torch):
                 p -= 0.1 * p.grad
     assert [(n, id(p)) for n, p in m.named_parameters()] == params_before
     tol = 1e-12 if m.weight.dtype == np.float64 else 1e-5
-    np.testing.assert_allclose(m.weight.data, tm.weight.detach().numpy(), atol=tol, rtol=tol)
-    np.testing.assert_allclose(m.bias.data, tm.bias.detach().numpy(), atol=tol, rtol=tol)
+    np.testing.assert_allclose(m.weight.numpy(), tm.weight.detach().numpy(), atol=tol, rtol=tol)
+    np.testing.assert_allclose(m.bias.numpy(), tm.bias.detach().numpy(), atol=tol, rtol=tol)
 
 
 def test_attribute_update_keeps_the_parameter_registered():
     """Regression (issue 9): ``m.weight -= ...`` replaced the Parameter by a plain Tensor."""
     m = nn.Linear(3, 2)
     w, b = m.weight, m.bias
-    before = w.data.copy()
+    before = w.numpy().copy()
     with no_grad():
         m.weight -= 0.5
         m.weight *= 2
@@ -507,7 +507,7 @@ def test_attribute_update_keeps_the_parameter_registered():
     assert m.weight is w and isinstance(m.weight, nn.Parameter) and m.bias is b
     assert [n for n, _ in m.named_parameters()] == ["weight", "bias"]
     assert dict(m.named_parameters())["weight"] is w and w.requires_grad and w.is_leaf
-    np.testing.assert_allclose(w.data, ((before - 0.5) * 2 + 1) * 0.5, rtol=1e-6)
+    np.testing.assert_allclose(w.numpy(), ((before - 0.5) * 2 + 1) * 0.5, rtol=1e-6)
     assert list(m.state_dict()) == ["weight", "bias"]
 
 
@@ -527,22 +527,22 @@ def test_in_place_on_a_leaf_that_requires_grad_raises_torch_error(name):
     with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used in an in-place "
                                            "operation."):
         IN_PLACE[name](t)
-    np.testing.assert_array_equal(t.data, 1.0)
+    np.testing.assert_array_equal(t.numpy(), 1.0)
 
 
 @pytest.mark.parametrize("name", sorted(IN_PLACE))
 def test_in_place_under_no_grad_changes_the_same_object(torch, name):
     t = Tensor(np.linspace(0.1, 0.9, 3), requires_grad=True)
     tt = torch.tensor(np.linspace(0.1, 0.9, 3), requires_grad=True)
-    data = t.data
+    data = t.numpy()
     with no_grad():
         out = IN_PLACE[name](t)
     with torch.no_grad():
         tout = IN_PLACE[name](tt)
     assert out is t or (name == "setitem" and out is None)
-    assert t.data is data and t.requires_grad and t.is_leaf
+    assert t.numpy() is data and t.requires_grad and t.is_leaf
     if name not in ("uniform_", "normal_"):
-        np.testing.assert_allclose(t.data, tt.detach().numpy())
+        np.testing.assert_allclose(t.numpy(), tt.detach().numpy())
         assert (out is None) == (tout is None)
 
 
@@ -567,7 +567,7 @@ def test_in_place_on_a_graph_tensor():
     y *= y
     assert y is not old
     y.sum().backward()
-    np.testing.assert_allclose(x.grad, 2 * (4 * x.data) * 4)  # (4x)^2 -> 32x
+    np.testing.assert_allclose(x.grad, 2 * (4 * x.numpy()) * 4)  # (4x)^2 -> 32x
     z = x * 2
     with pytest.raises(RuntimeError, match=r"add_: cnnlab does not record in-place operations in the autograd "
                                            r"graph; use the out-of-place form"):
@@ -613,8 +613,8 @@ def test_in_place_on_a_read_only_view_copies_first():
     base = Tensor(np.ones(3))
     wide = base.expand(2, 3)
     wide.add_(1)
-    np.testing.assert_array_equal(wide.data, 2.0)
-    np.testing.assert_array_equal(base.data, 1.0)
+    np.testing.assert_array_equal(wide.numpy(), 2.0)
+    np.testing.assert_array_equal(base.numpy(), 1.0)
 
 
 def test_requires_grad_and_detach():
@@ -643,7 +643,7 @@ INDICES = [
 def test_getitem_matches_torch(torch, name, index):
     def to_torch(i):
         if isinstance(i, Tensor):
-            return torch.tensor(i.data)
+            return torch.tensor(i.numpy())
         if isinstance(i, np.ndarray):
             return torch.tensor(i)
         if isinstance(i, tuple):
@@ -670,12 +670,12 @@ def test_setitem_under_no_grad_and_on_plain_tensors(torch):
                                      (Tensor(x > 0.5), torch.tensor(x > 0.5), 0.0),
                                      ((Ellipsis, Tensor(np.array([0, 2]))), (Ellipsis, torch.tensor([0, 2])), -1.0)]:
         t[cn_index] = value
-        tt[t_index] = torch.tensor(value.data) if isinstance(value, Tensor) else value
-    np.testing.assert_array_equal(t.data, tt.numpy())
+        tt[t_index] = torch.tensor(value.numpy()) if isinstance(value, Tensor) else value
+    np.testing.assert_array_equal(t.numpy(), tt.numpy())
     p = nn.Parameter(np.zeros((2, 2)))
     with no_grad():
         p[0] = 1.0
-    np.testing.assert_array_equal(p.data, [[1, 1], [0, 0]])
+    np.testing.assert_array_equal(p.numpy(), [[1, 1], [0, 0]])
     with pytest.raises(RuntimeError, match="a leaf Variable that requires grad"):
         p[1] = 2.0
 
@@ -729,7 +729,7 @@ def test_a_number_on_the_left_takes_the_tensor_dtype():
     x = Tensor(np.ones(2))
     for out in (0.1 * x, 0.1 + x, 0.1 - x, 0.1 / x, np.float32(0.1) * x, 2.0 ** (x * 0.1)):
         assert out.dtype == np.float64
-    assert (0.1 * x).data[0] == 0.1 and (0.1 / x).data[0] == 0.1 and (1 - 0.9 * x).data[0] == 1 - 0.9
+    assert (0.1 * x).numpy()[0] == 0.1 and (0.1 / x).numpy()[0] == 0.1 and (1 - 0.9 * x).numpy()[0] == 1 - 0.9
     assert (0.5 * Tensor(np.ones(2, dtype=np.float32))).dtype == np.float32
 
 
@@ -754,7 +754,7 @@ def test_reductions_of_empty_tensors_match_torch(torch, name):
             return
         out = fn(Tensor(x))
     assert out.shape == tuple(expected.shape)
-    np.testing.assert_array_equal(out.data, expected.numpy())
+    np.testing.assert_array_equal(out.numpy(), expected.numpy())
 
 
 # --- sorting, flip, cumsum, masked_fill, new_* ----------------------------------------------------------------------
@@ -770,17 +770,17 @@ def test_sort_argsort_topk_match_torch(torch, dim, descending):
                         (lambda t: t.flip((0, 1)), lambda t: t.flip((0, 1))),
                         (lambda t: t.cumsum(dim), lambda t: t.cumsum(dim))]:
         torch_parity(torch, cn_fn, t_fn, [x])
-    np.testing.assert_array_equal(Tensor(x).sort(dim, descending).indices.data,
+    np.testing.assert_array_equal(Tensor(x).sort(dim, descending).indices.numpy(),
                                   torch.tensor(x).sort(dim=dim, descending=descending).indices.numpy())
-    np.testing.assert_array_equal(Tensor(x).argsort(dim, descending).data,
+    np.testing.assert_array_equal(Tensor(x).argsort(dim, descending).numpy(),
                                   torch.tensor(x).argsort(dim=dim, descending=descending).numpy())
-    np.testing.assert_array_equal(Tensor(x).topk(3, dim).indices.data, torch.tensor(x).topk(3, dim).indices.numpy())
+    np.testing.assert_array_equal(Tensor(x).topk(3, dim).indices.numpy(), torch.tensor(x).topk(3, dim).indices.numpy())
 
 
 def test_sort_keeps_ties_in_order_like_torch_stable_sort(torch):
     x = np.array([[3.0, 1.0, 3.0, 2.0], [0.0, 5.0, 5.0, 1.0]])
     for descending in (False, True):
-        np.testing.assert_array_equal(Tensor(x).sort(1, descending).indices.data,
+        np.testing.assert_array_equal(Tensor(x).sort(1, descending).indices.numpy(),
                                       torch.tensor(x).sort(dim=1, descending=descending, stable=True).indices.numpy())
     with pytest.raises(RuntimeError, match="selected index k out of range: k=5 for a dimension of size 4"):
         Tensor(x).topk(5)
@@ -805,7 +805,7 @@ def test_masked_fill_and_new_tensors_match_torch(torch):
         cn, ref = call(t), call(tt)
         assert cn.shape == tuple(ref.shape) and str(cn.dtype) == str(ref.dtype).replace("torch.", "")
         if cn.numel():
-            np.testing.assert_array_equal(cn.data, ref.numpy())
+            np.testing.assert_array_equal(cn.numpy(), ref.numpy())
 
 
 def test_found_by_the_property_tests(torch):
@@ -838,8 +838,8 @@ def test_floor_round_sign_floordiv_mod_match_torch(torch):
                  [x, y])
     torch_parity(torch, lambda a: a.round(decimals=2), lambda a: a.round(decimals=2), [x])
     i = Tensor(np.arange(-4, 5))
-    np.testing.assert_array_equal((i // 3).data, (torch.arange(-4, 5) // 3).numpy())
-    np.testing.assert_array_equal((i % 3).data, (torch.arange(-4, 5) % 3).numpy())
+    np.testing.assert_array_equal((i // 3).numpy(), (torch.arange(-4, 5) // 3).numpy())
+    np.testing.assert_array_equal((i % 3).numpy(), (torch.arange(-4, 5) % 3).numpy())
 
 
 def test_format_of_a_scalar_tensor_like_torch(torch):
@@ -863,8 +863,56 @@ def test_backward_takes_torch_arguments():
     y.backward(gradient=np.ones(2), retain_graph=True)
     y.backward(Tensor(np.ones(2)), retain_graph=True)
     y.backward(grad=np.ones(2))
-    np.testing.assert_allclose(x.grad, 3 * 2 * x.data)
+    np.testing.assert_allclose(x.grad, 3 * 2 * x.numpy())
     with pytest.raises(NotImplementedError, match="first-order gradients only"):
         y.backward(np.ones(2), create_graph=True)
     with pytest.raises(TypeError, match="give `gradient` or its alias `grad`, not both"):
         y.backward(np.ones(2), grad=np.ones(2))
+
+
+# --- .data: a Tensor sharing memory, outside autograd (as PyTorch's) ------------------------------
+def test_data_is_a_detached_tensor_sharing_memory():
+    w = cnnlab.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    d = w.data
+    assert isinstance(d, cnnlab.Tensor) and d.requires_grad is False and d.grad_fn is None
+    assert np.shares_memory(d.numpy(), w.numpy())
+    d.mul_(2)  # in place through .data: no RuntimeError on a leaf, and the leaf sees it
+    np.testing.assert_array_equal(w.numpy(), [2.0, 4.0, 6.0])
+    loss = (w * w).sum()
+    loss.backward()
+    w.data.sub_(w.grad.data * 0.25)  # the blitz's update
+    np.testing.assert_array_equal(w.numpy(), [1.0, 2.0, 3.0])
+    assert w.requires_grad and w.grad is not None
+
+
+def test_data_assignment_replaces_values_and_shape():
+    w = cnnlab.tensor([1.0, 2.0], requires_grad=True)
+    w.data = cnnlab.zeros(3, 2)
+    assert w.shape == (3, 2) and w.requires_grad
+    w.data = np.ones(4, dtype=np.float32)
+    np.testing.assert_array_equal(w.numpy(), np.ones(4))
+    with pytest.raises(TypeError, match="floating point"):
+        w.data = np.arange(3)  # an integer tensor cannot require grad
+
+
+def test_data_of_a_read_only_view_still_updates_the_tensor():
+    t = cnnlab.Tensor(np.broadcast_to(np.float32(1.0), (2, 3)))
+    t.data.add_(1)
+    np.testing.assert_array_equal(t.numpy(), np.full((2, 3), 2.0))
+
+
+def test_data_matches_torch(torch):
+    rng = np.random.default_rng(0)
+    x0, w0 = rng.normal(size=(4, 3)), rng.normal(size=(3,))
+    ours, theirs = [], []
+    for lib, out in ((cnnlab, ours), (torch, theirs)):
+        w = lib.tensor(w0.copy(), requires_grad=True)
+        for _ in range(3):
+            loss = (lib.tensor(x0) @ w).pow(2).sum()
+            loss.backward()
+            w.data.sub_(w.grad.data * 0.01)
+            w.grad.data.zero_()
+        out.append(w.detach().numpy().copy())
+        out.append((w.data * 2).requires_grad)
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-12)
+    assert ours[1] == theirs[1] is False

@@ -170,13 +170,13 @@ def test_restore_best_weights():
         def on_epoch_end(self, epoch, logs):
             if epoch == 2:
                 for p in self.trainer.model.parameters():
-                    p.data[...] = 0
+                    p.numpy()[...] = 0
 
     model = tiny_cnn(bn=False)
     history = fit(model, bars(), bars(30, seed=1), epochs=3, lr=0.01, schedule="constant", verbose=0,
                   callbacks=[Spoil()], monitor="val_accuracy")
     assert history.best_epoch in (1, 2)
-    assert np.abs(model[0].weight.data).sum() > 0
+    assert np.abs(model[0].weight.numpy()).sum() > 0
 
 
 def test_callbacks_see_every_stage_and_can_stop():
@@ -368,7 +368,7 @@ def test_predict_of_a_model_ending_in_softmax_is_not_softmaxed_twice():
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 5), nn.Softmax(dim=1))
     x = np.random.default_rng(0).random((4, 1, 8, 8)).astype(np.float32)
     with cnnlab.no_grad():
-        want = model.eval()(cnnlab.Tensor(x)).data
+        want = model.eval()(cnnlab.Tensor(x)).numpy()
     np.testing.assert_allclose(predict(model, x), want, rtol=1e-6)
     logs = nn.Sequential(nn.Flatten(), model[1], nn.LogSoftmax(dim=1))
     np.testing.assert_allclose(predict(logs, x), want, rtol=1e-5)

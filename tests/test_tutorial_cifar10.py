@@ -86,7 +86,7 @@ def test_train_and_test_a_cifar10_classifier(tmp_path):
         for data in testloader:
             images, labels = data
             outputs = net(images)
-            _, predicted = torch.max(outputs.data, 1)  # .data is the NumPy array; torch.max takes it
+            _, predicted = torch.max(outputs.numpy(), 1)  # .data is the NumPy array; torch.max takes it
             total += labels.size(0)
             correct += (predicted == labels).sum().item()
     assert total == 60 and correct / total > 0.3  # chance is 0.1

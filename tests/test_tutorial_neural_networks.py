@@ -90,9 +90,8 @@ def test_the_blitz_network_step_by_step(pt):
     np.testing.assert_allclose(net.conv1.bias.grad.numpy(), twin.conv1.bias.grad.numpy(), rtol=1e-8, atol=1e-12)
 
     learning_rate = 0.01
-    with torch.no_grad():  # the update by hand: in place on each parameter
-        for f in net.parameters():
-            f.sub_(f.grad * learning_rate)
+    for f in net.parameters():  # the blitz's update by hand, word for word
+        f.data.sub_(f.grad.data * learning_rate)
     for f in twin.parameters():
         f.data.sub_(f.grad.data * learning_rate)
     for (name, p), tp in zip(net.named_parameters(), twin.parameters()):
@@ -111,14 +110,18 @@ def test_the_blitz_network_step_by_step(pt):
         np.testing.assert_allclose(p.numpy(), tp.detach().numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
 
 
-def test_the_hand_update_through_data_arrays():
-    """``.data`` is the NumPy array (see docs/pytorch.md): the blitz's update in its NumPy spelling."""
+def test_the_blitz_hand_update_through_data():
+    """The blitz's own update: ``f.data.sub_(f.grad.data * learning_rate)`` changes the parameter in place."""
     torch.manual_seed(1)
     net = Net()
     loss = net(torch.randn(2, 1, 32, 32)).pow(2).mean()
     loss.backward()
     before = [p.numpy().copy() for p in net.parameters()]
+    objects = [id(p) for p in net.parameters()]
+    learning_rate = 0.01
     for f in net.parameters():
-        f.data -= f.grad.data * 0.01
+        f.data.sub_(f.grad.data * learning_rate)
+    assert [id(p) for p in net.parameters()] == objects
     for b, f in zip(before, net.parameters()):
+        assert f.requires_grad and f.data.requires_grad is False
         np.testing.assert_allclose(f.numpy(), b - 0.01 * f.grad.numpy(), rtol=1e-6)

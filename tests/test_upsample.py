@@ -48,16 +48,16 @@ def naive_bilinear(x, out_h, out_w, align_corners):
 
 def test_nearest_doubling_repeats_each_pixel():
     x = np.arange(4.0).reshape(1, 1, 2, 2)
-    out = F.interpolate(x, scale_factor=2).data
+    out = F.interpolate(x, scale_factor=2).numpy()
     np.testing.assert_array_equal(out[0, 0], [[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]])
 
 
 @pytest.mark.parametrize("in_hw,out_hw", [((3, 4), (7, 5)), ((5, 5), (2, 3)), ((1, 6), (4, 4)), ((4, 3), (4, 9))])
 def test_nearest_and_bilinear_match_loop_references(in_hw, out_hw):
     x = np.random.default_rng(0).standard_normal((2, 3) + in_hw)
-    np.testing.assert_allclose(F.interpolate(x, size=out_hw).data, naive_nearest(x, *out_hw))
+    np.testing.assert_allclose(F.interpolate(x, size=out_hw).numpy(), naive_nearest(x, *out_hw))
     for align in (False, True):
-        np.testing.assert_allclose(F.interpolate(x, size=out_hw, mode="bilinear", align_corners=align).data,
+        np.testing.assert_allclose(F.interpolate(x, size=out_hw, mode="bilinear", align_corners=align).numpy(),
                                    naive_bilinear(x, *out_hw, align), atol=1e-12)
 
 
@@ -103,7 +103,7 @@ def test_interpolate_float32_nearest_indices_match_torch(torch):
     """PyTorch computes nearest source indices in float32; sizes where that matters agree too."""
     for h, out in [(3, 7), (7, 3), (5, 13), (13, 29), (10, 3), (6, 4)]:
         x = np.arange(float(h)).reshape(1, 1, h, 1).astype(np.float32)
-        ours = F.interpolate(x, size=(out, 1)).data
+        ours = F.interpolate(x, size=(out, 1)).numpy()
         theirs = torch.nn.functional.interpolate(torch.tensor(x), size=(out, 1)).numpy()
         np.testing.assert_array_equal(ours, theirs)
 
@@ -114,7 +114,7 @@ def test_upsample_layer_matches_torch_and_reports_its_shape(torch):
                    dict(scale_factor=(1.5, 2.0), mode="bilinear", align_corners=True), dict(size=4)):
         ours, theirs = nn.Upsample(**kwargs), torch.nn.Upsample(**kwargs)
         out = ours(Tensor(x))
-        np.testing.assert_allclose(out.data, theirs(torch.tensor(x)).numpy(), atol=1e-12)
+        np.testing.assert_allclose(out.numpy(), theirs(torch.tensor(x)).numpy(), atol=1e-12)
         assert ours.output_shape(x.shape) == out.shape
         assert repr(ours) == repr(theirs)
 
@@ -159,7 +159,7 @@ def test_an_axis_whose_size_stays_follows_torch_per_mode(torch):
     does, while 'nearest-exact' still reads floor((dst + 0.5) / 1.3) = [0, 1, 1]."""
     x = np.arange(3.0).reshape(1, 1, 3, 1)
     for mode, expected in (("nearest", [0, 1, 2]), ("bilinear", [0, 1, 2]), ("nearest-exact", [0, 1, 1])):
-        ours = F.interpolate(x, scale_factor=(1.3, 1.0), mode=mode).data.ravel()
+        ours = F.interpolate(x, scale_factor=(1.3, 1.0), mode=mode).numpy().ravel()
         theirs = torch.nn.functional.interpolate(torch.tensor(x), scale_factor=(1.3, 1.0), mode=mode)
         np.testing.assert_array_equal(ours, expected)
         np.testing.assert_array_equal(ours, theirs.numpy().ravel())

@@ -22,7 +22,7 @@ def _sort(a: Tensor, dim, descending: bool, k):
     d = _wrap_dim(dim, a.ndim)
     if a.ndim == 0:
         return _SortResult(a.clone(), Tensor(np.zeros((), dtype=np.int64)))
-    x = a.data
+    x = a._data
     if descending:  # a stable descending order: sort the reversed axis ascending, then reverse back
         n = x.shape[d]
         idx = n - 1 - np.flip(np.argsort(np.flip(x, d), axis=d, kind="stable"), d)
@@ -52,7 +52,7 @@ def tsum(a, axis=None, keepdims=False) -> Tensor:
     def backward(g):
         return (np.broadcast_to(_expand(g, axes, keepdims), a.shape),)
 
-    return Tensor.from_op(a.data.sum(axis=axes, keepdims=keepdims), (a,), backward, "sum")
+    return Tensor.from_op(a._data.sum(axis=axes, keepdims=keepdims), (a,), backward, "sum")
 
 
 def mean(a, axis=None, keepdims=False) -> Tensor:
@@ -66,8 +66,8 @@ def mean(a, axis=None, keepdims=False) -> Tensor:
         return (np.broadcast_to(_expand(g, axes, keepdims) / count, a.shape),)
 
     with np.errstate(invalid="ignore", divide="ignore"):  # an empty mean is NaN, as in PyTorch
-        out = a.data.mean(axis=axes, keepdims=keepdims) if count else \
-            np.full(np.sum(a.data, axis=axes, keepdims=keepdims).shape, np.nan, dtype=_float_dtype(a.dtype))
+        out = a._data.mean(axis=axes, keepdims=keepdims) if count else \
+            np.full(np.sum(a._data, axis=axes, keepdims=keepdims).shape, np.nan, dtype=_float_dtype(a.dtype))
     return Tensor.from_op(out, (a,), backward, "mean")
 
 
@@ -95,7 +95,7 @@ def _var_parts(a: Tensor, dim, unbiased, keepdim, correction, op: str):
     for ax in axes:
         count *= a.shape[ax]
     dof = count - _correction(unbiased, correction)
-    centered = a.data - a.data.mean(axis=axes, keepdims=True) if count else a.data
+    centered = a._data - a._data.mean(axis=axes, keepdims=True) if count else a._data
     with np.errstate(invalid="ignore", divide="ignore"):  # dof <= 0 gives inf or NaN, as in PyTorch
         v = (centered * centered).sum(axis=axes, keepdims=keepdim) / a.dtype.type(dof)
     if count == 0:
@@ -133,7 +133,7 @@ def _extreme(a: Tensor, dim, keepdim: bool, which: str):
     """``max``/``min``: over everything (a 0-d tensor), or along ``dim`` as ``(values, indices)``."""
     reduce_ = np.max if which == "max" else np.min
     if dim is None:
-        if a.data.size == 0:
+        if a._data.size == 0:
             raise RuntimeError(f"{which}(): Expected reduction dim to be specified for input.numel() == 0. "
                                f"Specify the reduction dim with the 'dim' argument.")
         return _amax(a, None, False, reduce_)
@@ -142,13 +142,13 @@ def _extreme(a: Tensor, dim, keepdim: bool, which: str):
     d = _wrap_dim(dim, a.ndim)
     result = _MaxResult if which == "max" else _MinResult
     if a.ndim == 0:
-        return result(Tensor.from_op(a.data.copy(), (a,), lambda g: (g,), which),
+        return result(Tensor.from_op(a._data.copy(), (a,), lambda g: (g,), which),
                       Tensor(np.zeros((), dtype=np.int64)))
     if a.shape[d] == 0:
         raise IndexError(f"{which}(): Expected reduction dim {d} to have non-zero size.")
     arg = np.argmax if which == "max" else np.argmin
-    idx = np.expand_dims(arg(a.data, axis=d), d)
-    values = np.take_along_axis(a.data, idx, axis=d)
+    idx = np.expand_dims(arg(a._data, axis=d), d)
+    values = np.take_along_axis(a._data, idx, axis=d)
 
     def backward(g):
         out = np.zeros(a.shape, dtype=g.dtype)
@@ -170,10 +170,10 @@ def _amax(a, dim, keepdim: bool, reduce_) -> Tensor:
     if empty:
         name = "amax" if reduce_ is np.max else "amin"
         raise IndexError(f"{name}(): Expected reduction dim {empty[0]} to have non-zero size.")
-    kept = reduce_(a.data, axis=axes, keepdims=True)
+    kept = reduce_(a._data, axis=axes, keepdims=True)
 
     def backward(g):
-        mask = a.data == kept
+        mask = a._data == kept
         count = mask.sum(axis=axes, keepdims=True)
         return (_expand(g, axes, keepdim) * mask / count.astype(g.dtype),)
 
@@ -183,16 +183,16 @@ def _amax(a, dim, keepdim: bool, reduce_) -> Tensor:
 
 def _argext(a: Tensor, dim, keepdim: bool, arg) -> Tensor:
     if dim is None:
-        if a.data.size == 0:
+        if a._data.size == 0:
             raise IndexError(f"{arg.__name__}(): Expected reduction dim to be specified for input.numel() == 0.")
-        out = np.asarray(arg(a.data), dtype=np.int64)
+        out = np.asarray(arg(a._data), dtype=np.int64)
         return Tensor(out.reshape((1,) * a.ndim) if keepdim else out)
     d = _wrap_dim(dim, a.ndim)
     if a.ndim == 0:
         return Tensor(np.zeros((), dtype=np.int64))
     if a.shape[d] == 0:
         raise IndexError(f"{arg.__name__}(): Expected reduction dim {d} to have non-zero size.")
-    return Tensor(arg(a.data, axis=d, keepdims=keepdim).astype(np.int64))
+    return Tensor(arg(a._data, axis=d, keepdims=keepdim).astype(np.int64))
 
 
 def prod(a, dim=None, keepdim=False) -> Tensor:
@@ -203,11 +203,11 @@ def prod(a, dim=None, keepdim=False) -> Tensor:
         return flat.reshape((1,) * a.ndim) if keepdim else flat
     d = _wrap_dim(dim, a.ndim)
     if a.ndim == 0:
-        return Tensor.from_op(a.data.copy(), (a,), lambda g: (g,), "prod")
-    out = a.data.prod(axis=d, keepdims=True)
+        return Tensor.from_op(a._data.copy(), (a,), lambda g: (g,), "prod")
+    out = a._data.prod(axis=d, keepdims=True)
 
     def backward(g):
-        x = np.moveaxis(a.data, d, -1)
+        x = np.moveaxis(a._data, d, -1)
         ones = np.ones_like(x[..., :1])
         before = np.cumprod(np.concatenate([ones, x[..., :-1]], axis=-1), axis=-1)
         after = np.flip(np.cumprod(np.flip(np.concatenate([x[..., 1:], ones], axis=-1), -1), axis=-1), -1)
@@ -228,7 +228,7 @@ def norm(a, p="fro", dim=None, keepdim=False) -> Tensor:
     if p <= 0:
         raise ValueError(f"norm: `p` must be positive, 'fro' or inf, got {p}")
     axes = _axes(dim, a.ndim)
-    x = a.data
+    x = a._data
     if p == 1:
         out = np.abs(x).sum(axis=axes, keepdims=True)
     else:  # scaled by the largest magnitude, so tiny and huge values neither underflow nor overflow

@@ -649,7 +649,7 @@ def check_checkpoint(arrays: Dict[str, np.ndarray], meta, where, model=None) -> 
             if not index.isdigit() or int(index) >= len(params) or not slot:
                 raise ValueError(f"{where}: array {name!r} names no parameter of the model (it has "
                                  f"{len(params)}; expected optim/<index>.<name>)")
-            want = tuple(np.shape(getattr(params[int(index)], "data", params[int(index)])))
+            want = tuple(np.shape(getattr(params[int(index)], "_data", params[int(index)])))
             if value.ndim and tuple(value.shape) != want:
                 raise ValueError(f"{where}: array {name!r} has shape {tuple(value.shape)}, parameter "
                                  f"{index} has shape {want}")

@@ -68,7 +68,7 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     arrays keep float32/float64/integer/bool dtypes.
     """
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     if dtype is not None:
         return _new(np.array(data, dtype=np.dtype(dtype)), requires_grad, device)
     array = _t._as_array(data)
@@ -275,7 +275,7 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     def backward(g):
         return tuple(np.take(g, i, axis=d) for i in range(n))
 
-    return Tensor.from_op(np.stack([t.data for t in ts], axis=d), ts, backward, "stack")
+    return Tensor.from_op(np.stack([t._data for t in ts], axis=d), ts, backward, "stack")
 
 
 # --- the Tensor methods as functions -----------------------------------------------------
@@ -404,8 +404,8 @@ def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
         if rounding_mode not in ("trunc", "floor"):
             raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
                              f"{rounding_mode!r}")
-        rounded = (np.trunc if rounding_mode == "trunc" else np.floor)(result.data)
-        both_int = as_tensor(input).dtype.kind in "iu" and np.asarray(getattr(other, "data", other)).dtype.kind in "iu"
+        rounded = (np.trunc if rounding_mode == "trunc" else np.floor)(result._data)
+        both_int = as_tensor(input).dtype.kind in "iu" and np.asarray(getattr(other, "_data", other)).dtype.kind in "iu"
         result = Tensor(rounded.astype(np.int64) if both_int else rounded)
     return result if out is None else _write_out(result, out, "div")
 
@@ -417,10 +417,10 @@ def _write_out(result: Tensor, out, name: str) -> Tensor:
     if result.requires_grad or out.requires_grad:
         raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic "
                            f"differentiation, but one of the arguments requires grad.")
-    if out.shape == result.shape and out.dtype == result.dtype and out.data.flags.writeable:
-        out.data[...] = result.data
+    if out.shape == result.shape and out.dtype == result.dtype and out._data.flags.writeable:
+        out._data[...] = result._data
     else:
-        out.data = result.data.astype(out.dtype if out.dtype.kind == result.dtype.kind else result.dtype)
+        out._data = result._data.astype(out.dtype if out.dtype.kind == result.dtype.kind else result.dtype)
     return out
 
 

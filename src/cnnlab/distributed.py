@@ -141,18 +141,18 @@ class Group:
         """
         t0 = time.perf_counter()
         grads = [p for p in params if p.grad is not None]
-        dtype = np.result_type(np.float32, *(p.grad.data.dtype for p in grads)) if grads else np.float64
-        sizes = [p.grad.data.size for p in grads]
+        dtype = np.result_type(np.float32, *(p.grad._data.dtype for p in grads)) if grads else np.float64
+        sizes = [p.grad._data.size for p in grads]
         flat = np.empty(sum(sizes) + len(extras), dtype=dtype)
         offset = 0
         for p, size in zip(grads, sizes):
-            flat[offset:offset + size] = p.grad.data.reshape(-1)
+            flat[offset:offset + size] = p.grad._data.reshape(-1)
             offset += size
         flat[offset:] = extras
         total = self.allreduce_sum(flat)
         offset = 0
         for p, size in zip(grads, sizes):
-            p.grad = total[offset:offset + size].reshape(p.grad.shape).astype(p.grad.data.dtype, copy=False)
+            p.grad = total[offset:offset + size].reshape(p.grad.shape).astype(p.grad._data.dtype, copy=False)
             offset += size
         self.allreduce_seconds += time.perf_counter() - t0
         self.allreduce_calls += 1
@@ -194,7 +194,7 @@ def backward(group: Group, model, loss, logits, labels: np.ndarray, total: int) 
         (loss * (n / total)).backward()
     else:  # a last batch smaller than the ranks leaves this rank no image: it still takes part in the
         (logits.sum() * 0.0).backward()  # collectives of the backward pass (batch norm), adding zeros
-    right = int((logits.data.argmax(axis=1) == labels).sum())
+    right = int((logits._data.argmax(axis=1) == labels).sum())
     sums = group.sum_gradients(list(model.parameters()), [float(loss.item()) * n if n else 0.0, right])
     return float(sums[0]) / total, int(round(sums[1]))
 

@@ -87,7 +87,7 @@ def freeze(model: nn.Module, keep: Iterable[nn.Module] = ()) -> int:
     trainable = 0
     for p in model.parameters():
         p.requires_grad = id(p) in keep_ids
-        trainable += int(p.requires_grad) * p.data.size
+        trainable += int(p.requires_grad) * p._data.size
     return trainable
 
 

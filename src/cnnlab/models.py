@@ -101,7 +101,7 @@ def _features_after(layers: Sequence[nn.Module], in_channels: int, input_size: S
     features = 1
     for s in shape[1:]:
         features *= s
-    params = sum(p.data.size for layer in layers for p in layer.parameters())
+    params = sum(p._data.size for layer in layers for p in layer.parameters())
     check_total_parameters(float(params) + float(features) * (int(head) + 1),
                            f"{where}: its dense layer of {features:,} inputs")
     return features
@@ -612,7 +612,7 @@ def build_model(spec: dict, input_shape: Optional[Sequence[int]] = None,
         layers, _ = _build_layers(spec["layers"], batch_shape, source, "", budget)
         model = nn.Sequential(*layers)
     from ._schema import MAX_PARAMETERS
-    params = sum(int(p.data.size) for p in model.parameters())
+    params = sum(int(p._data.size) for p in model.parameters())
     if params > MAX_PARAMETERS:
         raise ValueError(f"{source}: the model has {params:,} parameters, more than the {MAX_PARAMETERS:,} "
                          "cnnlab builds")
@@ -810,7 +810,7 @@ def check_size_budget(model, input_shape, where: str = "model") -> None:
     Raises:
         ValueError: naming ``where``, the layer and the size.
     """
-    params = sum(int(p.data.size) for p in model.parameters())
+    params = sum(int(p._data.size) for p in model.parameters())
     if params > _schema.MAX_PARAMETERS:
         raise ValueError(f"{where}: {params:,} parameters, more than the {_schema.MAX_PARAMETERS:,} cnnlab builds")
     try:

@@ -40,7 +40,7 @@ def _encode(obj, arrays: dict, depth: int = 0):
     if isinstance(obj, np.generic) and obj.dtype.kind in "biuf":
         return obj.item()
     if isinstance(obj, Tensor) or isinstance(obj, np.ndarray):
-        array = obj.data if isinstance(obj, Tensor) else obj
+        array = obj._data if isinstance(obj, Tensor) else obj
         if array.dtype.kind not in "biufc":
             raise TypeError(f"cnnlab.save: cannot save an array of dtype {array.dtype} without pickle")
         key = f"a{len(arrays)}"

@@ -123,7 +123,7 @@ def is_grad_enabled() -> bool:
 
 def _as_array(data, dtype=None) -> np.ndarray:
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     if dtype is not None:
         return np.asarray(data, dtype=dtype)
     if isinstance(data, np.ndarray):  # the common case, kept cheap (every op's result passes here)
@@ -282,21 +282,25 @@ class Tensor:
     releases the graph's ops unless ``retain_graph=True``: a second backward
     through them raises PyTorch's RuntimeError.
 
-    Where cnnlab differs from PyTorch: ``.data`` is the NumPy array itself;
-    ``view`` is ``reshape`` (it copies when the memory layout needs it, never
+    ``.data`` is, as in PyTorch, a Tensor sharing this tensor's memory but
+    outside autograd (``f.data.sub_(f.grad.data * lr)`` updates ``f`` in place);
+    assigning ``t.data = other`` replaces the values (any shape).  The NumPy
+    array itself is ``t.numpy()`` (or ``np.asarray(t)``).
+
+    Where cnnlab differs from PyTorch: ``view`` is ``reshape`` (it copies when the memory layout needs it, never
     raises); only float32/float64 floating tensors exist; the device is always
     the CPU; ``transpose()`` with no argument or a whole permutation keeps
     NumPy's meaning besides PyTorch's ``transpose(dim0, dim1)``.
     """
 
-    __slots__ = ("data", "_grad", "requires_grad", "_backward", "_parents", "op", "__weakref__")
+    __slots__ = ("_data", "_grad", "requires_grad", "_backward", "_parents", "op", "__weakref__")
     __array_priority__ = 1000  # make ``ndarray + Tensor`` call Tensor.__radd__
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
-        self.data: np.ndarray = _as_array(data, dtype)
-        if requires_grad and self.data.dtype.kind != "f":
+        self._data: np.ndarray = _as_array(data, dtype)
+        if requires_grad and self._data.dtype.kind != "f":
             raise TypeError(
-                f"only floating point tensors can require gradients, got dtype {self.data.dtype}")
+                f"only floating point tensors can require gradients, got dtype {self._data.dtype}")
         self._grad: Tensor | None = None
         self.requires_grad = bool(requires_grad)
         self._backward: Callable | None = None
@@ -305,37 +309,52 @@ class Tensor:
 
     # --- basic properties -------------------------------------------------
     @property
+    def data(self) -> "Tensor":
+        """A Tensor with the same memory, detached from autograd (PyTorch's ``.data``)."""
+        out = Tensor.__new__(Tensor)
+        out._data = _writable(self)  # a read-only view gets its own copy first, so changes reach self
+        out._grad, out.requires_grad, out._backward, out._parents, out.op = None, False, None, (), ""
+        return out
+
+    @data.setter
+    def data(self, value) -> None:
+        array = value._data if isinstance(value, Tensor) else _as_array(value, None)
+        if self.requires_grad and array.dtype.kind != "f":
+            raise TypeError(f"only floating point tensors can require gradients, got dtype {array.dtype}")
+        self._data = array
+
+    @property
     def shape(self) -> tuple:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     def dim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     ndimension = dim
 
     def size(self, dim=None):
         """The shape as a :class:`Size` (a tuple), or the length of dimension ``dim``."""
         if dim is None:
-            return Size(self.data.shape)
-        if self.data.ndim == 0:
+            return Size(self._data.shape)
+        if self._data.ndim == 0:
             raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
-        return self.data.shape[_wrap_dim(dim, self.data.ndim)]
+        return self._data.shape[_wrap_dim(dim, self._data.ndim)]
 
     def numel(self) -> int:
-        return self.data.size
+        return self._data.size
 
     nelement = numel
 
     def element_size(self) -> int:
-        return self.data.itemsize
+        return self._data.itemsize
 
     @property
     def is_leaf(self) -> bool:
@@ -349,37 +368,37 @@ class Tensor:
     is_cuda = False
 
     def is_floating_point(self) -> bool:
-        return self.data.dtype.kind == "f"
+        return self._data.dtype.kind == "f"
 
     def is_contiguous(self) -> bool:
-        return self.data.flags.c_contiguous
+        return self._data.flags.c_contiguous
 
     def numpy(self) -> np.ndarray:
-        return self.data
+        return self._data
 
     def __array__(self, dtype=None, copy=None):
-        if dtype is None or dtype == self.data.dtype:
-            return self.data.copy() if copy else self.data
-        return self.data.astype(dtype)
+        if dtype is None or dtype == self._data.dtype:
+            return self._data.copy() if copy else self._data
+        return self._data.astype(dtype)
 
     def item(self):
-        if self.data.size != 1:
-            raise RuntimeError(f"a Tensor with {self.data.size} elements cannot be converted to Scalar")
-        return self.data.item()
+        if self._data.size != 1:
+            raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
+        return self._data.item()
 
     def tolist(self):
-        return self.data.tolist()
+        return self._data.tolist()
 
     def detach(self) -> "Tensor":
         """The same data (shared memory), cut from the graph."""
-        return Tensor(self.data)
+        return Tensor(self._data)
 
     def detach_(self) -> "Tensor":
         self._backward, self._parents, self.requires_grad = None, (), False
         return self
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
-        if requires_grad and self.data.dtype.kind != "f":
+        if requires_grad and self._data.dtype.kind != "f":
             raise RuntimeError("only Tensors of floating point dtype can require gradients")
         if not requires_grad and self._backward is not None:
             raise RuntimeError("you can only change requires_grad flags of leaf variables. If you want to "
@@ -398,10 +417,10 @@ class Tensor:
         if value is None:
             self._grad = None
             return
-        array = value.data if isinstance(value, Tensor) else np.asarray(value)
-        if array.shape != self.data.shape:
+        array = value._data if isinstance(value, Tensor) else np.asarray(value)
+        if array.shape != self._data.shape:
             raise RuntimeError(f"assigned grad has data of a different size: expected shape "
-                               f"{tuple(self.data.shape)}, got {tuple(array.shape)}")
+                               f"{tuple(self._data.shape)}, got {tuple(array.shape)}")
         self._grad = value if isinstance(value, Tensor) else Tensor(array)
 
     @grad.deleter
@@ -416,20 +435,20 @@ class Tensor:
         return _GradFn(self)
 
     def __len__(self) -> int:
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return len(self.data)
+        return len(self._data)
 
     def __iter__(self):
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
-        return (self[i] for i in range(len(self.data)))
+        return (self[i] for i in range(len(self._data)))
 
     def __bool__(self) -> bool:
-        if self.data.size != 1:
-            what = "no values" if self.data.size == 0 else "more than one value"
+        if self._data.size != 1:
+            what = "no values" if self._data.size == 0 else "more than one value"
             raise RuntimeError(f"Boolean value of Tensor with {what} is ambiguous")
-        return bool(self.data)
+        return bool(self._data)
 
     def __float__(self) -> float:
         return float(self.item())
@@ -438,15 +457,15 @@ class Tensor:
         return int(self.item())
 
     def __index__(self) -> int:
-        if self.data.dtype.kind not in "iub" or self.data.size != 1:
+        if self._data.dtype.kind not in "iub" or self._data.size != 1:
             raise TypeError("only integer tensors of a single element can be converted to an index")
-        return int(self.data.item())
+        return int(self._data.item())
 
     __hash__ = object.__hash__
 
     def __repr__(self) -> str:
         grad = ", requires_grad=True" if self.requires_grad else ""
-        body = np.array2string(self.data, precision=4, separator=", ", prefix="Tensor(")
+        body = np.array2string(self._data, precision=4, separator=", ", prefix="Tensor(")
         return f"Tensor({body}{grad})"
 
     # --- graph construction ----------------------------------------------
@@ -459,7 +478,7 @@ class Tensor:
         gradient (or None) per parent, in order.
         """
         out = Tensor.__new__(Tensor)
-        out.data = data
+        out._data = data
         out._grad = None
         out.op = op
         if _grad.enabled and any(p.requires_grad for p in parents):
@@ -494,12 +513,12 @@ class Tensor:
             raise RuntimeError("backward() called on a tensor that does not require grad "
                                "(no input of its graph has requires_grad=True)")
         if grad is None:
-            if self.data.size != 1:
+            if self._data.size != 1:
                 raise ValueError(f"grad can be omitted only for a scalar output, "
                                  f"got output of shape {self.shape}")
-            grad = np.ones_like(self.data)
+            grad = np.ones_like(self._data)
         else:
-            grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+            grad = np.asarray(grad._data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
             if grad.shape != self.shape:
                 raise ValueError(f"grad must have the output's shape {self.shape}, got {grad.shape}")
 
@@ -529,7 +548,7 @@ class Tensor:
                 if node._grad is None:
                     node._grad = Tensor(g.copy(order="K"))
                 else:
-                    node._grad = Tensor(node._grad.data + g)
+                    node._grad = Tensor(node._grad._data + g)
                 continue
             backward = node._backward
             if not keep:  # free what the op saved for its backward, as PyTorch does
@@ -537,8 +556,8 @@ class Tensor:
             for parent, pg in zip(node._parents, backward(g)):
                 if pg is None or not parent.requires_grad:
                     continue
-                if pg.dtype != parent.data.dtype:  # mixed precision: gradients take their input's dtype
-                    pg = pg.astype(parent.data.dtype)
+                if pg.dtype != parent._data.dtype:  # mixed precision: gradients take their input's dtype
+                    pg = pg.astype(parent._data.dtype)
                 key = id(parent)
                 grads[key] = pg if key not in grads else grads[key] + pg
 
@@ -604,8 +623,8 @@ class Tensor:
         return remainder(other, self)
 
     def __format__(self, spec: str) -> str:
-        if self.data.ndim == 0:  # f"{loss:.4f}" as in PyTorch
-            return self.data.item().__format__(spec)
+        if self._data.ndim == 0:  # f"{loss:.4f}" as in PyTorch
+            return self._data.item().__format__(spec)
         return object.__format__(self, spec)
 
     def floor(self):
@@ -686,60 +705,60 @@ class Tensor:
 
     # --- comparisons and logic: boolean tensors, no gradient ----------------
     def __lt__(self, other):
-        return Tensor(self.data < _operand(other))
+        return Tensor(self._data < _operand(other))
 
     def __gt__(self, other):
-        return Tensor(self.data > _operand(other))
+        return Tensor(self._data > _operand(other))
 
     def __le__(self, other):
-        return Tensor(self.data <= _operand(other))
+        return Tensor(self._data <= _operand(other))
 
     def __ge__(self, other):
-        return Tensor(self.data >= _operand(other))
+        return Tensor(self._data >= _operand(other))
 
     def __eq__(self, other):
-        return Tensor(self.data == _operand(other))
+        return Tensor(self._data == _operand(other))
 
     def __ne__(self, other):
-        return Tensor(self.data != _operand(other))
+        return Tensor(self._data != _operand(other))
 
     lt, gt, le, ge, eq, ne = __lt__, __gt__, __le__, __ge__, __eq__, __ne__
 
     def equal(self, other) -> bool:
         other = _operand(other)
-        return self.data.shape == np.shape(other) and bool(np.array_equal(self.data, other))
+        return self._data.shape == np.shape(other) and bool(np.array_equal(self._data, other))
 
     def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
-        return bool(np.allclose(self.data, _operand(other), rtol=rtol, atol=atol, equal_nan=equal_nan))
+        return bool(np.allclose(self._data, _operand(other), rtol=rtol, atol=atol, equal_nan=equal_nan))
 
     def isnan(self):
-        return Tensor(np.isnan(self.data))
+        return Tensor(np.isnan(self._data))
 
     def isfinite(self):
-        return Tensor(np.isfinite(self.data))
+        return Tensor(np.isfinite(self._data))
 
     def __invert__(self):
-        return Tensor(~self.data)
+        return Tensor(~self._data)
 
     def __and__(self, other):
-        return Tensor(self.data & _operand(other))
+        return Tensor(self._data & _operand(other))
 
     def __or__(self, other):
-        return Tensor(self.data | _operand(other))
+        return Tensor(self._data | _operand(other))
 
     def __xor__(self, other):
-        return Tensor(self.data ^ _operand(other))
+        return Tensor(self._data ^ _operand(other))
 
     __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
 
     def logical_not(self):
-        return Tensor(np.logical_not(self.data))
+        return Tensor(np.logical_not(self._data))
 
     def any(self, dim=None, keepdim=False):
-        return Tensor(np.any(self.data, axis=_axes(dim, self.data.ndim), keepdims=keepdim))
+        return Tensor(np.any(self._data, axis=_axes(dim, self._data.ndim), keepdims=keepdim))
 
     def all(self, dim=None, keepdim=False):
-        return Tensor(np.all(self.data, axis=_axes(dim, self.data.ndim), keepdims=keepdim))
+        return Tensor(np.all(self._data, axis=_axes(dim, self._data.ndim), keepdims=keepdim))
 
     # --- shape -------------------------------------------------------------
     def reshape(self, *shape):
@@ -747,9 +766,9 @@ class Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         try:
-            data = self.data.reshape(shape)
+            data = self._data.reshape(shape)
         except (ValueError, TypeError):
-            _check_shape(shape, self.data.size)
+            _check_shape(shape, self._data.size)
             raise
         a = self
         return Tensor.from_op(data, (a,), lambda g: (g.reshape(a.shape),), "reshape")
@@ -763,21 +782,21 @@ class Tensor:
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1):
         """Merge dims ``start_dim..end_dim`` into one (all of them by default)."""
-        return self.reshape(flatten_shape(self.data.shape, start_dim, end_dim))
+        return self.reshape(flatten_shape(self._data.shape, start_dim, end_dim))
 
     def unflatten(self, dim: int, sizes):
-        shape = self.data.shape
+        shape = self._data.shape
         d = _wrap_dim(dim, len(shape))
         return self.reshape(shape[:d] + tuple(sizes) + shape[d + 1:])
 
     def unsqueeze(self, dim: int):
-        d = _wrap_dim(dim, self.data.ndim + 1)
-        shape = self.data.shape
+        d = _wrap_dim(dim, self._data.ndim + 1)
+        shape = self._data.shape
         return self.reshape(shape[:d] + (1,) + shape[d:])
 
     def squeeze(self, dim=None):
         """Drop dimensions of length 1 (all of them, or those of ``dim``, an int or a tuple)."""
-        shape = self.data.shape
+        shape = self._data.shape
         if dim is None:
             keep = [n for n in shape if n != 1]
         else:
@@ -788,7 +807,7 @@ class Tensor:
     def permute(self, *dims):
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
-        nd = self.data.ndim
+        nd = self._data.ndim
         if len(dims) != nd:
             raise RuntimeError(f"permute(): the number of dims ({len(dims)}) does not match the number of "
                                f"dimensions of the tensor ({nd}, shape {self.shape})")
@@ -803,7 +822,7 @@ class Tensor:
         For NumPy habits, ``transpose()`` reverses the dimensions and
         ``transpose((2, 0, 1))`` (or three or more dims) permutes them.
         """
-        nd = self.data.ndim
+        nd = self._data.ndim
         if len(dims) == 2 and not isinstance(dims[0], (tuple, list)):
             d0, d1 = _wrap_dim(dims[0], nd), _wrap_dim(dims[1], nd)
             if nd == 0:
@@ -818,8 +837,8 @@ class Tensor:
     swapaxes = swapdims = transpose
 
     def t(self):
-        if self.data.ndim > 2:
-            raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {self.data.ndim}D")
+        if self._data.ndim > 2:
+            raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {self._data.ndim}D")
         return transpose(self, None)
 
     @property
@@ -831,18 +850,18 @@ class Tensor:
         return self.transpose(-2, -1)
 
     def contiguous(self):
-        if self.data.flags.c_contiguous:
+        if self._data.flags.c_contiguous:
             return self
-        return Tensor.from_op(np.ascontiguousarray(self.data), (self,), lambda g: (g,), "contiguous")
+        return Tensor.from_op(np.ascontiguousarray(self._data), (self,), lambda g: (g,), "contiguous")
 
     def clone(self):
-        return Tensor.from_op(self.data.copy(order="K"), (self,), lambda g: (g,), "clone")
+        return Tensor.from_op(self._data.copy(order="K"), (self,), lambda g: (g,), "clone")
 
     def expand(self, *sizes):
         """Broadcast length-1 dims to ``sizes`` (-1 keeps a dim), sharing memory as in PyTorch."""
         if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
             sizes = tuple(sizes[0])
-        shape = self.data.shape
+        shape = self._data.shape
         lead = len(sizes) - len(shape)
         if lead < 0:
             raise RuntimeError(f"expand: the number of sizes provided ({len(sizes)}) must be greater or "
@@ -854,7 +873,7 @@ class Tensor:
                                    f"size ({n}) at non-singleton dimension {i + lead}.  Target sizes: "
                                    f"{list(sizes)}.  Tensor sizes: {list(shape)}")
         a = self
-        return Tensor.from_op(np.broadcast_to(self.data, target), (a,),
+        return Tensor.from_op(np.broadcast_to(self._data, target), (a,),
                               lambda g: (unbroadcast(g, a.shape),), "expand")
 
     def expand_as(self, other):
@@ -863,7 +882,7 @@ class Tensor:
     def repeat(self, *sizes):
         if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
             sizes = tuple(sizes[0])
-        shape = self.data.shape
+        shape = self._data.shape
         if len(sizes) < len(shape):
             raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of "
                                "dimensions of tensor")
@@ -876,17 +895,17 @@ class Tensor:
                 split += [r, n]
             return (g.reshape(split).sum(axis=tuple(range(0, 2 * len(shape), 2))).reshape(a.shape),)
 
-        return Tensor.from_op(np.tile(self.data.reshape(shape), sizes), (a,), backward, "repeat")
+        return Tensor.from_op(np.tile(self._data.reshape(shape), sizes), (a,), backward, "repeat")
 
     def chunk(self, chunks: int, dim: int = 0):
-        n = self.data.shape[_wrap_dim(dim, self.data.ndim)]
+        n = self._data.shape[_wrap_dim(dim, self._data.ndim)]
         if chunks <= 0:
             raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
         return self.split(max(-(-n // chunks), 1), dim)
 
     def split(self, split_size, dim: int = 0):
-        d = _wrap_dim(dim, self.data.ndim)
-        n = self.data.shape[d]
+        d = _wrap_dim(dim, self._data.ndim)
+        n = self._data.shape[d]
         if isinstance(split_size, (tuple, list)):
             sizes = list(split_size)
             if sum(sizes) != n or any(s < 0 for s in sizes):
@@ -909,21 +928,21 @@ class Tensor:
         return tuple(out)
 
     def unbind(self, dim: int = 0):
-        d = _wrap_dim(dim, self.data.ndim)
-        return tuple(self[(slice(None),) * d + (i,)] for i in range(self.data.shape[d]))
+        d = _wrap_dim(dim, self._data.ndim)
+        return tuple(self[(slice(None),) * d + (i,)] for i in range(self._data.shape[d]))
 
     def flip(self, *dims):
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
-        axes = _axes(dims, self.data.ndim) if dims else ()
-        return Tensor.from_op(np.flip(self.data, axes), (self,), lambda g: (np.flip(g, axes),), "flip")
+        axes = _axes(dims, self._data.ndim) if dims else ()
+        return Tensor.from_op(np.flip(self._data, axes), (self,), lambda g: (np.flip(g, axes),), "flip")
 
     # --- sorting and running sums ---------------------------------------------
     def cumsum(self, dim: int):
-        d = _wrap_dim(dim, self.data.ndim)
-        if self.data.ndim == 0:
+        d = _wrap_dim(dim, self._data.ndim)
+        if self._data.ndim == 0:
             return self.clone()
-        out = np.cumsum(self.data, axis=d)
+        out = np.cumsum(self._data, axis=d)
 
         def backward(g):
             return (np.flip(np.cumsum(np.flip(g, d), axis=d), d),)
@@ -936,20 +955,20 @@ class Tensor:
 
     # --- new tensors like this one ----------------------------------------------
     def new_zeros(self, *size, dtype=None, requires_grad: bool = False):
-        return Tensor(np.zeros(_size_args(size), dtype=dtype or self.data.dtype), requires_grad=requires_grad)
+        return Tensor(np.zeros(_size_args(size), dtype=dtype or self._data.dtype), requires_grad=requires_grad)
 
     def new_ones(self, *size, dtype=None, requires_grad: bool = False):
-        return Tensor(np.ones(_size_args(size), dtype=dtype or self.data.dtype), requires_grad=requires_grad)
+        return Tensor(np.ones(_size_args(size), dtype=dtype or self._data.dtype), requires_grad=requires_grad)
 
     def new_empty(self, *size, dtype=None, requires_grad: bool = False):
-        return Tensor(np.empty(_size_args(size), dtype=dtype or self.data.dtype), requires_grad=requires_grad)
+        return Tensor(np.empty(_size_args(size), dtype=dtype or self._data.dtype), requires_grad=requires_grad)
 
     def new_full(self, size, fill_value, dtype=None, requires_grad: bool = False):
-        return Tensor(np.full(_size_args((size,)), fill_value, dtype=dtype or self.data.dtype),
+        return Tensor(np.full(_size_args((size,)), fill_value, dtype=dtype or self._data.dtype),
                       requires_grad=requires_grad)
 
     def new_tensor(self, data, dtype=None, requires_grad: bool = False):
-        return Tensor(np.array(_operand(data), dtype=dtype or self.data.dtype), requires_grad=requires_grad)
+        return Tensor(np.array(_operand(data), dtype=dtype or self._data.dtype), requires_grad=requires_grad)
 
     # --- indexing ----------------------------------------------------------
     def __getitem__(self, index):
@@ -991,14 +1010,14 @@ class Tensor:
 
     def type(self, dtype=None):
         if dtype is None:
-            return str(self.data.dtype)
+            return str(self._data.dtype)
         return self._cast(dtype)
 
     def _cast(self, dtype):
         dtype = np.dtype(dtype)
-        if dtype == self.data.dtype:
+        if dtype == self._data.dtype:
             return self
-        data = self.data.astype(dtype)
+        data = self._data.astype(dtype)
         if dtype.kind != "f":  # integer and boolean results carry no gradient
             return Tensor(data)
         return Tensor.from_op(data, (self,), lambda g: (g,), "to")
@@ -1086,7 +1105,7 @@ class Tensor:
         _check_in_place(self, src if src is not None else value, "scatter_")
         data = _writable(self)
         d = _wrap_dim(dim, max(data.ndim, 1))
-        idx = np.asarray(index.data if isinstance(index, Tensor) else index)
+        idx = np.asarray(index._data if isinstance(index, Tensor) else index)
         if idx.dtype.kind not in "iu":
             raise RuntimeError(f"scatter_(): Expected dtype int64 for index, got {idx.dtype}")
         if idx.ndim == 0:
@@ -1119,13 +1138,13 @@ class Tensor:
     def uniform_(self, a: float = 0.0, b: float = 1.0):
         from .random import get_rng
         _check_in_place(self, None, "uniform_")
-        _writable(self)[...] = get_rng().uniform(a, b, size=self.data.shape)
+        _writable(self)[...] = get_rng().uniform(a, b, size=self._data.shape)
         return self
 
     def normal_(self, mean: float = 0.0, std: float = 1.0):
         from .random import get_rng
         _check_in_place(self, None, "normal_")
-        _writable(self)[...] = get_rng().normal(mean, std, size=self.data.shape)
+        _writable(self)[...] = get_rng().normal(mean, std, size=self._data.shape)
         return self
 
     # --- dtype conversions (last: the names shadow builtins in the class body) ----
@@ -1221,7 +1240,7 @@ def _check_shape(shape, numel: int) -> None:
 
 def _operand(x):
     """A Tensor's array, or ``x`` itself (numbers, arrays)."""
-    return x.data if isinstance(x, Tensor) else x
+    return x._data if isinstance(x, Tensor) else x
 
 
 def _needs_grad(x) -> bool:
@@ -1231,9 +1250,9 @@ def _needs_grad(x) -> bool:
 def _index(index):
     """Tensors inside an index become their arrays."""
     if isinstance(index, Tensor):
-        return index.data
+        return index._data
     if isinstance(index, tuple) and any(isinstance(i, Tensor) for i in index):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        return tuple(i._data if isinstance(i, Tensor) else i for i in index)
     return index
 
 
@@ -1256,9 +1275,9 @@ def _rebind(t: Tensor, op, other) -> Tensor:
 
 
 def _writable(t: Tensor) -> np.ndarray:
-    if not t.data.flags.writeable:  # e.g. a broadcast view: take an own copy first
-        t.data = t.data.copy()
-    return t.data
+    if not t._data.flags.writeable:  # e.g. a broadcast view: take an own copy first
+        t._data = t._data.copy()
+    return t._data
 
 
 def _in_place(t: Tensor, ufunc, other) -> None:
@@ -1319,7 +1338,7 @@ def _pair(a, b):
         a = Tensor(np.asarray(a, dtype=b.dtype) if isinstance(b, Tensor) and b.dtype.kind == "f" else a)
     b = b if isinstance(b, Tensor) else Tensor(np.asarray(b, dtype=a.dtype) if a.dtype.kind == "f" else b)
     if a.dtype.kind != "f" and b.dtype.kind == "f":
-        a = Tensor(a.data.astype(b.dtype))
+        a = Tensor(a._data.astype(b.dtype))
     return a, b
 
 
@@ -1329,33 +1348,33 @@ def add(a, b) -> Tensor:
     def backward(g):
         return unbroadcast(g, a.shape), unbroadcast(g, b.shape)
 
-    return Tensor.from_op(a.data + b.data, (a, b), backward, "add")
+    return Tensor.from_op(a._data + b._data, (a, b), backward, "add")
 
 
 def mul(a, b) -> Tensor:
     a, b = _pair(a, b)
 
     def backward(g):
-        return (unbroadcast(g * b.data, a.shape) if a.requires_grad else None,
-                unbroadcast(g * a.data, b.shape) if b.requires_grad else None)
+        return (unbroadcast(g * b._data, a.shape) if a.requires_grad else None,
+                unbroadcast(g * a._data, b.shape) if b.requires_grad else None)
 
-    return Tensor.from_op(a.data * b.data, (a, b), backward, "mul")
+    return Tensor.from_op(a._data * b._data, (a, b), backward, "mul")
 
 
 def div(a, b) -> Tensor:
     a, b = _pair(a, b)
 
     def backward(g):
-        ga = unbroadcast(g / b.data, a.shape) if a.requires_grad else None
-        gb = unbroadcast(-g * a.data / (b.data * b.data), b.shape) if b.requires_grad else None
+        ga = unbroadcast(g / b._data, a.shape) if a.requires_grad else None
+        gb = unbroadcast(-g * a._data / (b._data * b._data), b.shape) if b.requires_grad else None
         return ga, gb
 
-    return Tensor.from_op(a.data / b.data, (a, b), backward, "div")
+    return Tensor.from_op(a._data / b._data, (a, b), backward, "div")
 
 
 def neg(a) -> Tensor:
     a = as_tensor(a)
-    return Tensor.from_op(-a.data, (a,), lambda g: (-g,), "neg")
+    return Tensor.from_op(-a._data, (a,), lambda g: (-g,), "neg")
 
 
 def power(a, exponent) -> Tensor:
@@ -1369,23 +1388,23 @@ def power(a, exponent) -> Tensor:
         def backward(g):
             if p == 0:
                 return (np.zeros_like(g),)
-            return (g * p * a.data ** (p - 1),)
+            return (g * p * a._data ** (p - 1),)
 
-        return Tensor.from_op(a.data ** p, (a,), backward, "pow")
+        return Tensor.from_op(a._data ** p, (a,), backward, "pow")
     a, b = _pair(a, exponent)
-    out = a.data ** b.data
+    out = a._data ** b._data
 
     def backward_tensor(g):
         ga = gb = None
         if a.requires_grad:
             with np.errstate(divide="ignore", invalid="ignore"):
-                local = b.data * a.data ** (b.data - 1)
-            ga = unbroadcast(g * np.where(b.data == 0, 0, local), a.shape)
+                local = b._data * a._data ** (b._data - 1)
+            ga = unbroadcast(g * np.where(b._data == 0, 0, local), a.shape)
         if b.requires_grad:
             with np.errstate(divide="ignore", invalid="ignore"):
-                local = out * np.log(a.data)
+                local = out * np.log(a._data)
             # PyTorch: no gradient for the exponent where the base is 0 and the exponent >= 0
-            gb = unbroadcast(g * np.where((a.data == 0) & (b.data >= 0), 0, local), b.shape)
+            gb = unbroadcast(g * np.where((a._data == 0) & (b._data >= 0), 0, local), b.shape)
         return ga, gb
 
     return Tensor.from_op(out, (a, b), backward_tensor, "pow")
@@ -1395,13 +1414,13 @@ def _stepwise(fn, a, b=None) -> Tensor:
     """A piecewise-constant op (floor, round, sign, ``//``): its gradient is zero, as in PyTorch."""
     if b is None:
         a = as_tensor(a)
-        return Tensor.from_op(fn(a.data), (a,), lambda g: (np.zeros_like(g),), fn.__name__)
+        return Tensor.from_op(fn(a._data), (a,), lambda g: (np.zeros_like(g),), fn.__name__)
     a, b = _pair(a, b)
 
     def backward(g):
         return np.zeros(a.shape, g.dtype), np.zeros(b.shape, g.dtype)
 
-    return Tensor.from_op(fn(a.data, b.data), (a, b), backward, getattr(fn, "__name__", "stepwise"))
+    return Tensor.from_op(fn(a._data, b._data), (a, b), backward, getattr(fn, "__name__", "stepwise"))
 
 
 def remainder(a, b) -> Tensor:
@@ -1410,25 +1429,25 @@ def remainder(a, b) -> Tensor:
 
     def backward(g):
         return (unbroadcast(g, a.shape) if a.requires_grad else None,
-                unbroadcast(-g * np.floor_divide(a.data, b.data), b.shape) if b.requires_grad else None)
+                unbroadcast(-g * np.floor_divide(a._data, b._data), b.shape) if b.requires_grad else None)
 
-    return Tensor.from_op(np.remainder(a.data, b.data), (a, b), backward, "remainder")
+    return Tensor.from_op(np.remainder(a._data, b._data), (a, b), backward, "remainder")
 
 
 def exp(a) -> Tensor:
     a = as_tensor(a)
-    out = np.exp(a.data)
+    out = np.exp(a._data)
     return Tensor.from_op(out, (a,), lambda g: (g * out,), "exp")
 
 
 def log(a) -> Tensor:
     a = as_tensor(a)
-    return Tensor.from_op(np.log(a.data), (a,), lambda g: (g / a.data,), "log")
+    return Tensor.from_op(np.log(a._data), (a,), lambda g: (g / a._data,), "log")
 
 
 def tabs(a) -> Tensor:
     a = as_tensor(a)
-    return Tensor.from_op(np.abs(a.data), (a,), lambda g: (g * np.sign(a.data),), "abs")
+    return Tensor.from_op(np.abs(a._data), (a,), lambda g: (g * np.sign(a._data),), "abs")
 
 
 def matmul(a, b) -> Tensor:
@@ -1443,12 +1462,12 @@ def matmul(a, b) -> Tensor:
                              f"({a.shape[1]} != {b.shape[0]})")
 
         def backward(g):
-            return (g @ b.data.T if a.requires_grad else None,
-                    a.data.T @ g if b.requires_grad else None)
+            return (g @ b._data.T if a.requires_grad else None,
+                    a._data.T @ g if b.requires_grad else None)
 
-        return Tensor.from_op(a.data @ b.data, (a, b), backward, "matmul")
-    am = a.data.reshape(1, -1) if a.ndim == 1 else a.data      # a vector on the left is a row
-    bm = b.data.reshape(-1, 1) if b.ndim == 1 else b.data      # a vector on the right is a column
+        return Tensor.from_op(a._data @ b._data, (a, b), backward, "matmul")
+    am = a._data.reshape(1, -1) if a.ndim == 1 else a._data      # a vector on the left is a row
+    bm = b._data.reshape(-1, 1) if b.ndim == 1 else b._data      # a vector on the right is a column
     if am.shape[-1] != bm.shape[-2]:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align "
                          f"({am.shape[-1]} != {bm.shape[-2]})")
@@ -1486,14 +1505,14 @@ def clamp(a, min=None, max=None) -> Tensor:
     if a.dtype.kind == "f":
         lo = None if lo is None else np.asarray(lo, dtype=a.dtype)
         hi = None if hi is None else np.asarray(hi, dtype=a.dtype)
-    out = np.clip(a.data, lo, hi)
+    out = np.clip(a._data, lo, hi)
 
     def backward(g):
         keep = np.ones(a.shape, dtype=bool)
         if lo is not None:
-            keep &= a.data >= lo
+            keep &= a._data >= lo
         if hi is not None:
-            keep &= a.data <= hi
+            keep &= a._data <= hi
         return (g * keep,)
 
     return Tensor.from_op(out, (a,), backward, "clamp")
@@ -1513,11 +1532,11 @@ def _pick(a, b, ufunc, wins) -> Tensor:
     a, b = _pair(a, b)
 
     def backward(g):
-        share = np.where(wins(a.data, b.data), 1.0, np.where(a.data == b.data, 0.5, 0.0)).astype(g.dtype)
+        share = np.where(wins(a._data, b._data), 1.0, np.where(a._data == b._data, 0.5, 0.0)).astype(g.dtype)
         return (unbroadcast(g * share, a.shape) if a.requires_grad else None,
                 unbroadcast(g * (1 - share), b.shape) if b.requires_grad else None)
 
-    return Tensor.from_op(ufunc(a.data, b.data), (a, b), backward, ufunc.__name__)
+    return Tensor.from_op(ufunc(a._data, b._data), (a, b), backward, ufunc.__name__)
 
 
 def where(condition, input, other) -> Tensor:
@@ -1529,12 +1548,12 @@ def where(condition, input, other) -> Tensor:
         return (unbroadcast(np.where(cond, g, 0), a.shape) if a.requires_grad else None,
                 unbroadcast(np.where(cond, 0, g), b.shape) if b.requires_grad else None)
 
-    return Tensor.from_op(np.where(cond, a.data, b.data), (a, b), backward, "where")
+    return Tensor.from_op(np.where(cond, a._data, b._data), (a, b), backward, "where")
 
 
 def reshape(a, shape) -> Tensor:
     a = as_tensor(a)
-    return Tensor.from_op(a.data.reshape(shape), (a,), lambda g: (g.reshape(a.shape),), "reshape")
+    return Tensor.from_op(a._data.reshape(shape), (a,), lambda g: (g.reshape(a.shape),), "reshape")
 
 
 def transpose(a, axes=None) -> Tensor:
@@ -1546,7 +1565,7 @@ def transpose(a, axes=None) -> Tensor:
     if sorted(axes) != list(range(a.ndim)):
         raise ValueError(f"transpose: axes {axes} are not a permutation of the {a.ndim} axes of shape {a.shape}")
     inverse = tuple(np.argsort(axes))
-    return Tensor.from_op(a.data.transpose(axes), (a,), lambda g: (g.transpose(inverse),), "transpose")
+    return Tensor.from_op(a._data.transpose(axes), (a,), lambda g: (g.transpose(inverse),), "transpose")
 
 
 _BASIC = (int, slice, type(None), type(Ellipsis), np.integer)
@@ -1565,7 +1584,7 @@ def getitem(a, index) -> Tensor:
             np.add.at(out, index, g)
         return (out,)
 
-    return Tensor.from_op(a.data[index], (a,), backward, "getitem")
+    return Tensor.from_op(a._data[index], (a,), backward, "getitem")
 
 
 def concatenate(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
@@ -1575,6 +1594,6 @@ def concatenate(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
     def backward(g):
         return tuple(np.split(g, sizes, axis=axis))
 
-    return Tensor.from_op(np.concatenate([t.data for t in tensors], axis=axis), tensors,
+    return Tensor.from_op(np.concatenate([t._data for t in tensors], axis=axis), tensors,
                           backward, "concatenate")
 

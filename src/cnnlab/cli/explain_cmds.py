@@ -439,7 +439,7 @@ def _print_conv_trace(args, trace, source: str, notes: List[str]) -> None:
     ker4 = trace.kernel if trace.kernel.ndim == 3 else np.broadcast_to(trace.kernel, (img4.shape[0],)
                                                                         + trace.kernel.shape)
     engine = F.conv2d(img4[None].astype(np.float64), np.ascontiguousarray(ker4[None], dtype=np.float64),
-                      np.array([trace.bias]), stride=trace.stride, padding=trace.padding).data[0, 0]
+                      np.array([trace.bias]), stride=trace.stride, padding=trace.padding)._data[0, 0]
     diff = float(np.abs(engine - trace.output).max())
 
     print(f"kernel: {source}")
@@ -496,7 +496,7 @@ def cmd_pool(args) -> int:
     else:
         engine = F.avg_pool2d(x, kernel_size, trace.stride, trace.padding,
                               count_include_pad=not args.exclude_pad)
-    engine = engine.data[0] if image.ndim == 3 else engine.data[0, 0]
+    engine = engine._data[0] if image.ndim == 3 else engine._data[0, 0]
     diff = float(np.abs(engine - trace.output).max())
     for n in notes:
         print(f"note: {n}")
@@ -640,7 +640,7 @@ def cmd_filter(args) -> int:
     C = image.shape[0]
     weight = np.broadcast_to(kernel.astype(np.float32), (C, 1) + kernel.shape).copy()
     # one copy of the kernel per channel, groups=C: each channel is filtered on its own
-    out = F.conv2d(Tensor(image[None]), Tensor(weight), stride=stride, padding=padding, groups=C).data[0]
+    out = F.conv2d(Tensor(image[None]), Tensor(weight), stride=stride, padding=padding, groups=C)._data[0]
     out = np.asarray(out, dtype=np.float64)
     output = Path(args.output) if args.output else Path(f"{image_path.stem}_{args.kernel.strip().lower()}.png")
     if not args.output and not re.fullmatch(r"[a-z0-9_-]+", args.kernel.strip().lower()):

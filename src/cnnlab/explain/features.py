@@ -111,7 +111,7 @@ def layer_outputs(model: nn.Module, images, upto: Optional[str] = None) -> List[
         find_layer(graph, upto)  # raises, listing the layers
     with no_grad():
         values = graph.run_all(x, upto=None if upto is None else str(upto))
-    return [LayerOutput(node.name, node.module, np.ascontiguousarray(values[node.name].data), node.inputs)
+    return [LayerOutput(node.name, node.module, np.ascontiguousarray(values[node.name]._data), node.inputs)
             for node in graph.nodes if node.name in values]
 
 
@@ -125,7 +125,7 @@ def layer_input(model: nn.Module, images, name: str) -> np.ndarray:
     if source == graph.input_name:
         return x
     with no_grad():
-        return np.ascontiguousarray(graph.run_all(Tensor(x), upto=source)[source].data)
+        return np.ascontiguousarray(graph.run_all(Tensor(x), upto=source)[source]._data)
 
 
 def conv_kernel(model: nn.Module, layer: Union[int, str], channel: int,
@@ -153,12 +153,12 @@ def conv_kernel(model: nn.Module, layer: Union[int, str], channel: int,
         convs = conv_layer_names(model)
         raise ValueError(f"layer {name} is {type(conv).__name__}, not a Conv2d; the convolution layers are "
                          f"{', '.join(convs) if convs else 'none'}")
-    weight = np.asarray(conv.weight.data, dtype=np.float64)
+    weight = np.asarray(conv.weight._data, dtype=np.float64)
     out_ch, in_ch = weight.shape[:2]
     if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or not 0 <= channel < out_ch:
         raise ValueError(f"channel must be an output channel of layer {name} between 0 and {out_ch - 1} "
                          f"(it has {out_ch} filters), got {channel!r}")
-    bias = 0.0 if conv.bias is None else float(conv.bias.data[channel])
+    bias = 0.0 if conv.bias is None else float(conv.bias._data[channel])
     text = f"layer {name} ({describe_layer(conv)}), filter {channel}"
     if conv.groups != 1:
         text += f" (groups={conv.groups}: it sees input channels {channel // (out_ch // conv.groups) * in_ch}" \
@@ -182,6 +182,6 @@ def first_conv_weight(model: nn.Module) -> Tuple[Optional[str], Optional[np.ndar
     """``(name, weight (O, I, kh, kw))`` of the first convolution layer, or ``(None, None)``."""
     for name, layer in named_layers(model):
         if isinstance(layer, nn.Conv2d):
-            return name, np.asarray(layer.weight.data)
+            return name, np.asarray(layer.weight._data)
     return None, None
 

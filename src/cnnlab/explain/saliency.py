@@ -72,7 +72,7 @@ class GradCamResult:
 
 
 def _images(model: nn.Module, images) -> np.ndarray:
-    a = np.asarray(images.data if isinstance(images, Tensor) else images)
+    a = np.asarray(images._data if isinstance(images, Tensor) else images)
     if a.ndim != 4:
         raise ValueError(f"images must be a 4-D (N, C, H, W) array of preprocessed images, got shape {a.shape}")
     if a.dtype.kind != "f":
@@ -112,7 +112,7 @@ def _score_seed(out: Tensor, target) -> Tuple[np.ndarray, np.ndarray]:
     """The gradient to start backward with: 1 at each image's target class score, 0 elsewhere."""
     if out.ndim != 2:
         raise ValueError(f"the model must output class scores of shape (N, classes), got shape {out.shape}")
-    t = _targets(target, out.data)
+    t = _targets(target, out._data)
     seed = np.zeros(out.shape, dtype=out.dtype)
     seed[np.arange(out.shape[0]), t] = 1
     return seed, t
@@ -144,7 +144,7 @@ def saliency_map(model: nn.Module, images, target=None) -> SaliencyResult:
         seed, t = _score_seed(out, target)
         out.backward(seed)
         grad = np.asarray(x.grad, dtype=np.float64)
-    probs = to_probabilities(out.data, last)
+    probs = to_probabilities(out._data, last)
     return SaliencyResult(t, probs, grad, np.abs(grad).max(axis=1))
 
 
@@ -234,16 +234,16 @@ def grad_cam(model: nn.Module, images, target=None, layer: Union[int, str, None]
                          f"({type(cam_layer).__name__}) outputs shape {a.shape}; pick a convolution, "
                          f"activation or pooling layer")
     with _keep_parameter_grads(model):
-        leaf = Tensor(np.array(a.data), requires_grad=True)
+        leaf = Tensor(np.array(a._data), requires_grad=True)
         out = graph.run_all(Tensor(data), given={**before, name: leaf})[graph.output]
         seed, t = _score_seed(out, target)
         out.backward(seed)
         grads = np.asarray(leaf.grad, dtype=np.float64)
-    acts = np.asarray(leaf.data, dtype=np.float64)
+    acts = np.asarray(leaf._data, dtype=np.float64)
     weights = grads.mean(axis=(2, 3))
     cam = np.maximum(np.einsum("nk,nkhw->nhw", weights, acts), 0.0)
     peak = cam.max(axis=(1, 2), keepdims=True)
     scaled = np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)
     heat = np.clip(resize_bilinear(scaled, data.shape[2:]), 0.0, 1.0)
-    probs = to_probabilities(out.data, graph.node(graph.output).module)
+    probs = to_probabilities(out._data, graph.node(graph.output).module)
     return GradCamResult(t, probs, name, repr(cam_layer), acts, grads, weights, cam, heat)

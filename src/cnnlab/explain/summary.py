@@ -218,7 +218,7 @@ def summary_rows(model: nn.Module, input_shape: Sequence[int]) -> List[LayerRow]
             texts, warnings = _arithmetic(layer, given[0], out)
         else:
             texts, warnings = _merge_arithmetic(layer, given, out), []
-        params = 0 if id(layer) in counted else sum(p.data.size for p in layer.parameters())
+        params = 0 if id(layer) in counted else sum(p._data.size for p in layer.parameters())
         counted.add(id(layer))
         rows.append(LayerRow(name=node.name, type=type(layer).__name__, description=_describe(layer),
                              input_shape=list(given[0][1:]), output_shape=list(out[1:]), params=int(params),

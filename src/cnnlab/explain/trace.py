@@ -219,8 +219,8 @@ def parse_array(text: str) -> np.ndarray:
 # =========================================================================== inputs
 def _as_float_array(x, name: str) -> np.ndarray:
     data = x
-    if not isinstance(x, (np.ndarray, np.generic)) and isinstance(getattr(x, "data", None), np.ndarray):
-        data = x.data  # a cnnlab Tensor
+    if not isinstance(x, (np.ndarray, np.generic)) and isinstance(getattr(x, "_data", None), np.ndarray):
+        data = x._data  # a cnnlab Tensor
     try:
         a = np.array(data, dtype=np.float64)
     except (TypeError, ValueError):

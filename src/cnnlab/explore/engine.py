@@ -330,7 +330,7 @@ def layer_outputs(model, x) -> list:
         with no_grad():
             values = model.run_all(Tensor(as_model_input(model, x)))
         rename = {model.input_name: "input"}
-        return [SimpleNamespace(name=n.name, layer=n.module, output=np.ascontiguousarray(values[n.name].data),
+        return [SimpleNamespace(name=n.name, layer=n.module, output=np.ascontiguousarray(values[n.name]._data),
                                 inputs=[rename.get(i, i) for i in n.inputs]) for n in model.nodes]
     return explain_layer_outputs(model, x)
 
@@ -420,7 +420,7 @@ class Explorer:
             entry = {"name": lo.name, "type": type(layer).__name__, "description": description,
                      "inputs": inputs, "input_shape": list(in_shape[1:]), "output_shape": list(out_shape[1:]),
                      "arithmetic": arithmetic, "warnings": warnings,
-                     "params": int(sum(p.data.size for p in layer.parameters()))}
+                     "params": int(sum(p._data.size for p in layer.parameters()))}
             for attr in ("kernel_size", "stride", "dilation"):
                 if hasattr(layer, attr):
                     entry[attr] = list(getattr(layer, attr)) if isinstance(getattr(layer, attr), tuple) \
@@ -544,7 +544,7 @@ class Explorer:
         from ..explain.features import to_probabilities
         from ..tensor import Tensor, no_grad
         with self.lock, no_grad():
-            out = self.fast(Tensor(np.ascontiguousarray(img.x, dtype=np.float32))).data
+            out = self.fast(Tensor(np.ascontiguousarray(img.x, dtype=np.float32)))._data
         last = self._modules[self._layers[-1]["name"]] if self._layers else None
         p = to_probabilities(out, last)[0]
         best = int(np.argmax(p))
@@ -780,8 +780,8 @@ class Explorer:
         if w is None:
             raise RequestError(f"layer {layer} ({info['type']}) has no weights")
         b = getattr(module, "bias", None)
-        return {"layer": layer, "type": info["type"], "weight": encode_array(np.asarray(w.data)),
-                "bias": None if b is None else [float(v) for v in np.asarray(b.data).ravel()]}
+        return {"layer": layer, "type": info["type"], "weight": encode_array(np.asarray(w._data)),
+                "bias": None if b is None else [float(v) for v in np.asarray(b._data).ravel()]}
 
     def feature_png(self, fw: _Forward, layer: str, channel: int, scale: int = 1) -> bytes:
         from ..explain.images import png_bytes

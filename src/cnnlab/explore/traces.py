@@ -27,7 +27,7 @@ _PADDING_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
 def _a(v) -> np.ndarray:
-    return np.asarray(getattr(v, "data", v), dtype=np.float64)
+    return np.asarray(getattr(v, "_data", v), dtype=np.float64)
 
 
 def trace_layer(layer, kind: str, ins: Sequence[np.ndarray], out: np.ndarray, pos: Tuple[int, int, int],

@@ -95,7 +95,7 @@ def tensor_argsort(self, dim: int = -1, descending: bool = False, stable: bool =
 
 def tensor_topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
     """``(values, indices)`` of the ``k`` largest (or smallest) entries along ``dim``."""
-    n = self.data.shape[_wrap_dim(dim, self.data.ndim)] if self.data.ndim else 1
+    n = self._data.shape[_wrap_dim(dim, self._data.ndim)] if self._data.ndim else 1
     if not 0 <= k <= n:
         raise RuntimeError(f"selected index k out of range: k={k} for a dimension of size {n}")
     result = _sort(self, dim, largest, k)

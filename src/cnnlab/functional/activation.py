@@ -41,7 +41,7 @@ def _axis(x: Tensor, dim, name: str) -> int:
 def relu(input) -> Tensor:
     """``max(0, x)``: keeps positive values, zeroes the rest."""
     x = _float(input, "relu")
-    out = np.maximum(x.data, 0)
+    out = np.maximum(x._data, 0)
     return Tensor.from_op(out, (x,), lambda g: (g * (out > 0),), "relu")
 
 
@@ -51,8 +51,8 @@ def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
         raise ValueError(f"hardtanh: max_val ({max_val}) must be at least min_val ({min_val})")
     x = _float(input, "hardtanh")
     lo, hi = x.dtype.type(min_val), x.dtype.type(max_val)
-    out = np.clip(x.data, lo, hi)
-    return Tensor.from_op(out, (x,), lambda g: (g * ((x.data > lo) & (x.data < hi)),), "hardtanh")
+    out = np.clip(x._data, lo, hi)
+    return Tensor.from_op(out, (x,), lambda g: (g * ((x._data > lo) & (x._data < hi)),), "hardtanh")
 
 
 def relu6(input) -> Tensor:
@@ -67,11 +67,11 @@ def leaky_relu(input, negative_slope: float = 0.01) -> Tensor:
     # max(x, slope*x) picks x for x > 0 and slope*x below, for any slope <= 1 (min above 1);
     # ufuncs keep the input's memory layout and are ~3x faster than a masked copy.
     pick = np.maximum if slope <= 1 else np.minimum
-    out = np.multiply(x.data, slope, out=np.empty_like(x.data))  # an array even for a 0-d input
-    pick(out, x.data, out=out)
+    out = np.multiply(x._data, slope, out=np.empty_like(x._data))  # an array even for a 0-d input
+    pick(out, x._data, out=out)
 
     def backward(g):
-        local = (x.data > 0).astype(g.dtype)   # 1 where x > 0, else slope
+        local = (x._data > 0).astype(g.dtype)   # 1 where x > 0, else slope
         local *= 1 - slope
         local += slope
         return (g * local,)
@@ -100,7 +100,7 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 def sigmoid(input) -> Tensor:
     """``1 / (1 + e^-x)``, in (0, 1): the probability of a binary or multi-label output."""
     x = _float(input, "sigmoid")
-    out = _sigmoid(x.data)
+    out = _sigmoid(x._data)
     return Tensor.from_op(out, (x,), lambda g: (g * out * (1 - out),), "sigmoid")
 
 
@@ -113,7 +113,7 @@ def silu(input) -> Tensor:
     The gradient is ``sigmoid(x) * (1 + x * (1 - sigmoid(x)))``.
     """
     x = _float(input, "silu")
-    z = x.data
+    z = x._data
     with np.errstate(over="ignore"):
         d = np.negative(z, out=np.empty_like(z))   # an array even for a 0-d input
         np.exp(d, out=d)
@@ -134,7 +134,7 @@ def silu(input) -> Tensor:
 def tanh(input) -> Tensor:
     """Hyperbolic tangent, in (-1, 1)."""
     x = _float(input, "tanh")
-    out = np.tanh(x.data)
+    out = np.tanh(x._data)
     return Tensor.from_op(out, (x,), lambda g: (g * (1 - out * out),), "tanh")
 
 
@@ -148,7 +148,7 @@ def softmax(input, dim: int = -1) -> Tensor:
     x = _float(input, "softmax")
     dim = _axis(x, dim, "softmax")
     # initial=-inf: a zero-length dim gives an empty result, as in PyTorch
-    shifted = x.data - x.data.max(axis=dim, keepdims=True, initial=-np.inf)
+    shifted = x._data - x._data.max(axis=dim, keepdims=True, initial=-np.inf)
     e = np.exp(shifted)
     out = e / e.sum(axis=dim, keepdims=True)
 
@@ -162,7 +162,7 @@ def log_softmax(input, dim: int = -1) -> Tensor:
     """``x_i - log(sum_j e^x_j)`` along ``dim``, computed without overflow or log(0)."""
     x = _float(input, "log_softmax")
     dim = _axis(x, dim, "log_softmax")
-    shifted = x.data - x.data.max(axis=dim, keepdims=True, initial=-np.inf)
+    shifted = x._data - x._data.max(axis=dim, keepdims=True, initial=-np.inf)
     with np.errstate(divide="ignore"):  # log(0) only for a zero-length dim (an empty result)
         out = shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
 
@@ -186,7 +186,7 @@ def gelu(input, approximate: str = "none") -> Tensor:
     ``'tanh'``: ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``.
     """
     x = _float(input, "gelu")
-    d = x.data
+    d = x._data
     if approximate == "none":
         cdf = 0.5 * (1 + erf(d * _INV_SQRT_2))
         out = d * cdf
@@ -219,7 +219,7 @@ def glu(input, dim: int = -1) -> Tensor:
     size = x.shape[dim]
     if size % 2:
         raise ValueError(f"glu: halving dimension {dim} needs an even size, got {size} (input shape {x.shape})")
-    a, b = np.split(x.data, 2, axis=dim)
+    a, b = np.split(x._data, 2, axis=dim)
     s = _sigmoid(b)
     out = a * s
 

@@ -46,16 +46,16 @@ def linear(input, weight, bias=None) -> Tensor:
     if b is not None and b.shape != (w.shape[0],):
         raise ValueError(f"linear: expected bias of shape ({w.shape[0]},), got {tuple(b.shape)}")
     lead = x.shape[:-1]
-    x2 = x.data.reshape(math.prod(lead), w.shape[1])  # not -1: in_features may be 0
+    x2 = x._data.reshape(math.prod(lead), w.shape[1])  # not -1: in_features may be 0
     for_work(x2.shape[0] * w.shape[0] * w.shape[1])  # small products: one BLAS thread
-    out = x2 @ w.data.T
+    out = x2 @ w._data.T
     if b is not None:
-        out += b.data
+        out += b._data
 
     def backward(g):
         for_work(x2.shape[0] * w.shape[0] * w.shape[1])
         g2 = g.reshape(x2.shape[0], w.shape[0])
-        gx = (g2 @ w.data).reshape(x.shape) if x.requires_grad else None
+        gx = (g2 @ w._data).reshape(x.shape) if x.requires_grad else None
         gw = None
         if w.requires_grad:  # one row: an outer product (BLAS takes ~5x longer for a K=1 product)
             gw = np.multiply(g2.T, x2) if g2.shape[0] == 1 else g2.T @ x2
@@ -94,7 +94,7 @@ def dropout(input, p: float = 0.5, training: bool = True, rng=None, batch_slice=
     if batch_slice is not None:
         mask = mask[int(batch_slice[0]):int(batch_slice[1])]
     scale = mask * x.dtype.type(1.0 / (1.0 - p))
-    return Tensor.from_op(x.data * scale, (x,), lambda g: (g * scale,), "dropout")
+    return Tensor.from_op(x._data * scale, (x,), lambda g: (g * scale,), "dropout")
 
 
 def dropout2d(input, p: float = 0.5, training: bool = True, rng=None) -> Tensor:
@@ -114,7 +114,7 @@ def dropout2d(input, p: float = 0.5, training: bool = True, rng=None) -> Tensor:
     rng = np.random.default_rng() if rng is None else rng
     keep = rng.random(x.shape[:2]) >= p
     scale = (keep * (1.0 / (1.0 - p) if p < 1.0 else 0.0)).astype(x.dtype)[:, :, None, None]
-    return Tensor.from_op(x.data * scale, (x,), lambda g: (g * scale,), "dropout2d")
+    return Tensor.from_op(x._data * scale, (x,), lambda g: (g * scale,), "dropout2d")
 
 
 def batch_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
@@ -142,14 +142,14 @@ def batch_norm(input, running_mean=None, running_var=None, weight=None, bias=Non
     C = x.shape[1]
     for name, arr in (("running_mean", running_mean), ("running_var", running_var),
                       ("weight", weight), ("bias", bias)):
-        if arr is not None and tuple(np.shape(arr.data if isinstance(arr, Tensor) else arr)) != (C,):
+        if arr is not None and tuple(np.shape(arr._data if isinstance(arr, Tensor) else arr)) != (C,):
             raise ValueError(f"batch_norm: expected {name} of shape ({C},) for input of shape "
-                             f"{tuple(x.shape)}, got {tuple(np.shape(arr.data if isinstance(arr, Tensor) else arr))}")
+                             f"{tuple(x.shape)}, got {tuple(np.shape(arr._data if isinstance(arr, Tensor) else arr))}")
     # (C, M) view: channel first, every other axis flattened into one contiguous row
     if x.ndim == 4:
-        m = to_chwn(x.data).reshape(C, -1)
+        m = to_chwn(x._data).reshape(C, -1)
     else:
-        m = x.data.T
+        m = x._data.T
     count = m.shape[1]
     group = process_group if training else None
     if training:
@@ -181,9 +181,9 @@ def batch_norm(input, running_mean=None, running_var=None, weight=None, bias=Non
     del centered
     w = None if weight is None else as_tensor(weight)
     b = None if bias is None else as_tensor(bias)
-    out = xhat * w.data[:, None] if w is not None else xhat.copy()
+    out = xhat * w._data[:, None] if w is not None else xhat.copy()
     if b is not None:
-        out += b.data[:, None]
+        out += b._data[:, None]
 
     def to_input_layout(a):
         return to_nchw(a.reshape(C, *x.shape[2:], x.shape[0])) if x.ndim == 4 else a.T
@@ -198,14 +198,14 @@ def batch_norm(input, running_mean=None, running_var=None, weight=None, bias=Non
             # the bias and weight gradients' (reused), then two scaled arrays and two passes.
             sum_g = gm.sum(axis=1) if gb is None else gb
             dot = np.einsum("cm,cm->c", gm, xhat) if gw is None else gw
-            k = inv_std if w is None else (w.data * inv_std).astype(gm.dtype)
+            k = inv_std if w is None else (w._data * inv_std).astype(gm.dtype)
             shift = np.multiply(xhat, (k * dot / count)[:, None], dtype=gm.dtype)
             shift += (k * sum_g / count).astype(gm.dtype)[:, None]
             gx = np.multiply(gm, k[:, None], dtype=gm.dtype)
             gx -= shift
             gx = to_input_layout(gx)
         elif x.requires_grad:
-            gxhat = gm * w.data[:, None] if w is not None else gm
+            gxhat = gm * w._data[:, None] if w is not None else gm
             if training and group is not None:  # both sums over the global batch, in one allreduce
                 sums = group.allreduce_sum(np.concatenate([gxhat.sum(axis=1),
                                                            np.einsum("cm,cm->c", gxhat, xhat)]))

@@ -206,18 +206,18 @@ def _depthwise(x: Tensor, w: Tensor, b, xp: np.ndarray, shape, kernel, out_hw, s
     O = w.shape[0]
     M = O // C
     taps = [(i, j) for i in range(kh) for j in range(kw)]
-    wt = w.data.reshape(C, M, kh * kw, 1, 1, 1)           # per tap: a (C, M, 1, 1, 1) column
+    wt = w._data.reshape(C, M, kh * kw, 1, 1, 1)           # per tap: a (C, M, 1, 1, 1) column
     geo = None
     if ow * N < _WIDE_ROW and _Wide.fits(xp.shape[2], ow, stride[1]):
         geo = _Wide(xp.shape, kernel, out_hw, stride, dilation)
     if geo is not None:
         # Short output rows (small batches): the taps gathered into columns as contiguous runs
         # (one long copy each instead of one per output row), a block of channels at a time.
-        out = geo.correlate(xp, w.data.reshape(C, M, kh * kw))
+        out = geo.correlate(xp, w._data.reshape(C, M, kh * kw))
     else:  # long rows: the same products over bands of im2col columns (memory stays bounded)
-        out = _correlate(xp, w.data.reshape(C, M, kh * kw), kh, kw, oh, ow, dilation, stride)
+        out = _correlate(xp, w._data.reshape(C, M, kh * kw), kh, kw, oh, ow, dilation, stride)
     if b is not None:
-        out += b.data.reshape(O, 1, 1, 1)
+        out += b._data.reshape(O, 1, 1, 1)
     saved = [xp]
 
     def backward(g):
@@ -335,7 +335,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
     """
     x, w = as_tensor(input), as_tensor(weight)
     b = None if bias is None else as_tensor(bias)
-    check_image_batch(x.data, "conv2d")
+    check_image_batch(x._data, "conv2d")
     if w.ndim != 4:
         raise ValueError(f"conv2d: expected weight of shape (out_channels, in_channels/groups, kH, kW), "
                          f"got shape {tuple(w.shape)}")
@@ -365,11 +365,11 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
         raise ValueError(f"conv2d: input of shape {tuple(x.shape)} and weight of shape {tuple(w.shape)}: "
                          f"{exc}") from None
 
-    xp = pad_chwn(to_chwn(x.data), pad_h, pad_w, padding_mode)
+    xp = pad_chwn(to_chwn(x._data), pad_h, pad_w, padding_mode)
     G, Og, K = groups, O // groups, Cg * kh * kw
     row = out_w * N                     # positions in one output row
     positions = out_h * row
-    w_mat = w.data.reshape(G, Og, K)
+    w_mat = w._data.reshape(G, Og, K)
     if Cg == 1 and G > 1:   # depthwise: the direct kernel
         return _depthwise(x, w, b, xp, (C, H, W, N), (kh, kw), (out_h, out_w), stride, dilation,
                           pad_h, pad_w, padding_mode)
@@ -398,7 +398,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
         del buf
     out = out.reshape(O, out_h, out_w, N)
     if b is not None:
-        out += b.data.reshape(O, 1, 1, 1)
+        out += b._data.reshape(O, 1, 1, 1)
 
     released = False
 
@@ -431,7 +431,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
             transposed = need_x and stride == (1, 1)
             dxp = gx_chwn = None
             if transposed:
-                gx_chwn = _input_gradient_stride1(g_chwn, w.data, G, (C, H, W, N), pad_h, pad_w, padding_mode,
+                gx_chwn = _input_gradient_stride1(g_chwn, w._data, G, (C, H, W, N), pad_h, pad_w, padding_mode,
                                                   dilation)
             elif need_x:
                 dxp = np.zeros(xp.shape, dtype=g_mat.dtype)
@@ -533,7 +533,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     """
     x, w = as_tensor(input), as_tensor(weight)
     b = None if bias is None else as_tensor(bias)
-    check_image_batch(x.data, "conv_transpose2d")
+    check_image_batch(x._data, "conv_transpose2d")
     if w.ndim != 4:
         raise ValueError(f"conv_transpose2d: expected weight of shape (in_channels, out_channels/groups, "
                          f"kH, kW), got shape {tuple(w.shape)}")
@@ -564,8 +564,8 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     full_w = (W - 1) * stride[1] + dilation[1] * (kw - 1) + 1 + max(0, output_padding[1] - padding[1])
     crop = (slice(None), slice(padding[0], padding[0] + out_h), slice(padding[1], padding[1] + out_w))
 
-    xm = to_chwn(x.data).reshape(G, Cg, H * W * N)
-    w_mat = w.data.reshape(G, Cg, Og * kh * kw)
+    xm = to_chwn(x._data).reshape(G, Cg, H * W * N)
+    w_mat = w._data.reshape(G, Cg, Og * kh * kw)
     w_t = np.ascontiguousarray(w_mat.transpose(0, 2, 1))
     row = W * N                                   # positions in one input row
     band = _band_rows(G * Og * kh * kw, row, H)   # input rows per band (bounded memory, as conv2d)
@@ -577,7 +577,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     out = np.ascontiguousarray(canvas[crop])
     del canvas
     if b is not None:
-        out += b.data.reshape(O, 1, 1, 1)
+        out += b._data.reshape(O, 1, 1, 1)
 
     def backward(g):
         gm = to_chwn(g)

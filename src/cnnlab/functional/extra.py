@@ -54,9 +54,9 @@ def pad(input, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -
                 raise ValueError(f"pad: reflect padding {(a, b)} of dimension {axis} must be smaller than its "
                                  f"size {x.shape[axis]} (input shape {tuple(x.shape)})")
     if mode == "constant":
-        out = np.pad(x.data, widths, mode="constant", constant_values=x.dtype.type(value))
+        out = np.pad(x._data, widths, mode="constant", constant_values=x.dtype.type(value))
     else:
-        out = np.pad(x.data, widths, mode=_NUMPY_PAD[mode])
+        out = np.pad(x._data, widths, mode=_NUMPY_PAD[mode])
 
     def backward(g):
         if mode == "constant":
@@ -80,7 +80,7 @@ def hardsigmoid(input, alpha: float = 1 / 6, beta: float = 0.5) -> Tensor:
     """``max(0, min(1, alpha * x + beta))``; PyTorch's defaults (ONNX's are alpha=0.2, beta=0.5)."""
     x = _float(input, "hardsigmoid")
     a, b = x.dtype.type(alpha), x.dtype.type(beta)
-    z = np.multiply(x.data, a, out=np.empty_like(x.data))   # an array even for a 0-d input
+    z = np.multiply(x._data, a, out=np.empty_like(x._data))   # an array even for a 0-d input
     z += b
     out = np.maximum(z, 0, out=np.empty_like(z))   # two ufuncs: faster than np.clip's wrapper
     np.minimum(out, 1, out=out)
@@ -94,7 +94,7 @@ def hardsigmoid(input, alpha: float = 1 / 6, beta: float = 0.5) -> Tensor:
 def hardswish(input) -> Tensor:
     """``x * relu6(x + 3) / 6``."""
     x = _float(input, "hardswish")
-    d = x.data
+    d = x._data
     gate = np.divide(d, 6, out=np.empty_like(d))   # an array even for a 0-d input
     gate += x.dtype.type(0.5)
     np.maximum(gate, 0, out=gate)     # clip in place, without np.clip's wrapper
@@ -118,15 +118,15 @@ def prelu(input, weight) -> Tensor:
         raise ValueError(f"prelu: weight must have shape (1,) or (C,) with C = input.shape[1], got weight "
                          f"{tuple(w.shape)} for input {tuple(x.shape)}")
     shape = (1, -1) + (1,) * (x.ndim - 2) if x.ndim >= 2 else (-1,)
-    slope = w.data.reshape(shape).astype(x.dtype, copy=False)
-    positive = x.data > 0
-    out = np.where(positive, x.data, x.data * slope)
+    slope = w._data.reshape(shape).astype(x.dtype, copy=False)
+    positive = x._data > 0
+    out = np.where(positive, x._data, x._data * slope)
 
     def backward(g):
         gx = g * np.where(positive, 1, slope) if x.requires_grad else None
         gw = None
         if w.requires_grad:
-            per = np.where(positive, 0, g * x.data)
+            per = np.where(positive, 0, g * x._data)
             axes = tuple(i for i in range(x.ndim) if i != 1 or w.shape[0] == 1)
             gw = per.sum(axis=axes).reshape(w.shape)
         return gx, gw
@@ -137,6 +137,6 @@ def prelu(input, weight) -> Tensor:
 def erf(input) -> Tensor:
     """The error function, elementwise; gradient ``2 / sqrt(pi) * exp(-x^2)``."""
     x = _float(input, "erf")
-    out = _erf_array(x.data).astype(x.dtype, copy=False)
+    out = _erf_array(x._data).astype(x.dtype, copy=False)
     scale = x.dtype.type(2 / np.sqrt(np.pi))
-    return Tensor.from_op(out, (x,), lambda g: (g * scale * np.exp(-x.data * x.data),), "erf")
+    return Tensor.from_op(out, (x,), lambda g: (g * scale * np.exp(-x._data * x._data),), "erf")

@@ -54,7 +54,7 @@ def _float_input(input, op: str) -> Tensor:
 
 
 def _array(value) -> np.ndarray:
-    return value.data if isinstance(value, Tensor) else np.asarray(value)
+    return value._data if isinstance(value, Tensor) else np.asarray(value)
 
 
 def _weight_array(weight, op: str, name: str, dtype) -> np.ndarray:
@@ -96,7 +96,7 @@ def _broadcast_weight(weight, shape: tuple, op: str, name: str, dtype):
 def _target_tensor(target, dtype) -> Tensor:
     """The target as a Tensor of the input's dtype; a float target that requires a gradient gets one."""
     t = target if isinstance(target, Tensor) else Tensor(np.asarray(target))
-    return t if t.dtype == dtype else Tensor(t.data.astype(dtype))
+    return t if t.dtype == dtype else Tensor(t._data.astype(dtype))
 
 
 def _check_same_shape(x: Tensor, t: np.ndarray, op: str) -> None:
@@ -158,8 +158,8 @@ def _class_targets(x: Tensor, t: np.ndarray, ignore_index: int, op: str):
 def _batched(x: Tensor, labels: np.ndarray, keep):
     """View an unbatched ``(C,)`` input and its ``()`` label (and mask) as a batch of one."""
     if x.ndim > 1:
-        return x.data, labels, keep
-    return x.data[None], labels[None], None if keep is None else np.asarray(keep)[None]
+        return x._data, labels, keep
+    return x._data[None], labels[None], None if keep is None else np.asarray(keep)[None]
 
 
 def _label_weights(w, labels, keep, dtype):
@@ -269,8 +269,8 @@ def _cross_entropy_probabilities(x: Tensor, target, w, ignore_index, reduction: 
         raise ValueError(f"{op}: ignore_index is not supported for class-probability targets, got "
                          f"ignore_index={ignore_index}")
     target = _target_tensor(target, x.dtype)
-    d = x.data if x.ndim > 1 else x.data[None]
-    q = target.data if x.ndim > 1 else target.data[None]
+    d = x._data if x.ndim > 1 else x._data[None]
+    q = target._data if x.ndim > 1 else target._data[None]
     n_classes = d.shape[1]
     if eps:
         q = q * (1 - eps) + eps / n_classes
@@ -335,7 +335,7 @@ def _binary_inputs(op: str, input, target, weight, size_average, reduce, reducti
     x = _float_input(input, op)
     reduction = _reduction(op, size_average, reduce, reduction)
     target = _target_tensor(target, x.dtype)
-    _check_same_shape(x, target.data, op)
+    _check_same_shape(x, target._data, op)
     return x, target, _broadcast_weight(weight, x.shape, op, "weight", x.dtype), reduction
 
 
@@ -352,9 +352,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     """
     op = "binary_cross_entropy_with_logits"
     x, target, w, reduction = _binary_inputs(op, input, target, weight, size_average, reduce, reduction)
-    t = target.data
+    t = target._data
     pw = _broadcast_weight(pos_weight, x.shape, op, "pos_weight", x.dtype)
-    d = x.data
+    d = x._data
     log_sig_neg = np.log1p(np.exp(-np.abs(d))) + np.maximum(-d, 0)  # -log sigmoid(x)
     log_weight = 1.0 if pw is None else 1 + (pw - 1) * t
     losses = (1 - t) * d + log_weight * log_sig_neg
@@ -385,8 +385,8 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     """
     op = "binary_cross_entropy"
     x, target, w, reduction = _binary_inputs(op, input, target, weight, size_average, reduce, reduction)
-    t = target.data
-    d = x.data
+    t = target._data
+    d = x._data
     for name, a in (("input", d), ("target", t)):
         outside = ~((a >= 0) & (a <= 1))
         if outside.any():
@@ -419,13 +419,13 @@ def _pointwise(op: str, input, target, reduction: str, loss_of, slope_of, weight
     """
     x = _float_input(input, op)
     t = _target_tensor(target, x.dtype)
-    _check_same_shape(x, t.data, op)
+    _check_same_shape(x, t._data, op)
     w = None
     if weight is not None:
         w = _weight_array(weight, op, "weight", x.dtype)
         if w.shape != x.shape:
             raise ValueError(f"{op}: weight of shape {tuple(w.shape)} must have the input's shape {tuple(x.shape)}")
-    diff = x.data - t.data
+    diff = x._data - t._data
     losses = loss_of(diff)
     if w is not None:
         losses = losses * w

@@ -32,7 +32,7 @@ def _float(input, op: str) -> Tensor:
 
 def _normalise(x: Tensor, axes: Tuple[int, ...], eps: float) -> Tensor:
     """``(x - mean) / sqrt(var + eps)`` over ``axes`` (biased variance)."""
-    d = x.data
+    d = x._data
     mu = d.mean(axis=axes, keepdims=True)
     centered = d - mu
     var = np.mean(centered * centered, axis=axes, keepdims=True)
@@ -56,9 +56,9 @@ def _affine(y: Tensor, weight, bias, shape: tuple) -> Tensor:
 
 
 def _check_param(op: str, name: str, value, expected: tuple, input_shape: tuple) -> None:
-    if value is not None and tuple(np.shape(getattr(value, "data", value))) != tuple(expected):
+    if value is not None and tuple(np.shape(getattr(value, "_data", value))) != tuple(expected):
         raise ValueError(f"{op}: expected {name} of shape {tuple(expected)} for input of shape {input_shape}, "
-                         f"got {tuple(np.shape(getattr(value, 'data', value)))}")
+                         f"got {tuple(np.shape(getattr(value, '_data', value)))}")
 
 
 def layer_norm(input, normalized_shape: Sequence[int], weight=None, bias=None, eps: float = 1e-5) -> Tensor:

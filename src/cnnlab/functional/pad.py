@@ -23,7 +23,7 @@ def pad(input, pad: Sequence[int], mode: str = "constant", value: float = None) 
     Shape: ``(N, C, H, W) -> (N, C, H + top + bottom, W + left + right)``.
     """
     x = as_tensor(input)
-    check_image_batch(x.data, "pad")
+    check_image_batch(x._data, "pad")
     if mode not in _MODES:
         raise ValueError(f"pad: mode must be one of {tuple(_MODES)}, got {mode!r}")
     pads = tuple(pad) if isinstance(pad, (tuple, list)) else None
@@ -39,7 +39,7 @@ def pad(input, pad: Sequence[int], mode: str = "constant", value: float = None) 
         raise ValueError(f"pad: reflect padding (left={left}, right={right}, top={top}, bottom={bottom}) "
                          f"must be smaller than the input size {(H, W)}")
     pad_h, pad_w = (top, bottom), (left, right)
-    out = pad_chwn(to_chwn(x.data), pad_h, pad_w, _MODES[mode], 0.0 if value is None else value)
+    out = pad_chwn(to_chwn(x._data), pad_h, pad_w, _MODES[mode], 0.0 if value is None else value)
 
     def backward(g):
         return (to_nchw(pad_chwn_backward(to_chwn(g), (C, H, W, N), pad_h, pad_w, _MODES[mode])),)

@@ -44,7 +44,7 @@ __all__ = ["max_pool2d", "min_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "ada
 # --------------------------------------------------------------------------
 def _image_input(input, op: str) -> Tensor:
     x = as_tensor(input)
-    check_image_batch(x.data, op)
+    check_image_batch(x._data, op)
     return x
 
 
@@ -231,7 +231,7 @@ def _extreme_pool_core(x: Tensor, kernel, stride, padding, dilation, out_hw, mod
     """Max/min pooling of ``x`` for a checked geometry (shared by max, min and adaptive)."""
     N, C, H, W = x.shape
     (kh, kw), (oh, ow) = kernel, out_hw
-    m = to_chwn(x.data)
+    m = to_chwn(x._data)
     pad_h = _padding_amounts(H, oh, kh, stride[0], padding[0], dilation[0])
     pad_w = _padding_amounts(W, ow, kw, stride[1], padding[1], dilation[1])
     fill = -np.inf if mode == "max" else np.inf
@@ -372,7 +372,7 @@ def _avg_pool_core(x: Tensor, kernel, stride, padding, out_hw, divisor: np.ndarr
     """Window sums over kernel taps divided by ``divisor`` (an (OH, OW) array)."""
     N, C, H, W = x.shape
     (kh, kw), (oh, ow) = kernel, out_hw
-    m = to_chwn(x.data)
+    m = to_chwn(x._data)
     pad_h = _padding_amounts(H, oh, kh, stride[0], padding[0], 1)
     pad_w = _padding_amounts(W, ow, kw, stride[1], padding[1], 1)
     mp = pad_chwn(m, pad_h, pad_w)
@@ -560,7 +560,7 @@ def adaptive_avg_pool2d(input, output_size) -> Tensor:
 
     # General windows: averaging is separable, so the op is two small matrix
     # products, over H then over W, with (OH, H) and (OW, W) averaging matrices.
-    m = to_chwn(x.data)
+    m = to_chwn(x._data)
     a_h = _adaptive_matrix(H, oh, m.dtype)
     a_w = _adaptive_matrix(W, ow, m.dtype)
     if np.isfinite(m).all():
@@ -616,7 +616,7 @@ def adaptive_max_pool2d(input, output_size, return_indices: bool = False):
     # maxima over its columns.  Stage 1 reduces columns -> (C, H, OW, N), stage 2
     # rows -> (C, OH, OW, N); each stage loops over the taps of the longest
     # window.  Columns first keeps PyTorch's row-major tie rule.
-    m = to_chwn(x.data)
+    m = to_chwn(x._data)
     cols, cols_unique = _adaptive_tap_table(W, ow)
     rows, rows_unique = _adaptive_tap_table(H, oh)
     track = return_indices or _grad_needed(x)
@@ -660,7 +660,7 @@ def global_avg_pool2d(input) -> Tensor:
     x = _image_input(input, op)
     _nonempty_plane(x, op)
     N, C, H, W = x.shape
-    m = to_chwn(x.data).reshape(C, H * W, N)
+    m = to_chwn(x._data).reshape(C, H * W, N)
     out = m.mean(axis=1)  # (C, N)
 
     def backward(g):
@@ -684,7 +684,7 @@ def global_max_pool2d(input) -> Tensor:
     x = _image_input(input, op)
     _nonempty_plane(x, op)
     N, C, H, W = x.shape
-    m = to_chwn(x.data).reshape(C, H * W, N)
+    m = to_chwn(x._data).reshape(C, H * W, N)
     arg = m.argmax(axis=1)[:, None, :]  # (C, 1, N); NaN counts as the maximum, as in np.max
     out = np.take_along_axis(m, arg, axis=1)[:, 0, :]
 
@@ -772,7 +772,7 @@ def fractional_max_pool2d(input, kernel_size, output_size=None, output_ratio=Non
         rng = np.random.default_rng() if rng is None else rng
         u = rng.random((N, C, 2)).astype(x.dtype)
     else:
-        u = np.asarray(samples.data if isinstance(samples, Tensor) else samples)
+        u = np.asarray(samples._data if isinstance(samples, Tensor) else samples)
         if u.shape != (N, C, 2):
             raise ValueError(f"{op}: `samples` must have shape (N, C, 2) = {(N, C, 2)}, got {u.shape}")
         if u.dtype.kind not in "fiu":
@@ -786,7 +786,7 @@ def fractional_max_pool2d(input, kernel_size, output_size=None, output_ratio=Non
     # Windows differ per (image, channel): gather each kernel tap with one flat
     # index array.  Element (c, r, w, n) of the (C, H, W, N) memory sits at
     # ((c*H + r)*W + w)*N + n, and tap (i, j) adds the constant (i*W + j)*N.
-    m = to_chwn(x.data)
+    m = to_chwn(x._data)
     flat_m = m.reshape(-1)
     c_ = np.arange(C)[:, None, None, None]
     n_ = np.arange(N)[None, None, None, :]

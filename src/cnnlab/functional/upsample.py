@@ -127,7 +127,7 @@ def interpolate(input, size=None, scale_factor=None, mode: str = "nearest",
     Shape: ``(N, C, H, W) -> (N, C, H_out, W_out)``.
     """
     x = as_tensor(input)
-    check_image_batch(x.data, "interpolate")
+    check_image_batch(x._data, "interpolate")
     if mode not in MODES:
         raise ValueError(f"interpolate: mode must be one of {MODES}, got {mode!r}")
     if mode != "bilinear" and align_corners is not None:
@@ -148,7 +148,7 @@ def interpolate(input, size=None, scale_factor=None, mode: str = "nearest",
             out += _take(m, index, weight, axis)
         return out
 
-    m = to_chwn(x.data)                      # (C, H, W, N): axis 1 is H, axis 2 is W
+    m = to_chwn(x._data)                      # (C, H, W, N): axis 1 is H, axis 2 is W
     rows = resize(m, 1, plan[0])
     out = resize(rows, 2, plan[1])
     del rows

@@ -154,8 +154,8 @@ def _power(x, exponent: np.ndarray):
     """``x ** exponent`` for a constant array exponent (broadcasting); gradient with respect to ``x``."""
     from ..tensor import Tensor, unbroadcast
     e = exponent.astype(x.dtype, copy=False)
-    out = np.power(x.data, e)
-    return Tensor.from_op(out, (x,), lambda g: (unbroadcast(g * e * np.power(x.data, e - 1), x.shape),), "pow")
+    out = np.power(x._data, e)
+    return Tensor.from_op(out, (x,), lambda g: (unbroadcast(g * e * np.power(x._data, e - 1), x.shape),), "pow")
 
 
 class Elementwise(Module):

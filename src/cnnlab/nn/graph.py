@@ -415,7 +415,7 @@ def _run_in_place(module: Module, fuse, value) -> bool:
     if module_mod._tracer is not None or module._forward_pre_hooks or module._forward_hooks or \
             made_by._forward_hooks:
         return False
-    data = getattr(value, "data", None)
+    data = getattr(value, "_data", None)
     if not isinstance(value, Tensor) or data.dtype.kind != "f" or not data.flags.writeable:
         return False
     fn(data)

@@ -32,7 +32,7 @@ _LINEAR = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_tra
 
 
 def _array(tensor) -> np.ndarray:
-    array = tensor.data if isinstance(tensor, Tensor) else tensor
+    array = tensor._data if isinstance(tensor, Tensor) else tensor
     if not isinstance(array, np.ndarray):
         raise TypeError(f"nn.init expects a Parameter, Tensor or ndarray, got {type(tensor).__name__}")
     if array.dtype.kind != "f":

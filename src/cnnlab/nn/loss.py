@@ -19,7 +19,7 @@ def _buffer(value, name: str, cls: str):
     if isinstance(value, str):
         raise TypeError(f"{cls}: {name} must be an array of weights, got {value!r}; pass the reduction by name: "
                         f"reduction={value!r}")
-    arr = np.array(value.data if isinstance(value, Tensor) else value)
+    arr = np.array(value._data if isinstance(value, Tensor) else value)
     if arr.dtype.kind not in "iuf":
         raise TypeError(f"{cls}: {name} must be numeric, got dtype {arr.dtype}")
     return arr.astype(arr.dtype if arr.dtype.kind == "f" else np.float32)

@@ -169,7 +169,7 @@ class Module:
         if hasattr(self, name) and name not in self._buffers:
             raise KeyError(f"attribute '{name}' already exists")
         if isinstance(tensor, Tensor):
-            tensor = tensor.data
+            tensor = tensor._data
         if tensor is not None and not isinstance(tensor, np.ndarray):
             raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' "
                             "(ndarray, Tensor or None required)")
@@ -292,7 +292,7 @@ class Module:
         return self
 
     def num_parameters(self) -> int:
-        return int(sum(p.data.size for p in self.parameters()))
+        return int(sum(p._data.size for p in self.parameters()))
 
     # --- state ---------------------------------------------------------------
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
@@ -301,7 +301,7 @@ class Module:
         for mod_name, module in self.named_modules(remove_duplicate=False):
             for name, p in module._parameters.items():
                 if p is not None:
-                    state[f"{mod_name}.{name}" if mod_name else name] = p.data
+                    state[f"{mod_name}.{name}" if mod_name else name] = p._data
             for name, b in module._buffers.items():
                 if b is not None and name not in module._non_persistent_buffers:
                     state[f"{mod_name}.{name}" if mod_name else name] = b
@@ -315,7 +315,7 @@ class Module:
         Returns ``(missing_keys, unexpected_keys)``.
         """
         own = self.state_dict()
-        given = {k: np.asarray(getattr(v, "data", v) if isinstance(v, Tensor) else v)
+        given = {k: np.asarray(getattr(v, "_data", v) if isinstance(v, Tensor) else v)
                  for k, v in state_dict.items()}
         missing = [k for k in own if k not in given]
         unexpected = [k for k in given if k not in own]
@@ -360,10 +360,10 @@ class Module:
         for p in self.parameters():
             if set_to_none or p.grad is None:
                 p.grad = None
-            elif p.grad.data.flags.writeable:
-                p.grad.data[...] = 0  # in place, as PyTorch's grad.zero_()
+            elif p.grad._data.flags.writeable:
+                p.grad._data[...] = 0  # in place, as PyTorch's grad.zero_()
             else:
-                p.grad = np.zeros_like(p.data)
+                p.grad = np.zeros_like(p._data)
 
     def to(self, *args, **kwargs) -> "Module":
         """``to(dtype)``, ``to('cpu')``, ``to(device='cpu', dtype=...)``, ``to('cpu', dtype)``.
@@ -398,10 +398,10 @@ class Module:
         """Cast every floating parameter (and its gradient) and buffer to ``dtype``."""
         for module in self.modules():
             for p in module._parameters.values():
-                if p is not None and p.data.dtype != dtype:
-                    p.data = p.data.astype(dtype)
+                if p is not None and p._data.dtype != dtype:
+                    p._data = p._data.astype(dtype)
                     if p.grad is not None:
-                        p.grad = p.grad.data.astype(dtype)
+                        p.grad = p.grad._data.astype(dtype)
             for name, b in list(module._buffers.items()):
                 if b is not None and b.dtype.kind == "f" and b.dtype != dtype:
                     module._set_buffer(name, b.astype(dtype))
@@ -477,7 +477,7 @@ class Module:
 
 
 def _dry_run_shape(module: Module, input_shapes) -> tuple:
-    dtype = next((p.data.dtype for p in module.parameters()), np.dtype(np.float32))
+    dtype = next((p._data.dtype for p in module.parameters()), np.dtype(np.float32))
     modes = [(m, m.training) for m in module.modules()]
     module.eval()
     try:

@@ -22,14 +22,14 @@ __all__ = ["model_dtype", "as_model_input", "to_probabilities", "predict_proba"]
 def model_dtype(model: Module, default=np.float32):
     """The floating dtype of the model's parameters (float32 unless it was built in float64)."""
     for p in model.parameters():
-        if p.data.dtype.kind == "f":
-            return p.data.dtype
+        if p._data.dtype.kind == "f":
+            return p._data.dtype
     return np.dtype(default)
 
 
 def as_model_input(model: Module, images) -> np.ndarray:
     """``images`` as an ndarray of the model's dtype (convolution needs input and weights alike)."""
-    a = images.data if isinstance(images, Tensor) else images
+    a = images._data if isinstance(images, Tensor) else images
     return np.asarray(a, dtype=model_dtype(model))
 
 
@@ -67,7 +67,7 @@ def predict_proba(model: Module, images, batch_size: int = 256) -> np.ndarray:
     chunks = []
     with no_grad():
         for start in range(0, images.shape[0], batch_size):
-            chunks.append(to_probabilities(model(Tensor(images[start:start + batch_size])).data, last))
+            chunks.append(to_probabilities(model(Tensor(images[start:start + batch_size]))._data, last))
     if not chunks:
         raise ValueError("predict_proba got no images (shape (0, ...))")
     return np.concatenate(chunks)

@@ -270,10 +270,10 @@ class _Tracer:
             if self.name_of(a) is not None and self.name_of(b) is not None:
                 return types[_ELEMENTWISE[op]](), [self.name_of(a), self.name_of(b)], op
             const, value, reverse = (b, a, False) if self.name_of(a) is not None else (a, b, True)
-            if const.data.size != 1:
+            if const._data.size != 1:
                 raise TraceError(f"cannot capture '{op}' with a constant array of shape "
-                                 f"{tuple(const.data.shape)} at {_user_line()}: only number constants")
-            return (types[_ELEMENTWISE[op]](float(const.data.reshape(-1)[0]), reverse=reverse),
+                                 f"{tuple(const._data.shape)} at {_user_line()}: only number constants")
+            return (types[_ELEMENTWISE[op]](float(const._data.reshape(-1)[0]), reverse=reverse),
                     [self.name_of(value)], op)
         if op == "neg":
             return types["Mul"](-1.0), [self.name_of(parents[0])], "neg"
@@ -431,7 +431,7 @@ def trace(model: Module, input_shape: Sequence[int], check: bool = True) -> Grap
 
 def _param_dtype(model: Module):
     for p in model.parameters():
-        return p.data.dtype
+        return p._data.dtype
     return np.dtype(np.float32)
 
 
@@ -439,8 +439,8 @@ def _check_same(model: Module, graph: Graph, shape, dtype, rng) -> None:
     x = rng.standard_normal((3,) + shape).astype(dtype)
     try:
         with no_grad():
-            want = model(Tensor(x)).data
-            got = graph(Tensor(x)).data
+            want = model(Tensor(x))._data
+            got = graph(Tensor(x))._data
     except (ValueError, TypeError, IndexError, RuntimeError) as exc:
         raise TraceError(f"the graph captured from {type(model).__name__}.forward does not reproduce it on a "
                          f"batch of 3 ({exc}): its forward seems to depend on the batch size in Python code "

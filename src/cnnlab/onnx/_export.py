@@ -46,7 +46,7 @@ class Builder:
             return self._shared[key][0]
         name = self._unique(name)
         self.initializers.append(numpy_helper.from_array(_f32(array), name))
-        if hasattr(array, "data") or isinstance(array, np.ndarray):
+        if hasattr(array, "_data") or isinstance(array, np.ndarray):
             # keep the array alive: a temporary's id (a transposed weight) could otherwise be reused
             self._shared[key] = (name, array)
         return name

@@ -34,7 +34,7 @@ def exporter(*classes: type):
 
 
 def _f32(a) -> np.ndarray:
-    return np.ascontiguousarray(np.asarray(getattr(a, "data", a), dtype=np.float32))
+    return np.ascontiguousarray(np.asarray(getattr(a, "_data", a), dtype=np.float32))
 
 
 def _pads(padding) -> list:

@@ -151,8 +151,8 @@ class _Rewriter:
                 dense = self.single_consumer(nxt.name)
                 if dense is not None and isinstance(dense.module, nn.Linear):
                     _, c, h, w = self.shape_before(node)
-                    weight = dense.module.weight.data
-                    dense.module.weight.data = np.ascontiguousarray(
+                    weight = dense.module.weight._data
+                    dense.module.weight._data = np.ascontiguousarray(
                         weight.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(weight.shape))
                     self.remove(node)
                     return True
@@ -208,7 +208,7 @@ class _Rewriter:
         (how PyTorch's exporters write ``nn.GroupNorm``)."""
         from ._nn import Graph, Reshape
         m = norm.module
-        if not m.affine or np.any(m.weight.data != 1) or np.any(m.bias.data != 0):
+        if not m.affine or np.any(m.weight._data != 1) or np.any(m.bias._data != 0):
             return False
         grouped, back = self.producer(norm.inputs[0]), self.single_consumer(norm.name)
         if (grouped is None or back is None or not isinstance(grouped.module, Reshape)
@@ -227,7 +227,7 @@ class _Rewriter:
             values = None if nxt is None else _per_channel(nxt.module, op, shape)
             if values is None:
                 continue
-            param.data[...] = values
+            param._data[...] = values
             chain.append(nxt)
             last = nxt
         # the first node's name is the module's path ("gn"): the state_dict keys become PyTorch's

@@ -134,7 +134,7 @@ class OrtEngine(nn.Module):
         object.__setattr__(self, "_model", model)  # for output_shape; not a registered child
 
     def forward(self, x):
-        data = x.data if isinstance(x, Tensor) else np.asarray(x)
+        data = x._data if isinstance(x, Tensor) else np.asarray(x)
         if data.dtype.char != "f" or not data.flags.c_contiguous:
             data = np.ascontiguousarray(data, dtype=np.float32)
         out = self._run(None, {self.input_name: data})[0]  # None: no output names to look up

@@ -23,15 +23,15 @@ class Adadelta(Optimizer):
     def _update(self, p, grad, state, group):
         lr, rho, eps, weight_decay = group["lr"], group["rho"], group["eps"], group["weight_decay"]
         if "square_avg" not in state:
-            state["square_avg"] = np.zeros_like(p.data)
-            state["acc_delta"] = np.zeros_like(p.data)
+            state["square_avg"] = np.zeros_like(p._data)
+            state["acc_delta"] = np.zeros_like(p._data)
         self._new_step(state)
         if weight_decay:
-            grad = grad + weight_decay * p.data
+            grad = grad + weight_decay * p._data
         square_avg, acc_delta = state["square_avg"], state["acc_delta"]
         square_avg *= rho
         square_avg += (1 - rho) * grad * grad
         delta = np.sqrt(acc_delta + eps) / np.sqrt(square_avg + eps) * grad
         acc_delta *= rho
         acc_delta += (1 - rho) * delta * delta
-        p.data -= lr * delta
+        p._data -= lr * delta

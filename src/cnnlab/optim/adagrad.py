@@ -22,12 +22,12 @@ class Adagrad(Optimizer):
 
     def _update(self, p, grad, state, group):
         if "sum" not in state:
-            state["sum"] = np.full_like(p.data, group["initial_accumulator_value"])
+            state["sum"] = np.full_like(p._data, group["initial_accumulator_value"])
         t = self._new_step(state)
         if group["weight_decay"]:
-            grad = grad + group["weight_decay"] * p.data
+            grad = grad + group["weight_decay"] * p._data
         clr = group["lr"] / (1 + (t - 1) * group["lr_decay"])
         state["sum"] += grad * grad
         std = np.sqrt(state["sum"])
         std += group["eps"]
-        p.data -= clr * (grad / std)
+        p._data -= clr * (grad / std)

@@ -25,16 +25,16 @@ class Adam(Optimizer):
     def _update(self, p, grad, state, group):
         lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         if "exp_avg" not in state:
-            state["exp_avg"] = np.zeros_like(p.data)
-            state["exp_avg_sq"] = np.zeros_like(p.data)
+            state["exp_avg"] = np.zeros_like(p._data)
+            state["exp_avg_sq"] = np.zeros_like(p._data)
         if group["amsgrad"] and "max_exp_avg_sq" not in state:
-            state["max_exp_avg_sq"] = np.zeros_like(p.data)
+            state["max_exp_avg_sq"] = np.zeros_like(p._data)
         t = self._new_step(state)
         if weight_decay:
             if group["decoupled_weight_decay"]:
-                p.data *= 1 - lr * weight_decay
+                p._data *= 1 - lr * weight_decay
             else:
-                grad = grad + weight_decay * p.data
+                grad = grad + weight_decay * p._data
         m, v = state["exp_avg"], state["exp_avg_sq"]
         _lerp_(m, grad, 1 - beta1)
         v *= beta2
@@ -51,7 +51,7 @@ class Adam(Optimizer):
         denom += eps
         np.divide(m, denom, out=denom)
         denom *= step_size
-        p.data -= denom
+        p._data -= denom
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter): ``p *= 1 - lr * weight_decay`` before

@@ -35,7 +35,7 @@ _FLAGS = ("nesterov", "amsgrad", "centered", "maximize", "decoupled_weight_decay
 
 def _number(name: str, value, where: str = "") -> float:
     if isinstance(value, Tensor):
-        value = value.data
+        value = value._data
     if isinstance(value, np.ndarray) and value.size == 1:
         value = value.item()
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
@@ -163,9 +163,9 @@ class Optimizer:
             if not isinstance(p, Tensor):
                 raise TypeError(f"optimizer can only optimize Tensors, but one of the params is "
                                 f"{type(p).__module__}.{type(p).__name__}{where}")
-            if p.data.dtype.kind != "f":
+            if p._data.dtype.kind != "f":
                 raise TypeError(f"optimizer can only optimize floating point Tensors, got one of dtype "
-                                f"{p.data.dtype}{where}")
+                                f"{p._data.dtype}{where}")
         group = dict(param_group)
         group["params"] = params
         if names:
@@ -208,7 +208,7 @@ class Optimizer:
                 if set_to_none or p.grad is None:
                     p.grad = None
                 else:
-                    g = p.grad.data if isinstance(p.grad, Tensor) else p.grad
+                    g = p.grad._data if isinstance(p.grad, Tensor) else p.grad
                     g[...] = 0
 
     def step(self, closure=None):
@@ -225,11 +225,11 @@ class Optimizer:
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                grad = p.grad.data if isinstance(p.grad, Tensor) else np.asarray(p.grad)
-                if grad.shape != p.data.shape:
-                    raise ValueError(f"{type(self).__name__}.step: a parameter of shape {tuple(p.data.shape)} has a "
+                grad = p.grad._data if isinstance(p.grad, Tensor) else np.asarray(p.grad)
+                if grad.shape != p._data.shape:
+                    raise ValueError(f"{type(self).__name__}.step: a parameter of shape {tuple(p._data.shape)} has a "
                                      f"gradient of shape {tuple(grad.shape)}")
-                grad = grad.astype(p.data.dtype, copy=False)
+                grad = grad.astype(p._data.dtype, copy=False)
                 if group.get("maximize", False):
                     grad = -grad
                 self._update(p, grad, self.state[p], group)
@@ -323,7 +323,7 @@ class Optimizer:
 
     @staticmethod
     def _load_buffer(p, index: int, name: str, value) -> np.ndarray:
-        arr = np.array(value.data if isinstance(value, Tensor) else value)
+        arr = np.array(value._data if isinstance(value, Tensor) else value)
         if arr.dtype.kind not in "iuf":
             raise ValueError(f"optimizer state for parameter {index}: {name!r} must be numeric, got dtype {arr.dtype}")
         if name == "step":
@@ -331,10 +331,10 @@ class Optimizer:
                 raise ValueError(f"optimizer state for parameter {index}: 'step' must be one number, got shape "
                                  f"{arr.shape}")
             return np.array(int(arr.reshape(())), dtype=np.int64)
-        if arr.shape != p.data.shape:
+        if arr.shape != p._data.shape:
             raise ValueError(f"optimizer state for parameter {index}: {name!r} has shape {tuple(arr.shape)}, "
-                             f"expected {tuple(p.data.shape)} (the parameter's shape)")
-        return arr.astype(p.data.dtype, copy=False)
+                             f"expected {tuple(p._data.shape)} (the parameter's shape)")
+        return arr.astype(p._data.dtype, copy=False)
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
@@ -362,7 +362,7 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
     if isinstance(parameters, Tensor):
         parameters = [parameters]
     max_norm, norm_type = float(max_norm), float(norm_type)
-    grads = [p.grad.data if isinstance(p.grad, Tensor) else p.grad for p in parameters if p.grad is not None]
+    grads = [p.grad._data if isinstance(p.grad, Tensor) else p.grad for p in parameters if p.grad is not None]
     if not grads:
         return 0.0
     if norm_type == math.inf:

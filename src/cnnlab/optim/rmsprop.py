@@ -24,24 +24,24 @@ class RMSprop(Optimizer):
     def _update(self, p, grad, state, group):
         lr, alpha, momentum, weight_decay = group["lr"], group["alpha"], group["momentum"], group["weight_decay"]
         if "square_avg" not in state:
-            state["square_avg"] = np.zeros_like(p.data)
+            state["square_avg"] = np.zeros_like(p._data)
         self._new_step(state)
         if weight_decay:
-            grad = grad + weight_decay * p.data
+            grad = grad + weight_decay * p._data
         square_avg = state["square_avg"]
         square_avg *= alpha
         square_avg += (1 - alpha) * grad * grad
         if group["centered"]:
-            grad_avg = state.setdefault("grad_avg", np.zeros_like(p.data))
+            grad_avg = state.setdefault("grad_avg", np.zeros_like(p._data))
             _lerp_(grad_avg, grad, 1 - alpha)
             avg = np.sqrt(square_avg - grad_avg * grad_avg)
         else:
             avg = np.sqrt(square_avg)
         avg += group["eps"]
         if momentum > 0:
-            buf = state.setdefault("momentum_buffer", np.zeros_like(p.data))
+            buf = state.setdefault("momentum_buffer", np.zeros_like(p._data))
             buf *= momentum
             buf += grad / avg
-            p.data -= lr * buf
+            p._data -= lr * buf
         else:
-            p.data -= lr * (grad / avg)
+            p._data -= lr * (grad / avg)

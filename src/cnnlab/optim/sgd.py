@@ -26,7 +26,7 @@ class SGD(Optimizer):
     def _update(self, p, grad, state, group):
         lr, momentum, weight_decay = group["lr"], group["momentum"], group["weight_decay"]
         if weight_decay:
-            grad = grad + weight_decay * p.data
+            grad = grad + weight_decay * p._data
         if momentum:
             buf = state.get("momentum_buffer")
             if buf is None:
@@ -35,4 +35,4 @@ class SGD(Optimizer):
                 buf *= momentum
                 buf += (1 - group["dampening"]) * grad
             grad = grad + momentum * buf if group["nesterov"] else buf
-        p.data -= lr * grad
+        p._data -= lr * grad

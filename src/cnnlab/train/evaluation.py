@@ -23,8 +23,8 @@ def _split_data(data, what: str):
     if isinstance(data, ArrayDataset):
         return data.images, data.labels, data.mean, data.std, list(data.classes)
     if isinstance(data, (tuple, list)) and len(data) == 2:
-        images = data[0].data if isinstance(data[0], Tensor) else np.asarray(data[0])
-        labels = data[1].data if isinstance(data[1], Tensor) else np.asarray(data[1])
+        images = data[0]._data if isinstance(data[0], Tensor) else np.asarray(data[0])
+        labels = data[1]._data if isinstance(data[1], Tensor) else np.asarray(data[1])
         if images.ndim != 4:
             raise ValueError(f"{what}: images must have shape (N, C, H, W), got {images.shape}")
         if labels.shape != images.shape[:1] or labels.dtype.kind not in "iu":
@@ -106,13 +106,13 @@ def evaluate(model: nn.Module, data, batch_size: int = 256, mean=None, std=None,
             for x, y in _batches(images, labels, batch_size, norm):
                 logits = model(Tensor(x))
                 _check_logits(logits, x.shape)
-                _check_finite_outputs(model, logits.data, "evaluate")
+                _check_finite_outputs(model, logits._data, "evaluate")
                 loss_sum += float(F.cross_entropy(logits, y, reduction="sum").item())
-                p = logits.data.argmax(axis=1)
+                p = logits._data.argmax(axis=1)
                 correct += int((p == y).sum())
                 if return_predictions:
                     preds.append(p)
-                    probs.append(_softmax(logits.data))
+                    probs.append(_softmax(logits._data))
     finally:
         model.train(was_training)
     if group is not None:
@@ -175,7 +175,7 @@ def predict(model: nn.Module, images, batch_size: int = 256, mean=None, std=None
     if isinstance(images, ArrayDataset):
         d_mean, d_std = images.mean, images.std
         images = images.images
-    images = images.data if isinstance(images, Tensor) else np.asarray(images, dtype=np.float32)
+    images = images._data if isinstance(images, Tensor) else np.asarray(images, dtype=np.float32)
     if images.ndim != 4:
         raise ValueError(f"predict: images must have shape (N, C, H, W), got {images.shape}")
     model, norm = _model_and_normalizer(model, mean, std, d_mean, d_std)
@@ -188,11 +188,11 @@ def predict(model: nn.Module, images, batch_size: int = 256, mean=None, std=None
             for x, _ in _batches(images, np.zeros(images.shape[0], np.int64), batch_size, norm):
                 logits = model(Tensor(x))
                 _check_logits(logits, x.shape)
-                _check_finite_outputs(model, logits.data, "predict")
+                _check_finite_outputs(model, logits._data, "predict")
                 if isinstance(last, (nn.Softmax, nn.LogSoftmax)):  # the model gives (log-)probabilities
-                    out.append(to_probabilities(logits.data, last).astype(logits.data.dtype))
+                    out.append(to_probabilities(logits._data, last).astype(logits._data.dtype))
                 else:
-                    out.append(_softmax(logits.data))
+                    out.append(_softmax(logits._data))
     finally:
         model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)

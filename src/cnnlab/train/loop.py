@@ -297,7 +297,7 @@ def _make_step(model, opt, label_smoothing: float, clip_grad, group):
         opt.zero_grad()
         if group is None:
             loss.backward()
-            value, right = float(loss.item()), int((logits.data.argmax(axis=1) == y).sum())
+            value, right = float(loss.item()), int((logits._data.argmax(axis=1) == y).sum())
         else:  # this rank's part of the global batch's gradient, summed over the ranks
             value, right = _distributed.backward(group, model, loss, logits, y, n)
         if clip_grad is not None:

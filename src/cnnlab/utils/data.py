@@ -54,7 +54,7 @@ class TensorDataset(Dataset):
 
     def __getitems__(self, indices):
         index = np.asarray(indices, dtype=np.int64)
-        return _Batch(tuple(Tensor(t.data[index]) for t in self.tensors))
+        return _Batch(tuple(Tensor(t._data[index]) for t in self.tensors))
 
     def __len__(self) -> int:
         return self.tensors[0].shape[0]
@@ -144,7 +144,7 @@ def default_collate(batch):
         raise TypeError(f"default_collate: expected a non-empty list of items, got {type(batch).__name__}")
     first = batch[0]
     if isinstance(first, Tensor):
-        return Tensor(np.stack([b.data for b in batch]))
+        return Tensor(np.stack([b._data for b in batch]))
     if isinstance(first, np.ndarray):
         if first.dtype.kind in "OSU":
             raise TypeError(f"default_collate: batch must contain tensors, numbers, dicts or lists; found "
@@ -259,4 +259,4 @@ class DataLoader:
 
 def _unbatch(batch: _Batch, n: int) -> list:
     """A collated batch back to a list of items (for a user ``collate_fn``)."""
-    return [tuple(Tensor(field.data[i]) for field in batch) for i in range(n)]
+    return [tuple(Tensor(field._data[i]) for field in batch) for i in range(n)]

@@ -92,7 +92,7 @@ class ConvertImageDtype:
         self.dtype = np.dtype(dtype)
 
     def __call__(self, image: Tensor) -> Tensor:
-        data = image.data
+        data = image._data
         if data.dtype == np.uint8 and self.dtype.kind == "f":
             return Tensor(data.astype(self.dtype) / self.dtype.type(255))
         return Tensor(data.astype(self.dtype))
@@ -130,7 +130,7 @@ class Normalize:
     def __call__(self, tensor: Tensor) -> Tensor:
         if not isinstance(tensor, Tensor):
             raise TypeError(f"Normalize expects a Tensor image, got {type(tensor).__name__} (use ToTensor first)")
-        out = self.apply(tensor.data)
+        out = self.apply(tensor._data)
         return tensor if self.inplace else Tensor(out)
 
     def __repr__(self) -> str:

@@ -20,9 +20,9 @@ def make_grid(tensor, nrow: int = 8, padding: int = 2, normalize: bool = False, 
     ``value_range`` (default: the batch's min and max; per image with ``scale_each``).  A single
     image comes back as it is (three channels), without a border.
     """
-    images = np.asarray(tensor.data if isinstance(tensor, Tensor) else tensor)
+    images = np.asarray(tensor._data if isinstance(tensor, Tensor) else tensor)
     if isinstance(tensor, (list, tuple)):
-        images = np.stack([np.asarray(t.data if isinstance(t, Tensor) else t) for t in tensor])
+        images = np.stack([np.asarray(t._data if isinstance(t, Tensor) else t) for t in tensor])
     if images.ndim == 2:
         images = images[None]
     if images.ndim == 3:  # one (C, H, W) image

@@ -22,7 +22,7 @@ LAYERS = [
     ("base", ["cnnlab._files", "cnnlab._memory", "cnnlab._schema", "cnnlab._text", "cnnlab.threads",
               "cnnlab.random", "cnnlab.distributed", "cnnlab._device", "cnnlab.preprocessing"]),
     ("tensor", ["cnnlab.tensor", "cnnlab.creation", "cnnlab._reductions", "cnnlab._tensor_methods",
-                ]),
+                "cnnlab.autograd"]),
     ("functional", ["cnnlab.functional"]),
     ("nn", ["cnnlab.nn", "cnnlab.optim", "cnnlab.filters", "cnnlab.serialization", "cnnlab"]),
     ("data", ["cnnlab.data", "cnnlab.utils", "cnnlab.vision", "cnnlab.models"]),

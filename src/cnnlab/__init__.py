@@ -14,14 +14,14 @@ from ._device import device, cuda, accelerator, backends
 from .serialization import save, load
 from .creation import *  # noqa: F401,F403  (tensor, zeros, randn, cat, stack, ...: PyTorch's top level)
 from .creation import __all__ as _creation_names
-from . import functional, nn, optim, filters
+from . import functional, nn, optim, filters, autograd
 
 __version__ = "0.1.0"
 # ``cnnlab.sum``, ``cnnlab.max``, ... exist as ``torch.sum`` does, but ``from cnnlab import *`` leaves the
 # builtins of those names alone
 _BUILTIN_NAMES = {"sum", "max", "min", "abs", "pow", "float", "int", "bool"}
 __all__ = ["Tensor", "Size", "no_grad", "enable_grad", "inference_mode", "set_grad_enabled",
-           "is_grad_enabled", "functional", "nn", "optim", "filters", "__version__", "manual_seed", "Generator",
+           "is_grad_enabled", "autograd", "functional", "nn", "optim", "filters", "__version__", "manual_seed", "Generator",
            "set_num_threads", "get_num_threads", "device", "cuda", "accelerator", "backends", "save", "load", *(n for n in _creation_names if n not in _BUILTIN_NAMES)]
 
 # PyTorch's dtype names, as NumPy dtypes (``cnnlab.float32``, ``cnnlab.long``, ...).  Last, because

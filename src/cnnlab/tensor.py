@@ -522,44 +522,7 @@ class Tensor:
             if grad.shape != self.shape:
                 raise ValueError(f"grad must have the output's shape {self.shape}, got {grad.shape}")
 
-        order: list[Tensor] = []
-        seen: set[int] = set()
-        stack = [(self, False)]
-        while stack:  # iterative post-order DFS (deep graphs must not hit the recursion limit)
-            node, done = stack.pop()
-            if done:
-                order.append(node)
-                continue
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            stack.append((node, True))
-            for parent in node._parents:
-                if parent.requires_grad and id(parent) not in seen:
-                    stack.append((parent, False))
-
-        grads: dict[int, np.ndarray] = {id(self): grad}
-        keep = bool(retain_graph)
-        for node in reversed(order):
-            g = grads.pop(id(node), None)
-            if g is None:
-                continue
-            if node._backward is None:
-                if node._grad is None:
-                    node._grad = Tensor(g.copy(order="K"))
-                else:
-                    node._grad = Tensor(node._grad._data + g)
-                continue
-            backward = node._backward
-            if not keep:  # free what the op saved for its backward, as PyTorch does
-                node._backward = _freed_backward
-            for parent, pg in zip(node._parents, backward(g)):
-                if pg is None or not parent.requires_grad:
-                    continue
-                if pg.dtype != parent._data.dtype:  # mixed precision: gradients take their input's dtype
-                    pg = pg.astype(parent._data.dtype)
-                key = id(parent)
-                grads[key] = pg if key not in grads else grads[key] + pg
+        _backpropagate([(self, grad)], keep=bool(retain_graph))
 
     def zero_grad(self) -> None:
         self.grad = None
@@ -1273,6 +1236,63 @@ def _rebind(t: Tensor, op, other) -> Tensor:
         raise RuntimeError(_LEAF_IN_PLACE)
     return op(t, other)
 
+
+
+def _graph_order(roots) -> list:
+    """Every tensor that requires grad reachable from ``roots``, parents before children (an
+    iterative post-order DFS: deep graphs must not hit the recursion limit)."""
+    order: list = []
+    seen: set = set()
+    for root in roots:
+        stack = [(root, False)]
+        while stack:
+            node, done = stack.pop()
+            if done:
+                order.append(node)
+                continue
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            stack.append((node, True))
+            for parent in node._parents:
+                if parent.requires_grad and id(parent) not in seen:
+                    stack.append((parent, False))
+    return order
+
+
+def _backpropagate(seeds, keep: bool, capture=None) -> dict:
+    """Send the gradients ``seeds`` (``[(tensor, ndarray)]``) back through their graph.
+
+    Without ``capture`` every leaf that requires grad accumulates its gradient into ``.grad``
+    (``backward``).  With ``capture`` (a set of ``id()`` values) no ``.grad`` changes: the gradients of
+    those tensors, leaves or not, are returned by ``id`` (``autograd.grad``).  Unless ``keep``,
+    the ops' saved values are released on the way."""
+    grads: dict = {}
+    for tensor, g in seeds:
+        key = id(tensor)
+        grads[key] = g if key not in grads else grads[key] + g
+    captured: dict = {}
+    for node in reversed(_graph_order([t for t, _ in seeds])):
+        g = grads.pop(id(node), None)
+        if g is None:
+            continue
+        if capture is not None and id(node) in capture:
+            captured[id(node)] = g
+        if node._backward is None:
+            if capture is None:
+                node._grad = Tensor(g.copy(order="K")) if node._grad is None else Tensor(node._grad._data + g)
+            continue
+        backward = node._backward
+        if not keep:  # free what the op saved for its backward, as PyTorch does
+            node._backward = _freed_backward
+        for parent, pg in zip(node._parents, backward(g)):
+            if pg is None or not parent.requires_grad:
+                continue
+            if pg.dtype != parent._data.dtype:  # mixed precision: gradients take their input's dtype
+                pg = pg.astype(parent._data.dtype)
+            key = id(parent)
+            grads[key] = pg if key not in grads else grads[key] + pg
+    return captured
 
 def _writable(t: Tensor) -> np.ndarray:
     if not t._data.flags.writeable:  # e.g. a broadcast view: take an own copy first
